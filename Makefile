@@ -1,0 +1,25 @@
+# The two commands of the README: `make run` (the whole default sweep) and `make test` (the suite).
+# Tests build in release with -enable-testing: the engine's element loops are many times slower in debug.
+SWIFT_FLAGS ?= -c release
+TEST_FLAGS ?= -c release -Xswiftc -enable-testing
+
+.PHONY: deps build run test bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	swift build $(SWIFT_FLAGS)
+
+run: build
+	.build/release/ranksweep run
+
+test: deps
+	swift build $(TEST_FLAGS) --build-tests
+	swift test $(TEST_FLAGS) --skip-build
+
+bench: build
+	.build/release/ranksweep bench engine
+
+clean:
+	rm -rf .build

@@ -1,0 +1,22 @@
+#ifndef CSUPPORT_H
+#define CSUPPORT_H
+/* Tiny process-level helpers that Swift 6 cannot express safely (global C state). */
+
+/* Make stdout and stderr line-buffered so a killed process does not lose its last log lines. */
+void csupport_line_buffer_stdio(void);
+
+/* 1 when the file descriptor is a terminal. */
+int csupport_isatty(int fd);
+
+/* Install handlers for SIGINT and SIGTERM that only set a flag; returns 0 on success. */
+int csupport_install_stop_handlers(void);
+
+/* The signal number that asked us to stop (0 when none). Async-signal-safe flag. */
+int csupport_stop_requested(void);
+
+/* Clears the stop flag (tests). */
+void csupport_clear_stop(void);
+
+/* Peak resident set size of this process in bytes (getrusage). */
+long long csupport_peak_rss_bytes(void);
+#endif

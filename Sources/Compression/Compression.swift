@@ -1,0 +1,1 @@
+// Compression module: see DESIGN.md
