@@ -1,0 +1,13 @@
+import CSupport
+import Foundation
+
+/// Process entry: pick OpenBLAS's fast kernels (by re-exec, since the library reads its environment
+/// when it loads), make logs line-buffered, then hand over to the command parser.
+@main
+enum Entry {
+    static func main() {
+        BLASEnvironment.reexecIfUseful()
+        csupport_line_buffer_stdio()
+        RankSweep.main()
+    }
+}
