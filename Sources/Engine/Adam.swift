@@ -1,0 +1,49 @@
+/// Adam as Keras 3 implements it (beta1 0.9, beta2 0.999, epsilon 1e-7 added to sqrt(v)):
+/// ```
+/// alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+/// m += (g - m)(1 - beta1);  v += (g^2 - v)(1 - beta2);  w -= alpha m / (sqrt(v) + eps)
+/// ```
+/// The moments are kept per parameter, aligned with the list given at construction.
+public final class Adam {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float
+    public private(set) var step = 0
+    private let parameters: [Parameter]
+    private var m: [[Float]], v: [[Float]]
+
+    public init(parameters: [Parameter], learningRate: Float = 1e-3,
+                beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) {
+        precondition(parameters.allSatisfy(\.trainable), "Adam: every parameter must be trainable")
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        m = parameters.map { [Float](repeating: 0, count: $0.value.count) }
+        v = m
+    }
+
+    /// One update from the gradients currently held by the parameters.
+    public func update() {
+        step += 1
+        let t = Double(step)
+        let alpha = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        for (index, p) in parameters.enumerated() {
+            p.value.storage.withUnsafeMutableBufferPointer { w in
+                p.grad.storage.withUnsafeBufferPointer { g in
+                    m[index].withUnsafeMutableBufferPointer { mb in
+                        v[index].withUnsafeMutableBufferPointer { vb in
+                            for i in 0..<w.count {
+                                let gi = g[i]
+                                mb[i] += (gi - mb[i]) * (1 - b1)
+                                vb[i] += (gi * gi - vb[i]) * (1 - b2)
+                                w[i] -= alpha * mb[i] / (vb[i].squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func pow(_ x: Double, _ y: Double) -> Double { _exp(y * _log(x)) }
+}

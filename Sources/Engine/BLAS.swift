@@ -1,0 +1,36 @@
+import CBLAS
+
+/// Thin, row-major wrappers over OpenBLAS. Every matrix product in the engine goes through `gemm`.
+public enum BLAS {
+    /// C (m x n) = alpha * op(A) * op(B) + beta * C, all row-major.
+    /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored.
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false,
+                            m: Int, n: Int, k: Int,
+                            alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Threads OpenBLAS uses from now on. Record it with every timing.
+    public static func setThreads(_ n: Int) {
+        precondition(n >= 1, "BLAS.setThreads: need at least one thread, got \(n)")
+        openblas_set_num_threads(Int32(n))
+    }
+
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The kernel family OpenBLAS picked at load time (e.g. "SkylakeX", "Haswell").
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+}

@@ -1,0 +1,71 @@
+/// Segmentation losses on probabilities `p` and binary targets `y` of the same shape.
+///
+/// Exactly as the Keras reference (../shared/golden/README.md):
+/// ```
+/// p_c  = clip(p, 1e-7, 1 - 1e-7)
+/// bce  = mean over all elements of -(y log p_c + (1 - y) log(1 - p_c))
+/// dice = (2 sum(y p) + 1) / (sum(y) + sum(p) + 1)      sums over the whole batch
+/// ```
+/// The gradient of the clip is zero outside the clip range (as TensorFlow's `clip_by_value`).
+public enum Loss: String, Codable, Sendable, CaseIterable {
+    case bce
+    case dice
+    /// bce + (1 - dice), the default.
+    case bceDice = "bce+dice"
+
+    public static let clipEpsilon: Float = 1e-7
+    public static let diceSmooth: Double = 1
+
+    /// The loss value and dLoss/dp.
+    public func evaluate(probabilities p: Tensor, targets y: Tensor) -> (loss: Float, gradient: Tensor) {
+        precondition(p.shape == y.shape, "Loss: predictions \(p.shape) and targets \(y.shape) differ")
+        let n = p.count
+        var grad = Tensor.zeros(p.shape)
+        var bce = 0.0
+        var intersection = 0.0, sumY = 0.0, sumP = 0.0
+        let eps = Loss.clipEpsilon
+        p.storage.withUnsafeBufferPointer { pb in
+            y.storage.withUnsafeBufferPointer { yb in
+                for i in 0..<n {
+                    let pi = pb[i], yi = yb[i]
+                    intersection += Double(yi * pi); sumY += Double(yi); sumP += Double(pi)
+                    if self != .dice {
+                        let pc = min(max(pi, eps), 1 - eps)
+                        bce -= Double(yi * _logf(pc) + (1 - yi) * _logf(1 - pc))
+                    }
+                }
+            }
+        }
+        bce /= Double(n)
+        let denominator = sumY + sumP + Loss.diceSmooth
+        let dice = (2 * intersection + Loss.diceSmooth) / denominator
+        grad.storage.withUnsafeMutableBufferPointer { gb in
+            p.storage.withUnsafeBufferPointer { pb in
+                y.storage.withUnsafeBufferPointer { yb in
+                    let invN = 1 / Float(n)
+                    // d(1 - dice)/dp_i = -(2 y_i D - (2I + s)) / D^2
+                    let a = Float(2 / denominator)
+                    let b = Float((2 * intersection + Loss.diceSmooth) / (denominator * denominator))
+                    for i in 0..<n {
+                        var g: Float = 0
+                        if self != .dice {
+                            let pi = pb[i]
+                            if pi > eps && pi < 1 - eps {
+                                g += (-(yb[i] / pi) + (1 - yb[i]) / (1 - pi)) * invN
+                            }
+                        }
+                        if self != .bce { g += -(a * yb[i] - b) }
+                        gb[i] = g
+                    }
+                }
+            }
+        }
+        let loss: Double
+        switch self {
+        case .bce: loss = bce
+        case .dice: loss = 1 - dice
+        case .bceDice: loss = bce + (1 - dice)
+        }
+        return (Float(loss), grad)
+    }
+}

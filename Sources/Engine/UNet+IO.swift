@@ -1,0 +1,70 @@
+import Foundation
+
+/// Saving and loading a U-Net as safetensors. Tensor names follow the Keras reference
+/// (`enc0_conv1.kernel`, `enc0_bn1.moving_mean`, `up1.kernel`, …); a factorised convolution is
+/// saved as `NAME.a.kernel`, `NAME.b.kernel`, `NAME.b.bias`. The metadata holds the architecture
+/// (`ranksweep.architecture`, JSON of `UNetConfig`) plus any caller-supplied entries, so a file is
+/// self-describing and loads into the right shape without flags.
+extension UNet {
+    public static let architectureKey = "ranksweep.architecture"
+    public static let formatKey = "ranksweep.format"
+
+    /// Every tensor by its saved name.
+    public var stateDictionary: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
+    }
+
+    public func save(to path: String, metadata extra: [String: String] = [:]) throws {
+        let config = try JSONEncoder().encode(self.config)
+        var metadata = extra
+        metadata[UNet.architectureKey] = String(decoding: config, as: UTF8.self)
+        metadata[UNet.formatKey] = "ranksweep-unet-1"
+        try SafeTensors.write(stateDictionary, metadata: metadata, to: path)
+    }
+
+    /// Loads a model written by `save`: builds the architecture from the metadata, swaps in
+    /// factorised convolutions where the file has them, and checks every tensor's presence and
+    /// shape. Returns the model and the file's metadata.
+    public static func load(path: String) throws -> (model: UNet, metadata: [String: String]) {
+        let (tensors, metadata) = try SafeTensors.read(path: path)
+        guard let json = metadata[architectureKey] else {
+            throw ModelFileError(path: path, reason: "not a ranksweep U-Net (no \(architectureKey) in its metadata)")
+        }
+        guard let config = try? JSONDecoder().decode(UNetConfig.self, from: Data(json.utf8)) else {
+            throw ModelFileError(path: path, reason: "unreadable architecture in metadata: \(json)")
+        }
+        if let problem = config.problem { throw ModelFileError(path: path, reason: "bad architecture: \(problem)") }
+        let model = UNet(config: config, seed: 0)
+        try model.assign(tensors, path: path)
+        return (model, metadata)
+    }
+
+    /// Sets every weight from `tensors` (names as saved), factorising slots where the tensors say so.
+    /// Throws naming the first missing, unexpected or wrongly shaped tensor.
+    public func assign(_ tensors: [String: Tensor], path: String) throws {
+        func fail(_ reason: String) -> ModelFileError { ModelFileError(path: path, reason: reason) }
+        for conv in convolutions {
+            let name = conv.name
+            if let a = tensors["\(name).a.kernel"], let b = tensors["\(name).b.kernel"] {
+                guard a.rank == 4, b.rank == 4, a.shape[0] == conv.kernelHeight, a.shape[1] == conv.kernelWidth,
+                      a.shape[2] == conv.inChannels, b.shape == [1, 1, a.shape[3], conv.outChannels], a.shape[3] >= 1 else {
+                    throw fail("factorised layer \(name) has kernels \(a.shape) and \(b.shape), which do not fit \(conv.kernelHeight)x\(conv.kernelWidth) \(conv.inChannels)->\(conv.outChannels)")
+                }
+                replaceConvolution(named: name, with: LowRankConv2D(
+                    name: name, firstKernel: a, secondKernel: b, bias: tensors["\(name).b.bias"], workspace: workspace))
+            }
+        }
+        let expected = parameters
+        let expectedNames = Set(expected.map(\.name))
+        for p in expected {
+            guard let t = tensors[p.name] else { throw fail("missing tensor '\(p.name)'") }
+            guard t.shape == p.value.shape else {
+                throw fail("tensor '\(p.name)' has shape \(t.shape), the architecture needs \(p.value.shape)")
+            }
+            p.value = t
+        }
+        if let extra = tensors.keys.sorted().first(where: { !expectedNames.contains($0) }) {
+            throw fail("unexpected tensor '\(extra)' for this architecture")
+        }
+    }
+}

@@ -1,0 +1,167 @@
+/// The U-Net of the seed pipeline (Keras reference in ANCHORS.md), for binary segmentation.
+///
+/// Input NHWC `(n, s, s, inputChannels)` with s a multiple of 2^depth; output `(n, s, s, 1)`,
+/// probabilities after a sigmoid.
+/// - Encoder level L (0..<depth): `ConvBlock enc{L}` (filters base*2^L), then MaxPool 2x2.
+/// - Bottleneck: `ConvBlock bottleneck` (base*2^depth filters).
+/// - Decoder level L (depth-1...0): `up{L}` ConvTranspose 2x2/2 to base*2^L filters, concat
+///   `[upsampled, skip]`, `ConvBlock dec{L}`.
+/// - Head: `head` Conv 1x1 to 1 channel, sigmoid.
+/// Initialisation: 3x3 convolutions He normal (they feed ReLUs); transposed convolutions and the
+/// head Glorot uniform (the Keras default); biases zero; BatchNorm gamma 1, beta 0.
+public final class UNet {
+    public let config: UNetConfig
+    public let workspace: Workspace
+    public let encoders: [ConvBlock]
+    let pools: [MaxPool2D]
+    public let bottleneck: ConvBlock
+    /// `ups[L]` and `decoders[L]` belong to level L (run from depth-1 down to 0).
+    public let ups: [ConvTranspose2D]
+    public let decoders: [ConvBlock]
+    public var head: any ConvolutionLayer
+    let sigmoid = Sigmoid(name: "head_sigmoid")
+
+    public init(config: UNetConfig, seed: UInt64, workspace: Workspace = Workspace()) {
+        precondition(config.problem == nil, "UNet: \(config.problem ?? "")")
+        self.config = config
+        self.workspace = workspace
+        var rng = SeededGenerator(seed: seed)
+        var encoders: [ConvBlock] = []
+        var pools: [MaxPool2D] = []
+        var channels = config.inputChannels
+        for level in 0..<config.depth {
+            encoders.append(ConvBlock(prefix: "enc\(level)", inChannels: channels, filters: config.filters(level: level),
+                                      momentum: config.bnMomentum, rng: &rng, workspace: workspace))
+            pools.append(MaxPool2D(name: "pool\(level)"))
+            channels = config.filters(level: level)
+        }
+        bottleneck = ConvBlock(prefix: "bottleneck", inChannels: channels, filters: config.bottleneckFilters,
+                               momentum: config.bnMomentum, rng: &rng, workspace: workspace)
+        channels = config.bottleneckFilters
+        var ups = [ConvTranspose2D?](repeating: nil, count: config.depth)
+        var decoders = [ConvBlock?](repeating: nil, count: config.depth)
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            let f = config.filters(level: level)
+            ups[level] = ConvTranspose2D(name: "up\(level)", inChannels: channels, outChannels: f,
+                                         initializer: .glorotUniform, rng: &rng, workspace: workspace)
+            decoders[level] = ConvBlock(prefix: "dec\(level)", inChannels: 2 * f, filters: f,
+                                        momentum: config.bnMomentum, rng: &rng, workspace: workspace)
+            channels = f
+        }
+        head = Conv2D(name: "head", kernelSize: 1, inChannels: channels, outChannels: 1,
+                      initializer: .glorotUniform, rng: &rng, workspace: workspace)
+        self.encoders = encoders
+        self.pools = pools
+        self.ups = ups.map { $0! }
+        self.decoders = decoders.map { $0! }
+    }
+
+    /// Every block in forward order (encoders, bottleneck, decoders from the deepest level).
+    public var blocks: [ConvBlock] { encoders + [bottleneck] + decoders.reversed() }
+
+    public var batchNorms: [BatchNorm] { blocks.flatMap(\.batchNorms) }
+
+    /// Every convolution slot that compression may factorise, in forward order, with the head last.
+    public var convolutions: [any ConvolutionLayer] { blocks.flatMap { [$0.conv1, $0.conv2] } + [head] }
+
+    /// Every weight in a stable order (forward order of layers).
+    public var parameters: [Parameter] {
+        var result: [Parameter] = []
+        for level in 0..<config.depth { result += encoders[level].layers.flatMap(\.parameters) }
+        result += bottleneck.layers.flatMap(\.parameters)
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            result += ups[level].parameters + decoders[level].layers.flatMap(\.parameters)
+        }
+        return result + head.parameters
+    }
+
+    public var trainableParameters: [Parameter] { parameters.filter(\.trainable) }
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+    public var trainableParameterCount: Int { trainableParameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Forward FLOPs (2 x multiply-adds of convolutions and transposed convolutions) per image.
+    public func flopsPerImage(height: Int, width: Int) -> Int {
+        var total = 0
+        var (h, w) = (height, width)
+        for level in 0..<config.depth {
+            total += encoders[level].conv1.flops(height: h, width: w) + encoders[level].conv2.flops(height: h, width: w)
+            h /= 2; w /= 2
+        }
+        total += bottleneck.conv1.flops(height: h, width: w) + bottleneck.conv2.flops(height: h, width: w)
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            total += ups[level].flops(height: h, width: w)
+            h *= 2; w *= 2
+            total += decoders[level].conv1.flops(height: h, width: w) + decoders[level].conv2.flops(height: h, width: w)
+        }
+        return total + head.flops(height: h, width: w)
+    }
+
+    /// Replace the convolution named `name` (e.g. "enc1_conv2") by `layer` with the same channels.
+    public func replaceConvolution(named name: String, with layer: any ConvolutionLayer) {
+        for block in blocks {
+            if block.conv1.name == name { check(block.conv1, layer); block.conv1 = layer; return }
+            if block.conv2.name == name { check(block.conv2, layer); block.conv2 = layer; return }
+        }
+        if head.name == name { check(head, layer); head = layer; return }
+        preconditionFailure("UNet.replaceConvolution: no convolution named \(name)")
+    }
+
+    private func check(_ old: any ConvolutionLayer, _ new: any ConvolutionLayer) {
+        precondition(old.inChannels == new.inChannels && old.outChannels == new.outChannels
+                     && old.kernelHeight == new.kernelHeight && old.kernelWidth == new.kernelWidth,
+                     "UNet.replaceConvolution: \(new.name) does not fit the slot of \(old.name)")
+    }
+
+    // Kept by forward for backward: channel count of each upsampled tensor before concat.
+    private var upChannels: [Int] = []
+
+    /// Probabilities `(n, h, w, 1)` for a batch `x`. `training` selects batch statistics in BatchNorm.
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let multiple = 1 << config.depth
+        precondition(x.rank == 4 && x.shape[3] == config.inputChannels
+                     && x.shape[1] % multiple == 0 && x.shape[2] % multiple == 0,
+                     "UNet: input \(x.shape) must be NHWC with \(config.inputChannels) channels and sides a multiple of \(multiple)")
+        var skips: [Tensor] = []
+        var h = x
+        for level in 0..<config.depth {
+            let s = encoders[level].forward(h, training: training)
+            skips.append(s)
+            h = pools[level].forward(s, training: training)
+        }
+        h = bottleneck.forward(h, training: training)
+        upChannels = [Int](repeating: 0, count: config.depth)
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            let u = ups[level].forward(h, training: training)
+            upChannels[level] = u.shape[3]
+            h = decoders[level].forward(Concat.channels(u, skips[level]), training: training)
+        }
+        return sigmoid.forward(head.forward(h, training: training), training: training)
+    }
+
+    /// Backpropagates dLoss/dProbabilities through the last forward; accumulates every gradient.
+    @discardableResult
+    public func backward(_ dProbabilities: Tensor) -> Tensor {
+        var d = head.backward(sigmoid.backward(dProbabilities))
+        var dSkips = [Tensor?](repeating: nil, count: config.depth)
+        for level in 0..<config.depth {
+            let dCat = decoders[level].backward(d)
+            let (dUp, dSkip) = Concat.split(dCat, firstChannels: upChannels[level])
+            dSkips[level] = dSkip
+            d = ups[level].backward(dUp)
+        }
+        d = bottleneck.backward(d)
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            d = pools[level].backward(d)
+            // The skip feeds both the pool and the decoder: gradients add.
+            d.storage.withUnsafeMutableBufferPointer { db in
+                dSkips[level]!.storage.withUnsafeBufferPointer { sb in
+                    for i in 0..<db.count { db[i] += sb[i] }
+                }
+            }
+            d = encoders[level].backward(d)
+        }
+        return d
+    }
+
+    public func zeroGradients() { for p in trainableParameters { p.zeroGrad() } }
+}

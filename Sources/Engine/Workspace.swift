@@ -1,0 +1,35 @@
+/// Scratch memory shared by the convolutions of one model (im2col columns and their gradients).
+///
+/// It bounds memory: a convolution processes its batch in chunks of output pixels so that the
+/// columns never exceed `capacityFloats`, whatever the batch and image size. One model, one owner
+/// thread, one workspace — it is not thread-safe and is never shared between models.
+public final class Workspace {
+    /// Upper bound on one scratch buffer, in floats (default 8 Mi floats = 32 MiB).
+    public let capacityFloats: Int
+    private var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil]
+    private var sizes: [Int] = [0, 0]
+
+    public init(capacityFloats: Int = 8 << 20) {
+        precondition(capacityFloats > 0, "Workspace: capacity must be positive")
+        self.capacityFloats = capacityFloats
+    }
+
+    deinit {
+        for b in buffers { b?.deallocate() }
+    }
+
+    /// Scratch buffer `slot` (0 or 1) of at least `count` floats, contents undefined.
+    public func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        if sizes[slot] < count || buffers[slot] == nil {
+            buffers[slot]?.deallocate()
+            buffers[slot] = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            sizes[slot] = count
+        }
+        return buffers[slot]!
+    }
+
+    /// Rows of a `rows x rowLength` matrix that fit in one buffer (at least one).
+    public func rowsPerChunk(rowLength: Int, rows: Int) -> Int {
+        max(1, min(rows, capacityFloats / max(rowLength, 1)))
+    }
+}

@@ -1,0 +1,68 @@
+import XCTest
+@testable import Engine
+
+/// A whole tiny U-Net (depth 2, filters 4/8/16, input 16x16x3, batch 2) against Keras:
+/// inference and training outputs, the loss, every gradient, and one Adam step.
+/// Tolerance about 1e-4 (TensorFlow's oneDNN sums in another order), per the golden README.
+final class GoldenUNetTests: XCTestCase {
+    func makeModel() throws -> UNet {
+        let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 4, depth: 2), seed: 1)
+        try model.assign(try golden("unet_tiny/weights.safetensors"), path: "unet_tiny/weights.safetensors")
+        return model
+    }
+
+    func testOutputsAndLossMatchKeras() throws {
+        let io = try golden("unet_tiny/io.safetensors")
+        let model = try makeModel()
+        let inference = model.forward(io["x"]!, training: false)
+        let inferErr = maxRelativeError(inference, io["infer_out"]!)
+        let train = model.forward(io["x"]!, training: true)
+        let trainErr = maxRelativeError(train, io["train_out"]!)
+        let loss = Loss.bceDice.evaluate(probabilities: train, targets: io["y"]!).loss
+        print("golden unet: inference \(inferErr), training \(trainErr), loss \(loss) vs \(io["loss"]!.storage[0])")
+        XCTAssertLessThan(inferErr, 1e-4)
+        XCTAssertLessThan(trainErr, 1e-4)
+        XCTAssertEqual(loss, io["loss"]!.storage[0], accuracy: 1e-4 * max(1, abs(loss)))
+    }
+
+    func testEveryGradientMatchesKeras() throws {
+        let io = try golden("unet_tiny/io.safetensors")
+        let grads = try golden("unet_tiny/grads.safetensors")
+        let model = try makeModel()
+        let p = model.forward(io["x"]!, training: true)
+        model.zeroGradients()
+        model.backward(Loss.bceDice.evaluate(probabilities: p, targets: io["y"]!).gradient)
+        var worst: Float = 0
+        for param in model.trainableParameters {
+            guard let expected = grads[param.name] else { XCTFail("golden lacks \(param.name)"); continue }
+            // Compare relative to the tensor's own scale. Biases of convolutions followed by BatchNorm
+            // have a true gradient of zero (the batch mean cancels them; Keras gives ~1e-8 noise), so
+            // the scale has a floor of 1e-4, well below every real gradient here (>= 1e-2).
+            let scale = max(expected.storage.map(abs).max() ?? 0, 1e-4)
+            let err = param.grad.maxAbsDifference(expected) / scale
+            worst = max(worst, err)
+            XCTAssertLessThan(err, 1e-3, "\(param.name): error relative to tensor scale \(err)")
+        }
+        XCTAssertEqual(model.trainableParameters.count, grads.count)
+        print("golden unet gradients: worst error relative to tensor scale \(worst)")
+    }
+
+    func testOneAdamStepMatchesKeras() throws {
+        let io = try golden("unet_tiny/io.safetensors")
+        let after = try golden("unet_tiny/after_step.safetensors")
+        let model = try makeModel()
+        let adam = Adam(parameters: model.trainableParameters, learningRate: 1e-3)
+        let p = model.forward(io["x"]!, training: true)
+        model.zeroGradients()
+        model.backward(Loss.bceDice.evaluate(probabilities: p, targets: io["y"]!).gradient)
+        adam.update()
+        var worst: Float = 0
+        for param in model.parameters {
+            guard let expected = after[param.name] else { XCTFail("golden lacks \(param.name)"); continue }
+            let err = maxRelativeError(param.value, expected)
+            worst = max(worst, err)
+            XCTAssertLessThan(err, 1e-4, param.name)
+        }
+        print("golden unet after one Adam step: worst relative error \(worst)")
+    }
+}
