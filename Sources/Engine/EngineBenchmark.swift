@@ -1,0 +1,90 @@
+import CSupport
+import Foundation
+
+/// Measures the engine against the machine's own sgemm ceiling (see ANCHORS.md for TensorFlow's
+/// figures on this machine kind). Quote medians; the machines are noisy.
+public enum EngineBenchmark {
+    public struct ModelFigures: Sendable {
+        public var name: String
+        public var imageSize: Int, baseFilters: Int, batch: Int
+        public var parameters: Int, trainableParameters: Int
+        public var forwardGFLOPPerImage: Double
+        public var trainStepSeconds: [Double]
+        public var inferBatchSeconds: [Double]
+
+        public var medianTrainStep: Double { median(trainStepSeconds) }
+        public var trainingImagesPerSecond: Double { Double(batch) / medianTrainStep }
+        public var inferenceImagesPerSecond: Double { inferBatchSeconds.isEmpty ? 0 : Double(batch) / median(inferBatchSeconds) }
+        /// Training counts 3x the forward FLOPs (forward, input gradient, weight gradient).
+        public var trainingGFLOPPerSecond: Double { 3 * forwardGFLOPPerImage * trainingImagesPerSecond }
+        public var inferenceGFLOPPerSecond: Double { forwardGFLOPPerImage * inferenceImagesPerSecond }
+    }
+
+    /// Best-of-`runs` sgemm rate at n x n x n, in GFLOP/s.
+    public static func sgemmPeak(n: Int = 2048, runs: Int = 5) -> [Double] {
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var rates: [Double] = []
+        for _ in 0..<runs {
+            let start = monotonicSeconds()
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                BLAS.gemm(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+            } } }
+            rates.append(2 * Double(n) * Double(n) * Double(n) / (monotonicSeconds() - start) / 1e9)
+        }
+        return rates
+    }
+
+    /// Times `trainSteps` training steps (forward, loss, backward, Adam) and `inferBatches`
+    /// inference batches on random data, after one warm-up of each.
+    public static func measure(name: String, imageSize: Int, baseFilters: Int, depth: Int = 4, batch: Int,
+                               trainSteps: Int, inferBatches: Int, progress: (String) -> Void = { _ in }) -> ModelFigures {
+        let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: baseFilters, depth: depth), seed: 1)
+        let adam = Adam(parameters: model.trainableParameters, learningRate: 1e-4)
+        var rng = SeededGenerator(seed: 2)
+        var x = Tensor.zeros([batch, imageSize, imageSize, 3])
+        for i in 0..<x.count { x.storage[i] = rng.nextUniform() }
+        var y = Tensor.zeros([batch, imageSize, imageSize, 1])
+        for i in 0..<y.count where rng.nextUniform() < 0.3 { y.storage[i] = 1 }
+        func trainStep() {
+            model.zeroGradients()
+            let p = model.forward(x, training: true)
+            model.backward(Loss.bceDice.evaluate(probabilities: p, targets: y).gradient)
+            adam.update()
+        }
+        var figures = ModelFigures(name: name, imageSize: imageSize, baseFilters: baseFilters, batch: batch,
+                                   parameters: model.parameterCount, trainableParameters: model.trainableParameterCount,
+                                   forwardGFLOPPerImage: Double(model.flopsPerImage(height: imageSize, width: imageSize)) / 1e9,
+                                   trainStepSeconds: [], inferBatchSeconds: [])
+        trainStep()
+        for i in 0..<trainSteps {
+            let start = monotonicSeconds()
+            trainStep()
+            figures.trainStepSeconds.append(monotonicSeconds() - start)
+            progress("\(name): training step \(i + 1)/\(trainSteps) \(String(format: "%.3f", figures.trainStepSeconds.last!)) s")
+        }
+        if inferBatches > 0 { _ = model.forward(x, training: false) }
+        for _ in 0..<inferBatches {
+            let start = monotonicSeconds()
+            _ = model.forward(x, training: false)
+            figures.inferBatchSeconds.append(monotonicSeconds() - start)
+        }
+        return figures
+    }
+
+    public static var peakRSSBytes: Int64 { Int64(csupport_peak_rss_bytes()) }
+}
+
+/// Seconds from a monotonic clock.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median of a non-empty list (mean of the middle two for even counts).
+public func median(_ values: [Double]) -> Double {
+    precondition(!values.isEmpty, "median of an empty list")
+    let s = values.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `ranksweep bench engine`: the engine's speed on the reference U-Nets next to this machine's
+/// own sgemm ceiling, measured in the same run.
+struct BenchEngine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Benchmark training and inference of unet-small and unet-paper against the sgemm peak.")
+
+    @Option(help: "Timed training steps for unet-small.") var steps = 10
+    @Option(help: "Timed training steps for unet-paper (0 skips it).") var paperSteps = 3
+    @Option(help: "BLAS threads (default: OpenBLAS's own choice, normally all cores).") var threads: Int?
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard paperSteps >= 0 else { throw ValidationError("--paper-steps cannot be negative") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if let threads { BLAS.setThreads(threads) }
+        print("OpenBLAS core \(BLAS.coreName), \(BLAS.threads) threads")
+        let peak = EngineBenchmark.sgemmPeak()
+        let peakMedian = median(peak)
+        print(String(format: "sgemm 2048^3: median %.0f GFLOP/s (best %.0f)", peakMedian, peak.max()!))
+        let small = EngineBenchmark.measure(name: "unet-small", imageSize: 128, baseFilters: 16, batch: 8,
+                                            trainSteps: steps, inferBatches: max(5, steps))
+        print("unet-small 128x128x3 base 16 depth 4, batch 8:")
+        print("  parameters \(small.parameters) (\(small.trainableParameters) trainable), forward \(String(format: "%.3f", small.forwardGFLOPPerImage)) GFLOP/image")
+        print(String(format: "  training  %.1f images/s (median step %.3f s, min %.3f, max %.3f), %.0f GFLOP/s = %.0f%% of sgemm peak",
+                     small.trainingImagesPerSecond, small.medianTrainStep, small.trainStepSeconds.min()!, small.trainStepSeconds.max()!,
+                     small.trainingGFLOPPerSecond, 100 * small.trainingGFLOPPerSecond / peakMedian))
+        print(String(format: "  inference %.1f images/s, %.0f GFLOP/s = %.0f%% of sgemm peak",
+                     small.inferenceImagesPerSecond, small.inferenceGFLOPPerSecond, 100 * small.inferenceGFLOPPerSecond / peakMedian))
+        print(String(format: "  peak RSS so far %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
+        print("  TensorFlow 2.21 on this machine kind (ANCHORS.md): training 49.6 images/s median, inference 123 images/s")
+        if paperSteps > 0 {
+            let paper = EngineBenchmark.measure(name: "unet-paper", imageSize: 256, baseFilters: 64, batch: 4,
+                                                trainSteps: paperSteps, inferBatches: 0)
+            print("unet-paper 256x256x3 base 64 depth 4, batch 4:")
+            print("  parameters \(paper.parameters), forward \(String(format: "%.2f", paper.forwardGFLOPPerImage)) GFLOP/image")
+            print(String(format: "  training step %.2f s median (%.2f s per image), %.0f GFLOP/s = %.0f%% of sgemm peak",
+                         paper.medianTrainStep, paper.medianTrainStep / 4, paper.trainingGFLOPPerSecond,
+                         100 * paper.trainingGFLOPPerSecond / peakMedian))
+            print("  TensorFlow 2.21 (ANCHORS.md): 3.60 s per step")
+        }
+        print(String(format: "peak RSS %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print figures (never timed assertions).",
+        subcommands: [BenchEngine.self])
+}
