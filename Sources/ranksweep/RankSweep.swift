@@ -8,6 +8,7 @@ struct RankSweep: ParsableCommand {
         abstract: "Train a U-Net, compress it by low-rank factorisation, and sweep ranks across hosts.",
         subcommands: [
             Version.self,
+            Dataset.self,
         ]
     )
 }
