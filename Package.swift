@@ -21,11 +21,13 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CSupport"),
+        // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
+        .target(name: "CPNGSupport", dependencies: ["CPNG"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["CBLAS", "CSupport"]),
         // PNG codec, dataset folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Engine", "CPNG"]),
+        .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).

@@ -9,6 +9,7 @@ struct RankSweep: ParsableCommand {
         subcommands: [
             Version.self,
             Bench.self,
+            Dataset.self,
         ]
     )
 }

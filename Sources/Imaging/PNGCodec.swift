@@ -1,0 +1,164 @@
+import CPNGSupport
+import Engine
+import Foundation
+
+/// Reads and writes PNG files through libpng, as float tensors in [0, 1].
+///
+/// Values are the *stored* samples scaled by the depth's full scale (value / 255 or value / 65535):
+/// no gamma or colour-space conversion, so a mask saved as 255 reads back as exactly 1. The classic
+/// libpng API does the work inside the `CPNGSupport` C target, because libpng reports errors by
+/// `longjmp`, which Swift cannot catch; every failure comes back as a `PNGError` naming the file.
+///
+/// Every layout libpng knows is read: 1/2/4/8/16-bit gray, gray+alpha, RGB, RGBA and palette.
+/// Palette images expand to RGB (RGBA when they carry transparency), low-depth gray to 8 bits
+/// (scaled, so a 1-bit white reads as 1), and a tRNS chunk becomes an alpha channel.
+public enum PNGCodec {
+    /// Largest image decoded, in pixels (8192 x 8192): a larger header is more likely a broken or
+    /// hostile file than a scan, and would ask for gigabytes.
+    public static let maxPixels = 8192 * 8192
+
+    /// What a PNG header says, after expansion (see the type's doc comment).
+    public struct Info: Equatable, Sendable {
+        public let width: Int
+        public let height: Int
+        /// 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+        public let channels: Int
+        /// 8 or 16: the full scale the samples are divided by is 2^bitDepth - 1.
+        public let bitDepth: Int
+    }
+
+    /// Reads only the header: cheap, for checking sizes without decoding.
+    public static func info(path: String) throws -> Info {
+        var info = cpngs_info()
+        var message = [CChar](repeating: 0, count: 512)
+        if cpngs_read_info(path, &info, &message, message.count) != 0 {
+            throw PNGError(path: path, reason: string(message))
+        }
+        return Info(width: Int(info.width), height: Int(info.height), channels: Int(info.channels),
+                    bitDepth: Int(info.bit_depth))
+    }
+
+    /// Decodes a PNG as `[H, W, C]` with its native channel count (1-4), values in [0, 1].
+    public static func read(path: String) throws -> Tensor {
+        try decode(path: path).tensor
+    }
+
+    /// Decodes a PNG as `[H, W, channels]` for a model that takes `channels` (1 or 3): gray is
+    /// replicated to RGB, RGB becomes gray by luminance (0.299, 0.587, 0.114), alpha is dropped.
+    public static func readImage(path: String, channels: Int) throws -> Tensor {
+        precondition(channels == 1 || channels == 3, "PNGCodec.readImage: channels must be 1 or 3, got \(channels)")
+        return convert(try read(path: path), toChannels: channels)
+    }
+
+    /// Decodes a segmentation mask as `[H, W, 1]` of exactly 0 or 1.
+    ///
+    /// Colour masks collapse to their brightest colour channel (so a pure red mask still counts as
+    /// foreground; alpha is ignored). A sample above half of full scale is foreground. Masks that
+    /// store labels 0/1 (every sample 0 or the smallest non-zero level, e.g. 0 and 1 of 255) are
+    /// read as labels, since thresholding them would silently give empty masks. `wasBinary` is false
+    /// when the file held other values (anti-aliased edges, JPEG artefacts...): the caller warns.
+    public static func readMask(path: String) throws -> (mask: Tensor, wasBinary: Bool) {
+        let (native, bitDepth) = try decode(path: path)
+        let h = native.shape[0], w = native.shape[1], c = native.shape[2]
+        let colour = c == 2 || c == 4 ? c - 1 : c
+        let lowestLevel: Float = 1 / Float((1 << bitDepth) - 1)
+        var gray = [Float](repeating: 0, count: h * w)
+        var onlyFullScale = true   // every sample is 0 or 1
+        var onlyLabels = true      // every sample is 0 or the lowest non-zero level
+        var anyNonZero = false
+        native.storage.withUnsafeBufferPointer { src in
+            for p in 0..<(h * w) {
+                var v: Float = 0
+                for k in 0..<colour { v = max(v, src[p * c + k]) }
+                gray[p] = v
+                if v != 0 {
+                    anyNonZero = true
+                    if v != 1 { onlyFullScale = false }
+                    if v != lowestLevel { onlyLabels = false }
+                }
+            }
+        }
+        let labels = anyNonZero && onlyLabels && !onlyFullScale
+        let threshold: Float = labels ? 0 : 0.5
+        for p in 0..<(h * w) { gray[p] = gray[p] > threshold ? 1 : 0 }
+        return (Tensor(shape: [h, w, 1], storage: gray), onlyFullScale || labels)
+    }
+
+    /// Writes an `[H, W, C]` tensor (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) as an 8- or 16-bit PNG.
+    /// Values are clamped to [0, 1] and rounded to the nearest level. The file appears atomically:
+    /// it is written under a hidden temporary name in the same folder, then renamed over `path`.
+    public static func write(_ hwc: Tensor, to path: String, bitDepth: Int = 8) throws {
+        precondition(hwc.rank == 3, "PNGCodec.write: expected [H, W, C], got \(hwc.shape)")
+        precondition((1...4).contains(hwc.shape[2]), "PNGCodec.write: 1-4 channels, got \(hwc.shape[2])")
+        precondition(bitDepth == 8 || bitDepth == 16, "PNGCodec.write: bit depth 8 or 16, got \(bitDepth)")
+        precondition(hwc.shape[0] > 0 && hwc.shape[1] > 0, "PNGCodec.write: empty image \(hwc.shape)")
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var message = [CChar](repeating: 0, count: 512)
+        let rc = hwc.storage.withUnsafeBufferPointer { samples in
+            cpngs_write(temporary, samples.baseAddress, UInt32(hwc.shape[1]), UInt32(hwc.shape[0]),
+                        Int32(hwc.shape[2]), Int32(bitDepth), &message, message.count)
+        }
+        if rc != 0 {
+            unlink(temporary)
+            throw PNGError(path: path, reason: string(message))
+        }
+        if rename(temporary, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw PNGError(path: path, reason: "cannot move the written file into place: \(reason)")
+        }
+    }
+
+    /// Converts an `[H, W, C]` image with C in 1...4 to `channels` (1 or 3) as `readImage` does.
+    public static func convert(_ hwc: Tensor, toChannels channels: Int) -> Tensor {
+        precondition(hwc.rank == 3 && (1...4).contains(hwc.shape[2]), "PNGCodec.convert: expected [H, W, 1-4], got \(hwc.shape)")
+        precondition(channels == 1 || channels == 3, "PNGCodec.convert: channels must be 1 or 3, got \(channels)")
+        let h = hwc.shape[0], w = hwc.shape[1], c = hwc.shape[2]
+        if c == channels { return hwc }
+        let pixels = h * w
+        var out = [Float](repeating: 0, count: pixels * channels)
+        hwc.storage.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                let colour = c == 2 || c == 4 ? c - 1 : c   // alpha is always last and dropped
+                for p in 0..<pixels {
+                    let s = p * c
+                    if colour == 1 {
+                        let v = src[s]
+                        if channels == 1 { dst[p] = v } else { dst[3 * p] = v; dst[3 * p + 1] = v; dst[3 * p + 2] = v }
+                    } else if channels == 3 {
+                        dst[3 * p] = src[s]; dst[3 * p + 1] = src[s + 1]; dst[3 * p + 2] = src[s + 2]
+                    } else {
+                        dst[p] = 0.299 * src[s] + 0.587 * src[s + 1] + 0.114 * src[s + 2]
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [h, w, channels], storage: out)
+    }
+
+    // MARK: - Internals
+
+    private static func decode(path: String) throws -> (tensor: Tensor, bitDepth: Int) {
+        var info = cpngs_info()
+        var buffer: UnsafeMutablePointer<Float>? = nil
+        var message = [CChar](repeating: 0, count: 512)
+        if cpngs_read(path, maxPixels, &info, &buffer, &message, message.count) != 0 {
+            throw PNGError(path: path, reason: string(message))
+        }
+        defer { cpngs_free(buffer) }
+        let shape = [Int(info.height), Int(info.width), Int(info.channels)]
+        let count = shape.reduce(1, *)
+        let storage = [Float](unsafeUninitializedCapacity: count) { dst, initialized in
+            if count > 0, let buffer { dst.baseAddress!.update(from: buffer, count: count) }
+            initialized = count
+        }
+        return (Tensor(shape: shape, storage: storage), Int(info.bit_depth))
+    }
+
+    private static func string(_ message: [CChar]) -> String {
+        let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return text.isEmpty ? "unknown PNG error" : text
+    }
+}
