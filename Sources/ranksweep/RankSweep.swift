@@ -10,6 +10,7 @@ struct RankSweep: ParsableCommand {
             Version.self,
             Bench.self,
             Dataset.self,
+            Train.self,
         ]
     )
 }

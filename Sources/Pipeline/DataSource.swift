@@ -1,0 +1,55 @@
+import Engine
+import Imaging
+
+/// Where a job's images come from: a folder of PNGs, or the built-in synthetic set.
+public struct DataSource: Codable, Sendable, Equatable {
+    /// A folder in the layout `images/` + `masks/` (or `train|val|test/{images,masks}`); nil = synthetic.
+    public var root: String?
+    /// Synthetic set size, generated once into the cache and reused (ignored when `root` is set).
+    public var syntheticCount: Int
+    public var syntheticSeed: UInt64
+    /// Seed of the train/val/test split (when the folder is not already split).
+    public var splitSeed: UInt64
+
+    public init(root: String? = nil, syntheticCount: Int = 200, syntheticSeed: UInt64 = 1, splitSeed: UInt64 = 42) {
+        self.root = root
+        self.syntheticCount = syntheticCount
+        self.syntheticSeed = syntheticSeed
+        self.splitSeed = splitSeed
+    }
+
+    public var description: String {
+        root.map { "folder \($0)" } ?? "synthetic set (\(syntheticCount) images, seed \(syntheticSeed))"
+    }
+
+    /// Loads and validates every file before anything trains; resizes to `imageSize`.
+    public func load(imageSize: Int, channels: Int) throws -> LoadedDataset {
+        let folder = try root ?? SyntheticDataset.cachedDefault(count: syntheticCount, size: imageSize, seed: syntheticSeed)
+        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, seed: splitSeed)
+    }
+}
+
+/// Assembles NHWC batches from samples.
+public enum Batching {
+    /// Images `(n, s, s, c)` and masks `(n, s, s, 1)` of `samples[indices]`.
+    public static func batch(_ samples: [SegmentationSample], _ indices: some Collection<Int>) -> (images: Tensor, masks: Tensor) {
+        precondition(!indices.isEmpty, "Batching.batch: no indices")
+        let first = samples[indices.first!]
+        let imageCount = first.image.count, maskCount = first.mask.count
+        var images = [Float](), masks = [Float]()
+        images.reserveCapacity(imageCount * indices.count)
+        masks.reserveCapacity(maskCount * indices.count)
+        for i in indices {
+            images.append(contentsOf: samples[i].image.storage)
+            masks.append(contentsOf: samples[i].mask.storage)
+        }
+        return (Tensor(shape: [indices.count] + first.image.shape, storage: images),
+                Tensor(shape: [indices.count] + first.mask.shape, storage: masks))
+    }
+
+    /// Consecutive index ranges of at most `size` covering `0..<count`.
+    public static func ranges(count: Int, size: Int) -> [Range<Int>] {
+        precondition(size > 0, "Batching.ranges: batch size must be positive")
+        return stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
+    }
+}

@@ -1,0 +1,90 @@
+import Engine
+import Foundation
+import Imaging
+
+/// Everything a baseline training run needs; the sweep's `train` job carries exactly this.
+public struct TrainSpec: Codable, Sendable, Equatable {
+    public var data: DataSource
+    public var imageSize: Int
+    public var model: UNetConfig
+    public var training: TrainingSettings
+
+    public init(data: DataSource = DataSource(), imageSize: Int = 128, model: UNetConfig = UNetConfig(),
+                training: TrainingSettings = TrainingSettings()) {
+        self.data = data; self.imageSize = imageSize; self.model = model; self.training = training
+    }
+
+    public var problem: String? {
+        if imageSize < 16 || imageSize % (1 << model.depth) != 0 {
+            return "image size \(imageSize) must be at least 16 and a multiple of 2^depth = \(1 << model.depth)"
+        }
+        return model.problem ?? training.problem
+    }
+}
+
+/// `metrics.json` of a training run.
+public struct TrainResult: Codable, Sendable {
+    /// Test set, inference mode (running statistics), after recalibration when on: the headline numbers.
+    public var test: EvaluationResult
+    /// Test set scored with batch statistics: inference-mode scores should match these.
+    public var testWithBatchStatistics: EvaluationResult
+    /// Test set before the final recalibration (nil when recalibration is off).
+    public var testBeforeRecalibration: EvaluationResult?
+    public var parameters: Int
+    public var trainableParameters: Int
+    public var forwardFLOPsPerImage: Int
+    public var epochsRun: Int
+    public var bestEpoch: Int
+    public var stoppedBy: String
+    public var trainingSeconds: Double
+    public var totalSeconds: Double
+    public var batchNormMomentum: Float
+    public var split: String
+    public var data: String
+    public var imageSize: Int
+    public var blasThreads: Int
+    public var warnings: [String]
+}
+
+public enum TrainJob {
+    public static let modelFile = "model.safetensors"
+    public static let historyFile = "history.csv"
+    public static let metricsFile = "metrics.json"
+    /// Model metadata keys that let `compress` and `evaluate` reuse the baseline's data and split.
+    public static let specKey = "ranksweep.train_spec"
+
+    /// Loads the data (validating every file first), trains, recalibrates, scores on the test split,
+    /// and writes `model.safetensors`, `history.csv` and `metrics.json` into `outDir`.
+    public static func run(_ spec: TrainSpec, outDir: String, events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainResult {
+        if let problem = spec.problem { throw TrainingError(description: problem) }
+        let start = monotonicSeconds()
+        let data = try spec.data.load(imageSize: spec.imageSize, channels: spec.model.inputChannels)
+        for w in data.warnings { events(.note("warning: \(w)")) }
+        events(.note("data: \(spec.data.description); \(data.summary)"))
+        try OutputFiles.makeDirectory(outDir)
+        let model = UNet(config: spec.model, seed: spec.training.seed)
+        let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val, events: events)
+        let outcome = try trainer.run()
+        let batch = spec.training.batchSize
+        var before: EvaluationResult? = nil
+        if spec.training.recalibrateBatchNorm {
+            before = Evaluation.evaluate(model, on: data.test, batchSize: batch)
+            BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
+        }
+        let test = Evaluation.evaluate(model, on: data.test, batchSize: batch)
+        let batchStats = Evaluation.evaluate(model, on: data.test, batchSize: batch, training: true)
+        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        try model.save(to: outDir + "/" + modelFile, metadata: [specKey: specJSON])
+        try OutputFiles.writeHistory(outcome.history, to: outDir + "/" + historyFile)
+        let result = TrainResult(
+            test: test, testWithBatchStatistics: batchStats, testBeforeRecalibration: before,
+            parameters: model.parameterCount, trainableParameters: model.trainableParameterCount,
+            forwardFLOPsPerImage: model.flopsPerImage(height: spec.imageSize, width: spec.imageSize),
+            epochsRun: outcome.history.count, bestEpoch: outcome.bestEpoch, stoppedBy: outcome.stoppedBy,
+            trainingSeconds: outcome.seconds, totalSeconds: monotonicSeconds() - start,
+            batchNormMomentum: model.batchNorms.first?.momentum ?? 0, split: data.summary,
+            data: spec.data.description, imageSize: spec.imageSize, blasThreads: BLAS.threads, warnings: data.warnings)
+        try OutputFiles.writeJSON(result, to: outDir + "/" + metricsFile)
+        return result
+    }
+}

@@ -1,0 +1,148 @@
+import CSupport
+import Engine
+import Foundation
+import Imaging
+
+/// One epoch's line of the training history (and of `history.csv`).
+public struct EpochRecord: Codable, Sendable, Equatable {
+    public var epoch: Int
+    public var trainLoss: Double, trainDice: Double, trainIoU: Double
+    public var valLoss: Double, valDice: Double, valIoU: Double
+    public var learningRate: Double
+    public var seconds: Double
+
+    public static let csvHeader = "epoch,train_loss,train_dice,train_iou,val_loss,val_dice,val_iou,learning_rate,seconds"
+    public var csvRow: String {
+        let values = [trainLoss, trainDice, trainIoU, valLoss, valDice, valIoU, learningRate, seconds]
+        return ([String(epoch)] + values.map { String(format: "%.6g", $0) }).joined(separator: ",")
+    }
+}
+
+/// What a training run reports as it goes; the CLI draws bars from it, a worker forwards it.
+public enum TrainingEvent: Sendable {
+    case started(epochs: Int, stepsPerEpoch: Int, trainImages: Int, valImages: Int, momentum: Float)
+    case step(epoch: Int, step: Int, steps: Int, loss: Double)
+    case epochFinished(EpochRecord)
+    case note(String)
+}
+
+public struct TrainingOutcome: Codable, Sendable {
+    public var history: [EpochRecord]
+    public var bestEpoch: Int
+    public var bestValLoss: Double
+    /// "epochs" (ran them all), "early stopping", or "interrupted" (SIGINT/SIGTERM).
+    public var stoppedBy: String
+    public var seconds: Double
+    public var finalLearningRate: Double
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The training recipe, top to bottom: for each epoch, shuffle, augment, step Adam over the batches;
+/// validate; keep the best weights by validation loss; cut the learning rate on a plateau; stop early
+/// when validation stops improving; restore the best weights at the end. A NaN or infinite loss
+/// stops the run with an error naming the epoch; SIGINT/SIGTERM stop it cleanly after the batch.
+public final class Trainer {
+    public let model: UNet
+    public let settings: TrainingSettings
+    let train: [SegmentationSample]
+    let val: [SegmentationSample]
+    let events: (TrainingEvent) -> Void
+
+    /// Keras ReduceLROnPlateau's default `min_delta`.
+    static let plateauMinDelta = 1e-4
+
+    public init(model: UNet, settings: TrainingSettings, train: [SegmentationSample], val: [SegmentationSample],
+                events: @escaping (TrainingEvent) -> Void = { _ in }) {
+        precondition(settings.problem == nil, "Trainer: \(settings.problem ?? "")")
+        precondition(!train.isEmpty, "Trainer: no training samples")
+        self.model = model
+        self.settings = settings
+        self.train = train
+        self.val = val
+        self.events = events
+    }
+
+    public func run() throws -> TrainingOutcome {
+        let start = monotonicSeconds()
+        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        let momentum = BatchNormPolicy.momentum(stepsPerEpoch: steps, explicit: settings.bnMomentum)
+        for bn in model.batchNorms { bn.momentum = momentum }
+        let exactValidation = steps < BatchNormPolicy.exactValidationBelowSteps
+        let adam = Adam(parameters: model.trainableParameters, learningRate: settings.learningRate)
+        var shuffle = SeededGenerator(seed: settings.seed ^ 0x5348_5546)
+        var augmenter = Augmenter(seed: settings.seed ^ 0x4155_4745)
+        events(.started(epochs: settings.epochs, stepsPerEpoch: steps, trainImages: train.count,
+                        valImages: val.count, momentum: momentum))
+
+        var history: [EpochRecord] = []
+        var best: (loss: Double, epoch: Int, weights: [Tensor]) = (.infinity, 0, model.parameters.map(\.value))
+        var sinceBest = 0, sincePlateauBest = 0
+        var plateauBest = Double.infinity
+        var stoppedBy = "epochs"
+
+        epochs: for epoch in 1...settings.epochs {
+            let epochStart = monotonicSeconds()
+            var order = Array(0..<train.count)
+            order.shuffle(using: &shuffle)
+            var metrics = SegmentationMetrics()
+            var lossSum = 0.0
+            for (step, range) in Batching.ranges(count: order.count, size: settings.batchSize).enumerated() {
+                var (x, y) = Batching.batch(train, order[range])
+                if settings.augment { augmenter.applyBatch(images: &x, masks: &y) }
+                model.zeroGradients()
+                let p = model.forward(x, training: true)
+                let (loss, grad) = Loss.bceDice.evaluate(probabilities: p, targets: y)
+                guard loss.isFinite else {
+                    throw TrainingError(description: "training diverged in epoch \(epoch), step \(step + 1): loss is \(loss); try a lower learning rate (now \(adam.learningRate))")
+                }
+                model.backward(grad)
+                adam.update()
+                lossSum += Double(loss) * Double(range.count)
+                metrics.add(probabilities: p, targets: y)
+                events(.step(epoch: epoch, step: step + 1, steps: steps, loss: Double(loss)))
+                if csupport_stop_requested() != 0 { stoppedBy = "interrupted"; break epochs }
+            }
+            if exactValidation { BatchNormCalibration.recalibrate(model, on: train, batchSize: settings.batchSize) }
+            let v = val.isEmpty ? nil : Evaluation.evaluate(model, on: val, batchSize: settings.batchSize)
+            let trainScores = metrics.scores
+            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),
+                                     trainDice: trainScores.dicePerImage, trainIoU: trainScores.iouPerImage,
+                                     valLoss: v?.loss ?? lossSum / Double(train.count), valDice: v?.dice ?? .nan, valIoU: v?.iou ?? .nan,
+                                     learningRate: Double(adam.learningRate), seconds: monotonicSeconds() - epochStart)
+            history.append(record)
+            events(.epochFinished(record))
+            guard record.valLoss.isFinite else {
+                throw TrainingError(description: "training diverged in epoch \(epoch): validation loss is \(record.valLoss)")
+            }
+            // Early stopping (Keras: improvement = strictly lower) and best-weight bookkeeping.
+            if record.valLoss < best.loss {
+                best = (record.valLoss, epoch, model.parameters.map(\.value))
+                sinceBest = 0
+            } else {
+                sinceBest += 1
+                if sinceBest >= settings.patience { stoppedBy = "early stopping"; break }
+            }
+            // ReduceLROnPlateau (Keras: improvement = lower by more than min_delta).
+            if record.valLoss < plateauBest - Trainer.plateauMinDelta {
+                plateauBest = record.valLoss
+                sincePlateauBest = 0
+            } else {
+                sincePlateauBest += 1
+                if sincePlateauBest >= settings.lrPatience && adam.learningRate > settings.minLearningRate {
+                    let next = max(settings.minLearningRate, adam.learningRate * settings.lrFactor)
+                    events(.note("epoch \(epoch): validation loss has not improved for \(sincePlateauBest) epochs; learning rate \(adam.learningRate) -> \(next)"))
+                    adam.learningRate = next
+                    sincePlateauBest = 0
+                }
+            }
+        }
+        if best.epoch > 0 {
+            for (p, w) in zip(model.parameters, best.weights) { p.value = w }
+        }
+        return TrainingOutcome(history: history, bestEpoch: best.epoch, bestValLoss: best.loss, stoppedBy: stoppedBy,
+                               seconds: monotonicSeconds() - start, finalLearningRate: Double(adam.learningRate))
+    }
+}

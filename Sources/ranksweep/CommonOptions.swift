@@ -1,0 +1,53 @@
+import ArgumentParser
+import Engine
+import Pipeline
+
+/// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
+struct DataOptions: ParsableArguments {
+    @Option(name: [.customLong("data-root"), .customLong("data_root")],
+            help: "Folder with images/ and masks/ (or train|val|test/{images,masks}). Default: the built-in synthetic set.")
+    var dataRoot: String?
+
+    @Option(name: [.customLong("synthetic-count"), .customLong("synthetic_count")], help: "Images in the synthetic set.")
+    var syntheticCount = 200
+
+    @Option(name: [.customLong("split-seed"), .customLong("split_seed")], help: "Seed of the train/val/test split.")
+    var splitSeed: UInt64 = 42
+
+    func validate() throws {
+        guard syntheticCount >= 10 else { throw ValidationError("--synthetic-count must be at least 10, got \(syntheticCount)") }
+    }
+
+    var source: DataSource {
+        DataSource(root: dataRoot, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
+    }
+}
+
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    func apply() { if let threads { BLAS.setThreads(threads) } }
+}
+
+/// Renders training events for a person: a bar per epoch on a terminal, lines otherwise.
+func trainingEventPrinter(_ progress: TerminalProgress, label: String = "epoch") -> (TrainingEvent) -> Void {
+    var epochs = 0
+    return { event in
+        switch event {
+        case let .started(total, steps, trainImages, valImages, momentum):
+            epochs = total
+            progress.line("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
+        case let .step(epoch, step, steps, loss):
+            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps, detail: String(format: "loss %.4f", loss))
+        case let .epochFinished(r):
+            progress.line(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
+                                 r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))
+        case let .note(text):
+            progress.line(text)
+        }
+    }
+}
