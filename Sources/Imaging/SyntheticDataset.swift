@@ -229,7 +229,7 @@ public enum SyntheticDataset {
                 let t = min(1, max(0, 0.5 + signed / edge))   // soft edge across ~edge pixels
                 let alpha = contrast * t * t * (3 - 2 * t)
                 guard alpha > 0 else { continue }
-                let darker = 1 - core * max(0, 1 - d / max(r, 0.1)) + 0.12 * mottle[p]
+                let darker = 1 - core * max(0, 1 - d / max(r, 0.1)) + 0.18 * mottle[p]
                 rgb[3 * p] += (tint.0 * darker - rgb[3 * p]) * alpha
                 rgb[3 * p + 1] += (tint.1 * darker - rgb[3 * p + 1]) * alpha
                 rgb[3 * p + 2] += (tint.2 * darker - rgb[3 * p + 2]) * alpha
