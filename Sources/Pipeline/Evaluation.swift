@@ -15,6 +15,11 @@ public enum Evaluation {
     /// `training: true` scores with batch statistics (used to compare against inference mode).
     public static func evaluate(_ model: UNet, on samples: [SegmentationSample], batchSize: Int,
                                 loss: Loss = .bceDice, training: Bool = false) -> EvaluationResult {
+        // Scoring with batch statistics must not move the running statistics it is compared with.
+        let saved = training ? model.batchNorms.map { ($0.movingMean.value, $0.movingVariance.value) } : []
+        defer {
+            for (bn, stats) in zip(model.batchNorms, saved) { bn.movingMean.value = stats.0; bn.movingVariance.value = stats.1 }
+        }
         var metrics = SegmentationMetrics()
         var lossSum = 0.0
         for range in Batching.ranges(count: samples.count, size: batchSize) {
