@@ -1,0 +1,164 @@
+import Engine
+
+/// What `ModelCompressor.compress` did to a model: totals and every layer's decision.
+public struct CompressionSummary: Codable, Sendable, Equatable {
+    public var method: CompressionMethod
+    /// The image size FLOPs are counted at (the model's training size).
+    public var imageHeight: Int
+    public var imageWidth: Int
+    /// All weights, BatchNorm moving statistics included (as Keras's "total params").
+    public var parametersBefore: Int
+    public var parametersAfter: Int
+    public var trainableParametersBefore: Int
+    public var trainableParametersAfter: Int
+    /// `100 * (before - after) / before` of the total parameter count.
+    public var parameterReductionPercent: Double
+    /// Forward FLOPs per image (2 x multiply-adds of convolutions and transposed convolutions).
+    public var flopsBefore: Int
+    public var flopsAfter: Int
+    public var flopReductionPercent: Double
+    public var factorisedLayerCount: Int
+    /// One per convolution slot, forward order, head last.
+    public var layers: [LayerDecision]
+    /// Wall time of all the SVDs (seconds), for comparison with other tools.
+    public var decompositionSeconds: Double
+}
+
+/// Compresses a U-Net by factorising its convolutions (see DESIGN.md, "Engine conventions").
+public enum ModelCompressor {
+    /// Knobs the public entry point fixes; tests change them.
+    struct Options: Sendable {
+        /// Keep a layer full when its rank would not save parameters. Off only to check that a
+        /// model factorised everywhere at full rank reproduces the original.
+        var enforceBreakEven = true
+        var svdStrategy = SVD.Strategy.divideAndConquerWithFallback
+    }
+
+    /// A compressed copy of `model` (the input is not modified) and what was done.
+    ///
+    /// Every 3x3 convolution is decomposed; the method picks its rank; the layer is factorised
+    /// unless the pair would not have fewer weights (`rank >= break-even`). The output head and
+    /// slots that are already factorised stay as they are. FLOPs are counted for images of
+    /// `imageSize x imageSize`, which must be a multiple of `2^depth`.
+    public static func compress(model: UNet, method: CompressionMethod,
+                                imageSize: Int) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
+        try compress(model: model, method: method, imageSize: imageSize, options: Options())
+    }
+
+    static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
+                         options: Options) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
+        try method.validate()
+        let multiple = 1 << model.config.depth
+        guard imageSize > 0 && imageSize % multiple == 0 else {
+            throw CompressionError("image size \(imageSize) must be a positive multiple of \(multiple) for a depth-\(model.config.depth) U-Net")
+        }
+        let compressed = copy(of: model)
+        let clock = ContinuousClock()
+        var decompositionTime = Duration.zero
+        var decisions: [LayerDecision] = []
+        for slot in convolutionSlots(of: compressed, imageSize: imageSize) {
+            let conv = slot.layer
+            let (h, w) = (slot.size, slot.size)
+            let rows = conv.kernelHeight * conv.kernelWidth * conv.inChannels
+            var decision = LayerDecision(
+                name: conv.name, kernelShape: [conv.kernelHeight, conv.kernelWidth, conv.inChannels, conv.outChannels],
+                fullRank: min(rows, conv.outChannels), numericalRank: nil,
+                breakEvenRank: Factorisation.breakEvenRank(rows: rows, columns: conv.outChannels),
+                chosenRank: nil, rank: nil, energyKept: 1, energyAtChosenRank: nil,
+                parametersBefore: conv.parameterCount, parametersAfter: conv.parameterCount,
+                flopsBefore: conv.flops(height: h, width: w), flopsAfter: conv.flops(height: h, width: w),
+                factorised: false, skipReason: nil, singularValues: [])
+            guard let full = conv as? Conv2D else {
+                if let pair = conv as? LowRankConv2D {
+                    decision.rank = pair.rank
+                    decision.skipReason = .alreadyFactorised(rank: pair.rank)
+                } else {
+                    decision.skipReason = .unsupportedLayer(type: String(describing: type(of: conv)))
+                }
+                decisions.append(decision)
+                continue
+            }
+            let start = clock.now
+            let svd: SingularValueDecomposition
+            do {
+                svd = try Factorisation.decompose(full, strategy: options.svdStrategy)
+            } catch {
+                throw CompressionError("cannot compress: \(error.reason)")
+            }
+            decompositionTime += clock.now - start
+            decision.singularValues = svd.singularValues
+            decision.numericalRank = svd.numericalRank
+            if slot.isHead {
+                decision.skipReason = .outputHead
+                decisions.append(decision)
+                continue
+            }
+            let rank = method.rank(for: svd)
+            decision.chosenRank = rank
+            decision.energyAtChosenRank = svd.energyFraction(rank: rank)
+            if options.enforceBreakEven && !Factorisation.savesParameters(rank: rank, rows: rows, columns: full.outChannels) {
+                decision.skipReason = .pastBreakEven(rank: rank, breakEven: decision.breakEvenRank)
+                decisions.append(decision)
+                continue
+            }
+            let pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: compressed.workspace)
+            compressed.replaceConvolution(named: full.name, with: pair)
+            decision.rank = rank
+            decision.factorised = true
+            decision.energyKept = svd.energyFraction(rank: rank)
+            decision.parametersAfter = pair.parameterCount
+            decision.flopsAfter = pair.flops(height: h, width: w)
+            decisions.append(decision)
+        }
+        let before = (params: model.parameterCount, trainable: model.trainableParameterCount,
+                      flops: model.flopsPerImage(height: imageSize, width: imageSize))
+        let after = (params: compressed.parameterCount, trainable: compressed.trainableParameterCount,
+                     flops: compressed.flopsPerImage(height: imageSize, width: imageSize))
+        let seconds = Double(decompositionTime.components.seconds) + Double(decompositionTime.components.attoseconds) * 1e-18
+        let summary = CompressionSummary(
+            method: method, imageHeight: imageSize, imageWidth: imageSize,
+            parametersBefore: before.params, parametersAfter: after.params,
+            trainableParametersBefore: before.trainable, trainableParametersAfter: after.trainable,
+            parameterReductionPercent: percentReduction(before.params, after.params),
+            flopsBefore: before.flops, flopsAfter: after.flops,
+            flopReductionPercent: percentReduction(before.flops, after.flops),
+            factorisedLayerCount: decisions.filter(\.factorised).count,
+            layers: decisions, decompositionSeconds: seconds)
+        return (compressed, summary)
+    }
+
+    /// An independent copy of `model`: same architecture, weights, factorised slots and BatchNorm
+    /// momenta, its own workspace. Tensors are values, so training the copy leaves `model` alone.
+    public static func copy(of model: UNet) -> UNet {
+        let copy = UNet(config: model.config, seed: 0, workspace: Workspace(capacityFloats: model.workspace.capacityFloats))
+        do {
+            try copy.assign(model.stateDictionary, path: "(in-memory copy)")
+        } catch {
+            preconditionFailure("ModelCompressor.copy: a model's own tensors do not fit its architecture: \(error)")
+        }
+        for (source, target) in zip(model.batchNorms, copy.batchNorms) { target.momentum = source.momentum }
+        return copy
+    }
+
+    /// Each convolution slot with the side of the feature map it runs on (square images).
+    static func convolutionSlots(of model: UNet, imageSize: Int) -> [(layer: any ConvolutionLayer, size: Int, isHead: Bool)] {
+        var slots: [(layer: any ConvolutionLayer, size: Int, isHead: Bool)] = []
+        for (level, block) in model.encoders.enumerated() {
+            slots += [(block.conv1, imageSize >> level, false), (block.conv2, imageSize >> level, false)]
+        }
+        let deepest = imageSize >> model.config.depth
+        slots += [(model.bottleneck.conv1, deepest, false), (model.bottleneck.conv2, deepest, false)]
+        for level in stride(from: model.config.depth - 1, through: 0, by: -1) {
+            let block = model.decoders[level]
+            slots += [(block.conv1, imageSize >> level, false), (block.conv2, imageSize >> level, false)]
+        }
+        slots.append((model.head, imageSize, true))
+        precondition(slots.map(\.layer.name) == model.convolutions.map(\.name),
+                     "ModelCompressor: convolution slots out of step with UNet.convolutions")
+        return slots
+    }
+
+    static func percentReduction(_ before: Int, _ after: Int) -> Double {
+        before == 0 ? 0 : 100 * Double(before - after) / Double(before)
+    }
+}
