@@ -11,6 +11,8 @@ struct RankSweep: ParsableCommand {
             Bench.self,
             Dataset.self,
             Train.self,
+            Evaluate.self,
+            Compress.self,
         ]
     )
 }

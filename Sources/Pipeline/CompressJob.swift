@@ -1,0 +1,123 @@
+import Compression
+import Engine
+import Foundation
+import Imaging
+
+/// Fine-tuning after compression (defaults: 5 epochs, learning rate 1e-5, early stopping with
+/// patience 2 restoring the best weights; no LR schedule within so few epochs).
+public struct FineTuneSettings: Codable, Sendable, Equatable {
+    public var epochs: Int = 5
+    public var learningRate: Float = 1e-5
+    public var patience: Int = 2
+    public init() {}
+}
+
+/// One compression job: a baseline, a method and its rank or tau, fine-tune settings.
+public struct CompressSpec: Codable, Sendable, Equatable {
+    public var method: CompressionMethod
+    public var fineTune: FineTuneSettings
+    /// Data to score and fine-tune on; nil = the baseline's own data and split (from its metadata).
+    public var data: DataSource?
+    /// Latency: batch and timed runs (median reported), same threads for baseline and compressed.
+    public var latencyBatch: Int = 8
+    public var latencyRuns: Int = 7
+
+    public init(method: CompressionMethod, fineTune: FineTuneSettings = FineTuneSettings(), data: DataSource? = nil) {
+        self.method = method; self.fineTune = fineTune; self.data = data
+    }
+}
+
+/// `result.json` of a compression job. Recovery % = score after fine-tuning / baseline score x 100.
+public struct CompressResult: Codable, Sendable {
+    public var method: CompressionMethod
+    public var summary: CompressionSummary
+    public var baseline: EvaluationResult
+    public var afterFactorisation: EvaluationResult
+    public var afterRecalibration: EvaluationResult
+    public var afterFineTune: EvaluationResult
+    public var diceRecoveryPercent: Double
+    public var iouRecoveryPercent: Double
+    public var latency: LatencyComparison
+    public var fineTuneEpochs: Int
+    public var fineTuneSeconds: Double
+    public var fineTuneHistory: [EpochRecord]
+    public var totalSeconds: Double
+    public var split: String
+}
+
+public enum CompressJob {
+    public static let modelFile = "model.safetensors"
+    public static let layersFile = "layers.csv"
+    public static let resultFile = "result.json"
+    public static let historyFile = "finetune_history.csv"
+
+    /// Compress the baseline at `baselinePath`, evaluate right after factorisation, after BatchNorm
+    /// recalibration, and after fine-tuning, all on the baseline's test split; write the compressed
+    /// model, the per-layer table and `result.json` into `outDir`.
+    public static func run(_ spec: CompressSpec, baselinePath: String, outDir: String,
+                           events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
+        let start = monotonicSeconds()
+        try spec.method.validate()
+        let (baseline, metadata) = try UNet.load(path: baselinePath)
+        guard let trainJSON = metadata[TrainJob.specKey],
+              let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
+            throw ModelFileError(path: baselinePath, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
+        }
+        let source = spec.data ?? trainSpec.data
+        let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
+        events(.note("data: \(source.description); \(data.summary)"))
+        try OutputFiles.makeDirectory(outDir)
+        let batch = trainSpec.training.batchSize
+        let baselineScore = Evaluation.evaluate(baseline, on: data.test, batchSize: batch)
+
+        let (model, summary) = try ModelCompressor.compress(model: baseline, method: spec.method, imageSize: trainSpec.imageSize)
+        events(.note(String(format: "%@: %d layers factorised, parameters -%.1f%%, FLOPs -%.1f%%", spec.method.description,
+                            summary.factorisedLayerCount, summary.parameterReductionPercent, summary.flopReductionPercent)))
+        let afterFactorisation = Evaluation.evaluate(model, on: data.test, batchSize: batch)
+        BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
+        let afterRecalibration = Evaluation.evaluate(model, on: data.test, batchSize: batch)
+
+        var settings = trainSpec.training
+        settings.epochs = spec.fineTune.epochs
+        settings.learningRate = spec.fineTune.learningRate
+        settings.patience = spec.fineTune.patience
+        settings.lrPatience = spec.fineTune.epochs + 1   // no LR schedule while fine-tuning
+        settings.bnMomentum = model.batchNorms.first?.momentum
+        var outcome: TrainingOutcome? = nil
+        if spec.fineTune.epochs > 0 {
+            outcome = try Trainer(model: model, settings: settings, train: data.train, val: data.val, events: events).run()
+            if trainSpec.training.recalibrateBatchNorm { BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch) }
+        }
+        let afterFineTune = Evaluation.evaluate(model, on: data.test, batchSize: batch)
+        let latency = try Latency.compareInferenceLatency(baseline: baseline, compressed: model, batch: spec.latencyBatch,
+                                                          imageSize: trainSpec.imageSize, runs: spec.latencyRuns, warmup: 1)
+        var extra = metadata
+        extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
+        try model.save(to: outDir + "/" + modelFile, metadata: extra)
+        try AtomicFile.write(layersCSV(summary), to: outDir + "/" + layersFile)
+        try OutputFiles.writeHistory(outcome?.history ?? [], to: outDir + "/" + historyFile)
+        func recovery(_ after: Double, _ base: Double) -> Double { base > 0 ? 100 * after / base : 0 }
+        let result = CompressResult(
+            method: spec.method, summary: summary, baseline: baselineScore, afterFactorisation: afterFactorisation,
+            afterRecalibration: afterRecalibration, afterFineTune: afterFineTune,
+            diceRecoveryPercent: recovery(afterFineTune.dice, baselineScore.dice),
+            iouRecoveryPercent: recovery(afterFineTune.iou, baselineScore.iou), latency: latency,
+            fineTuneEpochs: outcome?.history.count ?? 0, fineTuneSeconds: outcome?.seconds ?? 0,
+            fineTuneHistory: outcome?.history ?? [], totalSeconds: monotonicSeconds() - start, split: data.summary)
+        try OutputFiles.writeJSON(result, to: outDir + "/" + resultFile)
+        return result
+    }
+
+    /// One row per convolution: what was decided and what it cost or saved.
+    static func layersCSV(_ summary: CompressionSummary) -> String {
+        var lines = ["layer,kernel_shape,full_rank,break_even_rank,rank,energy_kept,params_before,params_after,flops_before,flops_after,factorised,skip_reason"]
+        for d in summary.layers {
+            let shape = d.kernelShape.map(String.init).joined(separator: "x")
+            lines.append([d.name, shape, String(d.fullRank), String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "",
+                          String(format: "%.6f", d.energyKept), String(d.parametersBefore), String(d.parametersAfter),
+                          String(d.flopsBefore), String(d.flopsAfter), d.factorised ? "yes" : "no",
+                          "\"\(d.skipReasonText.replacingOccurrences(of: "\"", with: "'"))\""].joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import CSupport
+import Compression
+import Engine
+import Foundation
+import Pipeline
+
+/// `ranksweep compress`: factorise a baseline, evaluate, fine-tune, evaluate again.
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compress a baseline by SVD (fixed rank) or ARSVD (energy threshold), then fine-tune.",
+        discussion: """
+        One setting: --method svd --rank 50, or --method arsvd --tau 0.9. Several in turn (the seed's
+        spelling): --svd-ranks "50,100,150" --arsvd-taus "0.95,0.9,0.85", each into its own subfolder.
+        Writes model.safetensors, layers.csv, finetune_history.csv and result.json per setting.
+        """)
+
+    @Option(help: "Baseline model written by `ranksweep train`.") var model: String
+    @Option(help: "svd or arsvd.") var method: String?
+    @Option(help: "Rank for --method svd.") var rank: Int?
+    @Option(help: "Energy threshold in (0, 1] for --method arsvd.") var tau: Double?
+    @Option(name: [.customLong("svd-ranks"), .customLong("svd_ranks")], help: "Comma-separated SVD ranks.") var svdRanks: String?
+    @Option(name: [.customLong("arsvd-taus"), .customLong("arsvd_taus")], help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
+    @Option(name: [.customLong("data-root"), .customLong("data_root")], help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
+    @Option(name: [.customLong("finetune-epochs"), .customLong("finetune_epochs")], help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = 5
+    @Option(name: [.customLong("finetune-lr"), .customLong("finetune_lr")], help: "Fine-tuning learning rate.") var finetuneLr: Float = 1e-5
+    @Option(name: [.customLong("out-dir"), .customLong("out_dir")], help: "Output folder.") var outDir: String
+    @OptionGroup var threads: ThreadOptions
+
+    func methods() throws -> [CompressionMethod] {
+        var result: [CompressionMethod] = []
+        if let method { result.append(try CompressionMethod(name: method, rank: rank, tau: tau)) }
+        if let svdRanks {
+            for part in svdRanks.split(separator: ",") {
+                guard let r = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--svd-ranks: '\(part)' is not an integer")
+                }
+                result.append(.svd(rank: r))
+            }
+        }
+        if let arsvdTaus {
+            for part in arsvdTaus.split(separator: ",") {
+                guard let t = Double(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--arsvd-taus: '\(part)' is not a number")
+                }
+                result.append(.arsvd(tau: t))
+            }
+        }
+        for m in result { try m.validate() }
+        return result
+    }
+
+    func validate() throws {
+        if method == nil && (rank != nil || tau != nil) { throw ValidationError("--rank and --tau need --method") }
+        do {
+            if try methods().isEmpty { throw ValidationError("give --method svd --rank R, --method arsvd --tau T, --svd-ranks or --arsvd-taus") }
+        } catch let error as CompressionError { throw ValidationError(error.message) }
+        guard finetuneEpochs >= 0 else { throw ValidationError("--finetune-epochs cannot be negative") }
+        guard finetuneLr > 0 else { throw ValidationError("--finetune-lr must be positive") }
+    }
+
+    func run() throws {
+        threads.apply()
+        csupport_install_stop_handlers()
+        let progress = TerminalProgress()
+        let all = try methods()
+        var rows: [(CompressionMethod, CompressResult)] = []
+        for m in all {
+            var spec = CompressSpec(method: m)
+            spec.fineTune.epochs = finetuneEpochs
+            spec.fineTune.learningRate = finetuneLr
+            if let dataRoot { spec.data = DataSource(root: dataRoot) }
+            let dir = all.count == 1 ? outDir : outDir + "/" + folderName(m)
+            progress.line("== \(m.description) -> \(dir)")
+            let r = try CompressJob.run(spec, baselinePath: model, outDir: dir, events: trainingEventPrinter(progress, label: "fine-tune"))
+            rows.append((m, r))
+        }
+        progress.line("")
+        progress.line("| Method | Rank/Tau | Before FT | Recalibrated | After FT | Recovery | Params | FLOPs | Speed-up |")
+        progress.line("|---|---|---|---|---|---|---|---|---|")
+        for (m, r) in rows {
+            let setting: String
+            switch m { case .svd(let rank): setting = "r=\(rank)"; case .arsvd(let tau): setting = "tau=\(tau)" }
+            progress.line(String(format: "| %@ | %@ | %.4f | %.4f | %.4f | %.1f%% | -%.1f%% | -%.1f%% | %.2fx |",
+                                 m.name.uppercased(), setting, r.afterFactorisation.dice, r.afterRecalibration.dice, r.afterFineTune.dice,
+                                 r.diceRecoveryPercent, r.summary.parameterReductionPercent, r.summary.flopReductionPercent, r.latency.speedUp))
+        }
+        if let first = rows.first { progress.line(String(format: "baseline test dice %.4f iou %.4f", first.1.baseline.dice, first.1.baseline.iou)) }
+    }
+}
+
+/// Subfolder of one setting in a multi-setting run: `svd_r50`, `arsvd_tau0.9`.
+func folderName(_ m: CompressionMethod) -> String {
+    switch m {
+    case .svd(let rank): "svd_r\(rank)"
+    case .arsvd(let tau): "arsvd_tau\(tau)"
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Imaging
+import Pipeline
+
+/// `ranksweep evaluate`: Dice and IoU of a saved model on a split, optionally with overlays.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Score a model on a data split; optionally write PNG overlays.")
+
+    @Option(help: "Model file (baseline or compressed).") var model: String
+    @Option(name: [.customLong("data-root"), .customLong("data_root")], help: "Data folder (default: the model's own data and split).") var dataRoot: String?
+    @Option(help: "train, val or test.") var split = "test"
+    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Batch size.") var batchSize = 8
+    @Option(help: "Write image | truth | prediction overlays (PNG) into this folder.") var overlays: String?
+    @OptionGroup var threads: ThreadOptions
+
+    func validate() throws {
+        guard ["train", "val", "test"].contains(split) else { throw ValidationError("--split must be train, val or test, got '\(split)'") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        threads.apply()
+        let (net, metadata) = try UNet.load(path: model)
+        let trainSpec = metadata[TrainJob.specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)) }
+        guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? 128 : nil) else {
+            throw ValidationError("\(model): no training settings in its metadata; give --data-root")
+        }
+        let source = dataRoot.map { DataSource(root: $0, splitSeed: trainSpec?.data.splitSeed ?? 42) } ?? trainSpec!.data
+        let data = try source.load(imageSize: imageSize, channels: net.config.inputChannels)
+        let samples = split == "train" ? data.train : split == "val" ? data.val : data.test
+        let r = Evaluation.evaluate(net, on: samples, batchSize: batchSize)
+        print(String(format: "%@ split (%d images): dice %.4f iou %.4f (pooled: dice %.4f iou %.4f) loss %.4f",
+                     split, r.images, r.dice, r.iou, r.dicePooled, r.iouPooled, r.loss))
+        if let overlays {
+            try OutputFiles.makeDirectory(overlays)
+            let predictions = Evaluation.predict(net, samples, batchSize: batchSize)
+            for (sample, p) in zip(samples, predictions) {
+                try Overlay.writeSideBySide(to: "\(overlays)/\(sample.name).png", image: sample.image, truth: sample.mask,
+                                            predictions: [(label: "prediction", probabilities: p)])
+            }
+            print("wrote \(samples.count) overlays to \(overlays)")
+        }
+    }
+}
