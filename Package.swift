@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
-        .testTarget(name: "CLITests", dependencies: ["ranksweep"]),
+        .testTarget(name: "CLITests", dependencies: ["Pipeline"]),
     ],
     swiftLanguageModes: [.v6]
 )
