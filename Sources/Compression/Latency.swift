@@ -13,6 +13,8 @@ public struct LatencyMeasurement: Codable, Sendable, Equatable {
     public var samplesMsPerImage: [Double]
     /// Median of the samples: robust to the other jobs on a shared machine.
     public var medianMsPerImage: Double
+    /// Fastest sample: the least disturbed by other jobs (ANCHORS.md quotes "median (best …)").
+    public var bestMsPerImage: Double
 }
 
 /// A baseline and a compressed model timed in the same run, interleaved.
@@ -106,6 +108,6 @@ public enum Latency {
     private static func measurement(_ samples: [Double], batch: Int, imageSize: Int, warmup: Int) -> LatencyMeasurement {
         LatencyMeasurement(batch: batch, imageHeight: imageSize, imageWidth: imageSize, blasThreads: BLAS.threads,
                            blasCore: BLAS.coreName, warmupRuns: warmup, samplesMsPerImage: samples,
-                           medianMsPerImage: median(samples))
+                           medianMsPerImage: median(samples), bestMsPerImage: samples.min()!)
     }
 }

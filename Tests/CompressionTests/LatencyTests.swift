@@ -15,6 +15,7 @@ final class LatencyTests: XCTestCase {
         let one = try Latency.measureInferenceLatency(model: model, batch: 2, imageSize: 16, runs: 5, warmup: 1)
         XCTAssertEqual(one.samplesMsPerImage.count, 5)
         XCTAssertEqual(one.medianMsPerImage, Latency.median(one.samplesMsPerImage))
+        XCTAssertEqual(one.bestMsPerImage, one.samplesMsPerImage.min())
         XCTAssertTrue(one.samplesMsPerImage.allSatisfy { $0 > 0 })
         XCTAssertEqual(one.blasThreads, BLAS.threads)
         let both = try Latency.compareInferenceLatency(baseline: model, compressed: compressed, batch: 2, imageSize: 16,
