@@ -53,5 +53,5 @@ struct BenchEngine: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures (never timed assertions).",
-        subcommands: [BenchEngine.self])
+        subcommands: [BenchEngine.self, BenchCompression.self])
 }
