@@ -8,6 +8,13 @@ struct RankSweep: ParsableCommand {
         abstract: "Train a U-Net, compress it by low-rank factorisation, and sweep ranks across hosts.",
         subcommands: [
             Version.self,
+            RunCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            KeygenCommand.self,
+            BenchCommand.self,
+            ExecJobCommand.self,
         ]
     )
 }
