@@ -88,6 +88,12 @@ extension Coordinator {
             let e = jobs[i]
             if e.terminal { cancel.append(ref); continue }
             if e.runningOn[ref.attempt] == w.id { continue }  // already ours
+            // An attempt above the last one recorded was dispatched just before a crash, before its
+            // dispatch was committed: as good as orphaned, if nothing else runs the job now.
+            if ref.attempt > e.attempt && e.runningOn.isEmpty && e.state != .running {
+                e.orphaned.insert(ref.attempt)
+                e.attempt = ref.attempt
+            }
             if e.runningOn[ref.attempt] == nil && e.orphaned.contains(ref.attempt) {
                 // The job it was running when we restarted: take it back as running.
                 e.orphaned.remove(ref.attempt)
@@ -124,13 +130,13 @@ extension Coordinator {
     }
 
     func done(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
-        let h = try msg.decode(DoneHeader.self)
+        let h = try msg.fields.decodeDone()
         let ref = JobRef(job: h.job, attempt: h.attempt)
         acks[w.id, default: []].append(ref)  // acknowledged whether accepted or dropped: the worker forgets it
         w.running.remove(ref)
         w.progress[h.job] = nil
         let resultBytes = msg.payload.first ?? Array("{}".utf8)
-        guard (try? JSONSerialization.jsonObject(with: Data(resultBytes))) is [String: Any] else {
+        guard (try? FastJSON.parse(resultBytes))?.object != nil else {
             Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): result is not a JSON object, counted as a failure")
             attemptFailed(ref, outcome: "failed", reason: "result is not a JSON object", counts: true)
             return
@@ -140,7 +146,7 @@ extension Coordinator {
             attemptFailed(ref, outcome: "failed", reason: "artifact \(file) missing", counts: true)
             return
         }
-        let artifactsJSON = String(decoding: (try? JSONEncoder().encode(h.artifacts)) ?? Data("{}".utf8), as: UTF8.self)
+        let artifactsJSON = h.artifacts.isEmpty ? "{}" : String(decoding: (try? JSONEncoder().encode(h.artifacts)) ?? Data("{}".utf8), as: UTF8.self)
         if let why = acceptDone(ref, worker: w.id, resultJSON: String(decoding: resultBytes, as: UTF8.self),
                                 artifactsJSON: artifactsJSON, seconds: h.seconds, now: now) {
             Log.warn("late or duplicate DONE for \(h.job) attempt \(h.attempt) from \(w.id) dropped: \(why)")

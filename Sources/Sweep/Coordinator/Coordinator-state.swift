@@ -109,7 +109,7 @@ extension Coordinator {
         w.running.insert(ref)
         if firstDispatch == nil { firstDispatch = now }
         ops.append(.dispatch(ref, worker: w.id))
-        send(w, WireMessage(.job, JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs), payload: [e.specBytes]))
+        send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs), spec: e.specBytes))
         progressView.jobEvent("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)", kind: e.planned.kind, coordinator: self)
     }
 
@@ -207,7 +207,7 @@ extension Coordinator {
             if now > w.expiry {
                 declareDead(w, reason: "worker \(w.id) silent for \(String(format: "%.1f", timing.deadAfter))s")
             } else if now - w.lastSent >= timing.heartbeat {
-                send(w, WireMessage(.heartbeat, EmptyHeader()))
+                send(w, WireMessage(.heartbeat, header: WireMessage.emptyHeader))
             }
         }
     }

@@ -221,6 +221,8 @@ public struct WireMessage {
     public var command: Command
     public var header: [UInt8]
     public var payload: [[UInt8]]
+    /// The header parsed once by `parse` (hot headers are read from it without Codable).
+    var fields: FastJSON.Value = .null
 
     public init(_ command: Command, header: [UInt8], payload: [[UInt8]] = []) {
         self.command = command; self.header = header; self.payload = payload
@@ -241,11 +243,16 @@ public struct WireMessage {
             throw SweepError.protocolViolation("unknown command \(printable(first))")
         }
         let header = frames[frames.startIndex + 1]
-        let v = try WireCodec.decode(VersionOnly.self, header, command).v
+        guard header.count <= 64 * 1024, let fields = try? FastJSON.parse(header), let object = fields.object else {
+            throw SweepError.protocolViolation("\(command.rawValue) header is not a JSON object")
+        }
+        guard let v = object["v"]?.int else { throw SweepError.protocolViolation("\(command.rawValue) header has no protocol version \"v\"") }
         if v != Wire.version && command != .hello {
             throw SweepError.protocolViolation("\(command.rawValue) has protocol version \(v), expected \(Wire.version)")
         }
-        return WireMessage(command, header: header, payload: Array(frames.dropFirst(2)))
+        var m = WireMessage(command, header: header, payload: Array(frames.dropFirst(2)))
+        m.fields = fields
+        return m
     }
 
     public func decode<H: Decodable>(_ type: H.Type) throws -> H { try WireCodec.decode(type, header, command) }
@@ -257,7 +264,6 @@ public struct WireMessage {
     }
 }
 
-struct VersionOnly: Decodable { var v: Int }
 
 /// JSON for headers. One encoder/decoder per thread would be cheaper, but Foundation's are
 /// cheap to create; these are created per call so no state is shared across threads.

@@ -181,10 +181,12 @@ public final class SweepStore {
                     try db.cachedStatement(sql: "INSERT OR REPLACE INTO attempts(job, attempt, worker, started) VALUES (?, ?, ?, ?)")
                         .execute(arguments: [ref.job, ref.attempt, worker, now])
                 case .reattach(let ref, let worker):
-                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'running', worker = ?, updated = ? WHERE id = ?")
-                        .execute(arguments: [worker, now, ref.job])
-                    try db.cachedStatement(sql: "UPDATE attempts SET outcome = NULL, ended = NULL, reason = NULL, worker = ? WHERE job = ? AND attempt = ?")
-                        .execute(arguments: [worker, ref.job, ref.attempt])
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'running', worker = ?, attempt = MAX(attempt, ?), updated = ? WHERE id = ?")
+                        .execute(arguments: [worker, ref.attempt, now, ref.job])
+                    try db.cachedStatement(sql: """
+                        INSERT INTO attempts(job, attempt, worker, started) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(job, attempt) DO UPDATE SET outcome = NULL, ended = NULL, reason = NULL, worker = excluded.worker
+                        """).execute(arguments: [ref.job, ref.attempt, worker, now])
                 case .done(let ref, let worker, let result, let artifacts, let seconds):
                     try db.cachedStatement(sql: "UPDATE jobs SET state = 'done', worker = ?, updated = ? WHERE id = ?")
                         .execute(arguments: [worker, now, ref.job])

@@ -22,7 +22,7 @@ struct PendingResult {
 
 extension Worker {
     func receiveJob(_ msg: WireMessage) throws {
-        let h = try msg.decode(JobHeader.self)
+        let h = try msg.fields.decodeJob()
         let ref = JobRef(job: h.job, attempt: h.attempt)
         if active[ref] != nil || pending[ref] != nil { return }  // repeated: already ours
         let job = ActiveJob(header: h, spec: msg.payload.first ?? Array("{}".utf8))
@@ -86,7 +86,7 @@ extension Worker {
     func finish(_ ref: JobRef, _ job: ActiveJob, result: [UInt8], outputs: [JobOutput], seconds: Double) {
         finishedJobs += 1
         let artifactsMap = Dictionary(outputs.map { ($0.file, $0.hash) }, uniquingKeysWith: { a, _ in a })
-        let m = WireMessage(.done, DoneHeader(job: ref.job, attempt: ref.attempt, artifacts: artifactsMap, seconds: seconds), payload: [result])
+        let m = WireMessage.done(DoneHeader(job: ref.job, attempt: ref.attempt, artifacts: artifactsMap, seconds: seconds), result: result)
         active[ref] = nil
         deliver(ref, PendingResult(message: m, outputs: outputs))
         if let n = options.faults.stallAfterJobs, finishedJobs >= n {

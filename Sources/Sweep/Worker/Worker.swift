@@ -114,7 +114,7 @@ public final class Worker {
                 try connect()
                 continue
             }
-            if welcomed && now - lastSent >= timing.heartbeat { send(WireMessage(.heartbeat, EmptyHeader())) }
+            if welcomed && now - lastSent >= timing.heartbeat { send(WireMessage(.heartbeat, header: WireMessage.emptyHeader)) }
         }
     }
 
@@ -146,14 +146,14 @@ public final class Worker {
                 Log.info("welcomed by \(options.connect)")
                 for ref in h.cancel { cancelJob(ref, reason: "coordinator no longer needs it") }
                 resumeAfterWelcome()
-                send(WireMessage(.ready, EmptyHeader()))
+                send(WireMessage(.ready, header: WireMessage.emptyHeader))
             case .heartbeat: break
             case .job: try receiveJob(msg)
             case .cancel:
                 let h = try msg.decode(CancelHeader.self)
                 cancelJob(JobRef(job: h.job, attempt: h.attempt), reason: h.reason)
             case .ack:
-                for ref in try msg.decode(AckHeader.self).jobs { acknowledged(ref) }
+                for ref in try msg.fields.decodeAck() { acknowledged(ref) }
             case .chunk: try receiveChunk(msg)
             case .putAck: try receivePutAck(msg)
             case .bye:
