@@ -98,7 +98,7 @@ public enum ExecJob {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: ctx.inputsDir)) ?? []).sorted() {
                 let path = ctx.input(name)
                 if Files.isDirectory(path) {
-                    let files = (try? DirectoryArchive.listFiles(path)) ?? []
+                    let files = (try? DirectoryArchive.listFiles((path as NSString).resolvingSymlinksInPath)) ?? []
                     inputs[name] = .number(Double(files.count))
                 } else if let h = try? SHA256Hasher.file(path) {
                     inputs[name] = .string(h.hash)

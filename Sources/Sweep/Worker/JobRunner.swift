@@ -159,10 +159,13 @@ enum JobRunner {
         return dir
     }
 
+    /// The job's last stderr line before any Swift crash backtrace (which stays in stderr.log).
     static func lastLine(_ path: String) -> String? {
         guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: d.suffix(4096), as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }.last(where: { !$0.isEmpty }).map { String($0.prefix(500)) }
+        var lines = String(decoding: d.suffix(64 * 1024), as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        if let crash = lines.firstIndex(where: { $0.contains("Program crashed:") || $0.hasPrefix("*** Signal") }) { lines = Array(lines[..<crash]) }
+        return lines.last(where: { !$0.isEmpty }).map { String($0.prefix(500)) }
     }
 
     static func signalName(_ s: Int32) -> String {
