@@ -61,6 +61,10 @@ extension Coordinator {
             sendTo(route: route, WireMessage(.bye, ByeHeader(reason: "protocol version \(h.v) not supported (coordinator speaks \(Wire.version))", rehello: false)))
             return
         }
+        if terminalCount == jobs.count {
+            sendTo(route: route, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false)))
+            return
+        }
         guard h.slots >= 1, h.slots <= 1024, !h.worker.isEmpty, h.worker.utf8.count <= 200 else {
             throw SweepError.protocolViolation("HELLO with bad worker id or slots")
         }

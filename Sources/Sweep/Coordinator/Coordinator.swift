@@ -227,8 +227,15 @@ public final class Coordinator {
         let s = summary(interrupted: false)
         Log.info("sweep complete: \(s.done) done, \(s.failed) failed of \(s.total)")
         try onSweepComplete(s, store)
-        for w in workers.values { send(w, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false))) }
+        for w in workers.values {
+            send(w, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false)))
+            ops.append(.workerState(id: w.id, state: "finished"))
+        }
         flush()
+        // They are leaving: no more heartbeats to them. Late HELLOs still get the rehello BYE path.
+        workers.removeAll()
+        workerByRoute.removeAll()
+        try commit()
         return Clock.now()
     }
 
