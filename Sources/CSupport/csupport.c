@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 static volatile sig_atomic_t stop_signal = 0;
 
@@ -35,4 +38,13 @@ long long csupport_peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
     return (long long)ru.ru_maxrss * 1024LL;
+}
+
+int csupport_die_with_parent(void) {
+#ifdef __linux__
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return -1;
+    if (getppid() != parent || parent == 1) return -1; /* parent died before prctl */
+#endif
+    return 0;
 }

@@ -49,9 +49,3 @@ struct BenchEngine: ParsableCommand {
         print(String(format: "peak RSS %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
     }
 }
-
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that print figures (never timed assertions).",
-        subcommands: [BenchEngine.self, BenchCompression.self])
-}

@@ -8,11 +8,17 @@ struct RankSweep: ParsableCommand {
         abstract: "Train a U-Net, compress it by low-rank factorisation, and sweep ranks across hosts.",
         subcommands: [
             Version.self,
-            Bench.self,
-            Dataset.self,
+            RunCommand.self,
             Train.self,
-            Evaluate.self,
             Compress.self,
+            Evaluate.self,
+            Dataset.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            KeygenCommand.self,
+            BenchCommand.self,
+            ExecJobCommand.self,
         ]
     )
 }

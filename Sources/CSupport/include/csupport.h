@@ -19,4 +19,8 @@ void csupport_clear_stop(void);
 
 /* Peak resident set size of this process in bytes (getrusage). */
 long long csupport_peak_rss_bytes(void);
+
+/* Linux: deliver SIGKILL to this process when its parent dies (a worker's job child must not
+   outlive a SIGKILLed worker). Returns 0 on success, -1 if the parent is already gone. */
+int csupport_die_with_parent(void);
 #endif

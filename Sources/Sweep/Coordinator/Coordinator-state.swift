@@ -1,0 +1,228 @@
+import Foundation
+
+/// One job as the coordinator tracks it (owned by the coordinator thread).
+final class JobEntry {
+    enum State { case waiting, queued, running, done, failed }
+    let index: Int
+    let planned: PlannedJob
+    var state = State.waiting
+    /// Last attempt number issued; the next dispatch uses attempt + 1.
+    var attempt: Int
+    /// Attempts that count towards `maxAttempts` (failed, or worker declared dead).
+    var failures: Int
+    let maxAttempts: Int
+    var remainingDeps = 0
+    var dependents: [Int] = []
+    /// Open attempts: attempt -> worker id (normally one; two when a reattach races a re-dispatch).
+    var runningOn: [Int: String] = [:]
+    /// Attempts interrupted by a coordinator restart: their results are still accepted.
+    var orphaned = Set<Int>()
+    var notBefore: Double = 0
+    var dispatchedAt: Double = 0
+    lazy var specBytes: [UInt8] = Array(planned.spec.utf8)
+
+    init(index: Int, planned: PlannedJob, attempt: Int, failures: Int, maxAttempts: Int) {
+        self.index = index; self.planned = planned; self.attempt = attempt; self.failures = failures; self.maxAttempts = maxAttempts
+    }
+
+    var terminal: Bool { state == .done || state == .failed }
+}
+
+/// One connected worker: explicit record with one owner and an expiry time (zguide ppqueue).
+final class WorkerEntry {
+    let id: String
+    var route: [UInt8]
+    let host: String
+    let slots: Int
+    let threads: Int
+    var running = Set<JobRef>()
+    var ready = false
+    var expiry: Double
+    var lastSent: Double = 0
+    /// Latest progress line per running job, for the display.
+    var progress: [String: String] = [:]
+
+    init(id: String, route: [UInt8], host: String, slots: Int, threads: Int, expiry: Double) {
+        self.id = id; self.route = route; self.host = host; self.slots = slots; self.threads = threads; self.expiry = expiry
+    }
+
+    var free: Int { slots - running.count }
+}
+
+extension Coordinator {
+    // MARK: job transitions (each records its store ops; the cycle commits them together)
+
+    func makeReady(_ e: JobEntry) {
+        e.state = .queued
+        readyQueue.append(e.index)
+    }
+
+    func releaseHeld(_ now: Double) {
+        if held.isEmpty { return }
+        var still: [Int] = []
+        for i in held {
+            let e = jobs[i]
+            if e.state != .queued { continue }
+            if e.notBefore > now { still.append(i) } else { readyQueue.append(i) }
+        }
+        held = still
+    }
+
+    /// Gives queued jobs to workers with free slots, one per worker per pass so work spreads.
+    func dispatch(_ now: Double) {
+        if readyHead >= readyQueue.count { return }
+        let candidates = workers.values.filter { $0.ready && $0.free > 0 }.sorted { $0.id < $1.id }
+        if candidates.isEmpty { return }
+        var progress = true
+        while progress && readyHead < readyQueue.count {
+            progress = false
+            for w in candidates where w.free > 0 {
+                guard let e = nextReady(now) else { break }
+                assign(e, to: w, now: now)
+                progress = true
+            }
+        }
+        if readyHead > 4096 && readyHead * 2 > readyQueue.count {
+            readyQueue.removeFirst(readyHead)
+            readyHead = 0
+        }
+    }
+
+    func nextReady(_ now: Double) -> JobEntry? {
+        while readyHead < readyQueue.count {
+            let e = jobs[readyQueue[readyHead]]
+            readyHead += 1
+            guard e.state == .queued else { continue }
+            if e.notBefore > now { held.append(e.index); continue }
+            return e
+        }
+        return nil
+    }
+
+    func assign(_ e: JobEntry, to w: WorkerEntry, now: Double) {
+        guard let inputs = resolveInputs(e) else { return }
+        e.attempt += 1
+        e.state = .running
+        e.dispatchedAt = now
+        let ref = JobRef(job: e.planned.id, attempt: e.attempt)
+        e.runningOn[e.attempt] = w.id
+        w.running.insert(ref)
+        if firstDispatch == nil { firstDispatch = now }
+        ops.append(.dispatch(ref, worker: w.id))
+        send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs), spec: e.specBytes))
+        progressView.jobEvent("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)", kind: e.planned.kind, coordinator: self)
+    }
+
+    /// Turns planned inputs into artifact addresses; a dependency's output that is missing fails the job.
+    func resolveInputs(_ e: JobEntry) -> [InputRef]? {
+        var out: [InputRef] = []
+        for i in e.planned.inputs {
+            if let h = i.hash, let s = i.size {
+                out.append(InputRef(name: i.name, hash: h, size: s, unpack: i.unpack))
+            } else if let from = i.fromJob, let file = i.file {
+                guard let h = producedArtifacts[from]?[file], let size = artifacts.size(h) else {
+                    failJob(e, reason: "dependency \(from) produced no \(file)")
+                    return nil
+                }
+                out.append(InputRef(name: i.name, hash: h, size: size, unpack: i.unpack))
+            }
+        }
+        return out
+    }
+
+    /// First valid result wins: the job must not be finished and the attempt must be open (or
+    /// orphaned by a coordinator restart). Anything else is a late duplicate: dropped.
+    func acceptDone(_ ref: JobRef, worker: String, resultJSON: String, artifactsJSON: String, seconds: Double, now: Double) -> String? {
+        guard let i = jobIndex[ref.job] else { return "unknown job" }
+        let e = jobs[i]
+        if e.terminal { return "job already \(e.state == .done ? "done" : "failed")" }
+        guard e.runningOn[ref.attempt] != nil || e.orphaned.contains(ref.attempt) else {
+            return "attempt \(ref.attempt) is not open (current attempt \(e.attempt))"
+        }
+        ops.append(.done(ref, worker: worker, result: resultJSON, artifacts: artifactsJSON, seconds: seconds))
+        cancelOtherAttempts(e, except: ref.attempt, reason: "another attempt finished first")
+        e.state = .done
+        e.runningOn.removeAll()
+        doneCount += 1
+        terminalCount += 1
+        doneThisRun += 1
+        lastResult = now
+        if e.dispatchedAt > 0 { roundTrips.append(now - e.dispatchedAt) }
+        for d in e.dependents {
+            let de = jobs[d]
+            de.remainingDeps -= 1
+            if de.remainingDeps == 0 && de.state == .waiting { makeReady(de) }
+        }
+        return nil
+    }
+
+    /// An attempt ended without a result. `counts`: towards max attempts (failure, death);
+    /// handbacks and cancellations do not.
+    func attemptFailed(_ ref: JobRef, outcome: String, reason: String, counts: Bool) {
+        guard let i = jobIndex[ref.job] else { return }
+        let e = jobs[i]
+        guard let w = e.runningOn.removeValue(forKey: ref.attempt) else { return }
+        ops.append(.attemptEnded(ref, outcome: outcome, reason: reason))
+        if e.terminal || !e.runningOn.isEmpty { return }  // another attempt is still going
+        if counts { e.failures += 1 }
+        progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome): \(reason)", kind: e.planned.kind, coordinator: self, important: true)
+        if e.failures >= e.maxAttempts {
+            let reasons = ((try? store.attemptReasons(job: ref.job)) ?? [])
+                .filter { $0.0 != ref.attempt }
+                .map { "attempt \($0.0) on \($0.1): \($0.2) (\($0.3))" } + ["attempt \(ref.attempt) on \(w): \(outcome) (\(reason))"]
+            failJob(e, reason: "failed after \(e.failures) attempts: " + reasons.joined(separator: "; "))
+        } else {
+            e.state = .queued
+            ops.append(.requeue(job: ref.job, failures: e.failures))
+            readyQueue.append(e.index)
+        }
+    }
+
+    func failJob(_ e: JobEntry, reason: String) {
+        if e.terminal { return }
+        e.state = .failed
+        failedCount += 1
+        terminalCount += 1
+        ops.append(.failJob(job: e.planned.id, failures: e.failures, reason: reason))
+        Log.warn("job \(e.planned.id) FAILED: \(reason)")
+        for d in e.dependents { failJob(jobs[d], reason: "dependency \(e.planned.id) failed") }
+    }
+
+    func cancelOtherAttempts(_ e: JobEntry, except attempt: Int, reason: String) {
+        for (a, wid) in e.runningOn where a != attempt {
+            let ref = JobRef(job: e.planned.id, attempt: a)
+            ops.append(.attemptEnded(ref, outcome: "cancelled", reason: reason))
+            if let w = workers[wid] {
+                w.running.remove(ref)
+                w.progress[ref.job] = nil
+                send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: a, reason: reason)))
+            }
+        }
+    }
+
+    // MARK: liveness (Paranoid Pirate)
+
+    func checkLiveness(_ now: Double) {
+        for w in workers.values {
+            if now > w.expiry {
+                declareDead(w, reason: "worker \(w.id) silent for \(String(format: "%.1f", timing.deadAfter))s")
+            } else if now - w.lastSent >= timing.heartbeat {
+                send(w, WireMessage(.heartbeat, header: WireMessage.emptyHeader))
+            }
+        }
+    }
+
+    func declareDead(_ w: WorkerEntry, reason: String) {
+        Log.warn("\(reason): declared dead, \(w.running.count) job(s) go back to the queue")
+        removeWorker(w, outcome: "dead", reason: reason, counts: true)
+        ops.append(.workerState(id: w.id, state: "dead"))
+        ops.append(.event(kind: "worker-dead", job: nil, attempt: nil, worker: w.id, detail: reason))
+    }
+
+    func removeWorker(_ w: WorkerEntry, outcome: String, reason: String, counts: Bool) {
+        workers[w.id] = nil
+        if workerByRoute[w.route] == w.id { workerByRoute[w.route] = nil }
+        for ref in w.running.sorted(by: { $0.job < $1.job }) { attemptFailed(ref, outcome: outcome, reason: reason, counts: counts) }
+        w.running.removeAll()
+    }
+}

@@ -1,0 +1,287 @@
+import CSupport
+import CZeroMQ
+import Foundation
+
+/// The sweep coordinator: one thread, one ROUTER socket, one poll loop (zguide "ppqueue"/"mdbroker"
+/// shape). Each cycle: wait for input up to the tick, drain every queued message, dispatch to free
+/// slots, run liveness, commit all state changes of the cycle in one SQLite transaction, and only
+/// then send the replies (so nothing a worker is told depends on state that could be lost).
+public final class Coordinator {
+    let options: CoordinatorOptions
+    let onSweepComplete: SweepCompletionHook
+    let timing: Timing
+    let store: SweepStore
+    let artifacts: ArtifactStore
+    let context: ZMQContext
+    var router: ZMQSocket!
+
+    // Job state (owned by the coordinator thread).
+    var jobs: [JobEntry] = []
+    var jobIndex: [String: Int] = [:]
+    var readyQueue: [Int] = []
+    var readyHead = 0
+    /// Jobs a restarted coordinator holds back until `notBefore` so their workers can reattach.
+    var held: [Int] = []
+    var producedArtifacts: [String: [String: String]] = [:]
+    var terminalCount = 0
+    var doneCount = 0
+    var failedCount = 0
+    var doneThisRun = 0
+
+    // Worker state.
+    var workers: [String: WorkerEntry] = [:]
+    var workerByRoute: [[UInt8]: String] = [:]
+    var uploads: [String: ArtifactReceiver] = [:]
+
+    // Per-cycle buffers.
+    var ops: [SweepStore.Op] = []
+    var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
+    var acks: [String: [JobRef]] = [:]
+
+    // Stats and display.
+    var firstDispatch: Double?
+    var lastResult: Double = 0
+    var roundTrips: [Double] = []
+    var progressView: ProgressView
+    var malformedLogged = 0
+    var lastCommit = 0.0
+
+    /// Writes of consecutive poll cycles within this window share one transaction (group commit).
+    /// A commit costs a WAL write; with one job outstanding per worker each cycle holds about one
+    /// result, so committing every cycle capped the rate near 4,000 jobs/s. ACKs wait for the
+    /// commit, so no result a worker has been told to forget is ever lost; the cost is up to 2 ms
+    /// more before a worker may drop a result it keeps in memory anyway.
+    static let groupCommitWindow = 0.002
+    var unknownRouteBye: [[UInt8]: Double] = [:]
+
+    public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in }) throws {
+        self.options = options
+        self.onSweepComplete = onSweepComplete
+        timing = options.timing
+        if options.serverKeys == nil && !options.insecure && !Endpoint.isLoopback(options.bind) {
+            throw SweepError.invalid("--bind \(options.bind) is not a loopback address: give CURVE keys (--keys DIR) or pass --insecure")
+        }
+        if options.serverKeys != nil && options.allowlist.isEmpty {
+            throw SweepError.invalid("CURVE is on but the allowlist of worker keys is empty")
+        }
+        store = try SweepStore(stateDir: options.stateDir)
+        artifacts = try ArtifactStore(dir: options.stateDir + "/artifacts")
+        context = try ZMQContext()
+        progressView = ProgressView(mode: options.progress)
+        try loadOrCreateSweep()
+    }
+
+    deinit { context.shutdown() }
+
+    // MARK: sweep creation / resume
+
+    func loadOrCreateSweep() throws {
+        var planned: [PlannedJob]? = nil
+        if let sweep = options.sweep {
+            planned = try JobGraph.plan(sweep) { path, isDir in
+                let ref = isDir ? try self.artifacts.importDirectory(path) : try self.artifacts.importFile(path)
+                return ref
+            }
+        }
+        if let existing = try store.meta("plan_hash") {
+            if let planned, JobPlanHash.of(planned) != existing {
+                throw SweepError.invalid("state dir \(options.stateDir) holds a different sweep than \(options.sweepSource); use a new --state-dir")
+            }
+            Log.info("resuming the sweep in \(options.stateDir)")
+        } else {
+            guard let planned, let sweep = options.sweep else {
+                throw SweepError.invalid("state dir \(options.stateDir) holds no sweep yet: give --sweep FILE")
+            }
+            guard !planned.isEmpty else { throw SweepError.invalid("\(options.sweepSource) defines no jobs") }
+            try store.createSweep(jobs: planned, maxAttempts: sweep.maxAttempts, planHash: JobPlanHash.of(planned),
+                                  sweepJSON: "\(sweep)")
+            for j in planned where j.inputs.contains(where: { $0.hash != nil }) {
+                for i in j.inputs { if let h = i.hash, let s = i.size { ops.append(.artifact(hash: h, size: s, origin: "input:\(i.name)")) } }
+            }
+            try commit()
+        }
+        try loadJobs()
+    }
+
+    /// Rebuilds the in-memory job table from the store. Jobs that were running when an earlier
+    /// coordinator died become queued; their open attempts become "orphaned" (not a failure, and
+    /// a late result from one is still accepted: the job is not computed twice if we can help it).
+    func loadJobs() throws {
+        let stored = try store.loadJobs()
+        producedArtifacts = try store.resultArtifacts()
+        let open = try store.openAttempts()
+        var orphaned = Dictionary(grouping: try store.orphanedAttempts(), by: \.job)
+        for (ref, worker) in open {
+            ops.append(.attemptEnded(ref, outcome: "orphaned", reason: "coordinator restarted while \(worker) ran it"))
+            orphaned[ref.job, default: []].append(ref)
+        }
+        let grace = options.reattachGrace ?? timing.deadAfter
+        let now = Clock.now()
+        for (i, s) in stored.enumerated() {
+            let e = JobEntry(index: i, planned: s.job, attempt: s.attempt, failures: s.failures, maxAttempts: s.maxAttempts)
+            e.orphaned = Set((orphaned[s.job.id] ?? []).map(\.attempt))
+            switch s.state {
+            case "done": e.state = .done
+            case "failed": e.state = .failed
+            case "running":
+                e.state = .waiting
+                ops.append(.requeue(job: s.job.id, failures: s.failures))
+                e.notBefore = now + grace
+            default: e.state = .waiting
+            }
+            jobs.append(e)
+            jobIndex[s.job.id] = i
+        }
+        for e in jobs {
+            for d in e.planned.deps {
+                guard let di = jobIndex[d] else { throw SweepError.invalid("job \(e.planned.id) depends on unknown job \(d)") }
+                jobs[di].dependents.append(e.index)
+                if jobs[di].state != .done { e.remainingDeps += 1 }
+            }
+        }
+        for e in jobs {
+            if e.state == .done { doneCount += 1; terminalCount += 1 } else if e.state == .failed { failedCount += 1; terminalCount += 1 }
+        }
+        for e in jobs where e.state == .waiting {
+            if e.planned.deps.contains(where: { jobIndex[$0].map { jobs[$0].state == .failed } ?? false }) {
+                failJob(e, reason: "dependency failed: \(e.planned.deps.filter { jobs[jobIndex[$0]!].state == .failed }.joined(separator: ", "))")
+            } else if e.remainingDeps == 0 {
+                makeReady(e)
+            }
+        }
+        try commit()
+        Log.info("\(jobs.count) jobs: \(doneCount) done, \(failedCount) failed, \(jobs.count - terminalCount) to run")
+    }
+
+    // MARK: run loop
+
+    /// Serves until the sweep completes (then calls the completion hook) or a stop signal arrives.
+    public func run() throws -> SweepSummary {
+        router = try ZMQSocket(context, .router)
+        try router.setRouterMandatory()
+        if let keys = options.serverKeys {
+            try ZAPHandler.start(context: context, allowlist: options.allowlist)
+            try router.makeCurveServer(keys)
+        }
+        do { try router.bind(options.bind) } catch {
+            throw SweepError.io("cannot bind \(options.bind): \(error)")
+        }
+        let endpoint = router.lastEndpoint()
+        Log.info("listening on \(endpoint) (\(options.serverKeys != nil ? "CURVE, \(options.allowlist.count) allowed worker key(s)" : "plain TCP"))")
+        options.onBound?(endpoint)
+
+        var completedAt: Double? = nil
+        if terminalCount == jobs.count { completedAt = try complete() }
+        var nextLiveness = Clock.now() + timing.heartbeat
+        while true {
+            if csupport_stop_requested() != 0 {
+                Log.info("stopping on signal \(csupport_stop_requested()); state is saved, restart with the same --state-dir to resume")
+                try commit(); flush()
+                return summary(interrupted: true)
+            }
+            var tick = min(timing.heartbeatMs, 250)
+            if !ops.isEmpty { tick = max(0, Int(((lastCommit + Coordinator.groupCommitWindow) - Clock.now()) * 1000)) }
+            _ = try ZMQPoll.readable([router], timeoutMs: tick)
+            var handled = 0
+            while handled < 5000, let frames = try receiveNonBlocking() {
+                handle(frames)
+                handled += 1
+            }
+            let now = Clock.now()
+            if completedAt == nil {
+                releaseHeld(now)
+                dispatch(now)
+            }
+            if now >= nextLiveness {
+                checkLiveness(now)
+                nextLiveness = now + timing.heartbeat / 2
+            }
+            // JOBs and heartbeats leave before the commit (a job dispatched but not recorded is simply
+            // queued again after a crash); ACKs only after it, because an ACK makes the worker forget
+            // a result that must by then be durable.
+            flush()
+            if handled == 0 || now - lastCommit >= Coordinator.groupCommitWindow {
+                try commit()
+                lastCommit = now
+                queueAcks()
+                flush()
+            }
+            if completedAt == nil {
+                progressView.update(now: now, coordinator: self)
+                if terminalCount == jobs.count { completedAt = try complete() }
+            } else if now - completedAt! > timing.heartbeat {
+                // Linger one heartbeat after completion so workers hear BYE, then leave.
+                return summary(interrupted: false)
+            }
+        }
+    }
+
+    func receiveNonBlocking() throws -> [[UInt8]]? {
+        do { return try router.receive(dontWait: true) } catch let e as ZMQError where e.interrupted { return nil }
+    }
+
+    /// Everything done or failed: commit, tell the hook, say BYE to every worker.
+    func complete() throws -> Double {
+        try commit()
+        progressView.finish(coordinator: self)
+        let s = summary(interrupted: false)
+        Log.info("sweep complete: \(s.done) done, \(s.failed) failed of \(s.total)")
+        try onSweepComplete(s, store)
+        for w in workers.values {
+            send(w, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false)))
+            ops.append(.workerState(id: w.id, state: "finished"))
+        }
+        flush()
+        // They are leaving: no more heartbeats to them. Late HELLOs still get the rehello BYE path.
+        workers.removeAll()
+        workerByRoute.removeAll()
+        try commit()
+        return Clock.now()
+    }
+
+    func summary(interrupted: Bool) -> SweepSummary {
+        SweepSummary(stateDir: options.stateDir, total: jobs.count, done: doneCount, failed: failedCount, doneThisRun: doneThisRun,
+                     seconds: firstDispatch.map { max(0, lastResult - $0) } ?? 0, roundTrips: roundTrips.sorted(), interrupted: interrupted)
+    }
+
+    // MARK: cycle output
+
+    func commit() throws {
+        if ops.isEmpty { return }
+        try store.apply(ops)
+        ops.removeAll(keepingCapacity: true)
+    }
+
+    func send(_ w: WorkerEntry, _ m: WireMessage) {
+        outbox.append((w.route, m.frames))
+        w.lastSent = Clock.now()
+    }
+
+    func sendTo(route: [UInt8], _ m: WireMessage) { outbox.append((route, m.frames)) }
+
+    func flush() {
+        for (route, frames) in outbox {
+            do { try router.send([route] + frames, dontWait: true) } catch let e as ZMQError {
+                // Gone (EHOSTUNREACH) or its queue is full (EAGAIN): liveness deals with the worker.
+                if let id = workerByRoute[route] { Log.warn("cannot send to \(id): \(e)") }
+            } catch {}
+        }
+        outbox.removeAll(keepingCapacity: true)
+    }
+
+    func queueAcks() {
+        for (id, refs) in acks {
+            if let w = workers[id] { send(w, WireMessage.ack(refs)) }
+        }
+        acks.removeAll(keepingCapacity: true)
+    }
+}
+
+/// The identity of a planned sweep: resuming with a different sweep file is refused.
+enum JobPlanHash {
+    static func of(_ jobs: [PlannedJob]) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return SHA256Hasher.hex(Array((try? enc.encode(jobs)) ?? Data()))
+    }
+}

@@ -1,0 +1,288 @@
+import Foundation
+
+/// The ranksweep wire protocol, in one place (see README.md in this folder for the story).
+///
+/// Every message is multipart: `[kind][JSON header][binary payload frames...]`. `kind` is an ASCII
+/// command name from `Command`; the header is a small JSON object that always has `"v"` (the
+/// protocol version); payload frames carry bytes that should not be JSON-escaped (result JSON,
+/// job spec JSON, artifact chunks). On the coordinator's ROUTER the routing identity comes first.
+public enum Wire {
+    /// Bumped on any incompatible change. HELLO with another version is answered by BYE.
+    public static let version = 1
+
+    // MARK: timing (zguide Paranoid Pirate). Overridable for tests, see `Timing`.
+
+    /// How often each side sends HEARTBEAT when it has sent nothing else. One second is the zguide
+    /// value: cheap on the wire, quick enough that a dead worker's job is requeued in seconds.
+    public static let defaultHeartbeatMs = 1000
+    /// A peer silent for this many intervals is dead. Five (not the zguide's three) tolerates a
+    /// lossy WAN link (issue 7 runs 5% loss) and a worker busy loading a large artifact.
+    public static let defaultLiveness = 5
+    /// Worker reconnect back-off: starts here, doubles, stops growing at the maximum. The cap keeps
+    /// a worker from waiting long after a restarted coordinator is back.
+    public static let defaultReconnectMinMs = 250
+    public static let defaultReconnectMaxMs = 8000
+
+    // MARK: artifacts
+
+    /// Bytes per artifact chunk: large enough that per-message overhead is noise, small enough
+    /// that a chunk never approaches the 4 MiB message limit.
+    public static let chunkSize = 256 * 1024
+    /// Chunks in flight per transfer (credit): fills a WAN pipe (~2.5 MB at 50 ms RTT) while
+    /// bounding the memory a transfer can pin in socket queues (zguide fileio3).
+    public static let chunkCredit = 10
+}
+
+/// Heartbeat settings in effect. Defaults above; `RANKSWEEP_HEARTBEAT_MS` and `RANKSWEEP_LIVENESS`
+/// (or command flags) override them so tests can detect death in a fraction of a second.
+public struct Timing: Sendable, Codable, Equatable {
+    public var heartbeatMs: Int
+    public var liveness: Int
+    public var reconnectMinMs: Int
+    public var reconnectMaxMs: Int
+
+    public init(heartbeatMs: Int = Wire.defaultHeartbeatMs, liveness: Int = Wire.defaultLiveness,
+                reconnectMinMs: Int = Wire.defaultReconnectMinMs, reconnectMaxMs: Int = Wire.defaultReconnectMaxMs) {
+        self.heartbeatMs = heartbeatMs
+        self.liveness = liveness
+        self.reconnectMinMs = reconnectMinMs
+        self.reconnectMaxMs = reconnectMaxMs
+    }
+
+    /// Defaults, then environment overrides.
+    public static func fromEnvironment() -> Timing {
+        let env = ProcessInfo.processInfo.environment
+        var t = Timing()
+        if let v = env["RANKSWEEP_HEARTBEAT_MS"].flatMap(Int.init), v > 0 { t.heartbeatMs = v }
+        if let v = env["RANKSWEEP_LIVENESS"].flatMap(Int.init), v > 0 { t.liveness = v }
+        if let v = env["RANKSWEEP_RECONNECT_MAX_MS"].flatMap(Int.init), v > 0 { t.reconnectMaxMs = v }
+        return t
+    }
+
+    public var heartbeat: Double { Double(heartbeatMs) / 1000 }
+    /// Silence longer than this means the peer is dead.
+    public var deadAfter: Double { heartbeat * Double(liveness) }
+}
+
+/// Command names (first frame). The raw value is what goes on the wire and in logs.
+public enum Command: String, Sendable, CaseIterable {
+    // worker -> coordinator
+    case hello = "HELLO", ready = "READY", progress = "PROGRESS", done = "DONE", failed = "FAILED"
+    case get = "GET", put = "PUT"
+    // coordinator -> worker
+    case welcome = "WELCOME", job = "JOB", cancel = "CANCEL", ack = "ACK", chunk = "CHUNK", putAck = "PUTACK"
+    // both ways
+    case heartbeat = "HEARTBEAT", bye = "BYE"
+}
+
+/// (job, attempt): the key every result, failure and acknowledgement is idempotent on.
+public struct JobRef: Codable, Sendable, Hashable {
+    public var job: String
+    public var attempt: Int
+    public init(job: String, attempt: Int) { self.job = job; self.attempt = attempt }
+}
+
+/// One input a job needs: a content-addressed artifact placed at `inputs/<name>` for the job.
+/// `unpack` means the artifact is a directory archive (`DirectoryArchive`) unpacked to `inputs/<name>/`.
+public struct InputRef: Codable, Sendable, Hashable {
+    public var name: String
+    public var hash: String
+    public var size: Int64
+    public var unpack: Bool
+    public init(name: String, hash: String, size: Int64, unpack: Bool) {
+        self.name = name; self.hash = hash; self.size = size; self.unpack = unpack
+    }
+}
+
+// MARK: headers (one struct per command; every one carries "v")
+
+public struct HelloHeader: Codable, Sendable {
+    public var v = Wire.version
+    /// Stable for the worker process's life (host-pid-nonce); the routing identity changes per reconnect.
+    public var worker: String
+    public var host: String
+    public var pid: Int32
+    public var cores: Int
+    public var slots: Int
+    public var threads: Int
+    /// Jobs this worker is still running (after a reconnect): the coordinator reattaches them.
+    public var running: [JobRef]
+}
+
+public struct WelcomeHeader: Codable, Sendable {
+    public var v = Wire.version
+    /// The coordinator's heartbeat settings; the worker adopts them so both sides agree.
+    public var heartbeatMs: Int
+    public var liveness: Int
+    /// Jobs from HELLO's `running` that the coordinator no longer wants (already done elsewhere).
+    public var cancel: [JobRef]
+}
+
+public struct EmptyHeader: Codable, Sendable { public var v = Wire.version }
+
+public struct ProgressHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    public var epoch: Int?
+    public var epochs: Int?
+    public var metrics: [String: Double]?
+    public var message: String?
+}
+
+/// Payload frame 0: the result JSON (object) exactly as the job wrote it.
+public struct DoneHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    /// Output file name -> SHA-256 of the artifact already uploaded with PUT.
+    public var artifacts: [String: String]
+    public var seconds: Double
+}
+
+public struct FailedHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    public var reason: String
+    /// True when the worker hands the job back (stopping): requeued, not counted as a failure.
+    public var handback: Bool
+}
+
+public struct AckHeader: Codable, Sendable {
+    public var v = Wire.version
+    /// Results (DONE or FAILED) the coordinator has durably recorded or deliberately dropped.
+    public var jobs: [JobRef]
+}
+
+/// Payload frame 0: the job spec JSON.
+public struct JobHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    public var kind: String
+    public var inputs: [InputRef]
+}
+
+public struct CancelHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    public var reason: String
+}
+
+public struct ByeHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var reason: String
+    /// Coordinator -> worker: "I do not know you": send HELLO again (coordinator restarted).
+    public var rehello: Bool
+}
+
+/// Asks for `length` bytes of artifact `hash` from `offset`. Each GET is one unit of credit.
+public struct GetHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var hash: String
+    public var offset: Int64
+    public var length: Int
+}
+
+/// Payload frame 0: the bytes. `error` set (and no payload) when the artifact is unknown.
+public struct ChunkHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var hash: String
+    public var offset: Int64
+    public var size: Int64
+    public var error: String?
+}
+
+/// Payload frame 0: the bytes of `hash` at `offset`; `size` is the whole artifact's size.
+public struct PutHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var hash: String
+    public var offset: Int64
+    public var size: Int64
+}
+
+/// Returns one unit of upload credit. `complete` once the artifact is stored and verified (or was
+/// already there); `error` when verification failed (the worker restarts the upload).
+public struct PutAckHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var hash: String
+    public var offset: Int64
+    public var complete: Bool
+    public var error: String?
+}
+
+// MARK: framing
+
+/// A parsed message: command, raw header bytes (decoded on demand into the command's struct)
+/// and payload frames.
+public struct WireMessage {
+    public var command: Command
+    public var header: [UInt8]
+    public var payload: [[UInt8]]
+    /// The header parsed once by `parse` (hot headers are read from it without Codable).
+    var fields: FastJSON.Value = .null
+
+    public init(_ command: Command, header: [UInt8], payload: [[UInt8]] = []) {
+        self.command = command; self.header = header; self.payload = payload
+    }
+
+    public init<H: Encodable>(_ command: Command, _ header: H, payload: [[UInt8]] = []) {
+        self.init(command, header: WireCodec.encode(header), payload: payload)
+    }
+
+    public var frames: [[UInt8]] { [Array(command.rawValue.utf8), header] + payload }
+
+    /// Parses `[kind][header][payload...]`. Throws a description fit for the log on anything
+    /// malformed: too few frames, unknown command, header not a JSON object with our version.
+    public static func parse(_ frames: ArraySlice<[UInt8]>) throws -> WireMessage {
+        guard frames.count >= 2 else { throw SweepError.protocolViolation("\(frames.count) frame(s), need at least 2") }
+        let first = frames[frames.startIndex]
+        guard first.count <= 16, let command = Command(rawValue: String(decoding: first, as: UTF8.self)) else {
+            throw SweepError.protocolViolation("unknown command \(printable(first))")
+        }
+        let header = frames[frames.startIndex + 1]
+        guard header.count <= 64 * 1024, let fields = try? FastJSON.parse(header), let object = fields.object else {
+            throw SweepError.protocolViolation("\(command.rawValue) header is not a JSON object")
+        }
+        guard let v = object["v"]?.int else { throw SweepError.protocolViolation("\(command.rawValue) header has no protocol version \"v\"") }
+        if v != Wire.version && command != .hello {
+            throw SweepError.protocolViolation("\(command.rawValue) has protocol version \(v), expected \(Wire.version)")
+        }
+        var m = WireMessage(command, header: header, payload: Array(frames.dropFirst(2)))
+        m.fields = fields
+        return m
+    }
+
+    public func decode<H: Decodable>(_ type: H.Type) throws -> H { try WireCodec.decode(type, header, command) }
+
+    /// First bytes of a frame, escaped, for log lines about garbage.
+    static func printable(_ bytes: [UInt8]) -> String {
+        let s = bytes.prefix(24).map { (32 ..< 127).contains($0) ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined()
+        return "\"\(s)\(bytes.count > 24 ? "..." : "")\""
+    }
+}
+
+
+/// JSON for headers. One encoder/decoder per thread would be cheaper, but Foundation's are
+/// cheap to create; these are created per call so no state is shared across threads.
+public enum WireCodec {
+    public static func encode<H: Encodable>(_ header: H) -> [UInt8] {
+        // Our header types cannot fail to encode (no floats that are NaN reach them unchecked).
+        (try? Array(JSONEncoder().encode(header))) ?? Array("{\"v\":\(Wire.version)}".utf8)
+    }
+
+    public static func decode<H: Decodable>(_ type: H.Type, _ bytes: [UInt8], _ command: Command) throws -> H {
+        do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
+            throw SweepError.protocolViolation("\(command.rawValue) header is not valid: \(shortReason(error))")
+        }
+    }
+
+    static func shortReason(_ error: Error) -> String {
+        if case DecodingError.keyNotFound(let key, _) = error { return "missing \"\(key.stringValue)\"" }
+        if case DecodingError.typeMismatch(_, let ctx) = error { return "wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))" }
+        if case DecodingError.dataCorrupted = error { return "not JSON" }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,113 @@
+/// The job spec JSON the coordinator sends with each `train` / `compress` JOB (payload frame 0),
+/// and that `ranksweep exec-job --spec FILE` reads. Plain Codable structs with the Swift property
+/// names as JSON keys, so the Pipeline side can decode them directly (or map them onto its own
+/// TrainSpec/CompressSpec).
+///
+/// Inputs arrive as files under the job's `--inputs` directory:
+/// - `inputs/dataset/` — the unpacked dataset folder when the sweep has `data_root` (absent for synthetic data);
+/// - `inputs/model.safetensors` — the baseline model (compress jobs only).
+/// Outputs: the job writes `result.json` (any JSON object) and its files into `--out`; every file
+/// there except `result.json` is uploaded as an artifact. A train job must write
+/// `JobFiles.model` (`model.safetensors`): compress jobs receive it.
+public enum JobFiles {
+    /// The baseline model a train job writes and compress jobs read (under inputs/).
+    public static let model = "model.safetensors"
+    /// The input name of the unpacked dataset directory (under inputs/).
+    public static let dataset = "dataset"
+    /// The result object every job writes to its out directory.
+    public static let result = "result.json"
+}
+
+/// The U-Net's shape.
+public struct ModelSpec: Codable, Sendable, Equatable {
+    /// Filters of the first encoder level; each deeper level doubles them (16 -> 16,32,64,128 + 256).
+    public var baseFilters: Int
+    /// Encoder levels (pooling steps); the bottleneck has `baseFilters << depth` filters.
+    public var depth: Int
+    /// Input image channels (3 for RGB).
+    public var channels: Int
+    public init(baseFilters: Int = 16, depth: Int = 4, channels: Int = 3) {
+        self.baseFilters = baseFilters; self.depth = depth; self.channels = channels
+    }
+}
+
+/// The built-in synthetic dataset (generated on the worker from the seed; nothing to transfer).
+public struct SyntheticSpec: Codable, Sendable, Equatable {
+    /// Number of image/mask pairs.
+    public var count: Int
+    /// Side of the generated square images, in pixels.
+    public var size: Int
+    /// Generator seed (same seed, same images on every host).
+    public var seed: Int
+    public init(count: Int = 96, size: Int = 64, seed: Int = 7) { self.count = count; self.size = size; self.seed = seed }
+}
+
+/// Where the images come from: exactly one of the two is set.
+public struct DataSpec: Codable, Sendable, Equatable {
+    /// Built-in synthetic set.
+    public var synthetic: SyntheticSpec?
+    /// Relative path under `--inputs` of the unpacked dataset folder (`"dataset"`) when the sweep has a data root.
+    public var datasetDir: String?
+    public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil) { self.synthetic = synthetic; self.datasetDir = datasetDir }
+}
+
+/// Baseline training settings (the seed pipeline's defaults).
+public struct TrainingSpec: Codable, Sendable, Equatable {
+    public var epochs: Int
+    public var batchSize: Int
+    /// Adam learning rate.
+    public var lr: Double
+    /// Early stopping: epochs without validation improvement before stopping.
+    public var patience: Int
+    /// Reduce-LR-on-plateau: epochs without improvement before halving the learning rate.
+    public var lrPatience: Int
+    /// Random flips/rotations during training.
+    public var augment: Bool
+    public init(epochs: Int = 8, batchSize: Int = 8, lr: Double = 1e-3, patience: Int = 5, lrPatience: Int = 3, augment: Bool = true) {
+        self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.patience = patience
+        self.lrPatience = lrPatience; self.augment = augment
+    }
+}
+
+/// Fine-tuning after compression.
+public struct FineTuneSpec: Codable, Sendable, Equatable {
+    public var epochs: Int
+    public var lr: Double
+    public init(epochs: Int = 3, lr: Double = 1e-4) { self.epochs = epochs; self.lr = lr }
+}
+
+/// Spec of a `train` job: train one baseline U-Net.
+public struct TrainJobSpec: Codable, Sendable, Equatable {
+    /// This job's id (e.g. `train-s42`), for names in results.
+    public var job: String
+    /// Seeds weight initialisation, shuffling, augmentation and the train/val split.
+    public var seed: Int
+    /// Images are resized to imageSize x imageSize.
+    public var imageSize: Int
+    public var model: ModelSpec
+    public var training: TrainingSpec
+    public var data: DataSpec
+    /// Fraction of images held out for validation.
+    public var validationSplit: Double
+}
+
+/// Spec of a `compress` job: compress the baseline (input `model.safetensors`), evaluate,
+/// fine-tune, evaluate again.
+public struct CompressJobSpec: Codable, Sendable, Equatable {
+    public var job: String
+    /// The train job whose model this compresses (or `"given"` for `baseline_model`).
+    public var baselineJob: String
+    /// `"svd"` (fixed rank) or `"arsvd"` (adaptive rank by energy fraction).
+    public var method: String
+    /// SVD: the rank r kept in every factorised layer.
+    public var rank: Int?
+    /// ARSVD: the fraction of singular-value energy each layer keeps (0 < tau <= 1).
+    public var tau: Double?
+    public var fineTune: FineTuneSpec
+    public var seed: Int
+    public var imageSize: Int
+    public var model: ModelSpec
+    public var data: DataSpec
+    public var batchSize: Int
+    public var validationSplit: Double
+}

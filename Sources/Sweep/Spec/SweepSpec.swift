@@ -1,0 +1,276 @@
+import Foundation
+import Yams
+
+/// A sweep file (YAML). Every key is optional; unknown keys and bad values are errors naming the
+/// key and the file. A file with only test job lists (`noop`, `sleep`, `jobs`) has no pipeline.
+///
+/// ```yaml
+/// data_root: data/isic          # or: synthetic: {count: 96, size: 64, seed: 7}
+/// image_size: 64
+/// model: {base_filters: 16, depth: 4, channels: 3}
+/// baseline: {epochs: 8, batch_size: 8, lr: 0.001, patience: 5, lr_patience: 3, augment: true}
+/// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85]}
+/// fine_tune: {epochs: 3, lr: 0.0001}
+/// seeds: [42]
+/// max_attempts: 3
+/// baseline_model: model.safetensors   # optional: skip training, compress this model
+/// validation_split: 0.2
+/// noop: 1000                          # test/bench jobs
+/// sleep: {count: 4, seconds: 0.5, in_child: false, produce_bytes: 0, with_dataset: false}
+/// jobs: [{kind: fail, count: 1, spec: {message: "boom"}}]   # any exec-job kind
+/// ```
+public struct SweepSpec: Sendable, Equatable {
+    public var dataRoot: String?
+    public var synthetic: SyntheticSpec?
+    public var imageSize = 64
+    public var model = ModelSpec()
+    public var training = TrainingSpec()
+    public var svdRanks: [Int] = [50, 100, 150]
+    public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
+    public var fineTune = FineTuneSpec()
+    public var seeds: [Int] = [42]
+    public var maxAttempts = 3
+    public var baselineModel: String?
+    public var validationSplit = 0.2
+    /// Whether the train/compress pipeline is part of this sweep.
+    public var pipeline = true
+    public var noop = 0
+    public var sleep: SleepJobs?
+    public var extraJobs: [ExtraJobs] = []
+
+    public struct SleepJobs: Sendable, Equatable {
+        public var count: Int
+        public var seconds: Double
+        /// Run through `exec-job` in a child process instead of a worker thread.
+        public var inChild = false
+        /// The child writes an output file of this many bytes (exercises artifact upload).
+        public var produceBytes = 0
+        /// The job gets the dataset archive as input (exercises artifact download).
+        public var withDataset = false
+    }
+
+    public struct ExtraJobs: Sendable, Equatable {
+        public var kind: String
+        public var count: Int
+        /// Spec JSON text.
+        public var spec: String
+    }
+
+    public init() {}
+
+    /// The sweep `ranksweep run` uses with no file: the whole pipeline on the synthetic set.
+    public static var defaultPipeline: SweepSpec {
+        var s = SweepSpec()
+        s.synthetic = SyntheticSpec()
+        return s
+    }
+
+    public static func load(path: String) throws -> SweepSpec {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw SweepError.invalid("sweep file \(path) cannot be read")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    public static func parse(yaml: String, file: String) throws -> SweepSpec {
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
+            throw SweepError.invalid("\(file): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        var spec = SweepSpec()
+        guard let root = node else { throw SweepError.invalid("\(file): empty sweep file") }
+        let m = try YAMLMap(root, path: "", file: file)
+        let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
+                                         "fine_tune", "seeds", "baseline_model", "validation_split"]
+        spec.pipeline = !m.keys.isDisjoint(with: pipelineKeys) || m.keys.isEmpty
+        spec.dataRoot = try m.string("data_root")
+        if let s = try m.map("synthetic") {
+            spec.synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? 96, size: try s.int("size", min: 8) ?? 64,
+                                           seed: try s.int("seed") ?? 7)
+            try s.finish()
+        }
+        if spec.dataRoot != nil && spec.synthetic != nil { throw m.error("data_root", "give data_root or synthetic, not both") }
+        if spec.pipeline && spec.dataRoot == nil && spec.synthetic == nil { spec.synthetic = SyntheticSpec() }
+        spec.imageSize = try m.int("image_size", min: 8) ?? spec.imageSize
+        if let s = try m.map("model") {
+            spec.model = ModelSpec(baseFilters: try s.int("base_filters", min: 1) ?? 16, depth: try s.int("depth", min: 1) ?? 4,
+                                   channels: try s.int("channels", min: 1) ?? 3)
+            try s.finish()
+        }
+        if let s = try m.map("baseline") {
+            var t = TrainingSpec()
+            t.epochs = try s.int("epochs", min: 1) ?? t.epochs
+            t.batchSize = try s.int("batch_size", min: 1) ?? t.batchSize
+            t.lr = try s.double("lr", positive: true) ?? t.lr
+            t.patience = try s.int("patience", min: 0) ?? t.patience
+            t.lrPatience = try s.int("lr_patience", min: 0) ?? t.lrPatience
+            t.augment = try s.bool("augment") ?? t.augment
+            try s.finish()
+            spec.training = t
+        }
+        if let s = try m.map("compression") {
+            spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
+            spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
+            try s.finish()
+        }
+        if let s = try m.map("fine_tune") {
+            spec.fineTune = FineTuneSpec(epochs: try s.int("epochs", min: 0) ?? 3, lr: try s.double("lr", positive: true) ?? 1e-4)
+            try s.finish()
+        }
+        spec.seeds = try m.intList("seeds", min: nil) ?? spec.seeds
+        if spec.seeds.isEmpty { throw m.error("seeds", "needs at least one seed") }
+        spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
+        spec.baselineModel = try m.string("baseline_model")
+        spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
+        if spec.validationSplit >= 1 { throw m.error("validation_split", "must be below 1") }
+        spec.noop = try m.int("noop", min: 0) ?? 0
+        if let s = try m.map("sleep") {
+            var j = SleepJobs(count: try s.int("count", min: 0) ?? 1, seconds: try s.double("seconds", positive: false) ?? 1)
+            j.inChild = try s.bool("in_child") ?? false
+            j.produceBytes = try s.int("produce_bytes", min: 0) ?? 0
+            j.withDataset = try s.bool("with_dataset") ?? false
+            try s.finish()
+            spec.sleep = j
+        }
+        if let list = try m.sequence("jobs") {
+            for (i, item) in list.enumerated() {
+                let s = try YAMLMap(item, path: "jobs[\(i)].", file: file)
+                guard let kind = try s.string("kind") else { throw s.error("kind", "is required") }
+                let count = try s.int("count", min: 0) ?? 1
+                var specJSON = "{}"
+                if let n = s.raw("spec") {
+                    guard let data = try? JSONSerialization.data(withJSONObject: n.any, options: [.sortedKeys]) else {
+                        throw s.error("spec", "must be a mapping")
+                    }
+                    specJSON = String(decoding: data, as: UTF8.self)
+                }
+                try s.finish()
+                spec.extraJobs.append(ExtraJobs(kind: kind, count: count, spec: specJSON))
+            }
+        }
+        try m.finish()
+        return spec
+    }
+}
+
+/// A YAML mapping being read: typed getters that name key and file in errors, and `finish()`
+/// that rejects any key nobody asked for.
+struct YAMLMap {
+    let pairs: [(String, Node)]
+    let path: String
+    let file: String
+    private let used = UsedKeys()
+
+    final class UsedKeys { var set = Set<String>() }
+
+    init(_ node: Node, path: String, file: String) throws {
+        guard let mapping = node.mapping else {
+            throw SweepError.invalid("\(file): \(path.isEmpty ? "the top level" : "\(path.dropLast())") must be a mapping of keys")
+        }
+        var pairs: [(String, Node)] = []
+        for (k, v) in mapping {
+            guard let key = k.string else { throw SweepError.invalid("\(file): non-string key under \(path)") }
+            pairs.append((key, v))
+        }
+        self.pairs = pairs; self.path = path; self.file = file
+    }
+
+    var keys: Set<String> { Set(pairs.map(\.0)) }
+
+    func error(_ key: String, _ what: String) -> SweepError {
+        let line = pairs.first(where: { $0.0 == key })?.1.mark.map { " (line \($0.line))" } ?? ""
+        return SweepError.invalid("\(file): \(path)\(key)\(line) \(what)")
+    }
+
+    func raw(_ key: String) -> Node? {
+        used.set.insert(key)
+        guard let n = pairs.first(where: { $0.0 == key })?.1 else { return nil }
+        if n.null != nil { return nil }
+        return n
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let n = raw(key) else { return nil }
+        guard n.scalar != nil, let s = n.string, !s.isEmpty else { throw error(key, "must be a non-empty string") }
+        return s
+    }
+
+    func int(_ key: String, min: Int? = nil) throws -> Int? {
+        guard let n = raw(key) else { return nil }
+        guard let v = n.int else { throw error(key, "must be an integer, got \"\(n.string ?? "?")\"") }
+        if let min, v < min { throw error(key, "must be at least \(min), got \(v)") }
+        return v
+    }
+
+    func double(_ key: String, positive: Bool) throws -> Double? {
+        guard let n = raw(key) else { return nil }
+        guard let v = n.float ?? n.int.map(Double.init), v.isFinite else { throw error(key, "must be a number, got \"\(n.string ?? "?")\"") }
+        if positive ? v <= 0 : v < 0 { throw error(key, "must be \(positive ? "positive" : "zero or more"), got \(v)") }
+        return v
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let n = raw(key) else { return nil }
+        guard let v = n.bool else { throw error(key, "must be true or false, got \"\(n.string ?? "?")\"") }
+        return v
+    }
+
+    func map(_ key: String) throws -> YAMLMap? {
+        guard let n = raw(key) else { return nil }
+        guard n.mapping != nil else { throw error(key, "must be a mapping") }
+        return try YAMLMap(n, path: path + key + ".", file: file)
+    }
+
+    func sequence(_ key: String) throws -> [Node]? {
+        guard let n = raw(key) else { return nil }
+        guard let seq = n.sequence else { throw error(key, "must be a list") }
+        return Array(seq)
+    }
+
+    func intList(_ key: String, min: Int?) throws -> [Int]? {
+        guard let items = try sequence(key) else { return nil }
+        return try items.map { n in
+            guard let v = n.int else { throw error(key, "must be a list of integers, got \"\(n.string ?? "?")\"") }
+            if let min, v < min { throw error(key, "values must be at least \(min), got \(v)") }
+            return v
+        }
+    }
+
+    func doubleList(_ key: String, range: ClosedRange<Double>, excludingZero: Bool) throws -> [Double]? {
+        guard let items = try sequence(key) else { return nil }
+        return try items.map { n in
+            guard let v = n.float ?? n.int.map(Double.init) else { throw error(key, "must be a list of numbers, got \"\(n.string ?? "?")\"") }
+            if !range.contains(v) || (excludingZero && v == 0) {
+                throw error(key, "values must be in \(excludingZero ? "(" : "[")\(range.lowerBound), \(range.upperBound)], got \(v)")
+            }
+            return v
+        }
+    }
+
+    func finish() throws {
+        for (k, _) in pairs where !used.set.contains(k) {
+            throw SweepError.invalid("\(file): unknown key \(path)\(k)")
+        }
+    }
+}
+
+/// Parses "50,100,150" style flag values.
+public enum ListFlag {
+    public static func ints(_ text: String, flag: String) throws -> [Int] {
+        try text.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v > 0 else {
+                throw SweepError.invalid("\(flag): \"\($0)\" is not a positive integer")
+            }
+            return v
+        }
+    }
+
+    public static func doubles(_ text: String, flag: String) throws -> [Double] {
+        try text.split(separator: ",").map {
+            guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v > 0, v <= 1 else {
+                throw SweepError.invalid("\(flag): \"\($0)\" is not a number in (0, 1]")
+            }
+            return v
+        }
+    }
+}

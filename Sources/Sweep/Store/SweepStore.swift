@@ -1,0 +1,245 @@
+import Foundation
+import GRDB
+
+/// The coordinator's durable state: one SQLite database (WAL) in the state dir. The coordinator is
+/// its only writer; `status` opens it read-only. All writes of one poll cycle go in one
+/// transaction (`apply`), so a SIGKILL leaves the database as of the end of some cycle, and no
+/// message that depends on a write (an ACK, a JOB) leaves before that write is committed.
+///
+/// `synchronous=NORMAL` in WAL mode: a commit survives the process being killed (it is in the OS
+/// page cache); an OS crash or power loss may lose the last commits, never corrupt the file.
+public final class SweepStore {
+    public static let fileName = "sweep.sqlite"
+    let db: DatabaseQueue
+
+    public init(stateDir: String, readOnly: Bool = false) throws {
+        let path = stateDir + "/" + SweepStore.fileName
+        var config = Configuration()
+        config.readonly = readOnly
+        if readOnly {
+            guard Files.exists(path) else { throw SweepError.invalid("state dir \(stateDir) has no \(SweepStore.fileName)") }
+        } else {
+            try Files.makeDirectory(stateDir)
+            config.journalMode = .wal
+            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        }
+        config.busyMode = .timeout(5)
+        do { db = try DatabaseQueue(path: path, configuration: config) } catch {
+            throw SweepError.io("cannot open \(path): \(error)")
+        }
+        if !readOnly { try migrate() }
+    }
+
+    func migrate() throws {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,
+                    deps TEXT NOT NULL, inputs TEXT NOT NULL,
+                    state TEXT NOT NULL,            -- queued | running | done | failed
+                    attempt INTEGER NOT NULL,       -- last attempt number issued (0: never dispatched)
+                    failures INTEGER NOT NULL,      -- attempts that count towards max_attempts
+                    max_attempts INTEGER NOT NULL,
+                    worker TEXT, progress TEXT, reason TEXT, updated REAL);
+                CREATE TABLE attempts (
+                    job TEXT NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL,
+                    started REAL NOT NULL, ended REAL,
+                    outcome TEXT,                   -- NULL while open | done | failed | dead | handback | orphaned | cancelled
+                    reason TEXT, PRIMARY KEY (job, attempt));
+                CREATE TABLE results (
+                    job TEXT PRIMARY KEY, attempt INTEGER NOT NULL, worker TEXT NOT NULL,
+                    result TEXT NOT NULL, artifacts TEXT NOT NULL, seconds REAL NOT NULL, finished REAL NOT NULL);
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+                    job TEXT, attempt INTEGER, worker TEXT, detail TEXT);
+                CREATE TABLE workers (
+                    id TEXT PRIMARY KEY, host TEXT NOT NULL, cores INTEGER NOT NULL, slots INTEGER NOT NULL,
+                    threads INTEGER NOT NULL, state TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
+                CREATE TABLE artifacts (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, origin TEXT NOT NULL, created REAL NOT NULL);
+                CREATE INDEX jobs_state ON jobs(state);
+                CREATE INDEX events_kind ON events(kind);
+                """)
+        }
+        do { try m.migrate(db) } catch { throw SweepError.io("cannot set up the state database: \(error)") }
+    }
+
+    // MARK: sweep creation
+
+    public func meta(_ key: String) throws -> String? {
+        try db.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    /// Writes the planned jobs and the sweep's identity in one transaction.
+    public func createSweep(jobs: [PlannedJob], maxAttempts: Int, planHash: String, sweepJSON: String) throws {
+        let now = Clock.wall()
+        try db.write { db in
+            for (k, v) in [("plan_hash", planHash), ("sweep", sweepJSON), ("created", String(now))] {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v])
+            }
+            let st = try db.makeStatement(sql: """
+                INSERT INTO jobs(id, seq, kind, spec, deps, inputs, state, attempt, failures, max_attempts, updated)
+                VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)
+                """)
+            let enc = JSONEncoder()
+            for (i, j) in jobs.enumerated() {
+                let deps = String(decoding: try enc.encode(j.deps), as: UTF8.self)
+                let inputs = String(decoding: try enc.encode(j.inputs), as: UTF8.self)
+                try st.execute(arguments: [j.id, i, j.kind, j.spec, deps, inputs, maxAttempts, now])
+            }
+            try db.execute(sql: "INSERT INTO events(time, kind, detail) VALUES (?, 'sweep-created', ?)", arguments: [now, "\(jobs.count) jobs"])
+        }
+    }
+
+    // MARK: loading (resume)
+
+    public struct StoredJob {
+        public var job: PlannedJob
+        public var state: String
+        public var attempt: Int
+        public var failures: Int
+        public var maxAttempts: Int
+    }
+
+    public func loadJobs() throws -> [StoredJob] {
+        let dec = JSONDecoder()
+        return try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts FROM jobs ORDER BY seq").map { r in
+                let deps = try dec.decode([String].self, from: Data((r["deps"] as String).utf8))
+                let inputs = try dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8))
+                return StoredJob(job: PlannedJob(id: r["id"], kind: r["kind"], spec: r["spec"], deps: deps, inputs: inputs),
+                                 state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"])
+            }
+        }
+    }
+
+    /// Attempts without an outcome: running when the previous coordinator died.
+    public func openAttempts() throws -> [(JobRef, String)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT job, attempt, worker FROM attempts WHERE outcome IS NULL").map {
+                (JobRef(job: $0["job"], attempt: $0["attempt"]), $0["worker"])
+            }
+        }
+    }
+
+    /// Attempts that ended as `orphaned` (coordinator restart): their results are still welcome.
+    public func orphanedAttempts() throws -> [JobRef] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT job, attempt FROM attempts WHERE outcome = 'orphaned'").map {
+                JobRef(job: $0["job"], attempt: $0["attempt"])
+            }
+        }
+    }
+
+    /// Produced artifacts of finished jobs (file name -> hash), to resolve their dependents' inputs.
+    public func resultArtifacts() throws -> [String: [String: String]] {
+        let dec = JSONDecoder()
+        return try db.read { db in
+            var out: [String: [String: String]] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT job, artifacts FROM results") {
+                out[r["job"]] = try dec.decode([String: String].self, from: Data((r["artifacts"] as String).utf8))
+            }
+            return out
+        }
+    }
+
+    public func attemptReasons(job: String) throws -> [(Int, String, String, String)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT attempt, worker, COALESCE(outcome, ''), COALESCE(reason, '') FROM attempts WHERE job = ? ORDER BY attempt",
+                             arguments: [job]).map { ($0[0], $0[1], $0[2], $0[3]) }
+        }
+    }
+
+    // MARK: writes
+
+    /// One state change. The coordinator collects them during a poll cycle and applies them together.
+    public enum Op {
+        case dispatch(JobRef, worker: String)
+        case reattach(JobRef, worker: String)
+        case done(JobRef, worker: String, result: String, artifacts: String, seconds: Double)
+        case attemptEnded(JobRef, outcome: String, reason: String)
+        case requeue(job: String, failures: Int)
+        case failJob(job: String, failures: Int, reason: String)
+        case progress(job: String, text: String)
+        case event(kind: String, job: String?, attempt: Int?, worker: String?, detail: String)
+        case worker(id: String, host: String, cores: Int, slots: Int, threads: Int, state: String)
+        case workerState(id: String, state: String)
+        case artifact(hash: String, size: Int64, origin: String)
+    }
+
+    /// Applies all ops in one transaction.
+    public func apply(_ ops: [Op]) throws {
+        if ops.isEmpty { return }
+        let now = Clock.wall()
+        try db.write { db in
+            for op in ops {
+                switch op {
+                case .dispatch(let ref, let worker):
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'running', attempt = ?, worker = ?, progress = NULL, updated = ? WHERE id = ?")
+                        .execute(arguments: [ref.attempt, worker, now, ref.job])
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO attempts(job, attempt, worker, started) VALUES (?, ?, ?, ?)")
+                        .execute(arguments: [ref.job, ref.attempt, worker, now])
+                case .reattach(let ref, let worker):
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'running', worker = ?, attempt = MAX(attempt, ?), updated = ? WHERE id = ?")
+                        .execute(arguments: [worker, ref.attempt, now, ref.job])
+                    try db.cachedStatement(sql: """
+                        INSERT INTO attempts(job, attempt, worker, started) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(job, attempt) DO UPDATE SET outcome = NULL, ended = NULL, reason = NULL, worker = excluded.worker
+                        """).execute(arguments: [ref.job, ref.attempt, worker, now])
+                case .done(let ref, let worker, let result, let artifacts, let seconds):
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'done', worker = ?, updated = ? WHERE id = ?")
+                        .execute(arguments: [worker, now, ref.job])
+                    try db.cachedStatement(sql: "UPDATE attempts SET ended = ?, outcome = 'done' WHERE job = ? AND attempt = ?")
+                        .execute(arguments: [now, ref.job, ref.attempt])
+                    try db.cachedStatement(sql: "INSERT INTO results(job, attempt, worker, result, artifacts, seconds, finished) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                        .execute(arguments: [ref.job, ref.attempt, worker, result, artifacts, seconds, now])
+                    try db.cachedStatement(sql: "INSERT INTO events(time, kind, job, attempt, worker) VALUES (?, 'done', ?, ?, ?)")
+                        .execute(arguments: [now, ref.job, ref.attempt, worker])
+                case .attemptEnded(let ref, let outcome, let reason):
+                    try db.cachedStatement(sql: "UPDATE attempts SET ended = ?, outcome = ?, reason = ? WHERE job = ? AND attempt = ?")
+                        .execute(arguments: [now, outcome, reason, ref.job, ref.attempt])
+                case .requeue(let job, let failures):
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'queued', failures = ?, worker = NULL, updated = ? WHERE id = ?")
+                        .execute(arguments: [failures, now, job])
+                case .failJob(let job, let failures, let reason):
+                    try db.cachedStatement(sql: "UPDATE jobs SET state = 'failed', failures = ?, worker = NULL, reason = ?, updated = ? WHERE id = ?")
+                        .execute(arguments: [failures, reason, now, job])
+                    try db.cachedStatement(sql: "INSERT INTO events(time, kind, job, detail) VALUES (?, 'failed', ?, ?)")
+                        .execute(arguments: [now, job, reason])
+                case .progress(let job, let text):
+                    try db.cachedStatement(sql: "UPDATE jobs SET progress = ? WHERE id = ?").execute(arguments: [text, job])
+                case .event(let kind, let job, let attempt, let worker, let detail):
+                    try db.cachedStatement(sql: "INSERT INTO events(time, kind, job, attempt, worker, detail) VALUES (?, ?, ?, ?, ?, ?)")
+                        .execute(arguments: [now, kind, job, attempt, worker, detail])
+                case .worker(let id, let host, let cores, let slots, let threads, let state):
+                    try db.cachedStatement(sql: """
+                        INSERT INTO workers(id, host, cores, slots, threads, state, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen
+                        """).execute(arguments: [id, host, cores, slots, threads, state, now, now])
+                case .workerState(let id, let state):
+                    try db.cachedStatement(sql: "UPDATE workers SET state = ?, last_seen = ? WHERE id = ?").execute(arguments: [state, now, id])
+                case .artifact(let hash, let size, let origin):
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO artifacts(hash, size, origin, created) VALUES (?, ?, ?, ?)")
+                        .execute(arguments: [hash, size, origin, now])
+                }
+            }
+        }
+    }
+
+    // MARK: queries for tests and `status`
+
+    public func count(_ sql: String, _ args: StatementArguments = []) throws -> Int {
+        try db.read { try Int.fetchOne($0, sql: sql, arguments: args) ?? 0 }
+    }
+
+    public func rows(_ sql: String, _ args: StatementArguments = []) throws -> [[String: String]] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: args).map { row in
+                var d: [String: String] = [:]
+                for (col, value) in row { d[col] = value.isNull ? "" : (String.fromDatabaseValue(value) ?? value.description) }
+                return d
+            }
+        }
+    }
+}

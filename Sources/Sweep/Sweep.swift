@@ -1,1 +1,0 @@
-// Sweep module: see DESIGN.md

@@ -1,0 +1,174 @@
+import CZeroMQ
+import Foundation
+
+/// Lets the worker's socket thread cancel a job running on another thread or in a child.
+final class JobControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _cancelled = false
+    private var pid: Int32 = 0
+
+    var cancelled: Bool { lock.lock(); defer { lock.unlock() }; return _cancelled }
+
+    func setChild(_ p: Int32) { lock.lock(); pid = p; lock.unlock() }
+
+    func cancel() {
+        lock.lock()
+        _cancelled = true
+        let p = pid
+        lock.unlock()
+        if p > 0 { kill(p, SIGTERM) }
+    }
+}
+
+/// An output file of a finished job, hashed on the job thread (not the socket thread).
+struct JobOutput: Codable, Sendable {
+    var file: String
+    var path: String
+    var hash: String
+    var size: Int64
+}
+
+/// Runs one job off the socket thread and reports back over an inproc PUSH socket (the socket
+/// thread polls the PULL end): `[event, job, attempt, payload...]` with event `progress`
+/// (ProgressHeader JSON), `done` (result JSON, outputs JSON, seconds) or `failed` (reason).
+enum JobRunner {
+    static let eventsEndpoint = "inproc://worker-job-events"
+
+    struct Setup: Sendable {
+        var ref: JobRef
+        var kind: String
+        var spec: [UInt8]
+        var inputs: [InputRef]
+        var cacheDir: String
+        var executable: String
+        var threads: Int
+        var inChild: Bool
+    }
+
+    static func start(_ s: Setup, context: ZMQContext, control: JobControl) {
+        let t = Thread {
+            guard let push = try? ZMQSocket(context, .push) else { return }
+            guard (try? push.connect(eventsEndpoint)) != nil else { return }
+            let started = Clock.now()
+            func post(_ event: String, _ payload: [[UInt8]]) {
+                try? push.send([Array(event.utf8), Array(s.ref.job.utf8), Array(String(s.ref.attempt).utf8)] + payload)
+            }
+            do {
+                if s.inChild {
+                    let (result, outputs) = try runChild(s, control: control) { post("progress", [$0]) }
+                    if control.cancelled { return }
+                    post("done", [result, Array(try JSONEncoder().encode(outputs)), Array(String(Clock.now() - started).utf8)])
+                } else {
+                    try runInProcess(s, control: control)
+                    if control.cancelled { return }
+                    post("done", [Array("{\"slept\":true}".utf8), Array("[]".utf8), Array(String(Clock.now() - started).utf8)])
+                }
+            } catch {
+                if !control.cancelled { post("failed", [Array("\(error)".utf8)]) }
+            }
+        }
+        t.name = "job \(s.ref.job)"
+        t.start()
+    }
+
+    /// `sleep` in a worker thread, in small steps so a cancel is noticed.
+    static func runInProcess(_ s: Setup, control: JobControl) throws {
+        let spec = try JSONDecoder().decode(SleepSpec.self, from: Data(s.spec))
+        let end = Clock.now() + spec.seconds
+        while Clock.now() < end && !control.cancelled { usleep(UInt32(min(0.02, max(0, end - Clock.now())) * 1e6)) }
+    }
+
+    /// Runs `ranksweep exec-job` in a child process: a crash or OOM there is a FAILED result with
+    /// the reason, and the worker carries on.
+    static func runChild(_ s: Setup, control: JobControl, progress: ([UInt8]) -> Void) throws -> ([UInt8], [JobOutput]) {
+        let artifacts = try ArtifactStore(dir: s.cacheDir + "/artifacts")
+        let work = s.cacheDir + "/jobs/\(s.ref.job)-a\(s.ref.attempt)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: work)
+        let inputsDir = work + "/inputs", outDir = work + "/out"
+        try Files.makeDirectory(inputsDir)
+        try Files.makeDirectory(outDir)
+        for input in s.inputs {
+            var target = artifacts.path(input.hash)
+            if input.unpack { target = try unpacked(input.hash, cacheDir: s.cacheDir, artifacts: artifacts) }
+            guard input.name.range(of: "/") == nil, !input.name.hasPrefix(".") else { throw SweepError.invalid("bad input name \(input.name)") }
+            try FileManager.default.createSymbolicLink(atPath: inputsDir + "/" + input.name, withDestinationPath: target)
+        }
+        let specPath = work + "/spec.json"
+        try Files.writeAtomically(Data(s.spec), to: specPath)
+        let stderrPath = work + "/stderr.log"
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: s.executable)
+        p.arguments = ["exec-job", "--kind", s.kind, "--spec", specPath, "--inputs", inputsDir, "--out", outDir]
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = String(s.threads)
+        env["RANKSWEEP_JOB"] = "\(s.ref.job)#\(s.ref.attempt)"
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: stderrPath)
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch { throw SweepError.io("cannot start \(s.executable): \(error)") }
+        control.setChild(p.processIdentifier)
+        if control.cancelled { kill(p.processIdentifier, SIGTERM) }
+
+        // Forward `PROGRESS {json}` lines as they come; the rest of stdout is the job's business.
+        let reader = out.fileHandleForReading
+        var buffer: [UInt8] = []
+        while true {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            buffer.append(contentsOf: chunk)
+            while let nl = buffer.firstIndex(of: 10) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                let prefix = Array("PROGRESS ".utf8)
+                if line.starts(with: prefix) { progress(Array(line.dropFirst(prefix.count))) }
+            }
+        }
+        p.waitUntilExit()
+        let lastErr = lastLine(stderrPath)
+        if p.terminationReason == .uncaughtSignal {
+            let sig = p.terminationStatus
+            throw SweepError.io("job process killed by signal \(sig) (\(signalName(sig)))" + (lastErr.map { ": \($0)" } ?? ""))
+        }
+        guard p.terminationStatus == 0 else {
+            throw SweepError.io("job process exited with status \(p.terminationStatus)" + (lastErr.map { ": \($0)" } ?? ""))
+        }
+        guard let result = FileManager.default.contents(atPath: outDir + "/" + JobFiles.result) else {
+            throw SweepError.io("job process wrote no \(JobFiles.result)")
+        }
+        var outputs: [JobOutput] = []
+        for file in ((try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []).sorted() where file != JobFiles.result && !file.hasPrefix(".") {
+            let path = outDir + "/" + file
+            guard !Files.isDirectory(path) else { continue }
+            let (hash, size) = try SHA256Hasher.file(path)
+            outputs.append(JobOutput(file: file, path: path, hash: hash, size: size))
+        }
+        return (Array(result), outputs)
+    }
+
+    /// Unpacks a directory archive once per cache (temp dir, then rename: never half there).
+    static func unpacked(_ hash: String, cacheDir: String, artifacts: ArtifactStore) throws -> String {
+        let dir = cacheDir + "/unpacked/" + hash
+        if Files.isDirectory(dir) { return dir }
+        let tmp = cacheDir + "/unpacked/.tmp-\(hash.prefix(12))-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        try DirectoryArchive.unpack(archive: artifacts.path(hash), to: tmp)
+        if rename(tmp, dir) != 0 { try? FileManager.default.removeItem(atPath: tmp) }
+        return dir
+    }
+
+    /// The job's last stderr line before any Swift crash backtrace (which stays in stderr.log).
+    static func lastLine(_ path: String) -> String? {
+        guard let d = FileManager.default.contents(atPath: path) else { return nil }
+        var lines = String(decoding: d.suffix(64 * 1024), as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        if let crash = lines.firstIndex(where: { $0.contains("Program crashed:") || $0.hasPrefix("*** Signal") }) { lines = Array(lines[..<crash]) }
+        return lines.last(where: { !$0.isEmpty }).map { String($0.prefix(500)) }
+    }
+
+    static func signalName(_ s: Int32) -> String {
+        [6: "SIGABRT", 9: "SIGKILL (out of memory?)", 11: "SIGSEGV", 15: "SIGTERM", 4: "SIGILL", 7: "SIGBUS", 8: "SIGFPE"][s] ?? "signal"
+    }
+}

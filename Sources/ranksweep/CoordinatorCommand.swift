@@ -1,0 +1,66 @@
+import ArgumentParser
+import CSupport
+import Foundation
+import Sweep
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a sweep: hand its jobs to workers over ZeroMQ, keep its state in --state-dir.",
+        discussion: """
+            Restarting on the same --state-dir resumes the sweep: finished results are kept, running jobs
+            are queued again, and workers reattach by themselves. Off loopback, CURVE keys are required
+            (--keys DIR with coordinator.key and workers/*.pub; see `ranksweep keygen`) unless --insecure.
+            """)
+
+    @Option(help: "Sweep file (YAML). Optional when resuming a state dir.")
+    var sweep: String?
+
+    @Option(help: "ZeroMQ endpoint to bind.")
+    var bind = "tcp://0.0.0.0:5555"
+
+    @Option(name: .customLong("state-dir"), help: "Directory for sweep.sqlite and artifacts (reuse it to resume).")
+    var stateDir: String
+
+    @Option(help: "Key directory: coordinator.key (secret) and workers/*.pub (allowed worker keys).")
+    var keys: String?
+
+    @Option(help: "Allowed worker keys: a directory of *.pub files or a file with one key per line (default KEYS/workers).")
+    var allow: String?
+
+    @Flag(help: "Allow plain TCP on a non-loopback address (no encryption, no authentication).")
+    var insecure = false
+
+    @Option(help: "Progress display: auto (bar on a terminal, log lines otherwise), plain, none.")
+    var progress = "auto"
+
+    @OptionGroup var timingOptions: TimingOptions
+
+    func validate() throws {
+        guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
+        if allow != nil && keys == nil { throw ValidationError("--allow needs --keys (the coordinator's own key pair)") }
+    }
+
+    func run() throws {
+        try SweepCLI.guarded {
+            var o = CoordinatorOptions(bind: bind, stateDir: stateDir)
+            if let sweep {
+                o.sweep = try SweepSpec.load(path: sweep)
+                o.sweepSource = sweep
+            }
+            if let keys {
+                o.serverKeys = try CurveKeyPair(secretKey: try CurveKeyPair.readKey(keys + "/coordinator.key", what: "coordinator secret key"))
+                o.allowlist = try Allowlist.load(allow ?? keys + "/workers")
+            }
+            o.insecure = insecure
+            o.timing = timingOptions.timing
+            o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            Log.role = "coordinator"
+            _ = csupport_install_stop_handlers()
+            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
+            let summary = try c.run()
+            if summary.interrupted { throw ExitCode(130) }
+            if summary.failed > 0 { throw ExitCode(2) }
+        }
+    }
+}

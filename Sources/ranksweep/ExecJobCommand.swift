@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Sweep
+
+/// Runs one job in this process (the worker's child). Hidden: workers call it, people do not.
+struct ExecJobCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec-job", abstract: "Run one job (used by workers).", shouldDisplay: false)
+
+    /// The dispatch point for job kinds run in a child process. The built-in test kinds are
+    /// `fail`, `crash`, `sleep`; the lead adds `train` and `compress` here, e.g.
+    /// `"train": { ctx in let spec = try ctx.decodeSpec(TrainJobSpec.self); ... return [...] }`
+    /// (write the model to `ctx.output(JobFiles.model)`; report epochs with `ctx.progress`).
+    static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(pipelineKinds) { _, new in new } }
+
+    /// Pipeline job kinds (`train`, `compress`): empty until the Pipeline module exists.
+    static let pipelineKinds: [String: ExecJobExecutor] = [:]
+
+    @Option var kind: String
+    @Option var spec: String
+    @Option var inputs: String
+    @Option var out: String
+
+    func run() throws {
+        try SweepCLI.guarded {
+            guard let data = FileManager.default.contents(atPath: spec) else { throw SweepError.invalid("spec file \(spec) cannot be read") }
+            try ExecJob.run(ExecJobContext(kind: kind, spec: data, inputsDir: inputs, outDir: out), executors: ExecJobCommand.executors)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import Sweep
+
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a CURVE key pair: NAME.pub (public, Z85) and NAME.key (secret, mode 0600).",
+        discussion: """
+            Coordinator: `ranksweep keygen --out keys --name coordinator`. Each worker: `ranksweep keygen --out wkeys
+            --name worker1`, then copy worker1.pub into the coordinator's keys/workers/ and keys/coordinator.pub to the worker.
+            """)
+
+    @Option(help: "Directory to write the key files into (created).")
+    var out: String
+
+    @Option(help: "Base name of the key files.")
+    var name = "coordinator"
+
+    func validate() throws {
+        if name.isEmpty || name.contains("/") || name.hasPrefix(".") { throw ValidationError("--name must be a plain file name") }
+    }
+
+    func run() throws {
+        try SweepCLI.guarded {
+            let pub = out + "/" + name + ".pub", sec = out + "/" + name + ".key"
+            for p in [pub, sec] where FileManager.default.fileExists(atPath: p) {
+                throw SweepError.invalid("\(p) exists; not overwriting a key")
+            }
+            var keys = try CurveKeyPair.generate()
+            while CurveKeyPair.publishedTestKeys.contains(keys.publicKey) { keys = try CurveKeyPair.generate() }
+            try Files.writeAtomically(Data((keys.secretKey + "\n").utf8), to: sec, permissions: 0o600)
+            try Files.writeAtomically(Data((keys.publicKey + "\n").utf8), to: pub, permissions: 0o644)
+            print("wrote \(pub) and \(sec)")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import CSupport
+import Foundation
+import Sweep
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a whole sweep on this machine: a coordinator on loopback plus local worker processes.",
+        discussion: "With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys.")
+
+    @Argument(help: "Sweep file (YAML); default: the built-in pipeline on synthetic data.")
+    var sweepFile: String?
+
+    @Option(name: .customLong("local-workers"), help: "Worker processes to start (default: one per 2 cores, at least 1).")
+    var localWorkers: Int?
+
+    @Option(help: "BLAS threads per worker (default: cores / workers).")
+    var threads: Int?
+
+    @Option(name: .customLong("state-dir"), help: "State directory (default runs/sweep-DATE-TIME; reuse to resume).")
+    var stateDir: String?
+
+    @Option(name: .customLong("svd-ranks"), help: "SVD ranks, e.g. \"50,100,150\".") var svdRanks: String?
+    @Option(name: .customLong("arsvd-taus"), help: "ARSVD energy thresholds, e.g. \"0.95,0.9,0.85\".") var arsvdTaus: String?
+    @Option(help: "Baseline training epochs.") var epochs: Int?
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
+    @Option(name: .customLong("data-root"), help: "Dataset folder (default: synthetic).") var dataRoot: String?
+    @Option(help: "Existing baseline model (skips training).") var model: String?
+    @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
+
+    @Option(help: "Progress display: auto, plain, none.") var progress = "auto"
+
+    @OptionGroup var timingOptions: TimingOptions
+
+    func validate() throws {
+        if let n = localWorkers, n < 1 || n > 256 { throw ValidationError("--local-workers must be in 1...256") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
+        guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
+    }
+
+    func run() throws {
+        try SweepCLI.guarded {
+            var spec = try sweepFile.map { try SweepSpec.load(path: $0) } ?? SweepSpec.defaultPipeline
+            if let s = svdRanks { spec.svdRanks = try ListFlag.ints(s, flag: "--svd-ranks") }
+            if let t = arsvdTaus { spec.arsvdTaus = try ListFlag.doubles(t, flag: "--arsvd-taus") }
+            if let e = epochs { spec.training.epochs = e }
+            if let b = batchSize { spec.training.batchSize = b }
+            if let d = dataRoot { spec.dataRoot = d; spec.synthetic = nil }
+            if let m = model { spec.baselineModel = m }
+            if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }
+            let workers = localWorkers ?? max(1, SweepCLI.cores / 2)
+            let t = threads ?? max(1, SweepCLI.cores / workers)
+            let dir = stateDir ?? "runs/sweep-" + Self.stamp()
+            var o = CoordinatorOptions(bind: "tcp://127.0.0.1:*", stateDir: dir)
+            o.sweep = spec
+            o.sweepSource = sweepFile ?? "the default sweep"
+            o.timing = timingOptions.timing
+            o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            let local = LocalWorkers()
+            var args = ["--threads", String(t), "--cache-dir", dir + "/worker-cache"]
+            if let h = timingOptions.heartbeatMs { args += ["--heartbeat-ms", String(h)] }
+            if let l = timingOptions.liveness { args += ["--liveness", String(l)] }
+            let workerArgs = args
+            o.onBound = { endpoint in
+                do { try local.start(count: workers, endpoint: endpoint, extraArgs: workerArgs, logDir: dir + "/logs") } catch {
+                    Log.error("\(error)")
+                }
+            }
+            Log.role = "coordinator"
+            _ = csupport_install_stop_handlers()
+            print("sweep state in \(dir); \(workers) local worker(s) x \(t) thread(s); worker logs in \(dir)/logs")
+            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
+            let summary = try c.run()
+            local.stop(within: summary.interrupted ? 0.5 : 5)
+            if summary.interrupted { throw ExitCode(130) }
+            if summary.failed > 0 { throw ExitCode(2) }
+        }
+    }
+
+    static func stamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: Date())
+    }
+}
