@@ -10,12 +10,18 @@ public struct DataSource: Codable, Sendable, Equatable {
     public var syntheticSeed: UInt64
     /// Seed of the train/val/test split (when the folder is not already split).
     public var splitSeed: UInt64
+    /// Fractions held out for validation and test (when the folder is not already split).
+    public var validationFraction: Double
+    public var testFraction: Double
 
-    public init(root: String? = nil, syntheticCount: Int = 200, syntheticSeed: UInt64 = 1, splitSeed: UInt64 = 42) {
+    public init(root: String? = nil, syntheticCount: Int = 200, syntheticSeed: UInt64 = 1, splitSeed: UInt64 = 42,
+                validationFraction: Double = 0.1, testFraction: Double = 0.1) {
         self.root = root
         self.syntheticCount = syntheticCount
         self.syntheticSeed = syntheticSeed
         self.splitSeed = splitSeed
+        self.validationFraction = validationFraction
+        self.testFraction = testFraction
     }
 
     public var description: String {
@@ -25,7 +31,8 @@ public struct DataSource: Codable, Sendable, Equatable {
     /// Loads and validates every file before anything trains; resizes to `imageSize`.
     public func load(imageSize: Int, channels: Int) throws -> LoadedDataset {
         let folder = try root ?? SyntheticDataset.cachedDefault(count: syntheticCount, size: imageSize, seed: syntheticSeed)
-        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, seed: splitSeed)
+        let fractions = SplitFractions(train: 1 - validationFraction - testFraction, val: validationFraction, test: testFraction)
+        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed)
     }
 }
 

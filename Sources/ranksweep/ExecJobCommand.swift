@@ -13,8 +13,8 @@ struct ExecJobCommand: ParsableCommand {
     /// (write the model to `ctx.output(JobFiles.model)`; report epochs with `ctx.progress`).
     static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(pipelineKinds) { _, new in new } }
 
-    /// Pipeline job kinds (`train`, `compress`): empty until the Pipeline module exists.
-    static let pipelineKinds: [String: ExecJobExecutor] = [:]
+    /// Pipeline job kinds: `train` and `compress` (Sweep/Exec/PipelineExecutors.swift).
+    static let pipelineKinds: [String: ExecJobExecutor] = PipelineExecutors.all
 
     @Option var kind: String
     @Option var spec: String

@@ -14,7 +14,7 @@ import Yams
 /// seeds: [42]
 /// max_attempts: 3
 /// baseline_model: model.safetensors   # optional: skip training, compress this model
-/// validation_split: 0.2
+/// validation_split: 0.1              # val fraction; 10% more is the test split
 /// noop: 1000                          # test/bench jobs
 /// sleep: {count: 4, seconds: 0.5, in_child: false, produce_bytes: 0, with_dataset: false}
 /// jobs: [{kind: fail, count: 1, spec: {message: "boom"}}]   # any exec-job kind
@@ -31,7 +31,7 @@ public struct SweepSpec: Sendable, Equatable {
     public var seeds: [Int] = [42]
     public var maxAttempts = 3
     public var baselineModel: String?
-    public var validationSplit = 0.2
+    public var validationSplit = 0.1
     /// Whether the train/compress pipeline is part of this sweep.
     public var pipeline = true
     public var noop = 0
@@ -122,7 +122,7 @@ public struct SweepSpec: Sendable, Equatable {
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.baselineModel = try m.string("baseline_model")
         spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
-        if spec.validationSplit >= 1 { throw m.error("validation_split", "must be below 1") }
+        if spec.validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }
         spec.noop = try m.int("noop", min: 0) ?? 0
         if let s = try m.map("sleep") {
             var j = SleepJobs(count: try s.int("count", min: 0) ?? 1, seconds: try s.double("seconds", positive: false) ?? 1)
