@@ -7,7 +7,8 @@
 ///
 /// Memory: the columns of one chunk of output pixels live in the model's `Workspace`, so a large
 /// batch costs no more scratch than a small one. Backward recomputes the columns rather than
-/// keeping them from forward (they are `kh*kw` times the input's size).
+/// keeping them from forward (they are `kh*kw` times the input's size), and computes dX as a
+/// convolution of dY with the rotated kernel (im2col + GEMM again) rather than a col2im scatter.
 public final class Conv2D: ConvolutionLayer {
     public let name: String
     public let kernel: Parameter
@@ -91,7 +92,7 @@ public final class Conv2D: ConvolutionLayer {
                     var r0 = 0
                     while r0 < rows {
                         let r1 = min(rows, r0 + chunk)
-                        im2col(xb.baseAddress!, h: h, w: w, rows: r0..<r1, into: cols)
+                        im2col(xb.baseAddress!, h: h, w: w, channels: inChannels, rows: r0..<r1, into: cols)
                         BLAS.gemm(m: r1 - r0, n: cout, k: k, a: cols, lda: k,
                                   b: kb.baseAddress!, ldb: cout, beta: 1, c: yp + r0 * cout, ldc: cout)
                         r0 = r1
@@ -109,7 +110,8 @@ public final class Conv2D: ConvolutionLayer {
         let (h, w) = (x.shape[1], x.shape[2])
         let rows = x.shape[0] * h * w
         let cout = outChannels, k = columnLength
-        var dx = Tensor.zeros(x.shape)
+        // Every element of dx is written by one GEMM below (beta 0): no need to zero it first.
+        var dx = Tensor(shape: x.shape, storage: [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count })
         dy.storage.withUnsafeBufferPointer { dyb in
             let dyp = dyb.baseAddress!
             // dBias[c] = sum over all output pixels of dy[., c]
@@ -134,21 +136,25 @@ public final class Conv2D: ConvolutionLayer {
                                           b: kb.baseAddress!, ldb: cout, beta: 0, c: dxb.baseAddress!, ldc: k)
                                 return
                             }
-                            let chunk = workspace.rowsPerChunk(rowLength: k, rows: rows)
+                            let rotated = rotatedKernel()
+                            let kd = kernelHeight * kernelWidth * cout   // column length of dY's im2col
+                            let chunk = workspace.rowsPerChunk(rowLength: max(k, kd), rows: rows)
                             let cols = workspace.buffer(0, count: chunk * k)
-                            let dcols = workspace.buffer(1, count: chunk * k)
+                            let dcols = workspace.buffer(1, count: chunk * kd)
                             var r0 = 0
                             while r0 < rows {
                                 let r1 = min(rows, r0 + chunk)
                                 let m = r1 - r0
-                                im2col(xb.baseAddress!, h: h, w: w, rows: r0..<r1, into: cols)
+                                im2col(xb.baseAddress!, h: h, w: w, channels: inChannels, rows: r0..<r1, into: cols)
                                 // dW (k x cout) += cols^T (k x m) * dY (m x cout)
                                 BLAS.gemm(transA: true, m: k, n: cout, k: m, a: cols, lda: k,
                                           b: dyp + r0 * cout, ldb: cout, beta: 1, c: dkb.baseAddress!, ldc: cout)
-                                // dCols (m x k) = dY (m x cout) * W^T (cout x k)
-                                BLAS.gemm(transB: true, m: m, n: k, k: cout, a: dyp + r0 * cout, lda: cout,
-                                          b: kb.baseAddress!, ldb: cout, beta: 0, c: dcols, ldc: k)
-                                col2im(dcols, h: h, w: w, rows: r0..<r1, into: dxb.baseAddress!)
+                                // dX (m x cin) = im2col(dY) (m x kh*kw*cout) * W' (kh*kw*cout x cin)
+                                im2col(dyp, h: h, w: w, channels: cout, rows: r0..<r1, into: dcols)
+                                rotated.withUnsafeBufferPointer { rb in
+                                    BLAS.gemm(m: m, n: inChannels, k: kd, a: dcols, lda: kd, b: rb.baseAddress!, ldb: inChannels,
+                                              beta: 0, c: dxb.baseAddress! + r0 * inChannels, ldc: inChannels)
+                                }
                                 r0 = r1
                             }
                         }
@@ -159,11 +165,27 @@ public final class Conv2D: ConvolutionLayer {
         return dx
     }
 
-    /// Columns for output pixels `rows` (flat n*h*w indices): row r holds, for each (ky, kx) in
-    /// order, the `cin` input values under that kernel tap (zero where the tap falls in the padding).
-    private func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, rows: Range<Int>,
+    /// Columns for output pixels `rows` (flat n*h*w indices) of an NHWC tensor with `channels`
+    /// channels: row r holds, for each kernel tap (ky, kx) in order, the `channels` values under it
+    /// (zero where the tap falls in the padding). Split across cores: rows are independent.
+    private func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, channels: Int, rows: Range<Int>,
                         into cols: UnsafeMutablePointer<Float>) {
-        let cin = inChannels, kh = kernelHeight, kw = kernelWidth
+        let parts = rows.count >= 4096 ? Parallel.width : 1
+        let base = rows.lowerBound, end = rows.upperBound
+        let per = (rows.count + parts - 1) / parts
+        let (kh, kw) = (kernelHeight, kernelWidth)
+        let source = SendablePointer(pointer: UnsafeMutablePointer(mutating: x)), target = SendablePointer(pointer: cols)
+        Parallel.forEach(parts) { part in
+            let lo = base + part * per, hi = min(end, lo + per)
+            if lo < hi {
+                Conv2D.im2colSerial(source.pointer, h: h, w: w, channels: channels, kh: kh, kw: kw,
+                                    rows: lo..<hi, firstRow: base, into: target.pointer)
+            }
+        }
+    }
+
+    private static func im2colSerial(_ x: UnsafePointer<Float>, h: Int, w: Int, channels cin: Int, kh: Int, kw: Int,
+                                     rows: Range<Int>, firstRow: Int, into cols: UnsafeMutablePointer<Float>) {
         let ph = (kh - 1) / 2, pw = (kw - 1) / 2
         let k = kh * kw * cin
         let pixelsPerImage = h * w
@@ -171,7 +193,7 @@ public final class Conv2D: ConvolutionLayer {
             let n = r / pixelsPerImage
             let p = r - n * pixelsPerImage
             let y = p / w, xx = p - y * w
-            var dst = cols + (r - rows.lowerBound) * k
+            var dst = cols + (r - firstRow) * k
             let image = x + n * pixelsPerImage * cin
             for ky in 0..<kh {
                 let sy = y + ky - ph
@@ -200,31 +222,17 @@ public final class Conv2D: ConvolutionLayer {
         }
     }
 
-    /// The adjoint of `im2col`: adds each column entry back onto the input pixel it came from.
-    private func col2im(_ cols: UnsafePointer<Float>, h: Int, w: Int, rows: Range<Int>,
-                        into dx: UnsafeMutablePointer<Float>) {
-        let cin = inChannels, kh = kernelHeight, kw = kernelWidth
-        let ph = (kh - 1) / 2, pw = (kw - 1) / 2
-        let k = kh * kw * cin
-        let pixelsPerImage = h * w
-        for r in rows {
-            let n = r / pixelsPerImage
-            let p = r - n * pixelsPerImage
-            let y = p / w, xx = p - y * w
-            var src = cols + (r - rows.lowerBound) * k
-            let image = dx + n * pixelsPerImage * cin
-            for ky in 0..<kh {
-                let sy = y + ky - ph
-                if sy < 0 || sy >= h { src += kw * cin; continue }
-                for kx in 0..<kw {
-                    let sx = xx + kx - pw
-                    if sx >= 0 && sx < w {
-                        let d = image + (sy * w + sx) * cin
-                        for c in 0..<cin { d[c] += src[c] }
-                    }
-                    src += cin
-                }
-            }
+    /// The kernel for the input gradient: dX is the "same" convolution of dY with the kernel rotated
+    /// by 180 degrees and its channel axes swapped, `W'[ky, kx, co, ci] = W[kh-1-ky, kw-1-kx, ci, co]`.
+    /// Computing dX this way (gather + GEMM) instead of a col2im scatter keeps it parallel and race-free.
+    private func rotatedKernel() -> [Float] {
+        let kh = kernelHeight, kw = kernelWidth, cin = inChannels, cout = outChannels
+        var out = [Float](repeating: 0, count: kernel.value.count)
+        kernel.value.storage.withUnsafeBufferPointer { k in
+            for ky in 0..<kh { for kx in 0..<kw { for ci in 0..<cin { for co in 0..<cout {
+                out[(((kh - 1 - ky) * kw + (kw - 1 - kx)) * cout + co) * cin + ci] = k[((ky * kw + kx) * cin + ci) * cout + co]
+            } } } }
         }
+        return out
     }
 }
