@@ -11,12 +11,10 @@ deps:
 build: deps
 	swift build $(SWIFT_FLAGS)
 
-# Until the distributed sweep (`ranksweep run`) lands, the main job is the seed pipeline run locally:
-# a baseline on the built-in synthetic set, then the seed's compression grid, each fine-tuned.
+# The main job: the whole seed pipeline as a sweep (coordinator + local workers) on the built-in
+# synthetic set; state and results under runs/.
 run: build
-	.build/release/ranksweep train --image-size 128 --epochs 20 --batch-size 8 --lr 1e-3 --out-dir runs/baseline
-	.build/release/ranksweep compress --model runs/baseline/model.safetensors \
-		--svd-ranks "50,100,150" --arsvd-taus "0.95,0.9,0.85" --out-dir runs/compressed
+	.build/release/ranksweep run
 
 test: deps
 	swift build $(TEST_FLAGS) --build-tests

@@ -51,7 +51,8 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil) { self.synthetic = synthetic; self.datasetDir = datasetDir }
 }
 
-/// Baseline training settings (the seed pipeline's defaults).
+/// Baseline training settings; the defaults are the seed pipeline's (a sweep file that omits a key
+/// gets these; `SweepSpec.defaultPipeline` picks smaller ones so `ranksweep run` finishes in minutes).
 public struct TrainingSpec: Codable, Sendable, Equatable {
     public var epochs: Int
     public var batchSize: Int
@@ -59,21 +60,21 @@ public struct TrainingSpec: Codable, Sendable, Equatable {
     public var lr: Double
     /// Early stopping: epochs without validation improvement before stopping.
     public var patience: Int
-    /// Reduce-LR-on-plateau: epochs without improvement before halving the learning rate.
+    /// Reduce-LR-on-plateau: epochs without improvement before the learning rate drops 10x.
     public var lrPatience: Int
-    /// Random flips/rotations during training.
+    /// Random flips, brightness and contrast during training.
     public var augment: Bool
-    public init(epochs: Int = 8, batchSize: Int = 8, lr: Double = 1e-3, patience: Int = 5, lrPatience: Int = 3, augment: Bool = true) {
+    public init(epochs: Int = 100, batchSize: Int = 16, lr: Double = 1e-4, patience: Int = 15, lrPatience: Int = 4, augment: Bool = true) {
         self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.patience = patience
         self.lrPatience = lrPatience; self.augment = augment
     }
 }
 
-/// Fine-tuning after compression.
+/// Fine-tuning after compression (defaults: the 5 epochs at learning rate 1e-5).
 public struct FineTuneSpec: Codable, Sendable, Equatable {
     public var epochs: Int
     public var lr: Double
-    public init(epochs: Int = 3, lr: Double = 1e-4) { self.epochs = epochs; self.lr = lr }
+    public init(epochs: Int = 5, lr: Double = 1e-5) { self.epochs = epochs; self.lr = lr }
 }
 
 /// Spec of a `train` job: train one baseline U-Net.

@@ -8,9 +8,9 @@ import Yams
 /// data_root: data/isic          # or: synthetic: {count: 96, size: 64, seed: 7}
 /// image_size: 64
 /// model: {base_filters: 16, depth: 4, channels: 3}
-/// baseline: {epochs: 8, batch_size: 8, lr: 0.001, patience: 5, lr_patience: 3, augment: true}
+/// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
 /// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85]}
-/// fine_tune: {epochs: 3, lr: 0.0001}
+/// fine_tune: {epochs: 5, lr: 0.00001}
 /// seeds: [42]
 /// max_attempts: 3
 /// baseline_model: model.safetensors   # optional: skip training, compress this model
@@ -62,6 +62,9 @@ public struct SweepSpec: Sendable, Equatable {
     public static var defaultPipeline: SweepSpec {
         var s = SweepSpec()
         s.synthetic = SyntheticSpec()
+        // Small enough to finish in a few minutes on two cores, large enough to learn the task.
+        s.training = TrainingSpec(epochs: 8, batchSize: 8, lr: 1e-3, patience: 5, lrPatience: 3)
+        s.fineTune = FineTuneSpec(epochs: 3, lr: 1e-4)
         return s
     }
 
@@ -102,8 +105,8 @@ public struct SweepSpec: Sendable, Equatable {
             t.epochs = try s.int("epochs", min: 1) ?? t.epochs
             t.batchSize = try s.int("batch_size", min: 1) ?? t.batchSize
             t.lr = try s.double("lr", positive: true) ?? t.lr
-            t.patience = try s.int("patience", min: 0) ?? t.patience
-            t.lrPatience = try s.int("lr_patience", min: 0) ?? t.lrPatience
+            t.patience = try s.int("patience", min: 1) ?? t.patience
+            t.lrPatience = try s.int("lr_patience", min: 1) ?? t.lrPatience
             t.augment = try s.bool("augment") ?? t.augment
             try s.finish()
             spec.training = t
@@ -114,7 +117,8 @@ public struct SweepSpec: Sendable, Equatable {
             try s.finish()
         }
         if let s = try m.map("fine_tune") {
-            spec.fineTune = FineTuneSpec(epochs: try s.int("epochs", min: 0) ?? 3, lr: try s.double("lr", positive: true) ?? 1e-4)
+            let defaults = FineTuneSpec()
+            spec.fineTune = FineTuneSpec(epochs: try s.int("epochs", min: 0) ?? defaults.epochs, lr: try s.double("lr", positive: true) ?? defaults.lr)
             try s.finish()
         }
         spec.seeds = try m.intList("seeds", min: nil) ?? spec.seeds
