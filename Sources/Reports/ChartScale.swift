@@ -34,7 +34,14 @@ public struct LinearScale: Sendable {
     }
 
     /// A padded domain covering `values` (and `including`), rounded out to nice steps.
-    public static func domain(_ values: [Double], including extra: [Double] = [], pad: Double = 0.05) -> (Double, Double) {
+    /// `within`: bounds the domain never crosses (Dice stays in [0, 1], a reduction above 0).
+    public static func domain(_ values: [Double], including extra: [Double] = [], pad: Double = 0.05,
+                              within: (Double, Double) = (-.infinity, .infinity)) -> (Double, Double) {
+        let (lo, hi) = unclamped(values, including: extra, pad: pad)
+        return (max(lo, within.0), min(hi, within.1))
+    }
+
+    static func unclamped(_ values: [Double], including extra: [Double], pad: Double) -> (Double, Double) {
         let all = (values + extra).filter { $0.isFinite }
         guard var lo = all.min(), var hi = all.max() else { return (0, 1) }
         if hi - lo < 1e-12 { lo -= max(abs(lo) * 0.1, 0.05); hi += max(abs(hi) * 0.1, 0.05) }

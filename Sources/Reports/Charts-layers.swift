@@ -15,7 +15,7 @@ extension Charts {
             rowLabels.append("\((spec?.method ?? "?").uppercased()) \(setting)" + (multiSeed ? " s\(job.seed ?? 0)" : ""))
             let decisions = Dictionary((job.compressResult?.summary.layers ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             values.append(layers.map { l in
-                guard let d = decisions[l.name] else { return nil }
+                guard let d = decisions[l.name], d.skipReason != .outputHead else { return nil }
                 return Double(d.rank ?? d.fullRank) / Double(max(1, d.fullRank))
             })
             texts.append(layers.map { l in
@@ -27,7 +27,7 @@ extension Charts {
         let panel = HeatMapPanel(title: "3. Rank kept in each layer, per job", rowLabels: rowLabels, columnLabels: layers.map(\.name),
                                  values: values, texts: texts, colourLabel: "rank kept / layer's full rank")
         let cellH = 22.0
-        let r = PlotRect(x: 150, y: 110, width: width - 180, height: cellH * Double(rowLabels.count))
+        let r = PlotRect(x: 150, y: 125, width: width - 180, height: cellH * Double(rowLabels.count))
         let doc = SVGDocument(width: width, height: r.bottom + 60, title: panel.title)
         if layers.isEmpty {
             ChartDrawing.title(doc, panel.title, x: 20, y: 30)
@@ -71,7 +71,9 @@ extension Charts {
         let taus = Array(Set(results.compressJobs.compactMap { $0.compressSpec?.tau })).sorted()
         var panel = XYPanel(title: "4. Singular-value energy of sample layers (baseline kernels)",
                             xLabel: "rank kept (% of the layer's full rank)", yLabel: "energy kept Σ s² up to rank (%)", series: series)
-        panel.references = taus.map { ReferenceLine(value: 100 * $0, label: "tau = \(ResultsTable.number($0))", colour: Palette.arsvd, dash: "4 3") }
+        panel.references = taus.map {
+            ReferenceLine(value: 100 * $0, label: "tau = \(ResultsTable.number($0))", colour: Palette.arsvd, dash: "4 3", labelAtStart: true)
+        }
         panel.xDomain = (0, 100)
         panel.yDomain = (0, 100)
         let doc = SVGDocument(width: width, height: 420, title: panel.title)

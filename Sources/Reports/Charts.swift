@@ -61,8 +61,8 @@ public enum Charts {
                             xLabel: "parameter reduction (% of baseline parameters)", yLabel: "test Dice after fine-tuning (0–1)",
                             series: [front, series("svd", "SVD (fixed rank)", .circle), series("arsvd", "ARSVD (energy tau)", .triangle)])
         panel.references = baselineReferences(rows, threshold: Recommendation.recoveryThreshold)
-        let allX = points.map(\.x)
-        panel.xDomain = LinearScale.domain(allX, including: [0])
+        panel.xDomain = LinearScale.domain(points.map(\.x), including: [0], within: (0, 100))
+        panel.yBounds = (0, 1)
         let doc = SVGDocument(width: width, height: 420, title: panel.title)
         let r = PlotRect(x: 70, y: 40, width: 560, height: 320)
         panel.draw(doc, in: r)
@@ -87,8 +87,10 @@ public enum Charts {
                              values: jobs.map { [$0.diceBeforeFineTune, $0.diceRecalibrated, $0.diceAfterFineTune] })
         panel.references = Array(baselineReferences(rows, threshold: Recommendation.recoveryThreshold).prefix(1))
         panel.missingNotes = jobs.map { $0.status == "done" ? "" : $0.status }
-        let many = jobs.count > 8
-        let doc = SVGDocument(width: width, height: many ? 470 : 420, title: panel.title)
+        panel.yBounds = (0, 1)
+        let longest = Double(panel.categories.map(\.count).max() ?? 0) * 6
+        let slantRoom = longest > 560 / Double(max(1, jobs.count)) ? longest * 0.5 : 0
+        let doc = SVGDocument(width: width, height: 400 + slantRoom, title: panel.title)
         let r = PlotRect(x: 70, y: 40, width: 560, height: 300)
         panel.draw(doc, in: r)
         var legend = zip(panel.seriesNames, panel.colours).map { LegendEntry($0.0, colour: $0.1, sample: .box) }

@@ -13,7 +13,7 @@ public struct LegendEntry: Sendable {
 public enum ChartDrawing {
     /// Frame, grid lines, ticks with labels, and the axis titles (which carry the units).
     public static func axes(_ doc: SVGDocument, _ r: PlotRect, x: LinearScale?, y: LinearScale,
-                            xLabel: String, yLabel: String, xTicks: Int = 6, yTicks: Int = 5) {
+                            xLabel: String, yLabel: String, xTicks: Int = 6, yTicks: Int = 5, xLabelOffset: Double = 34) {
         let yt = y.ticks(yTicks)
         let yStep = yt.count > 1 ? yt[1] - yt[0] : 1
         for v in yt {
@@ -33,7 +33,7 @@ public enum ChartDrawing {
         }
         doc.line(r.x, r.bottom, r.right, r.bottom, stroke: Palette.axis)
         doc.line(r.x, r.y, r.x, r.bottom, stroke: Palette.axis)
-        doc.text(r.x + r.width / 2, r.bottom + 34, xLabel, size: 11.5, anchor: .middle)
+        doc.text(r.x + r.width / 2, r.bottom + xLabelOffset, xLabel, size: 11.5, anchor: .middle)
         doc.text(r.x - 42, r.y + r.height / 2, yLabel, size: 11.5, anchor: .middle, rotate: -90)
     }
 
@@ -88,8 +88,19 @@ public struct ReferenceLine: Sendable {
     public var label: String
     public var colour: String
     public var dash: String?
-    public init(value: Double, label: String, colour: String, dash: String? = "6 4") {
-        self.value = value; self.label = label; self.colour = colour; self.dash = dash
+    /// Label at the left end instead of the right (where the data is sparse).
+    public var labelAtStart = false
+    public init(value: Double, label: String, colour: String, dash: String? = "6 4", labelAtStart: Bool = false) {
+        self.value = value; self.label = label; self.colour = colour; self.dash = dash; self.labelAtStart = labelAtStart
+    }
+
+    func draw(_ doc: SVGDocument, _ r: PlotRect, _ y: LinearScale) {
+        doc.line(r.x, y(value), r.right, y(value), stroke: colour, width: 1.5, dash: dash)
+        if labelAtStart {
+            doc.text(r.x + 4, y(value) - 4, label, size: 10, anchor: .start, fill: colour)
+        } else {
+            doc.text(r.right - 4, y(value) - 4, label, size: 10, anchor: .end, fill: colour)
+        }
     }
 }
 
@@ -103,6 +114,9 @@ public struct XYPanel: Sendable {
     /// Fixed domains; nil = fitted to the data (and the reference lines).
     public var xDomain: (Double, Double)? = nil
     public var yDomain: (Double, Double)? = nil
+    /// Limits a fitted domain never crosses.
+    public var xBounds: (Double, Double) = (-.infinity, .infinity)
+    public var yBounds: (Double, Double) = (-.infinity, .infinity)
 
     public init(title: String, xLabel: String, yLabel: String, series: [Series]) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series
@@ -110,8 +124,8 @@ public struct XYPanel: Sendable {
 
     public func draw(_ doc: SVGDocument, in r: PlotRect) {
         let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
-        let xd = xDomain ?? LinearScale.domain(xs)
-        let yd = yDomain ?? LinearScale.domain(ys, including: references.map(\.value))
+        let xd = xDomain ?? LinearScale.domain(xs, within: xBounds)
+        let yd = yDomain ?? LinearScale.domain(ys, including: references.map(\.value), within: yBounds)
         let x = LinearScale(lower: xd.0, upper: xd.1, from: r.x, to: r.right)
         let y = LinearScale(lower: yd.0, upper: yd.1, from: r.bottom, to: r.y)
         ChartDrawing.title(doc, title, x: r.x - 45, y: r.y - 12)
@@ -119,17 +133,22 @@ public struct XYPanel: Sendable {
         if series.allSatisfy({ $0.points.isEmpty }) {
             doc.text(r.x + r.width / 2, r.y + r.height / 2, "no finished jobs yet", size: 12, anchor: .middle, fill: Palette.axis)
         }
-        for ref in references where ref.value >= yd.0 && ref.value <= yd.1 {
-            doc.line(r.x, y(ref.value), r.right, y(ref.value), stroke: ref.colour, width: 1.5, dash: ref.dash)
-            doc.text(r.right - 4, y(ref.value) - 4, ref.label, size: 10, anchor: .end, fill: ref.colour)
-        }
+        for ref in references where ref.value >= yd.0 && ref.value <= yd.1 { ref.draw(doc, r, y) }
+        var labels = LabelPlacer(bounds: r)
         for s in series {
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }.map { (x($0.x), y($0.y)) }
             if s.line { doc.polyline(pts, stroke: s.colour, width: s.width, dash: s.dash) }
             guard let shape = s.markers else { continue }
             for (i, p) in pts.enumerated() {
                 doc.marker(shape, p.0, p.1, fill: s.colour, tooltip: i < s.tooltips.count ? s.tooltips[i] : nil)
-                if i < s.pointLabels.count { doc.text(p.0 + 7, p.1 - 6, s.pointLabels[i], size: 9.5, fill: Palette.axis) }
+                labels.avoid(x: p.0, y: p.1)
+            }
+        }
+        for s in series where s.markers != nil {
+            let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }.map { (x($0.x), y($0.y)) }
+            for (i, p) in pts.enumerated() where i < s.pointLabels.count {
+                let (lx, ly, anchor) = labels.place(s.pointLabels[i], x: p.0, y: p.1)
+                doc.text(lx, ly, s.pointLabels[i], size: 9.5, anchor: anchor, fill: Palette.axis)
             }
         }
     }
@@ -147,6 +166,7 @@ public struct BarPanel: Sendable {
     public var values: [[Double?]]
     public var references: [ReferenceLine] = []
     public var yDomain: (Double, Double)? = nil
+    public var yBounds: (Double, Double) = (-.infinity, .infinity)
     /// Text under a category whose values are all missing (e.g. "failed").
     public var missingNotes: [String] = []
 
@@ -158,12 +178,15 @@ public struct BarPanel: Sendable {
 
     public func draw(_ doc: SVGDocument, in r: PlotRect) {
         let all = values.flatMap { $0.compactMap { $0 } }
-        let yd = yDomain ?? LinearScale.domain(all, including: [0] + references.map(\.value), pad: 0.02)
+        let yd = yDomain ?? LinearScale.domain(all, including: [0] + references.map(\.value), pad: 0.02, within: yBounds)
         let y = LinearScale(lower: yd.0, upper: yd.1, from: r.bottom, to: r.y)
         ChartDrawing.title(doc, title, x: r.x - 45, y: r.y - 12)
-        ChartDrawing.axes(doc, r, x: nil, y: y, xLabel: xLabel, yLabel: yLabel)
         let groupWidth = r.width / Double(max(1, categories.count))
         let barWidth = min(28, groupWidth * 0.8 / Double(max(1, seriesNames.count)))
+        // Category names slant when they would not fit side by side (about 6 px a character).
+        let longest = Double(categories.map(\.count).max() ?? 0) * 6
+        let slant = longest > groupWidth
+        ChartDrawing.axes(doc, r, x: nil, y: y, xLabel: xLabel, yLabel: yLabel, xLabelOffset: slant ? 30 + longest * 0.5 : 34)
         for (c, name) in categories.enumerated() {
             let centre = r.x + (Double(c) + 0.5) * groupWidth
             let left = centre - barWidth * Double(seriesNames.count) / 2
@@ -176,13 +199,10 @@ public struct BarPanel: Sendable {
             if values[c].allSatisfy({ $0 == nil }), c < missingNotes.count {
                 doc.text(centre, r.bottom - 6, missingNotes[c], size: 10, anchor: .middle, fill: "#b00020")
             }
-            doc.text(centre, r.bottom + 14, name, size: 10, anchor: categories.count > 8 ? .end : .middle,
-                     fill: Palette.axis, rotate: categories.count > 8 ? -35 : nil)
+            doc.text(slant ? centre + 4 : centre, r.bottom + 14, name, size: 10, anchor: slant ? .end : .middle,
+                     fill: Palette.axis, rotate: slant ? -30 : nil)
         }
-        for ref in references where ref.value >= yd.0 && ref.value <= yd.1 {
-            doc.line(r.x, y(ref.value), r.right, y(ref.value), stroke: ref.colour, width: 1.5, dash: ref.dash)
-            doc.text(r.right - 4, y(ref.value) - 4, ref.label, size: 10, anchor: .end, fill: ref.colour)
-        }
+        for ref in references where ref.value >= yd.0 && ref.value <= yd.1 { ref.draw(doc, r, y) }
     }
 }
 
@@ -211,7 +231,7 @@ public struct HeatMapPanel: Sendable {
     }
 
     public func draw(_ doc: SVGDocument, in r: PlotRect) {
-        ChartDrawing.title(doc, title, x: r.x - 110, y: r.y - 40)
+        ChartDrawing.title(doc, title, x: 20, y: 24)
         let cw = r.width / Double(max(1, columnLabels.count)), ch = r.height / Double(max(1, rowLabels.count))
         for (j, label) in columnLabels.enumerated() {
             doc.text(r.x + (Double(j) + 0.5) * cw, r.y - 6, label, size: 9.5, anchor: .start, fill: Palette.axis, rotate: -40)
@@ -237,5 +257,35 @@ public struct HeatMapPanel: Sendable {
             doc.rect(x0, ky, 44, 13, fill: HeatMapPanel.colour(v))
             doc.text(x0 + 22, ky + 25, String(format: "%.0f%%", v * 100), size: 9.5, anchor: .middle, fill: Palette.axis)
         }
+    }
+}
+
+/// Puts point labels where they overlap neither markers nor other labels, trying the four
+/// corners around the point in turn (right-above first); falls back to right-above.
+struct LabelPlacer {
+    var bounds: PlotRect
+    private var taken: [(x0: Double, y0: Double, x1: Double, y1: Double)] = []
+
+    init(bounds: PlotRect) { self.bounds = bounds }
+
+    mutating func avoid(x: Double, y: Double, radius: Double = 5) {
+        taken.append((x - radius, y - radius, x + radius, y + radius))
+    }
+
+    /// Text position and anchor for `text` beside the point (x, y); the box is then taken.
+    mutating func place(_ text: String, x: Double, y: Double) -> (Double, Double, SVGDocument.Anchor) {
+        let w = Double(text.count) * 5.6, h = 10.0
+        let options: [(dx: Double, dy: Double, anchor: SVGDocument.Anchor)] = [(7, -6, .start), (7, 13, .start), (-7, -6, .end), (-7, 13, .end), (0, -10, .middle), (0, 19, .middle)]
+        func box(_ o: (dx: Double, dy: Double, anchor: SVGDocument.Anchor)) -> (x0: Double, y0: Double, x1: Double, y1: Double) {
+            let left = o.anchor == .start ? x + o.dx : o.anchor == .end ? x + o.dx - w : x - w / 2
+            return (left, y + o.dy - h, left + w, y + o.dy + 1)
+        }
+        func free(_ b: (x0: Double, y0: Double, x1: Double, y1: Double)) -> Bool {
+            b.x0 >= bounds.x && b.x1 <= bounds.right + 40 && b.y0 >= bounds.y - 12 && b.y1 <= bounds.bottom
+                && !taken.contains { $0.x0 < b.x1 && b.x0 < $0.x1 && $0.y0 < b.y1 && b.y0 < $0.y1 }
+        }
+        let choice = options.first { free(box($0)) } ?? options[0]
+        taken.append(box(choice))
+        return (x + choice.dx, y + choice.dy, choice.anchor)
     }
 }
