@@ -63,13 +63,13 @@ public enum Charts {
         panel.references = baselineReferences(rows, threshold: Recommendation.recoveryThreshold)
         panel.xDomain = LinearScale.domain(points.map(\.x), including: [0], within: (0, 100))
         panel.yBounds = (0, 1)
-        let doc = SVGDocument(width: width, height: 420, title: panel.title)
+        let doc = SVGDocument(width: width, height: 430, title: panel.title)
         let r = PlotRect(x: 70, y: 40, width: 560, height: 320)
         panel.draw(doc, in: r)
         var legend = panel.series.reversed().map(\.legendEntry)
         legend += panel.references.map { LegendEntry($0.label, colour: $0.colour, sample: .line(dash: $0.dash)) }
         ChartDrawing.legend(doc, legend, x: r.right + 20, y: r.y)
-        if let note = missingNote(rows) { doc.text(r.right + 20, r.y + Double(legend.count) * 16 + 20, note, size: 10, fill: "#b00020") }
+        if let note = missingNote(rows) { doc.text(r.x, r.bottom + 52, note, size: 10.5, fill: "#b00020") }
         return Chart(id: "pareto", title: panel.title, caption:
             "Each point is one compression job: its parameter reduction against its test Dice after fine-tuning; SVD and ARSVD in two colours and shapes. "
             + "The dashed green line joins the Pareto front (no other job has both a larger reduction and a higher Dice); the grey line is the baseline's Dice, the pink dotted line \(Int(Recommendation.recoveryThreshold))% of it.",

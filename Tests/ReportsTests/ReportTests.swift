@@ -8,6 +8,8 @@ import XCTest
 
 /// Reports of real sweeps: the binary's `run` (which writes the report by itself) and `report`.
 final class ReportTests: XCTestCase {
+    override class func tearDown() { Fixture.removeTemporaries() }
+
     /// The report of a finished sweep: table values equal the stored results, HTML parses with one
     /// SVG per chart, overlays decode at the expected size.
     func testFinishedSweepReport() throws {

@@ -23,10 +23,20 @@ enum Fixture {
         max_attempts: 2
         """
 
+    /// Every temporary folder made, removed by `removeTemporaries` when the test class ends.
+    nonisolated(unsafe) static var temporaries: [String] = []
+
     static func tempDir(_ name: String) -> String {
         let d = NSTemporaryDirectory() + "reportstest-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        temporaries.append(d)
         return d
+    }
+
+    static func removeTemporaries() {
+        for d in temporaries { try? FileManager.default.removeItem(atPath: d) }
+        temporaries = []
+        finishedCache = nil
     }
 
     /// Runs the binary; returns exit status and combined output.
