@@ -64,12 +64,35 @@ public struct ResultRow: Codable, Sendable, Equatable {
 /// The sweep's jobs as rows, and their CSV.
 public enum ResultsTable {
     public static func rows(_ results: SweepResults) -> [ResultRow] {
-        results.jobs.compactMap { job in
+        givenBaselineRows(results) + results.jobs.compactMap { job in
             switch job.kind {
             case "train": return baselineRow(job, results)
             case "compress": return compressRow(job)
             default: return nil
             }
+        }
+    }
+
+    /// A sweep over a given baseline model (`baseline_model`) has no train job: its row is made
+    /// from what the compress jobs measured of it (the same test split, per seed).
+    static func givenBaselineRows(_ results: SweepResults) -> [ResultRow] {
+        let given = results.compressJobs.filter { $0.compressResult != nil && results.baseline(of: $0) == nil }
+        let bySeed = Dictionary(grouping: given, by: { $0.seed ?? 0 })
+        return bySeed.keys.sorted().compactMap { seed in
+            let jobs = bySeed[seed]!
+            guard let first = jobs.first, let r = first.compressResult else { return nil }
+            let id = first.compressSpec?.baselineJob ?? "given"
+            var row = ResultRow(job: id, kind: "train", method: "baseline", seed: seed, status: "done", attempts: 0)
+            row.parameters = r.summary.parametersBefore
+            row.parameterReductionPercent = 0
+            row.flops = r.summary.flopsBefore
+            row.flopReductionPercent = 0
+            row.latencyMs = median(jobs.compactMap { $0.compressResult?.latency.baseline.medianMsPerImage })
+            row.baselineLatencyMs = row.latencyMs
+            row.speedUp = 1
+            row.diceAfterFineTune = r.baseline.dice
+            row.iouAfterFineTune = r.baseline.iou
+            return row
         }
     }
 
