@@ -16,6 +16,7 @@ struct RankSweep: ParsableCommand {
             CoordinatorCommand.self,
             WorkerCommand.self,
             StatusCommand.self,
+            ReportCommand.self,
             KeygenCommand.self,
             BenchCommand.self,
             ExecJobCommand.self,

@@ -44,9 +44,31 @@ struct TimingOptions: ParsableArguments {
 
 /// Where the lead plugs the report in: called when a sweep completes (coordinator and run).
 enum SweepHooks {
+    /// Prints the outcome and writes the report (`STATE_DIR/report`). The report runs as a child
+    /// process (`ranksweep report`): the coordinator never runs the engine (the overlays need
+    /// predictions), and a report that fails, or crashes, is logged without touching the sweep.
     static func sweepCompleted(_ summary: SweepSummary, _ store: SweepStore) throws {
         let line = "sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)"
         print(line)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: SweepCLI.executable)
+        p.arguments = ["report", "--state-dir", summary.stateDir]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        do {
+            try p.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            if p.terminationReason == .exit && p.terminationStatus == 0 {
+                if !text.isEmpty { print(text) }
+            } else {
+                Log.error("report failed (\(p.terminationReason == .exit ? "exit \(p.terminationStatus)" : "signal \(p.terminationStatus)")): \(text)")
+            }
+        } catch {
+            Log.error("cannot start the report (\(SweepCLI.executable) report): \(error)")
+        }
     }
 }
 

@@ -1,0 +1,66 @@
+import Foundation
+
+/// `report.md`: the comparison table, the recommendation, failed and unfinished jobs, overlays.
+public enum MarkdownReport {
+    public static func render(_ c: ReportContent) -> String {
+        var md: [String] = []
+        md.append("# ranksweep report\n")
+        md.append("State dir `\(c.stateDir)`, generated \(ReportContent.timestamp(c.generated)). Sweep \(c.statusLine).\n")
+        md.append("## Comparison\n")
+        md.append("Test-split Dice (per-image mean). Before FT: right after factorisation; After FT: after fine-tuning; "
+                  + "Recovery: After FT / baseline Dice; reductions against the baseline; latency: median ms per image, "
+                  + "speed-up against the baseline timed in the same job.\n")
+        let header = ComparisonTable.header(multiSeed: c.multiSeed)
+        md.append(row(header))
+        md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
+        for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+        md.append("")
+        md.append("## Which method works best\n")
+        md.append(c.recommendation.paragraph + "\n")
+        let problems = c.problemLines
+        let failed = problems.filter { $0.status == "failed" }, pending = problems.filter { $0.status != "failed" }
+        if !failed.isEmpty {
+            md.append("## Failed jobs\n")
+            for p in failed { md.append("- `\(p.job)`: \(escape(p.text))") }
+            md.append("")
+        }
+        if !pending.isEmpty {
+            md.append("## Not finished\n")
+            for p in pending { md.append("- `\(p.job)` (\(p.status)): \(escape(p.text))") }
+            md.append("")
+        }
+        md.append("## Charts\n")
+        md.append("In `report.html` (self-contained, opens in any browser):\n")
+        for chart in c.charts { md.append("- **\(chart.title)** — \(chart.caption)") }
+        md.append("")
+        md.append("## Overlays\n")
+        if c.overlays.isEmpty { md.append("None written.") }
+        for o in c.overlays {
+            md.append("- `overlays/\(o.file)` (\(o.width)x\(o.height)): " + OverlayLegend.text(o.panels))
+        }
+        for note in c.notes { md.append("\nNote: \(escape(note))") }
+        md.append("\nFiles: `results.csv` and `results.json` hold every number of the table and more (IoU, recalibrated Dice, FLOPs, times, workers, attempts).")
+        return md.joined(separator: "\n") + "\n"
+    }
+
+    static func row(_ cells: [String]) -> String { "| " + cells.map(escape).joined(separator: " | ") + " |" }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+    }
+}
+
+/// The panels of an overlay picture in words, with the boundary colours Imaging.Overlay draws.
+public enum OverlayLegend {
+    public static let colourNames = ["red", "yellow", "magenta", "cyan", "orange", "blue"]
+
+    public static func text(_ panels: [String]) -> String {
+        panels.enumerated().map { i, p in
+            switch i {
+            case 0: return p
+            case 1: return p + " (green)"
+            default: return p + " (" + colourNames[(i - 2) % colourNames.count] + ")"
+            }
+        }.joined(separator: " | ")
+    }
+}

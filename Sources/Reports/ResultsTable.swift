@@ -1,0 +1,192 @@
+import Foundation
+import Pipeline
+
+/// One row of `results.csv` / `results.json`: a job of the sweep, finished or not. Numbers are
+/// nil when the job has not produced them (queued, running, failed) or they do not apply
+/// (a baseline has no recovery).
+public struct ResultRow: Codable, Sendable, Equatable {
+    public var job: String
+    /// `train` (the baseline) or `compress`.
+    public var kind: String
+    /// `baseline`, `svd` or `arsvd`.
+    public var method: String
+    public var rank: Int?
+    public var tau: Double?
+    public var seed: Int?
+    /// `done`, `failed`, `running` or `queued`.
+    public var status: String
+    public var failureReason: String?
+    public var parameters: Int?
+    /// `100 * (baseline - compressed) / baseline`, total parameters.
+    public var parameterReductionPercent: Double?
+    /// Forward FLOPs per image at the sweep's image size.
+    public var flops: Int?
+    public var flopReductionPercent: Double?
+    /// Median inference latency (ms per image); for the baseline, the median over its compress jobs' baseline timings.
+    public var latencyMs: Double?
+    /// The baseline's latency measured in the same run, interleaved.
+    public var baselineLatencyMs: Double?
+    /// Baseline latency / compressed latency (above 1: faster).
+    public var speedUp: Double?
+    /// Test-split scores right after factorisation ("before FT", the seed's column).
+    public var diceBeforeFineTune: Double?
+    public var iouBeforeFineTune: Double?
+    /// After BatchNorm recalibration, still before fine-tuning.
+    public var diceRecalibrated: Double?
+    /// After fine-tuning (the baseline's own test score on its row).
+    public var diceAfterFineTune: Double?
+    public var iouAfterFineTune: Double?
+    /// Dice after FT / baseline Dice x 100.
+    public var diceRecoveryPercent: Double?
+    public var iouRecoveryPercent: Double?
+    /// Epochs run (training epochs on the baseline row) and their wall time in seconds.
+    public var epochs: Int?
+    public var trainingSeconds: Double?
+    public var worker: String?
+    public var host: String?
+    public var attempts: Int
+    /// Wall time of the accepted attempt on its worker, seconds.
+    public var jobSeconds: Double?
+
+    /// `r=4`, `tau=0.9`, or "" for the baseline.
+    public var setting: String {
+        if let rank { return "r=\(rank)" }
+        if let tau { return "tau=\(ResultsTable.number(tau))" }
+        return ""
+    }
+
+    /// `SVD r=4`, `ARSVD tau=0.9`, `baseline`.
+    public var label: String {
+        method == "baseline" ? "baseline" : "\(method.uppercased()) \(setting)"
+    }
+}
+
+/// The sweep's jobs as rows, and their CSV.
+public enum ResultsTable {
+    public static func rows(_ results: SweepResults) -> [ResultRow] {
+        givenBaselineRows(results) + results.jobs.compactMap { job in
+            switch job.kind {
+            case "train": return baselineRow(job, results)
+            case "compress": return compressRow(job)
+            default: return nil
+            }
+        }
+    }
+
+    /// A sweep over a given baseline model (`baseline_model`) has no train job: its row is made
+    /// from what the compress jobs measured of it (the same test split, per seed).
+    static func givenBaselineRows(_ results: SweepResults) -> [ResultRow] {
+        let given = results.compressJobs.filter { $0.compressResult != nil && results.baseline(of: $0) == nil }
+        let bySeed = Dictionary(grouping: given, by: { $0.seed ?? 0 })
+        return bySeed.keys.sorted().compactMap { seed in
+            let jobs = bySeed[seed]!
+            guard let first = jobs.first, let r = first.compressResult else { return nil }
+            let id = first.compressSpec?.baselineJob ?? "given"
+            var row = ResultRow(job: id, kind: "train", method: "baseline", seed: seed, status: "done", attempts: 0)
+            row.parameters = r.summary.parametersBefore
+            row.parameterReductionPercent = 0
+            row.flops = r.summary.flopsBefore
+            row.flopReductionPercent = 0
+            row.latencyMs = median(jobs.compactMap { $0.compressResult?.latency.baseline.medianMsPerImage })
+            row.baselineLatencyMs = row.latencyMs
+            row.speedUp = 1
+            row.diceAfterFineTune = r.baseline.dice
+            row.iouAfterFineTune = r.baseline.iou
+            return row
+        }
+    }
+
+    static func common(_ job: JobRecord, method: String) -> ResultRow {
+        ResultRow(job: job.id, kind: job.kind, method: method, rank: nil, tau: nil, seed: job.seed,
+                  status: job.status.rawValue, failureReason: job.failureReason,
+                  worker: job.worker, host: job.host, attempts: job.attempts, jobSeconds: job.seconds)
+    }
+
+    static func baselineRow(_ job: JobRecord, _ results: SweepResults) -> ResultRow {
+        var row = common(job, method: "baseline")
+        guard let r = job.trainResult else { return row }
+        row.parameters = r.parameters
+        row.parameterReductionPercent = 0
+        row.flops = r.forwardFLOPsPerImage
+        row.flopReductionPercent = 0
+        let timings = results.compressJobs.filter { $0.compressSpec?.baselineJob == job.id }
+            .compactMap { $0.compressResult?.latency.baseline.medianMsPerImage }
+        row.latencyMs = median(timings)
+        row.baselineLatencyMs = row.latencyMs
+        row.speedUp = row.latencyMs == nil ? nil : 1
+        row.diceAfterFineTune = r.test.dice
+        row.iouAfterFineTune = r.test.iou
+        row.epochs = r.epochsRun
+        row.trainingSeconds = r.trainingSeconds
+        return row
+    }
+
+    static func compressRow(_ job: JobRecord) -> ResultRow {
+        var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
+        row.rank = job.compressSpec?.rank
+        row.tau = job.compressSpec?.tau
+        guard let r = job.compressResult else { return row }
+        row.parameters = r.summary.parametersAfter
+        row.parameterReductionPercent = r.summary.parameterReductionPercent
+        row.flops = r.summary.flopsAfter
+        row.flopReductionPercent = r.summary.flopReductionPercent
+        row.latencyMs = r.latency.compressed.medianMsPerImage
+        row.baselineLatencyMs = r.latency.baseline.medianMsPerImage
+        row.speedUp = r.latency.speedUp
+        row.diceBeforeFineTune = r.afterFactorisation.dice
+        row.iouBeforeFineTune = r.afterFactorisation.iou
+        row.diceRecalibrated = r.afterRecalibration.dice
+        row.diceAfterFineTune = r.afterFineTune.dice
+        row.iouAfterFineTune = r.afterFineTune.iou
+        row.diceRecoveryPercent = r.diceRecoveryPercent
+        row.iouRecoveryPercent = r.iouRecoveryPercent
+        row.epochs = r.fineTuneEpochs
+        row.trainingSeconds = r.fineTuneSeconds
+        return row
+    }
+
+    public static let csvColumns = [
+        "job", "kind", "method", "rank", "tau", "seed", "status", "parameters", "parameter_reduction_percent",
+        "flops", "flop_reduction_percent", "latency_ms", "baseline_latency_ms", "speed_up",
+        "dice_before_ft", "iou_before_ft", "dice_recalibrated", "dice_after_ft", "iou_after_ft",
+        "dice_recovery_percent", "iou_recovery_percent", "epochs", "training_seconds",
+        "worker", "host", "attempts", "job_seconds", "failure_reason",
+    ]
+
+    /// RFC 4180 CSV, one row per job; numbers in Swift's shortest round-trip form (the stored
+    /// values exactly), empty cells where a value is missing.
+    public static func csv(_ rows: [ResultRow]) -> String {
+        var lines = [csvColumns.joined(separator: ",")]
+        for r in rows {
+            let cells: [String?] = [
+                r.job, r.kind, r.method, r.rank.map(String.init), r.tau.map(number), r.seed.map(String.init), r.status,
+                r.parameters.map(String.init), r.parameterReductionPercent.map(number), r.flops.map(String.init),
+                r.flopReductionPercent.map(number), r.latencyMs.map(number), r.baselineLatencyMs.map(number),
+                r.speedUp.map(number), r.diceBeforeFineTune.map(number), r.iouBeforeFineTune.map(number),
+                r.diceRecalibrated.map(number), r.diceAfterFineTune.map(number), r.iouAfterFineTune.map(number),
+                r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
+                r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
+            ]
+            lines.append(cells.map { csvField($0 ?? "") }.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func csvField(_ s: String) -> String {
+        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Shortest text that reads back as the same Double; `nan`, `inf`, `-inf` for the others.
+    static func number(_ x: Double) -> String {
+        if x.isNaN { return "nan" }
+        if x.isInfinite { return x > 0 ? "inf" : "-inf" }
+        return "\(x)"
+    }
+
+    static func median(_ xs: [Double]) -> Double? {
+        let s = xs.filter { $0.isFinite }.sorted()
+        guard !s.isEmpty else { return nil }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}

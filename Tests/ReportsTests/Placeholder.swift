@@ -1,6 +1,0 @@
-import XCTest
-@testable import Reports
-
-final class ReportsTestsPlaceholder: XCTestCase {
-    func testModuleLoads() { XCTAssertTrue(true) }
-}
