@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Sweep
 
 /// `cluster/`: the multi-host fault test in network namespaces (`cluster/netns/run.sh`, needs root,
 /// which CI is) and the ssh launcher's dry run.
@@ -125,5 +126,80 @@ final class NetnsClusterTests: XCTestCase {
         XCTAssertTrue(bad.output.contains("bad.hosts:3: slots must be a positive integer"), bad.output)
         let noVerb = try runScript([launch, "--hosts", hosts], log: dir + "/noverb.log", timeout: 30)
         XCTAssertEqual(noVerb.status, 2, noVerb.output)
+    }
+
+    /// The Slurm batch script with a stand-in `srun` (one task per "node", run here, signals passed
+    /// on as srun does), in a network namespace of its own with only loopback: a first allocation is
+    /// stopped by SIGTERM mid-sweep (preemption), the requeued one resumes the same state dir.
+    func testSlurmBatchScriptRunsAndIsRequeueSafe() throws {
+        guard getuid() == 0 else {
+            XCTFail("testSlurmBatchScriptRunsAndIsRequeueSafe needs root: it runs the batch script in a network namespace of its own")
+            return
+        }
+        let dir = Harness.tempDir("slurm")
+        Harness.write("""
+            #!/bin/bash
+            # stand-in srun for tests: --nodes=N tasks of the command, here; SIGTERM passed on to them
+            n=1
+            while [[ $# -gt 0 && $1 == --* ]]; do case $1 in --nodes=*) n=${1#--nodes=};; esac; shift; done
+            pids=()
+            for _ in $(seq "$n"); do "$@" & pids+=($!); done
+            trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
+            while ! wait; do :; done
+            """, dir + "/bin/srun")
+        chmod(dir + "/bin/srun", 0o755)
+        Harness.write("noop: 300\nsleep: {count: 12, seconds: 0.5}\n", dir + "/sweep.yaml")
+        let ns = "rsslurm-\(getpid())"
+        defer { _ = try? runScript(["-c", "ip netns del \(ns)"], log: dir + "/nsdel.log", timeout: 10) }
+        XCTAssertEqual(try runScript(["-c", "ip netns add \(ns) && ip -n \(ns) link set lo up"], log: dir + "/ns.log", timeout: 10).status, 0)
+        let state = dir + "/state"
+        func sbatch(_ restart: Int, log: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            p.arguments = ["netns", "exec", ns, "env", "PATH=\(dir)/bin:/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)",
+                           "RANKSWEEP_COORDINATOR_ADDR=127.0.0.1", "RANKSWEEP_PORT=\(Harness.freePort())", "SLURM_JOB_NUM_NODES=2",
+                           "SLURM_JOB_ID=4242", "SLURM_RESTART_COUNT=\(restart)", "SLURM_CPUS_ON_NODE=2", "RANKSWEEP_HEARTBEAT_MS=100",
+                           "RANKSWEEP_LIVENESS=5", "RANKSWEEP_NO_REEXEC=1", "TMPDIR=\(dir)",
+                           "bash", Self.clusterDir + "/slurm/ranksweep.sbatch", dir + "/sweep.yaml", state]
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let fh = FileHandle(forWritingAtPath: log)
+            p.standardOutput = fh
+            p.standardError = fh
+            try p.run()
+            return p
+        }
+        let results = { (try? SweepStore(stateDir: state, readOnly: true).count("SELECT COUNT(*) FROM results WHERE job LIKE 'sleep-%'")) ?? 0 }
+
+        // First allocation: preempted (SIGTERM to the batch script) once a few sleep jobs are done.
+        let first = try sbatch(0, log: dir + "/job1.out")
+        eventually(30, "a few sleep results") { results() >= 2 || !first.isRunning }
+        XCTAssertTrue(first.isRunning, (try? String(contentsOfFile: dir + "/job1.out", encoding: .utf8)) ?? "")
+        kill(first.processIdentifier, SIGTERM)
+        let end = Date().addingTimeInterval(30)
+        while first.isRunning && Date() < end { usleep(50_000) }
+        XCTAssertFalse(first.isRunning, "batch script stops on SIGTERM")
+        if first.isRunning { kill(first.processIdentifier, SIGKILL) }
+        first.waitUntilExit()
+        XCTAssertNotEqual(first.terminationStatus, 0, "interrupted, not complete")
+        let done1 = results()
+        XCTAssertLessThan(done1, 12, "stopped mid-sweep")
+        let pub = try String(contentsOfFile: state + "/keys/coordinator.pub", encoding: .utf8)
+
+        // Requeued: same state dir, resumes and completes; keys reused.
+        let second = try sbatch(1, log: dir + "/job2.out")
+        let end2 = Date().addingTimeInterval(60)
+        while second.isRunning && Date() < end2 { usleep(50_000) }
+        if second.isRunning { kill(second.processIdentifier, SIGKILL) }
+        second.waitUntilExit()
+        let out2 = (try? String(contentsOfFile: dir + "/job2.out", encoding: .utf8)) ?? ""
+        XCTAssertEqual(second.terminationStatus, 0, out2)
+        XCTAssertTrue(out2.contains("restart 1") && out2.contains("312 jobs — 312 done") && out2.contains("coordinator exited 0"), out2)
+        let store = try SweepStore(stateDir: state, readOnly: true)
+        XCTAssertEqual(try store.count("SELECT COUNT(*) FROM results"), 312)
+        XCTAssertEqual(try store.count("SELECT COUNT(*) FROM (SELECT job FROM events WHERE kind = 'done' GROUP BY job HAVING COUNT(*) > 1)"), 0)
+        XCTAssertEqual(try String(contentsOfFile: state + "/keys/coordinator.pub", encoding: .utf8), pub, "keys reused after a requeue")
+        let coordLog = (try? String(contentsOfFile: state + "/logs/coordinator.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(coordLog.contains("resuming"), coordLog)
+        try? FileManager.default.removeItem(atPath: dir)
     }
 }

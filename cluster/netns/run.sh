@@ -96,7 +96,9 @@ teardown  # leftovers of an aborted run
 ( exec >/dev/null 2>&1; sleep "$LIMIT" & s=$!; trap 'kill $s; exit 0' TERM; wait $s; kill -TERM $$ ) &
 WATCHDOG=$!
 
-[[ -n $WORK ]] || WORK=$(mktemp -d /tmp/rsnt.XXXXXX)
+if [[ -z $WORK ]]; then WORK=$(mktemp -d /tmp/rsnt.XXXXXX)
+elif [[ -e $WORK && -n $(ls -A "$WORK" 2>/dev/null) ]]; then WORK_GIVEN=$WORK; WORK=""; die "work dir $WORK_GIVEN is not empty"
+fi
 mkdir -p "$WORK"
 log "work dir $WORK, binary $BIN"
 
