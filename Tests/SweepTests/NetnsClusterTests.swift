@@ -202,4 +202,79 @@ final class NetnsClusterTests: XCTestCase {
         XCTAssertTrue(coordLog.contains("resuming"), coordLog)
         try? FileManager.default.removeItem(atPath: dir)
     }
+
+    /// launch.sh for real, with stand-in `ssh`/`scp` that run on this machine, each "host" a home
+    /// directory of its own: keys made and copied, coordinator and workers started, the sweep done,
+    /// status, stop, logs gathered. Loopback only.
+    func testLaunchStartStatusStopWithLocalSSH() throws {
+        let dir = Harness.tempDir("launchreal")
+        Harness.write("""
+            #!/bin/bash
+            # stand-in ssh for tests: [options] TARGET COMMAND -> COMMAND in $FAKE_HOSTS/HOST as home
+            while [[ $1 == -* ]]; do if [[ $1 == -o || $1 == -p || $1 == -i ]]; then shift; fi; shift; done
+            host=${1#*@}; shift
+            mkdir -p "$FAKE_HOSTS/$host"
+            cd "$FAKE_HOSTS/$host" && HOME="$FAKE_HOSTS/$host" exec bash -c "$*"
+            """, dir + "/bin/ssh")
+        Harness.write("""
+            #!/bin/bash
+            # stand-in scp for tests: HOST:PATH is $FAKE_HOSTS/HOST/PATH
+            args=()
+            while [[ $# -gt 0 ]]; do case $1 in -o|-P|-i) shift 2;; -*) shift;; *) args+=("$1"); shift;; esac; done
+            map() { if [[ $1 == *:* ]]; then h=${1%%:*}; h=${h#*@}; echo "$FAKE_HOSTS/$h/${1#*:}"; else echo "$1"; fi; }
+            dst=$(map "${args[-1]}")
+            for src in "${args[@]:0:${#args[@]}-1}"; do cp "$(map "$src")" "$dst" || exit 1; done
+            """, dir + "/bin/scp")
+        chmod(dir + "/bin/ssh", 0o755)
+        chmod(dir + "/bin/scp", 0o755)
+        let port = Harness.freePort()
+        Harness.write("noop: 100\nsleep: {count: 4, seconds: 0.3}\n", dir + "/sweep.yaml")
+        Harness.write("""
+            COORDINATOR_ENDPOINT=tcp://127.0.0.1:\(port)
+            BIND=tcp://127.0.0.1:\(port)
+            SWEEP=\(dir)/sweep.yaml
+            STATE_DIR=\(dir)/state
+            KEYS=\(dir)/keys
+            LOG_DIR=\(dir)/logs
+            BIN=\(Harness.binary)
+            worker node1.test bin=\(Harness.binary) threads=1
+            worker carol@node2.test name=second slots=2 threads=1 bin=\(Harness.binary)
+            """, dir + "/my.hosts")
+        var env = Harness.env
+        env["PATH"] = dir + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["FAKE_HOSTS"] = dir + "/hosts"
+        let launch = Self.clusterDir + "/launch.sh"
+        let start = try runScript([launch, "--hosts", dir + "/my.hosts", "start"], log: dir + "/start.log", timeout: 60, env: env)
+        XCTAssertEqual(start.status, 0, start.output)
+        XCTAssertTrue(start.output.contains("node1: worker started") && start.output.contains("second: worker started"), start.output)
+        for f in ["keys/coordinator.key", "keys/workers/node1.pub", "keys/workers/second.pub",
+                  "hosts/node1.test/.ranksweep/keys/node1.key", "hosts/node2.test/.ranksweep/keys/second.key",
+                  "hosts/node2.test/.ranksweep/keys/coordinator.pub"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), "missing \(f)")
+        }
+        let mode = (try FileManager.default.attributesOfItem(atPath: dir + "/hosts/node1.test/.ranksweep/keys/node1.key")[.posixPermissions] as? NSNumber)?.intValue
+        XCTAssertEqual(mode, 0o600, "the worker's secret key stays private on its host")
+        let done = { (try? SweepStore(stateDir: dir + "/state", readOnly: true).count("SELECT COUNT(*) FROM results")) ?? 0 }
+        eventually(60, "sweep done") { done() == 104 }
+        let coordLog = (try? String(contentsOfFile: dir + "/logs/coordinator.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(coordLog.contains("CURVE"), coordLog)
+        XCTAssertEqual((try? SweepStore(stateDir: dir + "/state", readOnly: true).count("SELECT COUNT(DISTINCT worker) FROM results")) ?? 0, 2,
+                       "both hosts' workers took jobs")
+        let status = try runScript([launch, "--hosts", dir + "/my.hosts", "status"], log: dir + "/status.log", timeout: 60, env: env)
+        XCTAssertEqual(status.status, 0, status.output)
+        XCTAssertTrue(status.output.contains("104 jobs — 104 done"), status.output)
+        XCTAssertTrue(status.output.contains("node1:") && status.output.contains("second:"), status.output)
+        let stop = try runScript([launch, "--hosts", dir + "/my.hosts", "stop"], log: dir + "/stop.log", timeout: 60, env: env)
+        XCTAssertEqual(stop.status, 0, stop.output)
+        for name in ["node1", "second"] {
+            let log = (try? String(contentsOfFile: dir + "/logs/worker-\(name).log", encoding: .utf8)) ?? ""
+            XCTAssertTrue(log.contains("connecting to tcp://127.0.0.1:\(port)"), "gathered log of \(name): \(log)")
+        }
+        // Workers leave when the sweep completes; the coordinator too.
+        eventually(15, "coordinator exited") {
+            guard let pid = try? String(contentsOfFile: dir + "/logs/coordinator.pid", encoding: .utf8) else { return true }
+            return kill(Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 0) != 0
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 }
