@@ -221,7 +221,7 @@ if ip -n "$(ns w3)" link >/dev/null && ip netns exec "$(ns w3)" tc qdisc add dev
     NETEM="netem"
     log "fault 3: tc netem delay 50ms loss 5% on w3's link (both directions)"
 else
-    log "NETEM UNAVAILABLE: 'tc qdisc add ... netem' failed: $(tr '\n' ' ' <"$WORK/netem.err")(this kernel has no sch_netem)."
+    log "NETEM UNAVAILABLE: 'tc qdisc add ... netem' failed: $(tr '\n' ' ' <"$WORK/netem.err")(no sch_netem in this kernel?)."
     if ! command -v nft >/dev/null && command -v apt-get >/dev/null; then
         log "installing nftables for the loss-only substitute"
         DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q nftables >"$WORK/apt.log" 2>&1 || true
@@ -343,6 +343,15 @@ wait "$COORD_PID" || COORD_RC=$?
 grep -q "sweep complete" "$WORK/coordinator-2.log" || fail "no 'sweep complete' in the restarted coordinator's log"
 log "sweep under faults finished: $(grep -m1 "sweep complete" "$WORK/coordinator-2.log" || echo '?')"
 
+# fault 3 was real: packets were dropped on w3's link
+DROPS=0
+case $NETEM in
+    netem) DROPS=$({ ip netns exec "$(ns w3)" tc -s qdisc show dev eth0; ip netns exec "$(ns br)" tc -s qdisc show dev v-w3; } |
+                   grep -o 'dropped [0-9]*' | awk '{s += $2} END {print s + 0}') ;;
+    substitute) DROPS=$(ip netns exec "$(ns w3)" nft list table inet rsloss | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}') ;;
+esac
+[[ $NETEM == netem || $NETEM == substitute ]] && log "fault 3: $DROPS of w3's packets dropped by the $NETEM rules during the sweep"
+
 # checks of faults 1, 2, 4
 TOTAL=$(q1 "SELECT COUNT(*) FROM jobs")
 if [[ -n $KILLED ]]; then
@@ -443,10 +452,10 @@ else fail "results differ from the undisturbed run: $CMP"; fi
 # ---------------------------------------------------------------- summary
 R3=0
 case $NETEM in
-    netem|substitute) [[ $COORD_RC -eq 0 ]] && R3=1 ;;
+    netem|substitute) [[ $COORD_RC -eq 0 && $DROPS -gt 0 ]] && R3=1 ;;
 esac
-label3="netem-50ms-5%loss"
-[[ $NETEM == substitute ]] && label3="loss-5%-nftables(NO-NETEM,no-delay)"
+label3="netem-50ms-5%loss($DROPS-dropped)"
+[[ $NETEM == substitute ]] && label3="loss-5%-nftables(NO-NETEM,no-delay,$DROPS-dropped)"
 [[ $NETEM == unavailable ]] && label3="netem-UNAVAILABLE"
 INJ=0; SURV=0
 for f in "worker-kill:$R1:${KILLED:+1}" "link-down:$R2:${CUT:+1}" "$label3:$R3:$([[ $NETEM == netem || $NETEM == substitute ]] && echo 1)" \
