@@ -1,5 +1,10 @@
+#define _GNU_SOURCE /* pipe2, posix_spawn_file_actions_addclosefrom_np */
 #include "csupport.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -46,5 +51,48 @@ int csupport_die_with_parent(void) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return -1;
     if (getppid() != parent || parent == 1) return -1; /* parent died before prctl */
 #endif
+    return 0;
+}
+
+int csupport_spawn(const char *path, char *const argv[], char *const envp[], int stderr_fd, int *stdout_fd, int *pid) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t child = 0;
+    int rc = posix_spawn(&child, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        return rc;
+    }
+    *stdout_fd = fds[0];
+    *pid = (int)child;
+    return 0;
+}
+
+int csupport_wait_child(int pid, int *code, int *sig) {
+    int status = 0;
+    while (waitpid((pid_t)pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     return 0;
 }

@@ -87,10 +87,18 @@ extension Coordinator {
         // Reconcile what the worker says it runs with what we think it runs.
         let claimed = Set(h.running)
         var cancel: [JobRef] = []
+        func stale(_ ref: JobRef, _ why: String) {
+            cancel.append(ref)
+            Log.warn("worker \(w.id) still holds \(ref.job) attempt \(ref.attempt) (running, or a late result): dropped, \(why)")
+            ops.append(.event(kind: "stale-attempt", job: ref.job, attempt: ref.attempt, worker: w.id, detail: why))
+        }
         for ref in claimed {
             guard let i = jobIndex[ref.job] else { cancel.append(ref); continue }
             let e = jobs[i]
-            if e.terminal { cancel.append(ref); continue }
+            if e.terminal {
+                stale(ref, "job already \(e.state == .done ? "done" : "failed")")
+                continue
+            }
             if e.runningOn[ref.attempt] == w.id { continue }  // already ours
             // An attempt above the last one recorded was dispatched just before a crash, before its
             // dispatch was committed: as good as orphaned, if nothing else runs the job now.
@@ -107,7 +115,9 @@ extension Coordinator {
                 ops.append(.reattach(ref, worker: w.id))
                 Log.info("worker \(w.id) reattached \(ref.job) attempt \(ref.attempt)")
             } else {
-                cancel.append(ref)  // declared dead meanwhile, or superseded: stale
+                // Declared dead meanwhile, or superseded: stale. Its work (a late result, if it finished
+                // while cut off) is dropped, not counted: the worker is told to forget it.
+                stale(ref, "attempt \(ref.attempt) is no longer open")
             }
         }
         for ref in w.running where !claimed.contains(ref) {

@@ -1,3 +1,4 @@
+import CSupport
 import CZeroMQ
 import Foundation
 
@@ -98,28 +99,23 @@ enum JobRunner {
         let stderrPath = work + "/stderr.log"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: s.executable)
-        p.arguments = ["exec-job", "--kind", s.kind, "--spec", specPath, "--inputs", inputsDir, "--out", outDir]
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = String(s.threads)
         env["RANKSWEEP_JOB"] = "\(s.ref.job)#\(s.ref.attempt)"
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle(forWritingAtPath: stderrPath)
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch { throw SweepError.io("cannot start \(s.executable): \(error)") }
-        control.setChild(p.processIdentifier)
-        if control.cancelled { kill(p.processIdentifier, SIGTERM) }
+        let child = try SpawnedChild(path: s.executable,
+                                     arguments: ["exec-job", "--kind", s.kind, "--spec", specPath, "--inputs", inputsDir, "--out", outDir],
+                                     environment: env, stderrPath: stderrPath)
+        control.setChild(child.pid)
+        if control.cancelled { kill(child.pid, SIGTERM) }
 
         // Forward `PROGRESS {json}` lines as they come; the rest of stdout is the job's business.
-        let reader = out.fileHandleForReading
         var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            buffer.append(contentsOf: chunk)
+            let n = chunk.withUnsafeMutableBytes { read(child.stdoutFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            buffer.append(contentsOf: chunk[..<n])
             while let nl = buffer.firstIndex(of: 10) {
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
@@ -127,14 +123,14 @@ enum JobRunner {
                 if line.starts(with: prefix) { progress(Array(line.dropFirst(prefix.count))) }
             }
         }
-        p.waitUntilExit()
+        close(child.stdoutFD)
+        let status = child.wait()
         let lastErr = lastLine(stderrPath)
-        if p.terminationReason == .uncaughtSignal {
-            let sig = p.terminationStatus
+        if let sig = status.signal {
             throw SweepError.io("job process killed by signal \(sig) (\(signalName(sig)))" + (lastErr.map { ": \($0)" } ?? ""))
         }
-        guard p.terminationStatus == 0 else {
-            throw SweepError.io("job process exited with status \(p.terminationStatus)" + (lastErr.map { ": \($0)" } ?? ""))
+        guard status.code == 0 else {
+            throw SweepError.io("job process exited with status \(status.code)" + (lastErr.map { ": \($0)" } ?? ""))
         }
         guard let result = FileManager.default.contents(atPath: outDir + "/" + JobFiles.result) else {
             throw SweepError.io("job process wrote no \(JobFiles.result)")
@@ -170,5 +166,39 @@ enum JobRunner {
 
     static func signalName(_ s: Int32) -> String {
         [6: "SIGABRT", 9: "SIGKILL (out of memory?)", 11: "SIGSEGV", 15: "SIGTERM", 4: "SIGILL", 7: "SIGBUS", 8: "SIGFPE"][s] ?? "signal"
+    }
+}
+
+/// A job process started with posix_spawn and reaped with waitpid on the job's own thread.
+///
+/// Not Foundation's `Process`: on Linux it learns of a child's exit through a socket the child
+/// inherits and a run loop on the waiting thread, and in the cluster/netns test it now and then never
+/// noticed an exit (`waitUntilExit` blocked forever with the child already gone), leaving the job
+/// "running" on a live worker for good. waitpid on the pid cannot miss the exit. See
+/// `csupport_spawn` for what the child gets (no descriptor but stdin/stdout/stderr, default signals).
+struct SpawnedChild {
+    let pid: Int32
+    /// The read end of the child's stdout; the caller closes it.
+    let stdoutFD: Int32
+
+    init(path: String, arguments: [String], environment: [String: String], stderrPath: String) throws {
+        let errFD = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard errFD >= 0 else { throw SweepError.io("cannot open \(stderrPath): \(String(cString: strerror(errno)))") }
+        defer { close(errFD) }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var fd: Int32 = -1, pid: Int32 = 0
+        let rc = csupport_spawn(path, argv, envp, errFD, &fd, &pid)
+        guard rc == 0 else { throw SweepError.io("cannot start \(path): \(String(cString: strerror(rc)))") }
+        self.pid = pid
+        stdoutFD = fd
+    }
+
+    /// Blocks until the child exits: its exit code, or the signal that ended it.
+    func wait() -> (code: Int32, signal: Int32?) {
+        var code: Int32 = -1, sig: Int32 = 0
+        guard csupport_wait_child(pid, &code, &sig) == 0 else { return (-1, nil) }
+        return (code, sig == 0 ? nil : sig)
     }
 }
