@@ -69,13 +69,6 @@ public enum Latency {
         return LatencyComparison(baseline: base, compressed: comp, speedUp: base.medianMsPerImage / comp.medianMsPerImage)
     }
 
-    /// Median of `values` (mean of the middle two for an even count).
-    public static func median(_ values: [Double]) -> Double {
-        precondition(!values.isEmpty, "median of nothing")
-        let sorted = values.sorted()
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-    }
 
     private static func check(model: UNet, batch: Int, imageSize: Int, runs: Int, warmup: Int) throws(CompressionError) {
         guard batch >= 1 else { throw CompressionError("latency: batch must be at least 1, got \(batch)") }
@@ -108,6 +101,6 @@ public enum Latency {
     private static func measurement(_ samples: [Double], batch: Int, imageSize: Int, warmup: Int) -> LatencyMeasurement {
         LatencyMeasurement(batch: batch, imageHeight: imageSize, imageWidth: imageSize, blasThreads: BLAS.threads,
                            blasCore: BLAS.coreName, warmupRuns: warmup, samplesMsPerImage: samples,
-                           medianMsPerImage: median(samples), bestMsPerImage: samples.min()!)
+                           medianMsPerImage: Engine.median(samples), bestMsPerImage: samples.min()!)
     }
 }

@@ -5,8 +5,8 @@ import XCTest
 
 final class LatencyTests: XCTestCase {
     func testMedian() {
-        XCTAssertEqual(Latency.median([3, 1, 2]), 2)
-        XCTAssertEqual(Latency.median([4, 1, 3, 2]), 2.5)
+        XCTAssertEqual(median([3, 1, 2]), 2)
+        XCTAssertEqual(median([4, 1, 3, 2]), 2.5)
     }
 
     func testMeasurementsAndInterleavedComparison() throws {
@@ -14,7 +14,7 @@ final class LatencyTests: XCTestCase {
         let (compressed, _) = try ModelCompressor.compress(model: model, method: .svd(rank: 1), imageSize: 16)
         let one = try Latency.measureInferenceLatency(model: model, batch: 2, imageSize: 16, runs: 5, warmup: 1)
         XCTAssertEqual(one.samplesMsPerImage.count, 5)
-        XCTAssertEqual(one.medianMsPerImage, Latency.median(one.samplesMsPerImage))
+        XCTAssertEqual(one.medianMsPerImage, median(one.samplesMsPerImage))
         XCTAssertEqual(one.bestMsPerImage, one.samplesMsPerImage.min())
         XCTAssertTrue(one.samplesMsPerImage.allSatisfy { $0 > 0 })
         XCTAssertEqual(one.blasThreads, BLAS.threads)
