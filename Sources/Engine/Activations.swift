@@ -7,10 +7,9 @@ public final class ReLU: Layer {
     public var parameters: [Parameter] { [] }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var y = x
-        y.storage.withUnsafeMutableBufferPointer { b in
-            for i in 0..<b.count { b[i] = max(b[i], 0) }
-        }
+        // Written straight into a fresh buffer: copying x first and then clamping would touch
+        // every element twice.
+        let y = Tensor.mapping(x) { max($0, 0) }
         output = y
         return y
     }
@@ -18,13 +17,7 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU \(name): backward before forward") }
         precondition(dy.shape == y.shape, "ReLU \(name): dy \(dy.shape) vs output \(y.shape)")
-        var dx = dy
-        dx.storage.withUnsafeMutableBufferPointer { d in
-            y.storage.withUnsafeBufferPointer { yb in
-                for i in 0..<d.count where yb[i] <= 0 { d[i] = 0 }
-            }
-        }
-        return dx
+        return Tensor.mapping(dy, y) { g, out in out > 0 ? g : 0 }
     }
 }
 
@@ -52,13 +45,7 @@ public final class Sigmoid: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = output else { preconditionFailure("Sigmoid \(name): backward before forward") }
         precondition(dy.shape == y.shape, "Sigmoid \(name): dy \(dy.shape) vs output \(y.shape)")
-        var dx = dy
-        dx.storage.withUnsafeMutableBufferPointer { d in
-            y.storage.withUnsafeBufferPointer { yb in
-                for i in 0..<d.count { d[i] *= yb[i] * (1 - yb[i]) }
-            }
-        }
-        return dx
+        return Tensor.mapping(dy, y) { g, out in g * out * (1 - out) }
     }
 }
 

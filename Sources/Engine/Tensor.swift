@@ -91,3 +91,34 @@ extension Tensor {
         return Tensor(shape: [total] + inner, storage: storage)
     }
 }
+
+extension Tensor {
+    /// `f` applied to every element, written into a new buffer in one pass.
+    @inline(__always)
+    public static func mapping(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
+        let n = a.count
+        let storage = [Float](unsafeUninitializedCapacity: n) { out, count in
+            a.storage.withUnsafeBufferPointer { ab in
+                for i in 0..<n { out[i] = f(ab[i]) }
+            }
+            count = n
+        }
+        return Tensor(shape: a.shape, storage: storage)
+    }
+
+    /// `f` applied elementwise to two tensors of the same shape, into a new buffer in one pass.
+    @inline(__always)
+    public static func mapping(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        precondition(a.shape == b.shape, "Tensor.mapping: shapes \(a.shape) and \(b.shape) differ")
+        let n = a.count
+        let storage = [Float](unsafeUninitializedCapacity: n) { out, count in
+            a.storage.withUnsafeBufferPointer { ab in
+                b.storage.withUnsafeBufferPointer { bb in
+                    for i in 0..<n { out[i] = f(ab[i], bb[i]) }
+                }
+            }
+            count = n
+        }
+        return Tensor(shape: a.shape, storage: storage)
+    }
+}
