@@ -170,7 +170,7 @@ public final class Conv2D: ConvolutionLayer {
     /// (zero where the tap falls in the padding). Split across cores: rows are independent.
     private func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, channels: Int, rows: Range<Int>,
                         into cols: UnsafeMutablePointer<Float>) {
-        let parts = rows.count >= 4096 ? Parallel.width : 1
+        let parts = rows.count >= 1024 ? Parallel.width : 1
         let base = rows.lowerBound, end = rows.upperBound
         let per = (rows.count + parts - 1) / parts
         let (kh, kw) = (kernelHeight, kernelWidth)
