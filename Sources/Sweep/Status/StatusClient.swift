@@ -37,8 +37,11 @@ public enum StatusClient {
                 if id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH {
                     throw SweepError.invalid("\(endpoint) refused us (ZAP status \(value)): our public key is not in the coordinator's allowlist")
                 }
-                throw SweepError.invalid("handshake with \(endpoint) failed (protocol error 0x\(String(value, radix: 16))): "
-                                         + (keys == nil ? "the coordinator probably requires CURVE (--key, --server-key)" : "check --server-key"))
+                if Int32(bitPattern: value) == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH {
+                    throw SweepError.invalid("\(endpoint) " + (keys == nil ? "requires CURVE: give --key and --server-key"
+                                                                         : "does not use CURVE: drop --key and --server-key"))
+                }
+                throw SweepError.invalid("handshake with \(endpoint) failed (protocol error 0x\(String(value, radix: 16))): check --server-key")
             }
             if ready[0], let frames = try socket.receive(dontWait: true) {
                 let msg: WireMessage
