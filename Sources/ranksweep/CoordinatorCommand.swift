@@ -34,11 +34,15 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Progress display: auto (bar on a terminal, log lines otherwise), plain, none.")
     var progress = "auto"
 
+    @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed (overrides the sweep's job_timeout for this run).")
+    var jobTimeout: Double?
+
     @OptionGroup var timingOptions: TimingOptions
 
     func validate() throws {
         guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
         if allow != nil && keys == nil { throw ValidationError("--allow needs --keys (the coordinator's own key pair)") }
+        if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
     }
 
     func run() throws {
@@ -53,6 +57,7 @@ struct CoordinatorCommand: ParsableCommand {
                 o.allowlist = try Allowlist.load(allow ?? keys + "/workers")
             }
             o.insecure = insecure
+            o.jobTimeout = jobTimeout
             o.timing = timingOptions.timing
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
             Log.role = "coordinator"

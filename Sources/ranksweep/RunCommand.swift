@@ -29,6 +29,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Existing baseline model (skips training).") var model: String?
     @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
 
+    @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed.")
+    var jobTimeout: Double?
+
     @Option(help: "Progress display: auto, plain, none.") var progress = "auto"
 
     @OptionGroup var timingOptions: TimingOptions
@@ -38,6 +41,7 @@ struct RunCommand: ParsableCommand {
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
+        if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
     }
 
     func run() throws {
@@ -50,6 +54,7 @@ struct RunCommand: ParsableCommand {
             if let d = dataRoot { spec.dataRoot = d; spec.synthetic = nil }
             if let m = model { spec.baselineModel = m }
             if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }
+            if let t = jobTimeout { spec.jobTimeout = t }
             let workers = localWorkers ?? max(1, SweepCLI.cores / 2)
             let t = threads ?? max(1, SweepCLI.cores / workers)
             let dir = stateDir ?? "runs/sweep-" + Self.stamp()

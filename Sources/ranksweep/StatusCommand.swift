@@ -5,48 +5,49 @@ import Sweep
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a sweep's state from its state dir (read-only): jobs by state, workers, attempts, ETA.")
+        abstract: "Show a sweep's state: jobs by state, workers, attempts, ETA.",
+        discussion: """
+            From the state dir (--state-dir, read-only SQLite) or from the running coordinator itself
+            (--connect, a STATUS request over ZeroMQ answered from its memory). With CURVE, --connect needs a
+            key pair whose public key is in the coordinator's allowlist (--key) and the coordinator's public
+            key (--server-key); a status client is never registered as a worker and gets no jobs.
+            """)
 
     @Option(name: .customLong("state-dir"), help: "The coordinator's state directory.")
-    var stateDir: String
+    var stateDir: String?
+
+    @Option(help: "A running coordinator's endpoint, e.g. tcp://HOST:5555.")
+    var connect: String?
+
+    @Option(help: "With --connect over CURVE: our secret key file (its public key must be in the coordinator's allowlist).")
+    var key: String?
+
+    @Option(name: .customLong("server-key"), help: "With --connect over CURVE: the coordinator's public key file.")
+    var serverKey: String?
+
+    @Option(help: "With --connect: seconds to wait for an answer.")
+    var timeout: Double = Double(Wire.defaultStatusTimeoutMs) / 1000
+
+    func validate() throws {
+        if (stateDir == nil) == (connect == nil) { throw ValidationError("give --state-dir DIR or --connect ENDPOINT (one of them)") }
+        if (key == nil) != (serverKey == nil) { throw ValidationError("CURVE needs both --key and --server-key") }
+        if key != nil && connect == nil { throw ValidationError("--key and --server-key go with --connect") }
+        if !(timeout > 0 && timeout <= 600) { throw ValidationError("--timeout must be in (0, 600] seconds") }
+    }
 
     func run() throws {
         try SweepCLI.guarded {
-            let store = try SweepStore(stateDir: stateDir, readOnly: true)
-            let byState = try store.rows("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
-            let total = byState.reduce(0) { $0 + (Int($1["n"] ?? "") ?? 0) }
-            print("sweep in \(stateDir): \(total) jobs — " + byState.map { "\($0["n"]!) \($0["state"]!)" }.joined(separator: ", "))
-            let workers = try store.rows("SELECT id, host, slots, threads, state, last_seen FROM workers ORDER BY id")
-            let running = try store.rows("SELECT id, attempt, worker, progress FROM jobs WHERE state = 'running' ORDER BY id")
-            let now = Date().timeIntervalSince1970
-            if !workers.isEmpty { print("workers:") }
-            for w in workers {
-                let ago = now - (Double(w["last_seen"] ?? "") ?? now)
-                let jobs = running.filter { $0["worker"] == w["id"] }.map { r -> String in
-                    var s = "\(r["id"]!) attempt \(r["attempt"]!)"
-                    if let p = r["progress"], let d = p.data(using: .utf8),
-                       let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let ep = o["epoch"] as? Int {
-                        s += ", epoch \(ep)" + ((o["epochs"] as? Int).map { "/\($0)" } ?? "")
-                    }
-                    return s
+            if let stateDir {
+                let store = try SweepStore(stateDir: stateDir, readOnly: true)
+                print(try SweepStatus.load(store: store).render(source: "in \(stateDir)"))
+            } else if let connect {
+                var keys: CurveKeyPair?, server: String?
+                if let key, let serverKey {
+                    keys = try CurveKeyPair(secretKey: try CurveKeyPair.readKey(key, what: "secret key"))
+                    server = try CurveKeyPair.readKey(serverKey, what: "coordinator public key")
                 }
-                print("  \(w["id"]!) on \(w["host"]!) (\(w["state"]!), \(w["slots"]!) slot(s), seen \(Int(ago))s ago): " +
-                      (jobs.isEmpty ? "idle" : jobs.joined(separator: "; ")))
-            }
-            let attempts = try store.rows("SELECT COALESCE(outcome, 'running') AS o, COUNT(*) AS n FROM attempts GROUP BY o ORDER BY o")
-            if !attempts.isEmpty { print("attempts: " + attempts.map { "\($0["n"]!) \($0["o"]!)" }.joined(separator: ", ")) }
-            let done = try store.count("SELECT COUNT(*) FROM results")
-            let first = try store.rows("SELECT MIN(started) AS s FROM attempts").first?["s"].flatMap(Double.init)
-            let last = try store.rows("SELECT MAX(finished) AS f FROM results").first?["f"].flatMap(Double.init)
-            let left = total - done - (try store.count("SELECT COUNT(*) FROM jobs WHERE state = 'failed'"))
-            if let first, let last, done > 0, left > 0, last > first {
-                let eta = Double(left) * (last - first) / Double(done)
-                print("ETA: about \(Int(eta.rounded()))s at the rate so far (\(String(format: "%.2f", Double(done) / (last - first))) jobs/s)")
-            } else if left == 0 {
-                print("complete")
-            }
-            for f in try store.rows("SELECT id, reason FROM jobs WHERE state = 'failed' ORDER BY id LIMIT 20") {
-                print("failed \(f["id"]!): \(f["reason"]!)")
+                let status = try StatusClient.fetch(endpoint: connect, keys: keys, serverKey: server, timeoutMs: Int(timeout * 1000))
+                print(status.render(source: "at \(connect)"))
             }
         }
     }

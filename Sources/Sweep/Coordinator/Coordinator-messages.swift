@@ -21,6 +21,8 @@ extension Coordinator {
         let msg: WireMessage
         do { msg = try WireMessage.parse(frames.dropFirst()) } catch { return drop("\(error)") }
         let now = Clock.now()
+        // A status client is not a worker: answered from memory, never registered, no state written.
+        if msg.command == .status { return answerStatus(route: route, now: now) }
         if msg.command == .hello { return guarded({ try hello(msg, route: route, now: now) }, drop) }
         guard let id = from, let w = workers[id] else {
             // A worker we do not know (we restarted, or declared it dead): ask it to say HELLO again.
@@ -111,6 +113,7 @@ extension Coordinator {
                 e.orphaned.remove(ref.attempt)
                 e.runningOn[ref.attempt] = w.id
                 if e.state != .running { e.state = .running; e.dispatchedAt = now }
+                e.attemptStarted[ref.attempt] = now
                 w.running.insert(ref)
                 ops.append(.reattach(ref, worker: w.id))
                 Log.info("worker \(w.id) reattached \(ref.job) attempt \(ref.attempt)")
@@ -139,6 +142,10 @@ extension Coordinator {
         }
         if let message = h.message { text += (text.isEmpty ? "" : " ") + message }
         w.progress[h.job] = text
+        if h.epoch != nil || h.epochs != nil {
+            if w.epochs.count > w.running.count + 16 { w.epochs = w.epochs.filter { w.running.contains($0.key) } }
+            w.epochs[ref] = EpochProgress(epoch: h.epoch, epochs: h.epochs)
+        }
         ops.append(.progress(job: h.job, text: String(decoding: msg.header, as: UTF8.self)))
         progressView.jobEvent("\(h.job) on \(w.id): \(text)", kind: jobs[jobIndex[h.job] ?? 0].planned.kind, coordinator: self)
     }
@@ -149,6 +156,7 @@ extension Coordinator {
         acks[w.id, default: []].append(ref)  // acknowledged whether accepted or dropped: the worker forgets it
         w.running.remove(ref)
         w.progress[h.job] = nil
+        if !w.epochs.isEmpty { w.epochs[ref] = nil }
         let resultBytes = msg.payload.first ?? Array("{}".utf8)
         guard (try? FastJSON.parse(resultBytes))?.object != nil else {
             Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): result is not a JSON object, counted as a failure")
@@ -178,6 +186,7 @@ extension Coordinator {
         acks[w.id, default: []].append(ref)
         w.running.remove(ref)
         w.progress[h.job] = nil
+        if !w.epochs.isEmpty { w.epochs[ref] = nil }
         let reason = String(h.reason.prefix(2000))
         if h.handback {
             attemptFailed(ref, outcome: "handback", reason: reason, counts: false)

@@ -19,6 +19,11 @@ final class JobEntry {
     var orphaned = Set<Int>()
     var notBefore: Double = 0
     var dispatchedAt: Double = 0
+    /// When each open attempt was dispatched (or reattached after a coordinator restart): the
+    /// per-job timeout counts from here.
+    var attemptStarted: [Int: Double] = [:]
+    /// Why the job failed (shown by status).
+    var reason: String?
     lazy var specBytes: [UInt8] = Array(planned.spec.utf8)
 
     init(index: Int, planned: PlannedJob, attempt: Int, failures: Int, maxAttempts: Int) {
@@ -41,6 +46,8 @@ final class WorkerEntry {
     var lastSent: Double = 0
     /// Latest progress line per running job, for the display.
     var progress: [String: String] = [:]
+    /// Latest epoch (and epoch count) per running attempt, for status.
+    var epochs: [JobRef: EpochProgress] = [:]
 
     init(id: String, route: [UInt8], host: String, slots: Int, threads: Int, expiry: Double) {
         self.id = id; self.route = route; self.host = host; self.slots = slots; self.threads = threads; self.expiry = expiry
@@ -104,6 +111,7 @@ extension Coordinator {
         e.attempt += 1
         e.state = .running
         e.dispatchedAt = now
+        e.attemptStarted = [e.attempt: now]
         let ref = JobRef(job: e.planned.id, attempt: e.attempt)
         e.runningOn[e.attempt] = w.id
         w.running.insert(ref)
@@ -181,6 +189,7 @@ extension Coordinator {
     func failJob(_ e: JobEntry, reason: String) {
         if e.terminal { return }
         e.state = .failed
+        e.reason = reason
         failedCount += 1
         terminalCount += 1
         ops.append(.failJob(job: e.planned.id, failures: e.failures, reason: reason))
@@ -194,7 +203,7 @@ extension Coordinator {
             ops.append(.attemptEnded(ref, outcome: "cancelled", reason: reason))
             if let w = workers[wid] {
                 w.running.remove(ref)
-                w.progress[ref.job] = nil
+                w.progress[ref.job] = nil; w.epochs[ref] = nil
                 send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: a, reason: reason)))
             }
         }
@@ -210,6 +219,40 @@ extension Coordinator {
                 send(w, WireMessage(.heartbeat, header: WireMessage.emptyHeader))
             }
         }
+    }
+
+    // MARK: per-job timeout
+
+    /// Cancels every attempt that has run longer than `jobTimeout` on a worker that is still alive
+    /// (a dead worker's jobs are requeued by liveness): CANCEL to the worker (which kills the job's
+    /// process), the attempt fails with "timed out after N s" (counts towards max_attempts), and
+    /// the job is queued again or fails. A DONE that arrives later for the attempt is dropped as
+    /// stale (`acceptDone`: the attempt is no longer open).
+    func checkJobTimeouts(_ now: Double) {
+        guard let limit = jobTimeout else { return }
+        for w in workers.values {
+            var expired: [JobRef] = []
+            for ref in w.running {
+                guard let i = jobIndex[ref.job] else { continue }
+                let e = jobs[i]
+                if now - (e.attemptStarted[ref.attempt] ?? e.dispatchedAt) > limit { expired.append(ref) }
+            }
+            for ref in expired.sorted(by: { ($0.job, $0.attempt) < ($1.job, $1.attempt) }) {
+                let reason = "timed out after \(Coordinator.seconds(limit)) s"
+                Log.warn("\(ref.job) attempt \(ref.attempt) on \(w.id) \(reason): cancelled")
+                w.running.remove(ref)
+                w.progress[ref.job] = nil
+                w.epochs[ref] = nil
+                send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: ref.attempt, reason: reason)))
+                ops.append(.event(kind: "timeout", job: ref.job, attempt: ref.attempt, worker: w.id, detail: reason))
+                attemptFailed(ref, outcome: "failed", reason: reason, counts: true)
+            }
+        }
+    }
+
+    /// "5" for whole seconds, "1.5" otherwise.
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() && abs(s) < 1e15 ? String(Int(s)) : String(format: "%g", s)
     }
 
     func declareDead(_ w: WorkerEntry, reason: String) {

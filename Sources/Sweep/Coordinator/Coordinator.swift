@@ -53,6 +53,10 @@ public final class Coordinator {
     /// more before a worker may drop a result it keeps in memory anyway.
     static let groupCommitWindow = 0.002
     var unknownRouteBye: [[UInt8]: Double] = [:]
+    /// Every attempt's outcome, for STATUS (no store reads while serving).
+    var attemptMirror = AttemptMirror()
+    /// Per-job timeout in seconds (nil: none): `--job-timeout`, else the sweep's `job_timeout`.
+    var jobTimeout: Double?
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in }) throws {
         self.options = options
@@ -100,7 +104,22 @@ public final class Coordinator {
             }
             try commit()
         }
+        try resolveJobTimeout()
         try loadJobs()
+        try loadAttemptMirror()
+    }
+
+    /// `--job-timeout` for this run, else the sweep file's `job_timeout`. The file's value is kept in
+    /// the store's meta, so resuming without the file keeps it; resuming with the file takes the file's.
+    func resolveJobTimeout() throws {
+        let stored = try store.meta("job_timeout").flatMap(Double.init)
+        var fromSweep = stored
+        if let sweep = options.sweep {
+            fromSweep = sweep.jobTimeout
+            if fromSweep != stored { try store.setMeta("job_timeout", fromSweep.map { String($0) }) }
+        }
+        jobTimeout = options.jobTimeout ?? fromSweep
+        if let t = jobTimeout { Log.info("job timeout: \(Coordinator.seconds(t)) s per attempt") }
     }
 
     /// Rebuilds the in-memory job table from the store. Jobs that were running when an earlier
@@ -122,7 +141,7 @@ public final class Coordinator {
             e.orphaned = Set((orphaned[s.job.id] ?? []).map(\.attempt))
             switch s.state {
             case "done": e.state = .done
-            case "failed": e.state = .failed
+            case "failed": e.state = .failed; e.reason = s.reason
             case "running":
                 e.state = .waiting
                 ops.append(.requeue(job: s.job.id, failures: s.failures))
@@ -194,6 +213,7 @@ public final class Coordinator {
             }
             if now >= nextLiveness {
                 checkLiveness(now)
+                checkJobTimeouts(now)
                 nextLiveness = now + timing.heartbeat / 2
             }
             // JOBs and heartbeats leave before the commit (a job dispatched but not recorded is simply
@@ -249,6 +269,7 @@ public final class Coordinator {
     func commit() throws {
         if ops.isEmpty { return }
         try store.apply(ops)
+        attemptMirror.apply(ops)
         ops.removeAll(keepingCapacity: true)
     }
 

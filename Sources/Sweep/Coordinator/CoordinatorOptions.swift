@@ -22,6 +22,9 @@ public struct CoordinatorOptions: Sendable {
     /// Time a resumed coordinator waits for workers to reattach their running jobs before it
     /// dispatches those jobs again (nil: the liveness limit).
     public var reattachGrace: Double?
+    /// Per-job timeout in seconds for this run (`--job-timeout`); overrides the sweep's `job_timeout`.
+    /// An attempt running longer is cancelled on its worker and counts as a failure.
+    public var jobTimeout: Double?
     /// Called with the endpoint actually bound (the port when binding `:*`) once serving.
     public var onBound: (@Sendable (String) -> Void)?
 

@@ -76,7 +76,8 @@ public enum ExecJob {
         try Files.writeAtomically(try enc.encode(result), to: ctx.output(JobFiles.result))
     }
 
-    /// The test kinds every build has: `fail`, `crash`, `sleep` (child path).
+    /// The test kinds every build has: `fail`, `crash`, `sleep` (child path), `hang` (never ends and
+    /// ignores SIGTERM: only the SIGKILL that follows a cancel ends it).
     public static let builtinExecutors: [String: ExecJobExecutor] = [
         "fail": { ctx in
             let message = (try? JSONSerialization.jsonObject(with: ctx.spec) as? [String: Any])?["message"] as? String ?? "job failed on purpose"
@@ -85,6 +86,11 @@ public enum ExecJob {
         "crash": { _ in
             FileHandle.standardError.write(Data("crashing on purpose\n".utf8))
             abort()
+        },
+        "hang": { _ in
+            signal(SIGTERM) { _ in }
+            FileHandle.standardError.write(Data("hanging on purpose, ignoring SIGTERM\n".utf8))
+            while true { sleep(1) }
         },
         "sleep": { ctx in
             let spec = try ctx.decodeSpec(SleepSpec.self)

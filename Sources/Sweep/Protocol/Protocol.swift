@@ -31,6 +31,13 @@ public enum Wire {
     /// Chunks in flight per transfer (credit): fills a WAN pipe (~2.5 MB at 50 ms RTT) while
     /// bounding the memory a transfer can pin in socket queues (zguide fileio3).
     public static let chunkCredit = 10
+
+    // MARK: status
+
+    /// Version of the STATUS-REPLY snapshot (`SweepStatus`); a client refuses another.
+    public static let statusSchema = 1
+    /// How long `status --connect` waits for STATUS-REPLY before it says nothing answered.
+    public static let defaultStatusTimeoutMs = 3000
 }
 
 /// Heartbeat settings in effect. Defaults above; `RANKSWEEP_HEARTBEAT_MS` and `RANKSWEEP_LIVENESS`
@@ -69,8 +76,12 @@ public enum Command: String, Sendable, CaseIterable {
     // worker -> coordinator
     case hello = "HELLO", ready = "READY", progress = "PROGRESS", done = "DONE", failed = "FAILED"
     case get = "GET", put = "PUT"
+    // status client -> coordinator (any admitted peer; never registers a worker)
+    case status = "STATUS"
     // coordinator -> worker
     case welcome = "WELCOME", job = "JOB", cancel = "CANCEL", ack = "ACK", chunk = "CHUNK", putAck = "PUTACK"
+    // coordinator -> status client
+    case statusReply = "STATUS-REPLY"
     // both ways
     case heartbeat = "HEARTBEAT", bye = "BYE"
 }
@@ -211,6 +222,21 @@ public struct PutAckHeader: Codable, Sendable {
     public var offset: Int64
     public var complete: Bool
     public var error: String?
+}
+
+/// STATUS: a status client (`ranksweep status --connect`) asks for a snapshot. Not a worker
+/// command: the coordinator answers it from memory whoever sends it and registers nobody.
+public struct StatusHeader: Codable, Sendable {
+    public var v = Wire.version
+    public init() {}
+}
+
+/// Payload frame 0: the `SweepStatus` JSON (schema `Wire.statusSchema`), built from the
+/// coordinator's in-memory state at the moment of the request.
+public struct StatusReplyHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var schema = Wire.statusSchema
+    public init() {}
 }
 
 // MARK: framing

@@ -13,6 +13,7 @@ import Yams
 /// fine_tune: {epochs: 5, lr: 0.00001}
 /// seeds: [42]
 /// max_attempts: 3
+/// job_timeout: 3600                  # seconds per attempt (optional; default none): longer is cancelled and fails
 /// baseline_model: model.safetensors   # optional: skip training, compress this model
 /// validation_split: 0.1              # val fraction; 10% more is the test split
 /// noop: 1000                          # test/bench jobs
@@ -30,6 +31,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var fineTune = FineTuneSpec()
     public var seeds: [Int] = [42]
     public var maxAttempts = 3
+    /// Seconds an attempt may run (from dispatch) before the coordinator cancels it; nil: no limit.
+    public var jobTimeout: Double?
     public var baselineModel: String?
     public var validationSplit = 0.1
     /// Whether the train/compress pipeline is part of this sweep.
@@ -124,6 +127,7 @@ public struct SweepSpec: Sendable, Equatable {
         spec.seeds = try m.intList("seeds", min: nil) ?? spec.seeds
         if spec.seeds.isEmpty { throw m.error("seeds", "needs at least one seed") }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
+        spec.jobTimeout = try m.double("job_timeout", positive: true)
         spec.baselineModel = try m.string("baseline_model")
         spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
         if spec.validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }

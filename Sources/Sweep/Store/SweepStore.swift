@@ -71,6 +71,17 @@ public final class SweepStore {
         try db.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
     }
 
+    /// Sets (or, with nil, removes) one meta value.
+    public func setMeta(_ key: String, _ value: String?) throws {
+        try db.write { db in
+            if let value {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [key, value])
+            } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
     /// Writes the planned jobs and the sweep's identity in one transaction.
     public func createSweep(jobs: [PlannedJob], maxAttempts: Int, planHash: String, sweepJSON: String) throws {
         let now = Clock.wall()
@@ -100,16 +111,19 @@ public final class SweepStore {
         public var attempt: Int
         public var failures: Int
         public var maxAttempts: Int
+        /// Why a failed job failed.
+        public var reason: String?
     }
 
     public func loadJobs() throws -> [StoredJob] {
         let dec = JSONDecoder()
         return try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts FROM jobs ORDER BY seq").map { r in
+            try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts, reason FROM jobs ORDER BY seq").map { r in
                 let deps = try dec.decode([String].self, from: Data((r["deps"] as String).utf8))
                 let inputs = try dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8))
                 return StoredJob(job: PlannedJob(id: r["id"], kind: r["kind"], spec: r["spec"], deps: deps, inputs: inputs),
-                                 state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"])
+                                 state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"],
+                                 reason: r["reason"])
             }
         }
     }

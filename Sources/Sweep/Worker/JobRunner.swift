@@ -3,21 +3,37 @@ import CZeroMQ
 import Foundation
 
 /// Lets the worker's socket thread cancel a job running on another thread or in a child.
+/// A child gets SIGTERM, and SIGKILL `killGrace` seconds later if it has not been reaped by then
+/// (a job hung hard enough to be timed out may well ignore SIGTERM).
 final class JobControl: @unchecked Sendable {
+    static let killGrace = 2.0
     private let lock = NSLock()
     private var _cancelled = false
     private var pid: Int32 = 0
+    private var reaped = false
 
     var cancelled: Bool { lock.lock(); defer { lock.unlock() }; return _cancelled }
 
-    func setChild(_ p: Int32) { lock.lock(); pid = p; lock.unlock() }
+    func setChild(_ p: Int32) { lock.lock(); pid = p; reaped = false; lock.unlock() }
+
+    /// The job thread calls this as soon as waitpid returned: the pid may be reused from now on.
+    func childReaped() { lock.lock(); reaped = true; lock.unlock() }
 
     func cancel() {
         lock.lock()
         _cancelled = true
-        let p = pid
+        let p = reaped ? 0 : pid
         lock.unlock()
-        if p > 0 { kill(p, SIGTERM) }
+        guard p > 0 else { return }
+        kill(p, SIGTERM)
+        DispatchQueue.global().asyncAfter(deadline: .now() + JobControl.killGrace) { [self] in
+            lock.lock()
+            defer { lock.unlock() }
+            if !reaped && pid == p {
+                Log.warn("job process \(p) still running \(JobControl.killGrace)s after SIGTERM: SIGKILL")
+                kill(p, SIGKILL)
+            }
+        }
     }
 }
 
@@ -125,6 +141,7 @@ enum JobRunner {
         }
         close(child.stdoutFD)
         let status = child.wait()
+        control.childReaped()
         let lastErr = lastLine(stderrPath)
         if let sig = status.signal {
             throw SweepError.io("job process killed by signal \(sig) (\(signalName(sig)))" + (lastErr.map { ": \($0)" } ?? ""))

@@ -1,0 +1,122 @@
+import Foundation
+
+/// What `ranksweep status` shows, from either source: the state dir (`SweepStatus.load(store:)`,
+/// read-only SQLite) or a running coordinator (`Coordinator.statusSnapshot()`, sent as the
+/// STATUS-REPLY payload). One model, one renderer (`render`), so both print the same way.
+///
+/// Job states use the store's words: `queued` (waiting for a dependency, or ready), `running`,
+/// `done`, `failed`. Attempt outcomes likewise: `running` for open attempts, then `done`,
+/// `failed`, `dead`, `handback`, `orphaned`, `cancelled`, `lost`.
+public struct SweepStatus: Codable, Sendable, Equatable {
+    /// `Wire.statusSchema` of the sender.
+    public var schema = Wire.statusSchema
+    public var total = 0
+    /// Job state -> count (states with no job are absent).
+    public var jobs: [String: Int] = [:]
+    public var workers: [WorkerStatus] = []
+    /// Attempt outcome -> count.
+    public var attempts: [String: Int] = [:]
+    /// Finished jobs per second so far (nil until there is a rate).
+    public var rate: Double?
+    /// The first failed jobs (at most `failedShown`), with their reasons.
+    public var failedJobs: [FailedJob] = []
+
+    public static let failedShown = 20
+
+    public struct WorkerStatus: Codable, Sendable, Equatable {
+        public var id: String
+        public var host: String
+        /// alive | dead | left | finished
+        public var state: String
+        public var slots: Int
+        /// Seconds since the coordinator last heard from it.
+        public var seenAgo: Double
+        public var running: [RunningJob]
+    }
+
+    public struct RunningJob: Codable, Sendable, Equatable {
+        public var job: String
+        public var attempt: Int
+        public var epoch: Int?
+        public var epochs: Int?
+    }
+
+    public struct FailedJob: Codable, Sendable, Equatable {
+        public var job: String
+        public var reason: String
+    }
+
+    public init() {}
+
+    public func count(_ state: String) -> Int { jobs[state] ?? 0 }
+
+    /// Jobs neither done nor failed.
+    public var left: Int { total - count("done") - count("failed") }
+
+    // MARK: rendering (the one renderer)
+
+    /// The lines `ranksweep status` prints. `source` says where they come from ("in DIR",
+    /// "at tcp://HOST:PORT").
+    public func render(source: String) -> String {
+        var out: [String] = []
+        let states = jobs.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        out.append("sweep \(source): \(total) jobs — " + states.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        if !workers.isEmpty { out.append("workers:") }
+        for w in workers.sorted(by: { $0.id < $1.id }) {
+            let running = w.running.sorted { ($0.job, $0.attempt) < ($1.job, $1.attempt) }.map { r -> String in
+                var s = "\(r.job) attempt \(r.attempt)"
+                if let ep = r.epoch { s += ", epoch \(ep)" + (r.epochs.map { "/\($0)" } ?? "") }
+                return s
+            }
+            out.append("  \(w.id) on \(w.host) (\(w.state), \(w.slots) slot(s), seen \(Int(max(0, w.seenAgo)))s ago): " +
+                       (running.isEmpty ? "idle" : running.joined(separator: "; ")))
+        }
+        let outcomes = attempts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        if !outcomes.isEmpty { out.append("attempts: " + outcomes.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
+        if let rate, rate > 0, count("done") > 0, left > 0 {
+            let eta = Double(left) / rate
+            out.append("ETA: about \(Int(eta.rounded()))s at the rate so far (\(String(format: "%.2f", rate)) jobs/s)")
+        } else if left == 0 {
+            out.append("complete")
+        }
+        for f in failedJobs { out.append("failed \(f.job): \(f.reason)") }
+        return out.joined(separator: "\n")
+    }
+
+    // MARK: source 1: the state dir
+
+    /// Reads the snapshot from the store (read-only queries).
+    public static func load(store: SweepStore) throws -> SweepStatus {
+        var s = SweepStatus()
+        for r in try store.rows("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state") {
+            s.jobs[r["state"] ?? "?"] = Int(r["n"] ?? "") ?? 0
+        }
+        s.total = s.jobs.values.reduce(0, +)
+        let running = try store.rows("SELECT id, attempt, worker, progress FROM jobs WHERE state = 'running' ORDER BY id")
+        let now = Date().timeIntervalSince1970
+        for w in try store.rows("SELECT id, host, slots, state, last_seen FROM workers ORDER BY id") {
+            let jobs = running.filter { $0["worker"] == w["id"] }.map { r -> RunningJob in
+                var j = RunningJob(job: r["id"] ?? "?", attempt: Int(r["attempt"] ?? "") ?? 0)
+                if let p = r["progress"], let d = p.data(using: .utf8),
+                   let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+                    j.epoch = o["epoch"] as? Int
+                    j.epochs = o["epochs"] as? Int
+                }
+                return j
+            }
+            s.workers.append(WorkerStatus(id: w["id"] ?? "?", host: w["host"] ?? "?", state: w["state"] ?? "?",
+                                          slots: Int(w["slots"] ?? "") ?? 0, seenAgo: now - (Double(w["last_seen"] ?? "") ?? now),
+                                          running: jobs))
+        }
+        for r in try store.rows("SELECT COALESCE(outcome, 'running') AS o, COUNT(*) AS n FROM attempts GROUP BY o") {
+            s.attempts[r["o"] ?? "?"] = Int(r["n"] ?? "") ?? 0
+        }
+        let done = try store.count("SELECT COUNT(*) FROM results")
+        let first = try store.rows("SELECT MIN(started) AS s FROM attempts").first?["s"].flatMap(Double.init)
+        let last = try store.rows("SELECT MAX(finished) AS f FROM results").first?["f"].flatMap(Double.init)
+        if let first, let last, done > 0, last > first { s.rate = Double(done) / (last - first) }
+        s.failedJobs = try store.rows("SELECT id, reason FROM jobs WHERE state = 'failed' ORDER BY id LIMIT \(failedShown)")
+            .map { FailedJob(job: $0["id"] ?? "?", reason: $0["reason"] ?? "") }
+        return s
+    }
+}
