@@ -74,4 +74,37 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.output.contains("multiple of"), r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/o/model.safetensors"))
     }
+
+    /// Ctrl-C (SIGINT) stops training cleanly: the best model so far, its history and metrics are
+    /// written, and metrics.json says it was interrupted.
+    func testInterruptSavesTheBestModelSoFar() throws {
+        let dir = try temporaryDirectory()
+        var r = try run(["dataset", "synth", "--out", dir + "/data", "--count", "16", "--size", "32", "--seed", "4"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLITests.binary)
+        process.arguments = ["train", "--data-root", dir + "/data", "--image-size", "32", "--base-filters", "4", "--depth", "2",
+                             "--epochs", "100000", "--batch-size", "4", "--lr", "3e-3", "--patience", "100000", "--out-dir", dir + "/base"]
+        let log = dir + "/train.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)!
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        // Wait until at least two epochs have finished, then interrupt.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if text.components(separatedBy: "val loss").count > 2 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        r = (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        XCTAssertEqual(r.status, 0, r.output)
+        let metrics = try OutputFiles.readJSON(TrainResult.self, from: dir + "/base/metrics.json")
+        XCTAssertEqual(metrics.stoppedBy, "interrupted")
+        XCTAssertGreaterThanOrEqual(metrics.epochsRun, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/base/model.safetensors"))
+    }
 }
