@@ -1,5 +1,6 @@
 import CSupport
 import Foundation
+import Sweep
 
 /// Progress for long work: a bar with ETA redrawn in place on a terminal, plain log lines otherwise
 /// (at most one every few seconds, so logs stay readable).
@@ -17,10 +18,10 @@ final class TerminalProgress {
             let width = 28
             let filled = Int(fraction * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            FileHandle.standardError.write("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) eta \(formatDuration(eta)) \(detail)".data(using: .utf8)!)
+            FileHandle.standardError.write("\r\u{1B}[K\(label) [\(bar)] \(done)/\(total) eta \(ProgressView.duration(eta)) \(detail)".data(using: .utf8)!)
         } else if now - lastPlain >= 5 || done == total {
             lastPlain = now
-            FileHandle.standardError.write("\(label) \(done)/\(total) eta \(formatDuration(eta)) \(detail)\n".data(using: .utf8)!)
+            FileHandle.standardError.write("\(label) \(done)/\(total) eta \(ProgressView.duration(eta)) \(detail)\n".data(using: .utf8)!)
         }
     }
 
@@ -29,10 +30,4 @@ final class TerminalProgress {
         if isTerminal { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
         print(text)
     }
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "?" }
-    let s = Int(seconds.rounded())
-    return s >= 3600 ? String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) : String(format: "%d:%02d", s / 60, s % 60)
 }

@@ -4,7 +4,7 @@ import Foundation
 /// Live progress of a sweep. On a terminal: a bar with ETA and one line per worker (current job,
 /// epoch), redrawn in place a few times a second. Otherwise: a summary log line every few seconds
 /// plus a line per job event for real jobs (noop/sleep events only in small sweeps).
-final class ProgressView {
+public final class ProgressView {
     let terminal: Bool
     let enabled: Bool
     var lastDraw: Double = 0
@@ -47,7 +47,9 @@ final class ProgressView {
         return ", ETA \(ProgressView.duration(left))"
     }
 
-    static func duration(_ s: Double) -> String {
+    /// "42s", "3m07s", "1h05m": durations and ETAs in every progress display.
+    public static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0 else { return "?" }
         let t = Int(s.rounded())
         return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
     }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -39,11 +40,7 @@ public enum Log {
 
 /// Monotonic clock in seconds, for expiries and latencies (wall time jumps would break liveness).
 public enum Clock {
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
+    public static func now() -> Double { monotonicSeconds() }
 
     /// Wall-clock seconds since 1970, for records in the store.
     public static func wall() -> Double { Date().timeIntervalSince1970 }
