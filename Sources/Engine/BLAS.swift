@@ -28,6 +28,17 @@ public enum BLAS {
 
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
+    /// Runs `body` with OpenBLAS single-threaded (when `on`), restoring the thread count after:
+    /// for regions where the engine runs one GEMM per core itself. OpenBLAS's thread count is
+    /// process-wide; an engine has one owner thread, so nothing else changes it meanwhile.
+    public static func singleThreaded(_ on: Bool, _ body: () -> Void) {
+        guard on else { body(); return }
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        body()
+        openblas_set_num_threads(saved)
+    }
+
     /// The kernel family OpenBLAS picked at load time (e.g. "SkylakeX", "Haswell").
     public static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }

@@ -4,7 +4,17 @@ import Foundation
 /// Splits independent work across the machine's cores (memory-bound loops such as im2col, which
 /// would otherwise run on one core while BLAS uses all of them). Callers pass disjoint ranges.
 enum Parallel {
-    static let width = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+    /// Parts to split `rows` of work into: one per BLAS thread the user asked for, when there is
+    /// enough work to be worth it.
+    static func parts(rows: Int) -> Int {
+        rows >= 2048 ? max(1, min(BLAS.threads, rows / 1024)) : 1
+    }
+
+    /// The `part`-th of `parts` contiguous slices of `0..<count`.
+    static func slice(_ count: Int, parts: Int, _ part: Int) -> Range<Int> {
+        let per = (count + parts - 1) / parts
+        return min(count, part * per)..<min(count, (part + 1) * per)
+    }
 
     static func forEach(_ iterations: Int, _ body: @Sendable (Int) -> Void) {
         if iterations <= 1 { if iterations == 1 { body(0) }; return }

@@ -17,8 +17,8 @@ public final class Workspace {
         if let text = ProcessInfo.processInfo.environment["RANKSWEEP_WORKSPACE_FLOATS"], let n = Int(text), n > 0 { return n }
         return 128 << 10
     }()
-    private var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil]
-    private var sizes: [Int] = [0, 0]
+    private var buffers: [UnsafeMutablePointer<Float>?] = []
+    private var sizes: [Int] = []
 
     public init(capacityFloats: Int = Workspace.defaultCapacity) {
         precondition(capacityFloats > 0, "Workspace: capacity must be positive")
@@ -29,8 +29,10 @@ public final class Workspace {
         for b in buffers { b?.deallocate() }
     }
 
-    /// Scratch buffer `slot` (0 or 1) of at least `count` floats, contents undefined.
+    /// Scratch buffer `slot` (any small index; one per concurrent user) of at least `count` floats,
+    /// contents undefined. Call from the owner thread, before handing buffers to parallel parts.
     public func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        while buffers.count <= slot { buffers.append(nil); sizes.append(0) }
         if sizes[slot] < count || buffers[slot] == nil {
             buffers[slot]?.deallocate()
             buffers[slot] = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))

@@ -23,6 +23,14 @@ final class GradientCheckTests: XCTestCase {
         checkGradients(of: conv, input: randomTensor([2, 4, 3, 2], seed: 12))
     }
 
+    func testConv2DGradientsWhenRowsAreSplitAcrossCores() {
+        // 2 x 32 x 32 = 2048 output pixels: forward and backward run one part per BLAS thread.
+        var rng = SeededGenerator(seed: 8)
+        let conv = Conv2D(name: "split", kernelSize: 3, inChannels: 2, outChannels: 3,
+                          initializer: .glorotUniform, rng: &rng)
+        checkGradients(of: conv, input: randomTensor([2, 32, 32, 2], seed: 17))
+    }
+
     func testConvTransposeGradients() {
         var rng = SeededGenerator(seed: 5)
         let layer = ConvTranspose2D(name: "up", inChannels: 4, outChannels: 3, initializer: .glorotUniform, rng: &rng)
