@@ -70,7 +70,7 @@ public final class Trainer {
         let steps = (train.count + settings.batchSize - 1) / settings.batchSize
         let momentum = BatchNormPolicy.momentum(stepsPerEpoch: steps, explicit: settings.bnMomentum)
         for bn in model.batchNorms { bn.momentum = momentum }
-        let exactValidation = steps < BatchNormPolicy.exactValidationBelowSteps
+        let exactValidation = settings.exactValidation ?? (steps < BatchNormPolicy.exactValidationBelowSteps)
         let adam = Adam(parameters: model.trainableParameters, learningRate: settings.learningRate)
         var shuffle = SeededGenerator(seed: settings.seed ^ 0x5348_5546)
         var augmenter = Augmenter(seed: settings.seed ^ 0x4155_4745)

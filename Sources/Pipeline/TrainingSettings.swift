@@ -16,6 +16,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var bnMomentum: Float? = nil
     /// Recalibrate BatchNorm statistics on the training set before the final model is saved and scored.
     public var recalibrateBatchNorm: Bool = true
+    /// Recalibrate before each validation pass: nil = when an epoch has fewer than
+    /// `BatchNormPolicy.exactValidationBelowSteps` steps; false reproduces Keras's behaviour.
+    public var exactValidation: Bool? = nil
 
     public init() {}
 

@@ -25,12 +25,16 @@ struct Train: ParsableCommand {
     @Option(help: "Seed of initialisation, shuffling and augmentation.") var seed: UInt64 = 42
     @Option(name: [.customLong("bn-momentum"), .customLong("bn_momentum")], help: "BatchNorm momentum (default: adapted to steps per epoch).") var bnMomentum: Float?
     @Flag(name: [.customLong("no-bn-recalibrate"), .customLong("no_bn_recalibrate")], help: "Skip the final BatchNorm recalibration.") var noBNRecalibrate = false
+    @Flag(name: [.customLong("keras-bn"), .customLong("keras_bn")],
+          help: "Reproduce Keras's BatchNorm handling for comparison: momentum 0.99 unless --bn-momentum, no recalibration at all.")
+    var kerasBN = false
     @Option(name: [.customLong("out-dir"), .customLong("out_dir")], help: "Output folder.") var outDir: String
 
     var spec: TrainSpec {
         var t = TrainingSettings()
         t.epochs = epochs; t.batchSize = batchSize; t.learningRate = lr; t.patience = patience; t.lrPatience = lrPatience
         t.augment = !noAugment; t.seed = seed; t.bnMomentum = bnMomentum; t.recalibrateBatchNorm = !noBNRecalibrate
+        if kerasBN { t.bnMomentum = bnMomentum ?? 0.99; t.recalibrateBatchNorm = false; t.exactValidation = false }
         return TrainSpec(data: data.source, imageSize: imageSize,
                          model: UNetConfig(inputChannels: channels, baseFilters: baseFilters, depth: depth), training: t)
     }

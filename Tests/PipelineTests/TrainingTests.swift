@@ -119,6 +119,28 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// With Keras's handling (momentum 0.99, no recalibration) the running statistics after a few
+    /// steps are still mostly their initial values; with the default policy on a small set they are
+    /// the exact statistics of the training data.
+    func testKerasBatchNormHandlingIsReproducibleAndOursIsExact() throws {
+        let samples = SyntheticDataset.generate(count: 16, size: 32, seed: 9)
+        func runningMean(exactValidation: Bool?, momentum: Float?) throws -> (running: Float, exact: Float) {
+            var settings = TrainingSettings()
+            settings.epochs = 2; settings.batchSize = 4; settings.augment = false
+            settings.bnMomentum = momentum; settings.exactValidation = exactValidation
+            let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 2, depth: 2), seed: 4)
+            _ = try Trainer(model: model, settings: settings, train: samples, val: Array(samples.prefix(4))).run()
+            let running = model.encoders[0].bn1.movingMean.value.storage[0]
+            BatchNormCalibration.recalibrate(model, on: samples, batchSize: 4)
+            return (running, model.encoders[0].bn1.movingMean.value.storage[0])
+        }
+        let keras = try runningMean(exactValidation: false, momentum: 0.99)
+        // 8 steps at momentum 0.99: the initial 0 still weighs 0.99^8 = 92%.
+        XCTAssertLessThan(abs(keras.running), 0.2 * abs(keras.exact))
+        let ours = try runningMean(exactValidation: nil, momentum: nil)
+        XCTAssertEqual(ours.running, ours.exact, accuracy: 1e-5 * max(1, abs(ours.exact)))
+    }
+
     func testAdaptiveMomentum() {
         XCTAssertEqual(BatchNormPolicy.momentum(stepsPerEpoch: 1000, explicit: nil), 0.99)
         XCTAssertEqual(BatchNormPolicy.momentum(stepsPerEpoch: 4, explicit: nil), Float(pow(0.05, 0.25)), accuracy: 1e-6)
