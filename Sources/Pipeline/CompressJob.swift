@@ -63,6 +63,7 @@ public enum CompressJob {
               let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
             throw ModelFileError(path: baselinePath, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
         }
+        if let given = spec.data { try given.checkChannels(matching: baseline.config.inputChannels) }
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
         events(.note("data: \(source.description); \(data.summary)"))

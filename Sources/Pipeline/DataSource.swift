@@ -36,6 +36,27 @@ public struct DataSource: Codable, Sendable, Equatable {
     }
 }
 
+extension DataSource {
+    /// For data brought to an existing model: the folder's images must have the model's channels
+    /// (gray for 1, colour for 3). Training converts on purpose (`--channels`); reusing a model on
+    /// data of the other kind is almost always a mistake, so it is an error naming a file.
+    public func checkChannels(matching model: Int) throws {
+        guard let root else { return }
+        let index = try DatasetLoader.scan(root: root)
+        guard let first = (index.train + index.val + index.test).first else { return }
+        let path = index.root + "/" + first.image
+        let stored = try PNGCodec.info(path: path).channels
+        let colour = stored >= 3 ? 3 : 1
+        if colour != model {
+            throw DataChannelsError(description: "\(path): images are \(colour == 3 ? "colour (RGB)" : "gray") but the model takes \(model) channel\(model == 1 ? "" : "s") (\(model == 3 ? "RGB" : "gray"))")
+        }
+    }
+}
+
+public struct DataChannelsError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// Assembles NHWC batches from samples.
 public enum Batching {
     /// Images `(n, s, s, c)` and masks `(n, s, s, 1)` of `samples[indices]`.

@@ -11,17 +11,8 @@ enum Fixture {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let binary = root + "/.build/release/ranksweep"
 
-    /// 24 synthetic 32x32 images, a depth-2 U-Net with 4 base filters, two epochs; SVD r=2, r=4 and ARSVD tau=0.9.
-    static let sweepYAML = """
-        synthetic: {count: 24, size: 32, seed: 3}
-        image_size: 32
-        model: {base_filters: 4, depth: 2, channels: 3}
-        baseline: {epochs: 2, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3, augment: true}
-        compression: {svd_ranks: [2, 4], arsvd_taus: [0.9]}
-        fine_tune: {epochs: 1, lr: 0.0001}
-        seeds: [1]
-        max_attempts: 2
-        """
+    /// Tests/Fixtures/small-sweep.yaml: 24 synthetic 32x32 images, a depth-2 U-Net; SVD r=2, r=4, ARSVD tau=0.9.
+    static let sweepYAML = try! String(contentsOfFile: root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
 
     /// Every temporary folder made, removed by `removeTemporaries` when the test class ends.
     nonisolated(unsafe) static var temporaries: [String] = []

@@ -6,17 +6,8 @@ import XCTest
 /// One small real sweep end to end: a baseline `train` job and its `compress` jobs, run by real
 /// worker processes through the real coordinator, results decoded as Pipeline's own types.
 final class PipelineSweepTests: XCTestCase {
-    static let sweep = """
-        synthetic: {count: 24, size: 32, seed: 3}
-        image_size: 32
-        model: {base_filters: 4, depth: 2, channels: 3}
-        baseline: {epochs: 2, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3, augment: true}
-        compression: {svd_ranks: [2, 4], arsvd_taus: [0.9]}
-        fine_tune: {epochs: 1, lr: 0.0001}
-        seeds: [1]
-        max_attempts: 2
-
-        """
+    /// Tests/Fixtures/small-sweep.yaml (shared with the report tests).
+    static let sweep = try! String(contentsOfFile: Harness.root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
 
     func testTrainAndCompressSweepEndToEnd() throws {
         let c = Cluster("pipeline", sweep: PipelineSweepTests.sweep)
