@@ -1,4 +1,5 @@
 import CBLAS
+import Engine
 
 /// A thin singular value decomposition `A = U diag(s) Vᵀ` of a row-major `rows x columns` matrix,
 /// with `k = min(rows, columns)`: `u` is `rows x k`, `vt` is `k x columns` (both row-major), and the
@@ -111,8 +112,11 @@ public enum SVD {
         var s = [Float](repeating: 0, count: k)
         var u = [Float](repeating: 0, count: m * k)
         var vt = [Float](repeating: 0, count: k * n)
-        let info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n),
-                                  &work, Int32(n), &s, &u, Int32(k), &vt, Int32(n))
+        // LAPACK cannot be split from outside: it gets OpenBLAS's own threads for the call.
+        let info = BLAS.withLibraryThreads {
+            LAPACKE_sgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), Int32(m), Int32(n),
+                           &work, Int32(n), &s, &u, Int32(k), &vt, Int32(n))
+        }
         precondition(info >= 0, "LAPACKE_sgesdd: argument \(-info) is invalid (matrix \(m) x \(n))")
         guard info == 0 else { return nil }
         return SingularValueDecomposition(rows: m, columns: n, u: u, singularValues: s, vt: vt, driver: .gesdd)
@@ -126,8 +130,10 @@ public enum SVD {
         var vt = [Float](repeating: 0, count: k * n)
         var superb = [Float](repeating: 0, count: max(1, k - 1))
         let jobS = CChar(UInt8(ascii: "S"))
-        let info = LAPACKE_sgesvd(LAPACK_ROW_MAJOR, jobS, jobS, Int32(m), Int32(n),
-                                  &work, Int32(n), &s, &u, Int32(k), &vt, Int32(n), &superb)
+        let info = BLAS.withLibraryThreads {
+            LAPACKE_sgesvd(LAPACK_ROW_MAJOR, jobS, jobS, Int32(m), Int32(n),
+                           &work, Int32(n), &s, &u, Int32(k), &vt, Int32(n), &superb)
+        }
         precondition(info >= 0, "LAPACKE_sgesvd: argument \(-info) is invalid (matrix \(m) x \(n))")
         guard info == 0 else {
             throw SVDError(reason: "SVD of a \(m) x \(n) matrix did not converge (sgesdd and sgesvd, \(info) superdiagonals left)")

@@ -9,7 +9,21 @@ public final class ReLU: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         // Written straight into a fresh buffer: copying x first and then clamping would touch
         // every element twice.
-        let y = Tensor.mapping(x) { max($0, 0) }
+        var y = Tensor.uninitialized(x.shape)
+        x.storage.withUnsafeBufferPointer { xb in
+            y.storage.withUnsafeMutableBufferPointer { yb in
+                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!))
+                Parallel.rows(xb.count) { range in
+                    var i = range.lowerBound
+                    while i + 8 <= range.upperBound {
+                        let v = xp.pointer.load8(i)
+                        yp.pointer.store8(v.replacing(with: 0, where: v .< 0), i)
+                        i += 8
+                    }
+                    while i < range.upperBound { yp.pointer[i] = max(xp.pointer[i], 0); i += 1 }
+                }
+            }
+        }
         output = y
         return y
     }
@@ -17,7 +31,23 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU \(name): backward before forward") }
         precondition(dy.shape == y.shape, "ReLU \(name): dy \(dy.shape) vs output \(y.shape)")
-        return Tensor.mapping(dy, y) { g, out in out > 0 ? g : 0 }
+        var dx = Tensor.uninitialized(dy.shape)
+        dy.storage.withUnsafeBufferPointer { gb in
+            y.storage.withUnsafeBufferPointer { yb in
+                dx.storage.withUnsafeMutableBufferPointer { db in
+                    let (gp, yp, dp) = (SendablePointer(gb.baseAddress!), SendablePointer(yb.baseAddress!), SendablePointer(db.baseAddress!))
+                    Parallel.rows(gb.count) { range in
+                        var i = range.lowerBound
+                        while i + 8 <= range.upperBound {
+                            dp.pointer.store8(gp.pointer.load8(i).replacing(with: 0, where: yp.pointer.load8(i) .<= 0), i)
+                            i += 8
+                        }
+                        while i < range.upperBound { dp.pointer[i] = yp.pointer[i] > 0 ? gp.pointer[i] : 0; i += 1 }
+                    }
+                }
+            }
+        }
+        return dx
     }
 }
 

@@ -32,11 +32,15 @@ public final class Adam {
                 p.grad.storage.withUnsafeBufferPointer { g in
                     m[index].withUnsafeMutableBufferPointer { mb in
                         v[index].withUnsafeMutableBufferPointer { vb in
-                            for i in 0..<w.count {
-                                let gi = g[i]
-                                mb[i] += (gi - mb[i]) * (1 - b1)
-                                vb[i] += (gi * gi - vb[i]) * (1 - b2)
-                                w[i] -= alpha * mb[i] / (vb[i].squareRoot() + eps)
+                            let (wp, gp, mp, vp) = (SendablePointer(w.baseAddress!), SendablePointer(g.baseAddress!),
+                                                    SendablePointer(mb.baseAddress!), SendablePointer(vb.baseAddress!))
+                            Parallel.rows(w.count) { range in
+                                for i in range {
+                                    let gi = gp.pointer[i]
+                                    mp.pointer[i] += (gi - mp.pointer[i]) * (1 - b1)
+                                    vp.pointer[i] += (gi * gi - vp.pointer[i]) * (1 - b2)
+                                    wp.pointer[i] -= alpha * mp.pointer[i] / (vp.pointer[i].squareRoot() + eps)
+                                }
                             }
                         }
                     }

@@ -4,6 +4,9 @@
 /// running statistics: `moving = momentum * moving + (1 - momentum) * batch` (biased variance, as
 /// Keras does). Inference: normalise with the running statistics. `y = gamma * xhat + beta`.
 ///
+/// With `reluAfter`, the layer is BatchNorm followed by ReLU in one pass over memory each way
+/// (the U-Net's blocks use it): `y = max(0, gamma * xhat + beta)`.
+///
 /// Recalibration (`beginRecalibration` / `endRecalibration`): while on, training-mode forwards also
 /// add to exact sums over every pixel seen, and the end sets the running mean and variance to the
 /// mean and (biased) variance of all that data: a cumulative average, not an exponential one.
@@ -16,21 +19,26 @@ public final class BatchNorm: Layer {
     public let channels: Int
     public var momentum: Float
     public let epsilon: Float
+    /// True when a ReLU is applied to the output in the same pass.
+    public let reluAfter: Bool
 
-    // Kept by forward for backward: normalised input and 1/sqrt(var + eps) per channel.
+    // Kept by forward for backward: normalised input, output (its sign is the ReLU's mask) and
+    // 1/sqrt(var + eps) per channel.
     private var xhat: Tensor?
+    private var output: Tensor?
     private var invStd: [Float] = []
     private var lastWasTraining = true
     // Exact sums while recalibrating (Double: millions of pixels).
     private var recalibration: (count: Int, sum: [Double], sumSquares: [Double])?
 
-    public init(name: String, channels: Int, momentum: Float = 0.99, epsilon: Float = 1e-3) {
+    public init(name: String, channels: Int, momentum: Float = 0.99, epsilon: Float = 1e-3, reluAfter: Bool = false) {
         precondition(channels > 0, "BatchNorm \(name): channels must be positive")
         precondition(momentum >= 0 && momentum < 1, "BatchNorm \(name): momentum \(momentum) outside [0, 1)")
         self.name = name
         self.channels = channels
         self.momentum = momentum
         self.epsilon = epsilon
+        self.reluAfter = reluAfter
         gamma = Parameter(name: "\(name).gamma", value: Tensor(shape: [channels], repeating: 1))
         beta = Parameter(name: "\(name).beta", value: Tensor.zeros([channels]))
         movingMean = Parameter(name: "\(name).moving_mean", value: Tensor.zeros([channels]), trainable: false)
@@ -49,24 +57,8 @@ public final class BatchNorm: Layer {
         var mean = [Float](repeating: 0, count: c)
         var variance = [Float](repeating: 0, count: c)
         if training {
-            var sum = [Double](repeating: 0, count: c)
-            var sumSq = [Double](repeating: 0, count: c)
-            x.storage.withUnsafeBufferPointer { xb in
-                // Per-row float partials keep the inner loop vectorised; Double totals keep accuracy.
-                var partial = [Float](repeating: 0, count: c)
-                var partialSq = [Float](repeating: 0, count: c)
-                let block = 64
-                var r = 0
-                while r < rows {
-                    let end = min(rows, r + block)
-                    for i in 0..<c { partial[i] = 0; partialSq[i] = 0 }
-                    for rr in r..<end {
-                        let row = xb.baseAddress! + rr * c
-                        for i in 0..<c { let v = row[i]; partial[i] += v; partialSq[i] += v * v }
-                    }
-                    for i in 0..<c { sum[i] += Double(partial[i]); sumSq[i] += Double(partialSq[i]) }
-                    r = end
-                }
+            let (sum, sumSq) = x.storage.withUnsafeBufferPointer { xb in
+                BatchNorm.channelSums(SendablePointer(xb.baseAddress!), nil, mask: nil, rows: rows, channels: c)
             }
             for i in 0..<c {
                 let m = sum[i] / Double(rows)
@@ -88,24 +80,42 @@ public final class BatchNorm: Layer {
             variance = movingVariance.value.storage
         }
         invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        var normalised = Tensor(shape: x.shape, storage: [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count })
-        var y = normalised
+        var normalised = Tensor.uninitialized(x.shape)
+        var y = Tensor.uninitialized(x.shape)
+        let relu = reluAfter
+        let constants = ChannelConstants([invStd, mean, gamma.value.storage, beta.value.storage])
+        defer { constants.release() }
         x.storage.withUnsafeBufferPointer { xb in
             normalised.storage.withUnsafeMutableBufferPointer { nb in
                 y.storage.withUnsafeMutableBufferPointer { yb in
-                    let g = gamma.value.storage, b = beta.value.storage
-                    for r in 0..<rows {
-                        let xr = xb.baseAddress! + r * c, nr = nb.baseAddress! + r * c, yr = yb.baseAddress! + r * c
-                        for i in 0..<c {
-                            let v = (xr[i] - mean[i]) * invStd[i]
-                            nr[i] = v
-                            yr[i] = g[i] * v + b[i]
+                    let (xp, np, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(nb.baseAddress!), SendablePointer(yb.baseAddress!))
+                    Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
+                        let (scale, shift, g, b) = (constants[0], constants[1], constants[2], constants[3])
+                        for r in range {
+                            let o = r * c
+                            var i = 0
+                            while i + 8 <= c {
+                                let v = (xp.pointer.load8(o + i) - shift.load8(i)) * scale.load8(i)
+                                np.pointer.store8(v, o + i)
+                                var out = g.load8(i) * v + b.load8(i)
+                                if relu { out = out.replacing(with: 0, where: out .< 0) }
+                                yp.pointer.store8(out, o + i)
+                                i += 8
+                            }
+                            while i < c {
+                                let v = (xp.pointer[o + i] - shift[i]) * scale[i]
+                                np.pointer[o + i] = v
+                                let out = g[i] * v + b[i]
+                                yp.pointer[o + i] = relu ? max(out, 0) : out
+                                i += 1
+                            }
                         }
                     }
                 }
             }
         }
         xhat = normalised
+        output = relu ? y : nil
         return y
     }
 
@@ -114,43 +124,111 @@ public final class BatchNorm: Layer {
         precondition(dy.shape == xhat.shape, "BatchNorm \(name): dy \(dy.shape) vs input \(xhat.shape)")
         let c = channels
         let rows = dy.count / c
-        var dBeta = [Float](repeating: 0, count: c)
-        var dGamma = [Float](repeating: 0, count: c)
-        dy.storage.withUnsafeBufferPointer { db in
+        // With the ReLU, the gradient reaching the normalisation is dy where the output is positive.
+        let mask = reluAfter ? output : nil
+        // dBeta = sum(dy), dGamma = sum(dy * xhat)
+        let (dBetaSum, dGammaSum) = dy.storage.withUnsafeBufferPointer { db in
             xhat.storage.withUnsafeBufferPointer { hb in
-                for r in 0..<rows {
-                    let dr = db.baseAddress! + r * c, hr = hb.baseAddress! + r * c
-                    for i in 0..<c { dBeta[i] += dr[i]; dGamma[i] += dr[i] * hr[i] }
+                (mask?.storage ?? []).withUnsafeBufferPointer { mb in
+                    BatchNorm.channelSums(SendablePointer(db.baseAddress!), SendablePointer(hb.baseAddress!),
+                                          mask: mask == nil ? nil : SendablePointer(mb.baseAddress!), rows: rows, channels: c)
                 }
             }
         }
+        let dBeta = dBetaSum.map { Float($0) }, dGamma = dGammaSum.map { Float($0) }
         for i in 0..<c { beta.grad.storage[i] += dBeta[i]; gamma.grad.storage[i] += dGamma[i] }
-        var dx = Tensor(shape: dy.shape, storage: [Float](unsafeUninitializedCapacity: dy.count) { _, n in n = dy.count })
+        var dx = Tensor.uninitialized(dy.shape)
         let g = gamma.value.storage
+        let training = lastWasTraining
+        // Training: dx = gamma * invStd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)).
+        // Inference (running statistics are constants): dx = dy * gamma * invStd.
+        let constants = ChannelConstants([(0..<c).map { g[$0] * invStd[$0] },
+                                          dBeta.map { training ? $0 / Float(rows) : 0 },
+                                          dGamma.map { training ? $0 / Float(rows) : 0 }])
+        defer { constants.release() }
         dy.storage.withUnsafeBufferPointer { db in
             xhat.storage.withUnsafeBufferPointer { hb in
-                dx.storage.withUnsafeMutableBufferPointer { xb in
-                    if lastWasTraining {
-                        // dx = gamma * invStd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))
-                        let scale = (0..<c).map { g[$0] * invStd[$0] }
-                        let meanDBeta = dBeta.map { $0 / Float(rows) }
-                        let meanDGamma = dGamma.map { $0 / Float(rows) }
-                        for r in 0..<rows {
-                            let dr = db.baseAddress! + r * c, hr = hb.baseAddress! + r * c, xr = xb.baseAddress! + r * c
-                            for i in 0..<c { xr[i] = scale[i] * (dr[i] - meanDBeta[i] - hr[i] * meanDGamma[i]) }
-                        }
-                    } else {
-                        // Running statistics are constants: dx = dy * gamma * invStd.
-                        let scale = (0..<c).map { g[$0] * invStd[$0] }
-                        for r in 0..<rows {
-                            let dr = db.baseAddress! + r * c, xr = xb.baseAddress! + r * c
-                            for i in 0..<c { xr[i] = dr[i] * scale[i] }
+                (mask?.storage ?? []).withUnsafeBufferPointer { mb in
+                    dx.storage.withUnsafeMutableBufferPointer { xb in
+                        let (dp, hp, xp) = (SendablePointer(db.baseAddress!), SendablePointer(hb.baseAddress!), SendablePointer(xb.baseAddress!))
+                        // (An empty array may still have a base address: test the tensor, not the pointer.)
+                        let mp = mask == nil ? nil : SendablePointer(mb.baseAddress!)
+                        Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
+                            let (scale, meanDBeta, meanDGamma) = (constants[0], constants[1], constants[2])
+                            for r in range {
+                                let o = r * c
+                                var i = 0
+                                while i + 8 <= c {
+                                    var d = dp.pointer.load8(o + i)
+                                    if let mp { d = d.replacing(with: 0, where: mp.pointer.load8(o + i) .<= 0) }
+                                    let v = scale.load8(i) * (d - meanDBeta.load8(i) - hp.pointer.load8(o + i) * meanDGamma.load8(i))
+                                    xp.pointer.store8(v, o + i)
+                                    i += 8
+                                }
+                                while i < c {
+                                    var d = dp.pointer[o + i]
+                                    if let mp, mp.pointer[o + i] <= 0 { d = 0 }
+                                    xp.pointer[o + i] = scale[i] * (d - meanDBeta[i] - hp.pointer[o + i] * meanDGamma[i])
+                                    i += 1
+                                }
+                            }
                         }
                     }
                 }
             }
         }
         return dx
+    }
+
+    /// Per-channel sums of `a` and of `a * b` (of `a * a` when `b` is nil) over `rows` rows of
+    /// `channels`, where `a` counts as zero wherever `mask` is not positive. Split across threads:
+    /// Float partials over blocks of 64 rows keep the inner loop vectorised, Double totals keep
+    /// accuracy, and the parts are added in a fixed order (deterministic).
+    static func channelSums(_ a: SendablePointer<Float>, _ b: SendablePointer<Float>?, mask: SendablePointer<Float>?,
+                            rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
+        let parts = Parallel.parts(rows: rows, minimumPerPart: max(64, Parallel.elementwiseMinimum / c))
+        let totals = UnsafeMutablePointer<Double>.allocate(capacity: parts * 2 * c)
+        totals.initialize(repeating: 0, count: parts * 2 * c)
+        defer { totals.deallocate() }
+        let out = SendablePointer(totals)
+        let second = b ?? a
+        Parallel.forEach(parts) { part in
+            let sum = out.pointer + part * 2 * c, products = sum + c
+            let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+            defer { partial.deallocate() }
+            let partialProducts = partial + c
+            let range = Parallel.slice(rows, parts: parts, part)
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let end = min(range.upperBound, r + 64)
+                partial.update(repeating: 0, count: 2 * c)
+                for rr in r..<end {
+                    let o = rr * c
+                    var i = 0
+                    while i + 8 <= c {
+                        var v = a.pointer.load8(o + i)
+                        if let mask { v = v.replacing(with: 0, where: mask.pointer.load8(o + i) .<= 0) }
+                        partial.store8(partial.load8(i) + v, i)
+                        partialProducts.store8(partialProducts.load8(i) + v * second.pointer.load8(o + i), i)
+                        i += 8
+                    }
+                    while i < c {
+                        var v = a.pointer[o + i]
+                        if let mask, mask.pointer[o + i] <= 0 { v = 0 }
+                        partial[i] += v
+                        partialProducts[i] += v * second.pointer[o + i]
+                        i += 1
+                    }
+                }
+                for i in 0..<c { sum[i] += Double(partial[i]); products[i] += Double(partialProducts[i]) }
+                r = end
+            }
+        }
+        var sum = [Double](repeating: 0, count: c), products = [Double](repeating: 0, count: c)
+        for part in 0..<parts {
+            for i in 0..<c { sum[i] += totals[part * 2 * c + i]; products[i] += totals[part * 2 * c + c + i] }
+        }
+        return (sum, products)
     }
 
     /// Start collecting exact statistics; training-mode forwards stop moving the running averages.
@@ -171,4 +249,24 @@ public final class BatchNorm: Layer {
         }
         return true
     }
+}
+
+/// Per-channel constants copied into one buffer that parallel parts can read (arrays cannot be
+/// captured by reference into `@Sendable` closures without a copy each). Release after use.
+struct ChannelConstants: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<Float>
+    private let length: Int
+
+    init(_ rows: [[Float]]) {
+        length = rows.first?.count ?? 0
+        base = .allocate(capacity: max(1, rows.count * length))
+        for (index, row) in rows.enumerated() {
+            precondition(row.count == length, "ChannelConstants: rows of different lengths")
+            (base + index * length).initialize(from: row, count: length)
+        }
+    }
+
+    subscript(row: Int) -> UnsafeMutablePointer<Float> { base + row * length }
+
+    func release() { base.deallocate() }
 }

@@ -18,6 +18,8 @@ public final class Conv2D: ConvolutionLayer {
     public let inChannels: Int
     public let outChannels: Int
     public var workspace: Workspace
+    /// See `ConvolutionLayer`; skipping dL/dx saves a third of the layer's backward work.
+    public var inputGradientNeeded = true
 
     /// Kept by forward for backward: the input.
     private var input: Tensor?
@@ -68,46 +70,42 @@ public final class Conv2D: ConvolutionLayer {
         input = x
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rows = n * h * w
-        var y = Tensor(shape: [n, h, w, outChannels], storage: [Float](unsafeUninitializedCapacity: rows * outChannels) { _, c in c = rows * outChannels })
+        var y = Tensor.uninitialized([n, h, w, outChannels])
         let cout = outChannels, k = columnLength
+        let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
+        let pointwise = isPointwise
+        // Parts of at least 128 rows, one per thread; each part works through its rows in chunks whose
+        // columns fit the workspace (cache-sized, see `Workspace`). Every part starts its chunk of y
+        // from the bias (or zero) and accumulates the product into it while it is still in cache.
+        let parts = Parallel.parts(rows: rows, minimumPerPart: 128)
+        let chunk = pointwise ? min(rows, 4096) : workspace.rowsPerChunk(rowLength: k, rows: (rows + parts - 1) / parts)
+        let buffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: pointwise ? 1 : chunk * k)) }
+        let hasBias = bias != nil
         y.storage.withUnsafeMutableBufferPointer { yb in
-            let yp = yb.baseAddress!
-            // Start from the bias (or zero), then accumulate the product with beta = 1.
-            if let bias {
-                bias.value.storage.withUnsafeBufferPointer { b in
-                    for r in 0..<rows { (yp + r * cout).update(from: b.baseAddress!, count: cout) }
-                }
-            } else {
-                yp.update(repeating: 0, count: rows * cout)
-            }
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
-                    if isPointwise {
-                        BLAS.gemm(m: rows, n: cout, k: k, a: xb.baseAddress!, lda: k,
-                                  b: kb.baseAddress!, ldb: cout, beta: 1, c: yp, ldc: cout)
-                        return
-                    }
-                    // Rows split into one contiguous part per core, each part im2col + single-threaded
-                    // GEMM on its own cache-sized chunks: measured faster here than OpenBLAS's own
-                    // threads, which split each small chunk GEMM again.
-                    let parts = Parallel.parts(rows: rows)
-                    let chunk = workspace.rowsPerChunk(rowLength: k, rows: (rows + parts - 1) / parts)
-                    let buffers = (0..<parts).map { SendablePointer(pointer: workspace.buffer($0, count: chunk * k)) }
-                    let source = SendablePointer(pointer: UnsafeMutablePointer(mutating: xb.baseAddress!))
-                    let weights = SendablePointer(pointer: UnsafeMutablePointer(mutating: kb.baseAddress!))
-                    let target = SendablePointer(pointer: yp)
-                    let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
-                    BLAS.singleThreaded(parts > 1) {
+                    (bias?.value.storage ?? [0]).withUnsafeBufferPointer { bb in
+                        let (source, weights, target) = (SendablePointer(xb.baseAddress!), SendablePointer(kb.baseAddress!), SendablePointer(yb.baseAddress!))
+                        let biasPointer = SendablePointer(bb.baseAddress!)
                         Parallel.forEach(parts) { part in
-                            let cols = buffers[part].pointer
-                            var r0 = Parallel.slice(rows, parts: parts, part).lowerBound
-                            let end = Parallel.slice(rows, parts: parts, part).upperBound
-                            while r0 < end {
-                                let r1 = min(end, r0 + chunk)
-                                Conv2D.im2colSerial(source.pointer, h: h, w: w, channels: cin, kh: kh, kw: kw,
-                                                    rows: r0..<r1, firstRow: r0, into: cols)
-                                BLAS.gemm(m: r1 - r0, n: cout, k: k, a: cols, lda: k,
-                                          b: weights.pointer, ldb: cout, beta: 1, c: target.pointer + r0 * cout, ldc: cout)
+                            let range = Parallel.slice(rows, parts: parts, part)
+                            var r0 = range.lowerBound
+                            while r0 < range.upperBound {
+                                let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
+                                let out = target.pointer + r0 * cout
+                                if hasBias {
+                                    for r in 0..<m { (out + r * cout).update(from: biasPointer.pointer, count: cout) }
+                                }
+                                let a: UnsafeMutablePointer<Float>
+                                if pointwise {
+                                    a = source.pointer + r0 * k
+                                } else {
+                                    a = buffers[part].pointer
+                                    Conv2D.im2colSerial(source.pointer, h: h, w: w, channels: cin, kh: kh, kw: kw,
+                                                        rows: r0..<r1, firstRow: r0, into: a)
+                                }
+                                Conv2D.product(parts: parts, m: m, n: cout, k: k, a: a, lda: k, b: weights.pointer, ldb: cout,
+                                               beta: hasBias ? 1 : 0, c: out, ldc: cout)
                                 r0 = r1
                             }
                         }
@@ -125,81 +123,98 @@ public final class Conv2D: ConvolutionLayer {
         let (h, w) = (x.shape[1], x.shape[2])
         let rows = x.shape[0] * h * w
         let cout = outChannels, k = columnLength
+        let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
+        let pointwise = isPointwise, wantsInput = inputGradientNeeded
         // Every element of dx is written by one GEMM below (beta 0): no need to zero it first.
-        var dx = Tensor(shape: x.shape, storage: [Float](unsafeUninitializedCapacity: x.count) { _, n in n = x.count })
+        var dx = wantsInput ? Tensor.uninitialized(x.shape) : Tensor.zeros(x.shape)
+        let kd = kh * kw * cout   // column length of dY's im2col
+        let parts = Parallel.parts(rows: rows, minimumPerPart: 128)
+        let chunk = pointwise ? min(rows, 4096)
+            : workspace.rowsPerChunk(rowLength: max(k, kd), rows: (rows + parts - 1) / parts)
+        let colBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: pointwise ? 1 : chunk * k)) }
+        let dcolBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: pointwise || !wantsInput ? 1 : chunk * kd)) }
+        // Each part sums its own dW and dBias; the parts are added in a fixed order (deterministic).
+        let partialLength = k * cout + cout
+        let partials = (0..<parts).map { part in
+            let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
+            p.initialize(repeating: 0, count: partialLength)
+            return SendablePointer(p)
+        }
+        let hasBias = bias != nil
+        let rotated = pointwise ? [] : rotatedKernel()   // for dX of a 1x1 convolution W^T is read in place
         dy.storage.withUnsafeBufferPointer { dyb in
-            let dyp = dyb.baseAddress!
-            // dBias[c] = sum over all output pixels of dy[., c]
-            if let bias {
-                bias.grad.storage.withUnsafeMutableBufferPointer { db in
-                    let dbp = db.baseAddress!
-                    for r in 0..<rows {
-                        let row = dyp + r * cout
-                        for c in 0..<cout { dbp[c] += row[c] }
-                    }
-                }
-            }
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
-                    kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
+                    rotated.withUnsafeBufferPointer { rb in
                         dx.storage.withUnsafeMutableBufferPointer { dxb in
-                            if isPointwise {
-                                // dW (cin x cout) += X^T dY ; dX (rows x cin) = dY W^T
-                                BLAS.gemm(transA: true, m: k, n: cout, k: rows, a: xb.baseAddress!, lda: k,
-                                          b: dyp, ldb: cout, beta: 1, c: dkb.baseAddress!, ldc: cout)
-                                BLAS.gemm(transB: true, m: rows, n: k, k: cout, a: dyp, lda: cout,
-                                          b: kb.baseAddress!, ldb: cout, beta: 0, c: dxb.baseAddress!, ldc: k)
-                                return
-                            }
-                            let rotated = rotatedKernel()
-                            let kd = kernelHeight * kernelWidth * cout   // column length of dY's im2col
-                            let parts = Parallel.parts(rows: rows)
-                            let chunk = workspace.rowsPerChunk(rowLength: max(k, kd), rows: (rows + parts - 1) / parts)
-                            let colBuffers = (0..<parts).map { SendablePointer(pointer: workspace.buffer(2 * $0, count: chunk * k)) }
-                            let dcolBuffers = (0..<parts).map { SendablePointer(pointer: workspace.buffer(2 * $0 + 1, count: chunk * kd)) }
-                            // Each part sums its own dW; the parts are added in a fixed order (deterministic).
-                            let partials = (0..<parts).map { _ in
-                                let p = UnsafeMutablePointer<Float>.allocate(capacity: k * cout)
-                                p.initialize(repeating: 0, count: k * cout)
-                                return SendablePointer(pointer: p)
-                            }
-                            defer { for p in partials { p.pointer.deallocate() } }
-                            let source = SendablePointer(pointer: UnsafeMutablePointer(mutating: xb.baseAddress!))
-                            let gradient = SendablePointer(pointer: UnsafeMutablePointer(mutating: dyp))
-                            let target = SendablePointer(pointer: dxb.baseAddress!)
-                            let (kh, kw, cin) = (kernelHeight, kernelWidth, inChannels)
-                            rotated.withUnsafeBufferPointer { rb in
-                                let rotatedKernel = SendablePointer(pointer: UnsafeMutablePointer(mutating: rb.baseAddress!))
-                                BLAS.singleThreaded(parts > 1) {
-                                    Parallel.forEach(parts) { part in
-                                        let cols = colBuffers[part].pointer, dcols = dcolBuffers[part].pointer
-                                        let range = Parallel.slice(rows, parts: parts, part)
-                                        var r0 = range.lowerBound
-                                        while r0 < range.upperBound {
-                                            let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
-                                            Conv2D.im2colSerial(source.pointer, h: h, w: w, channels: cin, kh: kh, kw: kw,
-                                                                rows: r0..<r1, firstRow: r0, into: cols)
-                                            // dW (k x cout) += cols^T (k x m) * dY (m x cout)
-                                            BLAS.gemm(transA: true, m: k, n: cout, k: m, a: cols, lda: k,
-                                                      b: gradient.pointer + r0 * cout, ldb: cout, beta: 1, c: partials[part].pointer, ldc: cout)
+                            let source = SendablePointer(xb.baseAddress!), gradient = SendablePointer(dyb.baseAddress!)
+                            let weights = SendablePointer(kb.baseAddress!), target = SendablePointer(dxb.baseAddress!)
+                            let rotatedKernel = SendablePointer(rb.baseAddress ?? kb.baseAddress!)
+                            Parallel.forEach(parts) { part in
+                                let dW = partials[part].pointer, dB = dW + k * cout
+                                let range = Parallel.slice(rows, parts: parts, part)
+                                var r0 = range.lowerBound
+                                while r0 < range.upperBound {
+                                    let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
+                                    let g = gradient.pointer + r0 * cout
+                                    if hasBias {
+                                        for r in 0..<m { let row = g + r * cout; for c in 0..<cout { dB[c] += row[c] } }
+                                    }
+                                    let cols: UnsafeMutablePointer<Float>
+                                    if pointwise {
+                                        cols = source.pointer + r0 * k
+                                    } else {
+                                        cols = colBuffers[part].pointer
+                                        Conv2D.im2colSerial(source.pointer, h: h, w: w, channels: cin, kh: kh, kw: kw,
+                                                            rows: r0..<r1, firstRow: r0, into: cols)
+                                    }
+                                    // dW (k x cout) += cols^T (k x m) * dY (m x cout)
+                                    Conv2D.product(parts: parts, transA: true, m: k, n: cout, k: m, a: cols, lda: k,
+                                                   b: g, ldb: cout, beta: 1, c: dW, ldc: cout)
+                                    if wantsInput {
+                                        if pointwise {
+                                            // dX (m x cin) = dY (m x cout) * W^T (cout x cin)
+                                            Conv2D.product(parts: parts, transB: true, m: m, n: cin, k: cout, a: g, lda: cout,
+                                                           b: weights.pointer, ldb: cout, beta: 0, c: target.pointer + r0 * cin, ldc: cin)
+                                        } else {
                                             // dX (m x cin) = im2col(dY) (m x kh*kw*cout) * W' (kh*kw*cout x cin)
+                                            let dcols = dcolBuffers[part].pointer
                                             Conv2D.im2colSerial(gradient.pointer, h: h, w: w, channels: cout, kh: kh, kw: kw,
                                                                 rows: r0..<r1, firstRow: r0, into: dcols)
-                                            BLAS.gemm(m: m, n: cin, k: kd, a: dcols, lda: kd, b: rotatedKernel.pointer, ldb: cin,
-                                                      beta: 0, c: target.pointer + r0 * cin, ldc: cin)
-                                            r0 = r1
+                                            Conv2D.product(parts: parts, m: m, n: cin, k: kd, a: dcols, lda: kd, b: rotatedKernel.pointer, ldb: cin,
+                                                           beta: 0, c: target.pointer + r0 * cin, ldc: cin)
                                         }
                                     }
+                                    r0 = r1
                                 }
                             }
-                            let dk = dkb.baseAddress!
-                            for p in partials { for i in 0..<(k * cout) { dk[i] += p.pointer[i] } }
                         }
                     }
                 }
             }
         }
+        kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
+            for p in partials { for i in 0..<(k * cout) { dkb[i] += p.pointer[i] } }
+        }
+        if let bias {
+            bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
+                for p in partials { for c in 0..<cout { dbb[c] += p.pointer[k * cout + c] } }
+            }
+        }
         return dx
+    }
+
+    /// A GEMM inside a part: serial when the rows are already split across threads, otherwise
+    /// (one part, few rows) split by `BLAS.gemm` itself. Either way the result is the same.
+    @inline(__always)
+    private static func product(parts: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if parts == 1 {
+            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            BLAS.gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
     }
 
     /// Columns for output pixels `rows` (flat n*h*w indices) of an NHWC tensor with `cin` channels,

@@ -4,35 +4,34 @@
 public final class ConvBlock {
     public var conv1: any ConvolutionLayer
     public let bn1: BatchNorm
-    let relu1: ReLU
     public var conv2: any ConvolutionLayer
     public let bn2: BatchNorm
-    let relu2: ReLU
 
     public init(prefix: String, inChannels: Int, filters: Int, momentum: Float,
                 rng: inout SeededGenerator, workspace: Workspace) {
         conv1 = Conv2D(name: "\(prefix)_conv1", kernelSize: 3, inChannels: inChannels, outChannels: filters,
                        initializer: .heNormal, rng: &rng, workspace: workspace)
-        bn1 = BatchNorm(name: "\(prefix)_bn1", channels: filters, momentum: momentum)
-        relu1 = ReLU(name: "\(prefix)_relu1")
+        // Each BatchNorm applies the block's ReLU in the same pass (one trip through memory, not two).
+        bn1 = BatchNorm(name: "\(prefix)_bn1", channels: filters, momentum: momentum, reluAfter: true)
         conv2 = Conv2D(name: "\(prefix)_conv2", kernelSize: 3, inChannels: filters, outChannels: filters,
                        initializer: .heNormal, rng: &rng, workspace: workspace)
-        bn2 = BatchNorm(name: "\(prefix)_bn2", channels: filters, momentum: momentum)
-        relu2 = ReLU(name: "\(prefix)_relu2")
+        bn2 = BatchNorm(name: "\(prefix)_bn2", channels: filters, momentum: momentum, reluAfter: true)
     }
 
-    public var layers: [any Layer] { [conv1, bn1, relu1, conv2, bn2, relu2] }
+    public var layers: [any Layer] { [conv1, bn1, conv2, bn2] }
+    /// Set by the model when it is being profiled.
+    var profile: LayerProfile?
     public var batchNorms: [BatchNorm] { [bn1, bn2] }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x
-        for layer in layers { h = layer.forward(h, training: training) }
+        for layer in layers { h = profile.time("\(layer.name) forward") { layer.forward(h, training: training) } }
         return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         var d = dy
-        for layer in layers.reversed() { d = layer.backward(d) }
+        for layer in layers.reversed() { d = profile.time("\(layer.name) backward") { layer.backward(d) } }
         return d
     }
 }

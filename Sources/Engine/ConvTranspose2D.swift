@@ -48,29 +48,39 @@ public final class ConvTranspose2D: Layer {
         input = x
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rows = n * h * w, cout = outChannels, cin = inChannels, zc = 4 * cout
-        var y = Tensor.zeros([n, 2 * h, 2 * w, cout])
-        let chunk = workspace.rowsPerChunk(rowLength: zc, rows: rows)
-        let z = workspace.buffer(0, count: chunk * zc)
+        // Every output element is written once by the scatter below.
+        var y = Tensor.uninitialized([n, 2 * h, 2 * w, cout])
+        let parts = Parallel.parts(rows: rows, minimumPerPart: 64)
+        let chunk = workspace.rowsPerChunk(rowLength: zc, rows: (rows + parts - 1) / parts)
+        let buffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: chunk * zc)) }
         x.storage.withUnsafeBufferPointer { xb in
             kernel.value.storage.withUnsafeBufferPointer { kb in
                 bias.value.storage.withUnsafeBufferPointer { bb in
                     y.storage.withUnsafeMutableBufferPointer { yb in
-                        var r0 = 0
-                        while r0 < rows {
-                            let r1 = min(rows, r0 + chunk)
-                            // Z (m x 4cout) = X (m x cin) * K^T (cin x 4cout)
-                            BLAS.gemm(transB: true, m: r1 - r0, n: zc, k: cin, a: xb.baseAddress! + r0 * cin, lda: cin,
-                                      b: kb.baseAddress!, ldb: cin, beta: 0, c: z, ldc: zc)
-                            for r in r0..<r1 {
-                                let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
-                                for dy in 0..<2 {
-                                    // pixels (2i+dy, 2j) and (2i+dy, 2j+1) are adjacent: 2*cout floats
-                                    let dst = yb.baseAddress! + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * cout
-                                    let src = z + (r - r0) * zc + dy * 2 * cout
-                                    for c in 0..<(2 * cout) { dst[c] = src[c] + bb[c % cout] }
+                        let (source, weights, target, biases) = (SendablePointer(xb.baseAddress!), SendablePointer(kb.baseAddress!),
+                                                                 SendablePointer(yb.baseAddress!), SendablePointer(bb.baseAddress!))
+                        Parallel.forEach(parts) { part in
+                            let z = buffers[part].pointer
+                            let range = Parallel.slice(rows, parts: parts, part)
+                            var r0 = range.lowerBound
+                            while r0 < range.upperBound {
+                                let r1 = min(range.upperBound, r0 + chunk)
+                                // Z (m x 4cout) = X (m x cin) * K^T (cin x 4cout)
+                                let gemm = parts == 1 ? BLAS.gemm : BLAS.gemmSerial
+                                gemm(false, true, r1 - r0, zc, cin, 1, source.pointer + r0 * cin, cin,
+                                     weights.pointer, cin, 0, z, zc)
+                                for r in r0..<r1 {
+                                    let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
+                                    for dy in 0..<2 {
+                                        // pixels (2i+dy, 2j) and (2i+dy, 2j+1) are adjacent: 2*cout floats
+                                        let dst = target.pointer + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * cout
+                                        let src = z + (r - r0) * zc + dy * 2 * cout
+                                        for c in 0..<cout { dst[c] = src[c] + biases.pointer[c] }
+                                        for c in 0..<cout { dst[cout + c] = src[cout + c] + biases.pointer[c] }
+                                    }
                                 }
+                                r0 = r1
                             }
-                            r0 = r1
                         }
                     }
                 }
@@ -85,44 +95,57 @@ public final class ConvTranspose2D: Layer {
         precondition(dy.shape == [n, 2 * h, 2 * w, outChannels],
                      "ConvTranspose2D \(name): dy \(dy.shape) does not match output of input \(x.shape)")
         let rows = n * h * w, cout = outChannels, cin = inChannels, zc = 4 * cout
-        var dx = Tensor.zeros(x.shape)
-        let chunk = workspace.rowsPerChunk(rowLength: zc, rows: rows)
-        let dz = workspace.buffer(0, count: chunk * zc)
+        var dx = Tensor.uninitialized(x.shape)
+        let parts = Parallel.parts(rows: rows, minimumPerPart: 64)
+        let chunk = workspace.rowsPerChunk(rowLength: zc, rows: (rows + parts - 1) / parts)
+        let buffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: chunk * zc)) }
+        // Each part sums its own dK and dBias; the parts are added in a fixed order (deterministic).
+        let partialLength = zc * cin + cout
+        let partials = (0..<parts).map { part in
+            let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
+            p.initialize(repeating: 0, count: partialLength)
+            return SendablePointer(p)
+        }
         dy.storage.withUnsafeBufferPointer { dyb in
-            bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
-                let total = dy.count / cout
-                for p in 0..<total {
-                    let row = dyb.baseAddress! + p * cout
-                    for c in 0..<cout { dbb[c] += row[c] }
-                }
-            }
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
-                    kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
-                        dx.storage.withUnsafeMutableBufferPointer { dxb in
-                            var r0 = 0
-                            while r0 < rows {
-                                let r1 = min(rows, r0 + chunk), m = r1 - r0
-                                // Gather dZ from the output gradient (inverse of forward's scatter).
+                    dx.storage.withUnsafeMutableBufferPointer { dxb in
+                        let (gradient, source, weights, target) = (SendablePointer(dyb.baseAddress!), SendablePointer(xb.baseAddress!),
+                                                                   SendablePointer(kb.baseAddress!), SendablePointer(dxb.baseAddress!))
+                        Parallel.forEach(parts) { part in
+                            let dz = buffers[part].pointer
+                            let dK = partials[part].pointer, dB = dK + zc * cin
+                            let range = Parallel.slice(rows, parts: parts, part)
+                            var r0 = range.lowerBound
+                            while r0 < range.upperBound {
+                                let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
+                                // Gather dZ from the output gradient (inverse of forward's scatter); the
+                                // bias gradient sums the same values.
                                 for r in r0..<r1 {
                                     let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
                                     for d in 0..<2 {
-                                        let src = dyb.baseAddress! + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * cout
+                                        let src = gradient.pointer + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * cout
                                         (dz + (r - r0) * zc + d * 2 * cout).update(from: src, count: 2 * cout)
+                                        for c in 0..<cout { dB[c] += src[c] + src[cout + c] }
                                     }
                                 }
+                                let gemm = parts == 1 ? BLAS.gemm : BLAS.gemmSerial
                                 // dK (4cout x cin) += dZ^T (4cout x m) * X (m x cin)
-                                BLAS.gemm(transA: true, m: zc, n: cin, k: m, a: dz, lda: zc,
-                                          b: xb.baseAddress! + r0 * cin, ldb: cin, beta: 1, c: dkb.baseAddress!, ldc: cin)
+                                gemm(true, false, zc, cin, m, 1, dz, zc, source.pointer + r0 * cin, cin, 1, dK, cin)
                                 // dX (m x cin) = dZ (m x 4cout) * K (4cout x cin)
-                                BLAS.gemm(m: m, n: cin, k: zc, a: dz, lda: zc, b: kb.baseAddress!, ldb: cin,
-                                          beta: 0, c: dxb.baseAddress! + r0 * cin, ldc: cin)
+                                gemm(false, false, m, cin, zc, 1, dz, zc, weights.pointer, cin, 0, target.pointer + r0 * cin, cin)
                                 r0 = r1
                             }
                         }
                     }
                 }
             }
+        }
+        kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
+            for p in partials { for i in 0..<(zc * cin) { dkb[i] += p.pointer[i] } }
+        }
+        bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
+            for p in partials { for c in 0..<cout { dbb[c] += p.pointer[zc * cin + c] } }
         }
         return dx
     }

@@ -11,6 +11,8 @@ public enum EngineBenchmark {
         public var forwardGFLOPPerImage: Double
         public var trainStepSeconds: [Double]
         public var inferBatchSeconds: [Double]
+        /// Per-layer wall time summed over the timed training steps (empty unless asked for).
+        public var layerSeconds: [LayerProfile.Entry] = []
 
         public var medianTrainStep: Double { median(trainStepSeconds) }
         public var trainingImagesPerSecond: Double { Double(batch) / medianTrainStep }
@@ -20,16 +22,19 @@ public enum EngineBenchmark {
         public var inferenceGFLOPPerSecond: Double { forwardGFLOPPerImage * inferenceImagesPerSecond }
     }
 
-    /// Best-of-`runs` sgemm rate at n x n x n, in GFLOP/s.
+    /// Every run's sgemm rate at n x n x n, in GFLOP/s.
     public static func sgemmPeak(n: Int = 2048, runs: Int = 5) -> [Double] {
         let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         var rates: [Double] = []
         for _ in 0..<runs {
             let start = monotonicSeconds()
-            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                BLAS.gemm(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
-            } } }
+            // OpenBLAS's own threads: the library's ceiling, as ANCHORS.md measures it.
+            BLAS.withLibraryThreads {
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    BLAS.gemmSerial(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                } } }
+            }
             rates.append(2 * Double(n) * Double(n) * Double(n) / (monotonicSeconds() - start) / 1e9)
         }
         return rates
@@ -38,7 +43,8 @@ public enum EngineBenchmark {
     /// Times `trainSteps` training steps (forward, loss, backward, Adam) and `inferBatches`
     /// inference batches on random data, after one warm-up of each.
     public static func measure(name: String, imageSize: Int, baseFilters: Int, depth: Int = 4, batch: Int,
-                               trainSteps: Int, inferBatches: Int, progress: (String) -> Void = { _ in }) -> ModelFigures {
+                               trainSteps: Int, inferBatches: Int, profileLayers: Bool = false,
+                               progress: (String) -> Void = { _ in }) -> ModelFigures {
         let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: baseFilters, depth: depth), seed: 1)
         let adam = Adam(parameters: model.trainableParameters, learningRate: 1e-4)
         var rng = SeededGenerator(seed: 2)
@@ -47,22 +53,26 @@ public enum EngineBenchmark {
         var y = Tensor.zeros([batch, imageSize, imageSize, 1])
         for i in 0..<y.count where rng.nextUniform() < 0.3 { y.storage[i] = 1 }
         func trainStep() {
-            model.zeroGradients()
+            let profile = model.profile
+            profile.time("zero gradients") { model.zeroGradients() }
             let p = model.forward(x, training: true)
-            model.backward(Loss.bceDice.evaluate(probabilities: p, targets: y).gradient)
-            adam.update()
+            let loss = profile.time("loss") { Loss.bceDice.evaluate(probabilities: p, targets: y) }
+            model.backward(loss.gradient)
+            profile.time("adam") { adam.update() }
         }
         var figures = ModelFigures(name: name, imageSize: imageSize, baseFilters: baseFilters, batch: batch,
                                    parameters: model.parameterCount, trainableParameters: model.trainableParameterCount,
                                    forwardGFLOPPerImage: Double(model.flopsPerImage(height: imageSize, width: imageSize)) / 1e9,
                                    trainStepSeconds: [], inferBatchSeconds: [])
         trainStep()
+        if profileLayers { model.profile = LayerProfile() }
         for i in 0..<trainSteps {
             let start = monotonicSeconds()
             trainStep()
             figures.trainStepSeconds.append(monotonicSeconds() - start)
             progress("\(name): training step \(i + 1)/\(trainSteps) \(String(format: "%.3f", figures.trainStepSeconds.last!)) s")
         }
+        if let profile = model.profile { figures.layerSeconds = profile.entries; model.profile = nil }
         if inferBatches > 0 { _ = model.forward(x, training: false) }
         for _ in 0..<inferBatches {
             let start = monotonicSeconds()

@@ -28,6 +28,10 @@ public final class LowRankConv2D: ConvolutionLayer {
     public var inChannels: Int { first.inChannels }
     public var outChannels: Int { second.outChannels }
     public var parameters: [Parameter] { first.parameters + second.parameters }
+    public var inputGradientNeeded: Bool {
+        get { first.inputGradientNeeded }
+        set { first.inputGradientNeeded = newValue }
+    }
 
     public func flops(height: Int, width: Int) -> Int {
         first.flops(height: height, width: width) + second.flops(height: height, width: width)

@@ -2,7 +2,8 @@
 /// Forward keeps, per output element, the flat index of the input element that won.
 public final class MaxPool2D: Layer {
     public let name: String
-    private var argmax: [Int32] = []
+    /// Per output element, which of its window's four taps won: 0 (0,0), 1 (0,1), 2 (1,0), 3 (1,1).
+    private var winners: [UInt8] = []
     private var inputShape: [Int] = []
 
     public init(name: String) { self.name = name }
@@ -14,28 +15,27 @@ public final class MaxPool2D: Layer {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (h / 2, w / 2)
         inputShape = x.shape
-        var y = Tensor.zeros([n, oh, ow, c])
-        argmax = [Int32](repeating: 0, count: y.count)
+        var y = Tensor.uninitialized([n, oh, ow, c])
+        winners = [UInt8](unsafeUninitializedCapacity: y.count) { _, count in count = y.count }
         x.storage.withUnsafeBufferPointer { xb in
             y.storage.withUnsafeMutableBufferPointer { yb in
-                argmax.withUnsafeMutableBufferPointer { ab in
-                    var o = 0
-                    for img in 0..<n {
-                        for i in 0..<oh {
+                winners.withUnsafeMutableBufferPointer { wb in
+                    let (xp, yp, wp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!), SendablePointer(wb.baseAddress!))
+                    // One output row (image, i) at a time, rows split across threads.
+                    Parallel.rows(n * oh, minimumPerPart: max(1, Parallel.elementwiseMinimum / (ow * c))) { range in
+                        for row in range {
+                            let img = row / oh, i = row % oh
                             for j in 0..<ow {
-                                let base = ((img * h + 2 * i) * w + 2 * j) * c
+                                let base = xp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
+                                let o = (row * ow + j) * c
                                 for ch in 0..<c {
-                                    // the four taps: (0,0), (0,1), (1,0), (1,1); strict ">" keeps the first
-                                    // maximum, as TensorFlow does
-                                    var best = base + ch
-                                    var bestValue = xb[best]
-                                    let i1 = best + c, i2 = best + w * c, i3 = best + w * c + c
-                                    if xb[i1] > bestValue { bestValue = xb[i1]; best = i1 }
-                                    if xb[i2] > bestValue { bestValue = xb[i2]; best = i2 }
-                                    if xb[i3] > bestValue { bestValue = xb[i3]; best = i3 }
-                                    yb[o] = bestValue
-                                    ab[o] = Int32(best)
-                                    o += 1
+                                    // strict ">" keeps the first maximum in tap order, as TensorFlow does
+                                    var best = base[ch], tap: UInt8 = 0
+                                    if base[c + ch] > best { best = base[c + ch]; tap = 1 }
+                                    if base[w * c + ch] > best { best = base[w * c + ch]; tap = 2 }
+                                    if base[w * c + c + ch] > best { best = base[w * c + c + ch]; tap = 3 }
+                                    yp.pointer[o + ch] = best
+                                    wp.pointer[o + ch] = tap
                                 }
                             }
                         }
@@ -48,12 +48,31 @@ public final class MaxPool2D: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(!inputShape.isEmpty, "MaxPool2D \(name): backward before forward")
-        precondition(dy.count == argmax.count, "MaxPool2D \(name): dy \(dy.shape) vs pooled output")
-        var dx = Tensor.zeros(inputShape)
+        precondition(dy.count == winners.count, "MaxPool2D \(name): dy \(dy.shape) vs pooled output")
+        let (n, h, w, c) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let (oh, ow) = (h / 2, w / 2)
+        // Every input element is written: the winner gets the gradient, the other three taps zero.
+        var dx = Tensor.uninitialized(inputShape)
         dx.storage.withUnsafeMutableBufferPointer { db in
             dy.storage.withUnsafeBufferPointer { gb in
-                argmax.withUnsafeBufferPointer { ab in
-                    for o in 0..<gb.count { db[Int(ab[o])] += gb[o] }
+                winners.withUnsafeBufferPointer { wb in
+                    let (dp, gp, wp) = (SendablePointer(db.baseAddress!), SendablePointer(gb.baseAddress!), SendablePointer(wb.baseAddress!))
+                    Parallel.rows(n * oh, minimumPerPart: max(1, Parallel.elementwiseMinimum / (ow * c))) { range in
+                        for row in range {
+                            let img = row / oh, i = row % oh
+                            for j in 0..<ow {
+                                let base = dp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
+                                let o = (row * ow + j) * c
+                                for ch in 0..<c {
+                                    let g = gp.pointer[o + ch], tap = wp.pointer[o + ch]
+                                    base[ch] = tap == 0 ? g : 0
+                                    base[c + ch] = tap == 1 ? g : 0
+                                    base[w * c + ch] = tap == 2 ? g : 0
+                                    base[w * c + c + ch] = tap == 3 ? g : 0
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -68,13 +87,16 @@ public enum Concat {
                      "Concat: shapes \(a.shape) and \(b.shape) differ outside the channel axis")
         let ca = a.shape[3], cb = b.shape[3], c = ca + cb
         let pixels = a.count / ca
-        var out = Tensor.zeros(Array(a.shape.dropLast()) + [c])
+        var out = Tensor.uninitialized(Array(a.shape.dropLast()) + [c])
         out.storage.withUnsafeMutableBufferPointer { ob in
             a.storage.withUnsafeBufferPointer { ab in
                 b.storage.withUnsafeBufferPointer { bb in
-                    for p in 0..<pixels {
-                        (ob.baseAddress! + p * c).update(from: ab.baseAddress! + p * ca, count: ca)
-                        (ob.baseAddress! + p * c + ca).update(from: bb.baseAddress! + p * cb, count: cb)
+                    let (op, ap, bp) = (SendablePointer(ob.baseAddress!), SendablePointer(ab.baseAddress!), SendablePointer(bb.baseAddress!))
+                    Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
+                        for p in range {
+                            (op.pointer + p * c).update(from: ap.pointer + p * ca, count: ca)
+                            (op.pointer + p * c + ca).update(from: bp.pointer + p * cb, count: cb)
+                        }
                     }
                 }
             }
@@ -88,13 +110,16 @@ public enum Concat {
         precondition(ca > 0 && cb > 0, "Concat.split: \(ca) of \(c) channels")
         let pixels = d.count / c
         let prefix = Array(d.shape.dropLast())
-        var a = Tensor.zeros(prefix + [ca]), b = Tensor.zeros(prefix + [cb])
+        var a = Tensor.uninitialized(prefix + [ca]), b = Tensor.uninitialized(prefix + [cb])
         d.storage.withUnsafeBufferPointer { db in
             a.storage.withUnsafeMutableBufferPointer { ab in
                 b.storage.withUnsafeMutableBufferPointer { bb in
-                    for p in 0..<pixels {
-                        (ab.baseAddress! + p * ca).update(from: db.baseAddress! + p * c, count: ca)
-                        (bb.baseAddress! + p * cb).update(from: db.baseAddress! + p * c + ca, count: cb)
+                    let (dp, ap, bp) = (SendablePointer(db.baseAddress!), SendablePointer(ab.baseAddress!), SendablePointer(bb.baseAddress!))
+                    Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
+                        for p in range {
+                            (ap.pointer + p * ca).update(from: dp.pointer + p * c, count: ca)
+                            (bp.pointer + p * cb).update(from: dp.pointer + p * c + ca, count: cb)
+                        }
                     }
                 }
             }

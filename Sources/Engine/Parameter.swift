@@ -47,4 +47,7 @@ public protocol ConvolutionLayer: Layer {
     var outChannels: Int { get }
     /// Forward FLOPs (2 x multiply-adds) for one image of `height` x `width`.
     func flops(height: Int, width: Int) -> Int
+    /// False for a network's first layer, whose input is data: backward then skips dL/dx and
+    /// returns zeros in its place.
+    var inputGradientNeeded: Bool { get set }
 }

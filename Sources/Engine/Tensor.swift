@@ -24,6 +24,12 @@ public struct Tensor: Sendable, Equatable {
 
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 0) }
 
+    /// A tensor of `shape` whose elements are not set: for outputs that the caller writes in full.
+    public static func uninitialized(_ shape: [Int]) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, storage: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+    }
+
     /// Number of elements.
     public var count: Int { storage.count }
     public var rank: Int { shape.count }
@@ -93,32 +99,50 @@ extension Tensor {
 }
 
 extension Tensor {
-    /// `f` applied to every element, written into a new buffer in one pass.
+    /// `f` applied to every element, written into a new buffer in one pass (split across threads
+    /// for large tensors).
     @inline(__always)
-    public static func mapping(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
-        let n = a.count
-        let storage = [Float](unsafeUninitializedCapacity: n) { out, count in
-            a.storage.withUnsafeBufferPointer { ab in
-                for i in 0..<n { out[i] = f(ab[i]) }
+    public static func mapping(_ a: Tensor, _ f: @escaping @Sendable (Float) -> Float) -> Tensor {
+        var out = Tensor.uninitialized(a.shape)
+        a.storage.withUnsafeBufferPointer { ab in
+            out.storage.withUnsafeMutableBufferPointer { ob in
+                let (ap, op) = (SendablePointer(ab.baseAddress!), SendablePointer(ob.baseAddress!))
+                Parallel.rows(ab.count) { range in
+                    for i in range { op.pointer[i] = f(ap.pointer[i]) }
+                }
             }
-            count = n
         }
-        return Tensor(shape: a.shape, storage: storage)
+        return out
     }
 
     /// `f` applied elementwise to two tensors of the same shape, into a new buffer in one pass.
     @inline(__always)
-    public static func mapping(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    public static func mapping(_ a: Tensor, _ b: Tensor, _ f: @escaping @Sendable (Float, Float) -> Float) -> Tensor {
         precondition(a.shape == b.shape, "Tensor.mapping: shapes \(a.shape) and \(b.shape) differ")
-        let n = a.count
-        let storage = [Float](unsafeUninitializedCapacity: n) { out, count in
-            a.storage.withUnsafeBufferPointer { ab in
-                b.storage.withUnsafeBufferPointer { bb in
-                    for i in 0..<n { out[i] = f(ab[i], bb[i]) }
+        var out = Tensor.uninitialized(a.shape)
+        a.storage.withUnsafeBufferPointer { ab in
+            b.storage.withUnsafeBufferPointer { bb in
+                out.storage.withUnsafeMutableBufferPointer { ob in
+                    let (ap, bp, op) = (SendablePointer(ab.baseAddress!), SendablePointer(bb.baseAddress!), SendablePointer(ob.baseAddress!))
+                    Parallel.rows(ab.count) { range in
+                        for i in range { op.pointer[i] = f(ap.pointer[i], bp.pointer[i]) }
+                    }
                 }
             }
-            count = n
         }
-        return Tensor(shape: a.shape, storage: storage)
+        return out
+    }
+
+    /// `self += other`, elementwise, in place (split across threads for large tensors).
+    public mutating func add(_ other: Tensor) {
+        precondition(shape == other.shape, "Tensor.add: shapes \(shape) and \(other.shape) differ")
+        storage.withUnsafeMutableBufferPointer { sb in
+            other.storage.withUnsafeBufferPointer { ob in
+                let (sp, op) = (SendablePointer(sb.baseAddress!), SendablePointer(ob.baseAddress!))
+                Parallel.rows(sb.count) { range in
+                    for i in range { sp.pointer[i] += op.pointer[i] }
+                }
+            }
+        }
     }
 }

@@ -50,6 +50,8 @@ public final class UNet {
         }
         head = Conv2D(name: "head", kernelSize: 1, inChannels: channels, outChannels: 1,
                       initializer: .glorotUniform, rng: &rng, workspace: workspace)
+        // The image needs no gradient: the first convolution skips dL/dx.
+        encoders[0].conv1.inputGradientNeeded = false
         self.encoders = encoders
         self.pools = pools
         self.ups = ups.map { $0! }
@@ -99,17 +101,24 @@ public final class UNet {
     /// Replace the convolution named `name` (e.g. "enc1_conv2") by `layer` with the same channels.
     public func replaceConvolution(named name: String, with layer: any ConvolutionLayer) {
         for block in blocks {
-            if block.conv1.name == name { check(block.conv1, layer); block.conv1 = layer; return }
-            if block.conv2.name == name { check(block.conv2, layer); block.conv2 = layer; return }
+            if block.conv1.name == name { fit(block.conv1, layer); block.conv1 = layer; return }
+            if block.conv2.name == name { fit(block.conv2, layer); block.conv2 = layer; return }
         }
-        if head.name == name { check(head, layer); head = layer; return }
+        if head.name == name { fit(head, layer); head = layer; return }
         preconditionFailure("UNet.replaceConvolution: no convolution named \(name)")
     }
 
-    private func check(_ old: any ConvolutionLayer, _ new: any ConvolutionLayer) {
+    /// Checks that `new` can take `old`'s slot and gives it the slot's settings.
+    private func fit(_ old: any ConvolutionLayer, _ new: any ConvolutionLayer) {
+        new.inputGradientNeeded = old.inputGradientNeeded
         precondition(old.inChannels == new.inChannels && old.outChannels == new.outChannels
                      && old.kernelHeight == new.kernelHeight && old.kernelWidth == new.kernelWidth,
                      "UNet.replaceConvolution: \(new.name) does not fit the slot of \(old.name)")
+    }
+
+    /// When set, every layer call's wall time is added to it (see `LayerProfile`).
+    public var profile: LayerProfile? {
+        didSet { for block in blocks { block.profile = profile } }
     }
 
     // Kept by forward for backward: channel count of each upsampled tensor before concat.
@@ -126,38 +135,37 @@ public final class UNet {
         for level in 0..<config.depth {
             let s = encoders[level].forward(h, training: training)
             skips.append(s)
-            h = pools[level].forward(s, training: training)
+            h = profile.time("pool\(level) forward") { pools[level].forward(s, training: training) }
         }
         h = bottleneck.forward(h, training: training)
         upChannels = [Int](repeating: 0, count: config.depth)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            let u = ups[level].forward(h, training: training)
+            let u = profile.time("up\(level) forward") { ups[level].forward(h, training: training) }
             upChannels[level] = u.shape[3]
-            h = decoders[level].forward(Concat.channels(u, skips[level]), training: training)
+            let joined = profile.time("concat\(level) forward") { Concat.channels(u, skips[level]) }
+            h = decoders[level].forward(joined, training: training)
         }
-        return sigmoid.forward(head.forward(h, training: training), training: training)
+        let logits = profile.time("head forward") { head.forward(h, training: training) }
+        return profile.time("sigmoid forward") { sigmoid.forward(logits, training: training) }
     }
 
     /// Backpropagates dLoss/dProbabilities through the last forward; accumulates every gradient.
     @discardableResult
     public func backward(_ dProbabilities: Tensor) -> Tensor {
-        var d = head.backward(sigmoid.backward(dProbabilities))
+        let dLogits = profile.time("sigmoid backward") { sigmoid.backward(dProbabilities) }
+        var d = profile.time("head backward") { head.backward(dLogits) }
         var dSkips = [Tensor?](repeating: nil, count: config.depth)
         for level in 0..<config.depth {
             let dCat = decoders[level].backward(d)
-            let (dUp, dSkip) = Concat.split(dCat, firstChannels: upChannels[level])
+            let (dUp, dSkip) = profile.time("concat\(level) backward") { Concat.split(dCat, firstChannels: upChannels[level]) }
             dSkips[level] = dSkip
-            d = ups[level].backward(dUp)
+            d = profile.time("up\(level) backward") { ups[level].backward(dUp) }
         }
         d = bottleneck.backward(d)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            d = pools[level].backward(d)
+            d = profile.time("pool\(level) backward") { pools[level].backward(d) }
             // The skip feeds both the pool and the decoder: gradients add.
-            d.storage.withUnsafeMutableBufferPointer { db in
-                dSkips[level]!.storage.withUnsafeBufferPointer { sb in
-                    for i in 0..<db.count { db[i] += sb[i] }
-                }
-            }
+            profile.time("skip\(level) backward") { d.add(dSkips[level]!) }
             d = encoders[level].backward(d)
         }
         return d

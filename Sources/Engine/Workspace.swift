@@ -29,6 +29,18 @@ public final class Workspace {
         for b in buffers { b?.deallocate() }
     }
 
+    /// What a scratch buffer holds; each parallel part has its own buffer of each kind.
+    public enum Use: Int {
+        case columns, gradientColumns, partialGradients, product
+    }
+
+    /// The scratch buffer for `use` by parallel part `part`, at least `count` floats, contents
+    /// undefined. Call from the owner thread, before handing buffers to parallel parts.
+    public func buffer(_ use: Use, part: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        precondition(part >= 0 && part < 64, "Workspace: part \(part) out of range")
+        return buffer(use.rawValue * 64 + part, count: count)
+    }
+
     /// Scratch buffer `slot` (any small index; one per concurrent user) of at least `count` floats,
     /// contents undefined. Call from the owner thread, before handing buffers to parallel parts.
     public func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
@@ -41,8 +53,9 @@ public final class Workspace {
         return buffers[slot]!
     }
 
-    /// Rows of a `rows x rowLength` matrix that fit in one buffer (at least one).
+    /// Rows of a `rows x rowLength` matrix to process at a time: as many as fit in one buffer, but
+    /// at least 64 (fewer rows make OpenBLAS's GEMM inefficient; long rows then exceed the bound).
     public func rowsPerChunk(rowLength: Int, rows: Int) -> Int {
-        max(1, min(rows, capacityFloats / max(rowLength, 1)))
+        max(1, min(rows, max(64, capacityFloats / max(rowLength, 1))))
     }
 }

@@ -12,6 +12,7 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "Timed training steps for unet-small.") var steps = 10
     @Option(help: "Timed training steps for unet-paper (0 skips it).") var paperSteps = 3
     @Option(help: "BLAS threads (default: OpenBLAS's own choice, normally all cores).") var threads: Int?
+    @Flag(help: "Also print where unet-small's training step goes, layer by layer.") var layers = false
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
@@ -26,7 +27,7 @@ struct BenchEngine: ParsableCommand {
         let peakMedian = median(peak)
         print(String(format: "sgemm 2048^3: median %.0f GFLOP/s (best %.0f)", peakMedian, peak.max()!))
         let small = EngineBenchmark.measure(name: "unet-small", imageSize: 128, baseFilters: 16, batch: 8,
-                                            trainSteps: steps, inferBatches: max(5, steps))
+                                            trainSteps: steps, inferBatches: max(5, steps), profileLayers: layers)
         print("unet-small 128x128x3 base 16 depth 4, batch 8:")
         print("  parameters \(small.parameters) (\(small.trainableParameters) trainable), forward \(String(format: "%.3f", small.forwardGFLOPPerImage)) GFLOP/image")
         print(String(format: "  training  %.1f images/s (median step %.3f s, min %.3f, max %.3f), %.0f GFLOP/s = %.0f%% of sgemm peak",
@@ -36,6 +37,7 @@ struct BenchEngine: ParsableCommand {
                      small.inferenceImagesPerSecond, small.inferenceGFLOPPerSecond, 100 * small.inferenceGFLOPPerSecond / peakMedian))
         print(String(format: "  peak RSS so far %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
         print("  TensorFlow 2.21 on this machine kind (ANCHORS.md): training 49.6 images/s median, inference 123 images/s")
+        if layers { printLayerTable(small) }
         if paperSteps > 0 {
             let paper = EngineBenchmark.measure(name: "unet-paper", imageSize: 256, baseFilters: 64, batch: 4,
                                                 trainSteps: paperSteps, inferBatches: 0)
@@ -47,5 +49,15 @@ struct BenchEngine: ParsableCommand {
             print("  TensorFlow 2.21 (ANCHORS.md): 3.60 s per step")
         }
         print(String(format: "peak RSS %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
+    }
+
+    /// Milliseconds per training step for each layer call, largest first, with its share of the step.
+    private func printLayerTable(_ figures: EngineBenchmark.ModelFigures) {
+        let steps = Double(figures.trainStepSeconds.count)
+        let total = figures.layerSeconds.reduce(0) { $0 + $1.seconds }
+        print(String(format: "  where a training step goes (%.1f ms per step in timed layers):", 1000 * total / steps))
+        for entry in figures.layerSeconds.sorted(by: { $0.seconds > $1.seconds }) {
+            print("    " + entry.key.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.2f ms  %5.1f%%", 1000 * entry.seconds / steps, 100 * entry.seconds / total))
+        }
     }
 }

@@ -1,0 +1,45 @@
+/// Wall time per layer and direction, summed over the steps a model runs while a profile is set
+/// (`UNet.profile`). For finding where a training step goes (`ranksweep bench engine --layers`);
+/// off by default, and costs two clock reads per layer call when on.
+public final class LayerProfile {
+    public struct Entry: Sendable {
+        public var key: String
+        public var seconds: Double
+        public var calls: Int
+    }
+
+    private var index: [String: Int] = [:]
+    public private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    /// Runs `body`, adding its wall time to `key` (first use fixes the key's position in `entries`).
+    @inline(__always)
+    public func time<T>(_ key: @autoclosure () -> String, _ body: () -> T) -> T {
+        let start = monotonicSeconds()
+        let result = body()
+        let elapsed = monotonicSeconds() - start
+        let k = key()
+        if let i = index[k] {
+            entries[i].seconds += elapsed
+            entries[i].calls += 1
+        } else {
+            index[k] = entries.count
+            entries.append(Entry(key: k, seconds: elapsed, calls: 1))
+        }
+        return result
+    }
+
+    public func reset() { index = [:]; entries = [] }
+}
+
+extension Optional where Wrapped == LayerProfile {
+    /// `body` timed under `key` when a profile is set, run plainly otherwise.
+    @inline(__always)
+    func time<T>(_ key: @autoclosure () -> String, _ body: () -> T) -> T {
+        switch self {
+        case .some(let profile): return profile.time(key(), body)
+        case .none: return body()
+        }
+    }
+}
