@@ -22,10 +22,12 @@ public final class BatchNorm: Layer {
     /// True when a ReLU is applied to the output in the same pass.
     public let reluAfter: Bool
 
-    // Kept by forward for backward: normalised input, output (its sign is the ReLU's mask) and
-    // 1/sqrt(var + eps) per channel.
-    private var xhat: Tensor?
+    // Kept by forward for backward: the input, the output (its sign is the ReLU's mask), and the
+    // mean and 1/sqrt(var + eps) per channel. Backward recomputes xhat from the input with the
+    // same operations (bit-identical), which costs less than writing it out and reading it back.
+    private var input: Tensor?
     private var output: Tensor?
+    private var mean: [Float] = []
     private var invStd: [Float] = []
     private var lastWasTraining = true
     // Exact sums while recalibrating (Double: millions of pixels).
@@ -58,7 +60,7 @@ public final class BatchNorm: Layer {
         var variance = [Float](repeating: 0, count: c)
         if training {
             let (sum, sumSq) = x.storage.withUnsafeBufferPointer { xb in
-                BatchNorm.channelSums(SendablePointer(xb.baseAddress!), nil, mask: nil, rows: rows, channels: c)
+                BatchNorm.channelSums(SendablePointer(xb.baseAddress!), rows: rows, channels: c)
             }
             for i in 0..<c {
                 let m = sum[i] / Double(rows)
@@ -79,59 +81,59 @@ public final class BatchNorm: Layer {
             mean = movingMean.value.storage
             variance = movingVariance.value.storage
         }
+        self.mean = mean
         invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        var normalised = Tensor.uninitialized(x.shape)
         var y = Tensor.uninitialized(x.shape)
         let relu = reluAfter
         let constants = ChannelConstants([invStd, mean, gamma.value.storage, beta.value.storage])
         defer { constants.release() }
         x.storage.withUnsafeBufferPointer { xb in
-            normalised.storage.withUnsafeMutableBufferPointer { nb in
-                y.storage.withUnsafeMutableBufferPointer { yb in
-                    let (xp, np, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(nb.baseAddress!), SendablePointer(yb.baseAddress!))
-                    Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                        let (scale, shift, g, b) = (constants[0], constants[1], constants[2], constants[3])
-                        for r in range {
-                            let o = r * c
-                            var i = 0
-                            while i + 8 <= c {
-                                let v = (xp.pointer.load8(o + i) - shift.load8(i)) * scale.load8(i)
-                                np.pointer.store8(v, o + i)
-                                var out = g.load8(i) * v + b.load8(i)
-                                if relu { out = out.replacing(with: 0, where: out .< 0) }
-                                yp.pointer.store8(out, o + i)
-                                i += 8
-                            }
-                            while i < c {
-                                let v = (xp.pointer[o + i] - shift[i]) * scale[i]
-                                np.pointer[o + i] = v
-                                let out = g[i] * v + b[i]
-                                yp.pointer[o + i] = relu ? max(out, 0) : out
-                                i += 1
-                            }
+            y.storage.withUnsafeMutableBufferPointer { yb in
+                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!))
+                Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
+                    let (scale, shift, g, b) = (constants[0], constants[1], constants[2], constants[3])
+                    for r in range {
+                        let o = r * c
+                        var i = 0
+                        while i + 8 <= c {
+                            let v = (xp.pointer.load8(o + i) - shift.load8(i)) * scale.load8(i)
+                            var out = g.load8(i) * v + b.load8(i)
+                            if relu { out = out.replacing(with: 0, where: out .< 0) }
+                            yp.pointer.store8(out, o + i)
+                            i += 8
+                        }
+                        while i < c {
+                            let v = (xp.pointer[o + i] - shift[i]) * scale[i]
+                            let out = g[i] * v + b[i]
+                            yp.pointer[o + i] = relu ? max(out, 0) : out
+                            i += 1
                         }
                     }
                 }
             }
         }
-        xhat = normalised
+        input = x
         output = relu ? y : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let xhat else { preconditionFailure("BatchNorm \(name): backward before forward") }
-        precondition(dy.shape == xhat.shape, "BatchNorm \(name): dy \(dy.shape) vs input \(xhat.shape)")
+        guard let x = input else { preconditionFailure("BatchNorm \(name): backward before forward") }
+        precondition(dy.shape == x.shape, "BatchNorm \(name): dy \(dy.shape) vs input \(x.shape)")
         let c = channels
         let rows = dy.count / c
         // With the ReLU, the gradient reaching the normalisation is dy where the output is positive.
         let mask = reluAfter ? output : nil
+        let normalisation = ChannelConstants([invStd, mean])
+        defer { normalisation.release() }
         // dBeta = sum(dy), dGamma = sum(dy * xhat)
         let (dBetaSum, dGammaSum) = dy.storage.withUnsafeBufferPointer { db in
-            xhat.storage.withUnsafeBufferPointer { hb in
+            x.storage.withUnsafeBufferPointer { xb in
                 (mask?.storage ?? []).withUnsafeBufferPointer { mb in
-                    BatchNorm.channelSums(SendablePointer(db.baseAddress!), SendablePointer(hb.baseAddress!),
-                                          mask: mask == nil ? nil : SendablePointer(mb.baseAddress!), rows: rows, channels: c)
+                    // (An empty array may still have a base address: test the tensor, not the pointer.)
+                    BatchNorm.gradientSums(SendablePointer(db.baseAddress!), input: SendablePointer(xb.baseAddress!),
+                                           normalisation: normalisation,
+                                           mask: mask == nil ? nil : SendablePointer(mb.baseAddress!), rows: rows, channels: c)
                 }
             }
         }
@@ -147,28 +149,29 @@ public final class BatchNorm: Layer {
                                           dGamma.map { training ? $0 / Float(rows) : 0 }])
         defer { constants.release() }
         dy.storage.withUnsafeBufferPointer { db in
-            xhat.storage.withUnsafeBufferPointer { hb in
+            x.storage.withUnsafeBufferPointer { xb in
                 (mask?.storage ?? []).withUnsafeBufferPointer { mb in
-                    dx.storage.withUnsafeMutableBufferPointer { xb in
-                        let (dp, hp, xp) = (SendablePointer(db.baseAddress!), SendablePointer(hb.baseAddress!), SendablePointer(xb.baseAddress!))
-                        // (An empty array may still have a base address: test the tensor, not the pointer.)
+                    dx.storage.withUnsafeMutableBufferPointer { outb in
+                        let (dp, xp, outp) = (SendablePointer(db.baseAddress!), SendablePointer(xb.baseAddress!), SendablePointer(outb.baseAddress!))
                         let mp = mask == nil ? nil : SendablePointer(mb.baseAddress!)
                         Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
                             let (scale, meanDBeta, meanDGamma) = (constants[0], constants[1], constants[2])
+                            let (invStd, mean) = (normalisation[0], normalisation[1])
                             for r in range {
                                 let o = r * c
                                 var i = 0
                                 while i + 8 <= c {
                                     var d = dp.pointer.load8(o + i)
                                     if let mp { d = d.replacing(with: 0, where: mp.pointer.load8(o + i) .<= 0) }
-                                    let v = scale.load8(i) * (d - meanDBeta.load8(i) - hp.pointer.load8(o + i) * meanDGamma.load8(i))
-                                    xp.pointer.store8(v, o + i)
+                                    let xhat = (xp.pointer.load8(o + i) - mean.load8(i)) * invStd.load8(i)
+                                    outp.pointer.store8(scale.load8(i) * (d - meanDBeta.load8(i) - xhat * meanDGamma.load8(i)), o + i)
                                     i += 8
                                 }
                                 while i < c {
                                     var d = dp.pointer[o + i]
                                     if let mp, mp.pointer[o + i] <= 0 { d = 0 }
-                                    xp.pointer[o + i] = scale[i] * (d - meanDBeta[i] - hp.pointer[o + i] * meanDGamma[i])
+                                    let xhat = (xp.pointer[o + i] - mean[i]) * invStd[i]
+                                    outp.pointer[o + i] = scale[i] * (d - meanDBeta[i] - xhat * meanDGamma[i])
                                     i += 1
                                 }
                             }
@@ -180,23 +183,35 @@ public final class BatchNorm: Layer {
         return dx
     }
 
-    /// Per-channel sums of `a` and of `a * b` (of `a * a` when `b` is nil) over `rows` rows of
-    /// `channels`, where `a` counts as zero wherever `mask` is not positive. Split across threads:
-    /// Float partials over blocks of 64 rows keep the inner loop vectorised, Double totals keep
-    /// accuracy, and the parts are added in a fixed order (deterministic).
-    static func channelSums(_ a: SendablePointer<Float>, _ b: SendablePointer<Float>?, mask: SendablePointer<Float>?,
-                            rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
+    /// Per-channel sums of x and x^2 over `rows` rows of `channels`.
+    static func channelSums(_ x: SendablePointer<Float>, rows: Int, channels c: Int) -> (sum: [Double], squares: [Double]) {
+        reduceChannels(Moments(x: x), rows: rows, channels: c)
+    }
+
+    /// Per-channel sums of d and d * xhat, where d is `dy` masked to zero wherever `mask` is not
+    /// positive, and xhat = (input - mean) * invStd with `normalisation` = [invStd, mean].
+    static func gradientSums(_ dy: SendablePointer<Float>, input: SendablePointer<Float>, normalisation: ChannelConstants,
+                             mask: SendablePointer<Float>?, rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
+        let terms = GradientTerms(dy: dy, input: input, invStd: SendablePointer(normalisation[0]),
+                                  mean: SendablePointer(normalisation[1]), mask: mask)
+        return reduceChannels(terms, rows: rows, channels: c)
+    }
+
+    /// Per-channel sums of the two quantities `terms` computes, over `rows` rows, split across
+    /// threads. Float partials over blocks of 64 rows keep the inner loop vectorised, Double totals
+    /// keep accuracy, and the parts are added in a fixed order (deterministic). Generic, not a
+    /// closure, so that the terms are inlined into the loop.
+    private static func reduceChannels<Terms: ChannelTerms>(_ terms: Terms, rows: Int, channels c: Int) -> ([Double], [Double]) {
         let parts = Parallel.parts(rows: rows, minimumPerPart: max(64, Parallel.elementwiseMinimum / c))
         let totals = UnsafeMutablePointer<Double>.allocate(capacity: parts * 2 * c)
         totals.initialize(repeating: 0, count: parts * 2 * c)
         defer { totals.deallocate() }
         let out = SendablePointer(totals)
-        let second = b ?? a
         Parallel.forEach(parts) { part in
-            let sum = out.pointer + part * 2 * c, products = sum + c
+            let first = out.pointer + part * 2 * c, second = first + c
             let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
             defer { partial.deallocate() }
-            let partialProducts = partial + c
+            let partialSecond = partial + c
             let range = Parallel.slice(rows, parts: parts, part)
             var r = range.lowerBound
             while r < range.upperBound {
@@ -206,29 +221,27 @@ public final class BatchNorm: Layer {
                     let o = rr * c
                     var i = 0
                     while i + 8 <= c {
-                        var v = a.pointer.load8(o + i)
-                        if let mask { v = v.replacing(with: 0, where: mask.pointer.load8(o + i) .<= 0) }
-                        partial.store8(partial.load8(i) + v, i)
-                        partialProducts.store8(partialProducts.load8(i) + v * second.pointer.load8(o + i), i)
+                        let (a, b) = terms.vector(o, i)
+                        partial.store8(partial.load8(i) + a, i)
+                        partialSecond.store8(partialSecond.load8(i) + b, i)
                         i += 8
                     }
                     while i < c {
-                        var v = a.pointer[o + i]
-                        if let mask, mask.pointer[o + i] <= 0 { v = 0 }
-                        partial[i] += v
-                        partialProducts[i] += v * second.pointer[o + i]
+                        let (a, b) = terms.scalar(o, i)
+                        partial[i] += a
+                        partialSecond[i] += b
                         i += 1
                     }
                 }
-                for i in 0..<c { sum[i] += Double(partial[i]); products[i] += Double(partialProducts[i]) }
+                for i in 0..<c { first[i] += Double(partial[i]); second[i] += Double(partialSecond[i]) }
                 r = end
             }
         }
-        var sum = [Double](repeating: 0, count: c), products = [Double](repeating: 0, count: c)
+        var first = [Double](repeating: 0, count: c), second = [Double](repeating: 0, count: c)
         for part in 0..<parts {
-            for i in 0..<c { sum[i] += totals[part * 2 * c + i]; products[i] += totals[part * 2 * c + c + i] }
+            for i in 0..<c { first[i] += totals[part * 2 * c + i]; second[i] += totals[part * 2 * c + c + i] }
         }
-        return (sum, products)
+        return (first, second)
     }
 
     /// Start collecting exact statistics; training-mode forwards stop moving the running averages.
@@ -269,4 +282,45 @@ struct ChannelConstants: @unchecked Sendable {
     subscript(row: Int) -> UnsafeMutablePointer<Float> { base + row * length }
 
     func release() { base.deallocate() }
+}
+
+/// Two per-channel quantities of one row element, summed by `BatchNorm.reduceChannels`: for
+/// 8 channels from `i` (vector) or one (scalar), in the row at offset `o`.
+protocol ChannelTerms: Sendable {
+    func vector(_ o: Int, _ i: Int) -> (Float8, Float8)
+    func scalar(_ o: Int, _ i: Int) -> (Float, Float)
+}
+
+/// x and x^2: the batch statistics.
+private struct Moments: ChannelTerms {
+    let x: SendablePointer<Float>
+
+    @inline(__always) func vector(_ o: Int, _ i: Int) -> (Float8, Float8) {
+        let v = x.pointer.load8(o + i)
+        return (v, v * v)
+    }
+
+    @inline(__always) func scalar(_ o: Int, _ i: Int) -> (Float, Float) {
+        let v = x.pointer[o + i]
+        return (v, v * v)
+    }
+}
+
+/// d and d * xhat (d = dy, zero where the ReLU's output is not positive): dBeta and dGamma.
+private struct GradientTerms: ChannelTerms {
+    let dy: SendablePointer<Float>, input: SendablePointer<Float>
+    let invStd: SendablePointer<Float>, mean: SendablePointer<Float>
+    let mask: SendablePointer<Float>?
+
+    @inline(__always) func vector(_ o: Int, _ i: Int) -> (Float8, Float8) {
+        var d = dy.pointer.load8(o + i)
+        if let mask { d = d.replacing(with: 0, where: mask.pointer.load8(o + i) .<= 0) }
+        return (d, d * ((input.pointer.load8(o + i) - mean.pointer.load8(i)) * invStd.pointer.load8(i)))
+    }
+
+    @inline(__always) func scalar(_ o: Int, _ i: Int) -> (Float, Float) {
+        var d = dy.pointer[o + i]
+        if let mask, mask.pointer[o + i] <= 0 { d = 0 }
+        return (d, d * ((input.pointer[o + i] - mean.pointer[i]) * invStd.pointer[i]))
+    }
 }

@@ -11,8 +11,10 @@ public enum EngineBenchmark {
         public var forwardGFLOPPerImage: Double
         public var trainStepSeconds: [Double]
         public var inferBatchSeconds: [Double]
-        /// Per-layer wall time summed over the timed training steps (empty unless asked for).
-        public var layerSeconds: [LayerProfile.Entry] = []
+        /// Per-layer wall time summed over the timed training steps and inference batches (empty
+        /// unless asked for).
+        public var trainingLayerSeconds: [LayerProfile.Entry] = []
+        public var inferenceLayerSeconds: [LayerProfile.Entry] = []
 
         public var medianTrainStep: Double { median(trainStepSeconds) }
         public var trainingImagesPerSecond: Double { Double(batch) / medianTrainStep }
@@ -72,13 +74,15 @@ public enum EngineBenchmark {
             figures.trainStepSeconds.append(monotonicSeconds() - start)
             progress("\(name): training step \(i + 1)/\(trainSteps) \(String(format: "%.3f", figures.trainStepSeconds.last!)) s")
         }
-        if let profile = model.profile { figures.layerSeconds = profile.entries; model.profile = nil }
+        if let profile = model.profile { figures.trainingLayerSeconds = profile.entries; model.profile = nil }
         if inferBatches > 0 { _ = model.forward(x, training: false) }
+        if profileLayers { model.profile = LayerProfile() }
         for _ in 0..<inferBatches {
             let start = monotonicSeconds()
             _ = model.forward(x, training: false)
             figures.inferBatchSeconds.append(monotonicSeconds() - start)
         }
+        if let profile = model.profile { figures.inferenceLayerSeconds = profile.entries; model.profile = nil }
         return figures
     }
 

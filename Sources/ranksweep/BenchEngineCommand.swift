@@ -37,7 +37,10 @@ struct BenchEngine: ParsableCommand {
                      small.inferenceImagesPerSecond, small.inferenceGFLOPPerSecond, 100 * small.inferenceGFLOPPerSecond / peakMedian))
         print(String(format: "  peak RSS so far %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
         print("  TensorFlow 2.21 on this machine kind (ANCHORS.md): training 49.6 images/s median, inference 123 images/s")
-        if layers { printLayerTable(small) }
+        if layers {
+            printLayerTable("a training step", small.trainingLayerSeconds, per: small.trainStepSeconds.count)
+            printLayerTable("an inference batch", small.inferenceLayerSeconds, per: small.inferBatchSeconds.count)
+        }
         if paperSteps > 0 {
             let paper = EngineBenchmark.measure(name: "unet-paper", imageSize: 256, baseFilters: 64, batch: 4,
                                                 trainSteps: paperSteps, inferBatches: 0)
@@ -51,12 +54,13 @@ struct BenchEngine: ParsableCommand {
         print(String(format: "peak RSS %.0f MiB", Double(EngineBenchmark.peakRSSBytes) / 1048576))
     }
 
-    /// Milliseconds per training step for each layer call, largest first, with its share of the step.
-    private func printLayerTable(_ figures: EngineBenchmark.ModelFigures) {
-        let steps = Double(figures.trainStepSeconds.count)
-        let total = figures.layerSeconds.reduce(0) { $0 + $1.seconds }
-        print(String(format: "  where a training step goes (%.1f ms per step in timed layers):", 1000 * total / steps))
-        for entry in figures.layerSeconds.sorted(by: { $0.seconds > $1.seconds }) {
+    /// Milliseconds per step for each layer call, largest first, with its share of the step.
+    private func printLayerTable(_ what: String, _ entries: [LayerProfile.Entry], per count: Int) {
+        guard count > 0, !entries.isEmpty else { return }
+        let steps = Double(count)
+        let total = entries.reduce(0) { $0 + $1.seconds }
+        print(String(format: "  where %@ goes (%.1f ms in timed layers):", what, 1000 * total / steps))
+        for entry in entries.sorted(by: { $0.seconds > $1.seconds }) {
             print("    " + entry.key.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.2f ms  %5.1f%%", 1000 * entry.seconds / steps, 100 * entry.seconds / total))
         }
     }

@@ -20,12 +20,16 @@ final class ConvolutionReferenceTests: XCTestCase {
     }
 
     func testMatchesNaiveLoopOnSeveralShapes() {
-        let shapes: [(n: Int, h: Int, w: Int, cin: Int, cout: Int, k: Int)] = [
-            (2, 7, 5, 3, 4, 3), (1, 1, 1, 2, 3, 3), (3, 32, 32, 3, 4, 3),   // 3072 rows: split across cores (3, 6, 6, 8, 5, 1), (2, 9, 11, 2, 3, 5), (1, 4, 13, 5, 7, 7), (1, 3, 2, 1, 1, 1),
+        // (kh, kw) may differ; channel counts on and off the 8-wide vector path; the third shape has
+        // 3072 output pixels, so it is split across threads.
+        let shapes: [(n: Int, h: Int, w: Int, cin: Int, cout: Int, kh: Int, kw: Int)] = [
+            (2, 7, 5, 3, 4, 3, 3), (1, 1, 1, 2, 3, 3, 3), (3, 32, 32, 3, 4, 3, 3),
+            (3, 6, 6, 8, 5, 1, 1), (2, 9, 11, 2, 3, 5, 5), (1, 4, 13, 5, 7, 7, 7), (1, 3, 2, 1, 1, 1, 1),
+            (2, 8, 9, 16, 24, 3, 5), (2, 10, 6, 9, 16, 5, 1), (4, 16, 16, 16, 16, 3, 3),
         ]
         for (index, s) in shapes.enumerated() {
             let x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(100 + index))
-            let k = randomTensor([s.k, s.k, s.cin, s.cout], seed: UInt64(200 + index))
+            let k = randomTensor([s.kh, s.kw, s.cin, s.cout], seed: UInt64(200 + index))
             let b = index % 2 == 0 ? randomTensor([s.cout], seed: UInt64(300 + index)) : nil
             for workspace in [Workspace(), Workspace(capacityFloats: 64)] {
                 let conv = Conv2D(name: "c\(index)", kernel: k, bias: b, workspace: workspace)
@@ -33,5 +37,6 @@ final class ConvolutionReferenceTests: XCTestCase {
                 XCTAssertLessThan(err, 1e-4, "shape \(s) workspace \(workspace.capacityFloats)")
             }
         }
+        XCTAssertEqual(shapes.count, 10)
     }
 }

@@ -13,6 +13,10 @@ final class GradientCheckTests: XCTestCase {
             if let b = conv.bias { b.value = randomTensor(b.value.shape, seed: 5) }
             checkGradients(of: conv, input: randomTensor([2, 5, 7, cin], seed: 11))
         }
+        // A kernel taller than wide, and channel counts that take the 8-wide vector path.
+        let tall = Conv2D(name: "conv5x3", kernel: randomTensor([5, 3, 8, 9], seed: 6, scale: 0.3),
+                          bias: randomTensor([9], seed: 7))
+        checkGradients(of: tall, input: randomTensor([2, 6, 5, 8], seed: 18))
     }
 
     func testConv2DGradientsWithTinyWorkspaceChunks() {
