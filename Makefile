@@ -3,7 +3,7 @@
 SWIFT_FLAGS ?= -c release
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench tensorflow clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,8 +20,15 @@ test: deps
 	swift build $(TEST_FLAGS) --build-tests
 	swift test $(TEST_FLAGS) --skip-build
 
+# The engine benchmark; with `make tensorflow` done first it also measures TensorFlow in the same run.
 bench: build
 	.build/release/ranksweep bench engine
+
+# TensorFlow (CPU, the version of ANCHORS.md) in a virtual environment of its own, for `bench`.
+TF_VENV ?= $(HOME)/.cache/ranksweep/tf-venv
+tensorflow:
+	@test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install -q tensorflow-cpu==2.21.0
 
 clean:
 	rm -rf .build
