@@ -11,6 +11,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <malloc.h>
 #endif
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -38,6 +39,19 @@ int csupport_install_stop_handlers(void) {
 int csupport_stop_requested(void) { return stop_signal; }
 
 void csupport_clear_stop(void) { stop_signal = 0; }
+
+int csupport_keep_freed_memory(void) {
+#ifdef __GLIBC__
+    /* Activations come and go every layer; by default glibc maps each large one afresh and the
+       kernel zero-fills every page on first touch. Serve them from the heap (up to the largest
+       threshold glibc allows) and do not hand freed memory back after each step. */
+    if (!mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)) return -1;
+    if (!mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024)) return -1;
+    return 0;
+#else
+    return -1;
+#endif
+}
 
 long long csupport_peak_rss_bytes(void) {
     struct rusage ru;

@@ -1,4 +1,5 @@
 import CBLAS
+import CSupport
 
 /// Thin, row-major wrappers over OpenBLAS. Every matrix product in the engine goes through here.
 ///
@@ -10,11 +11,13 @@ import CBLAS
 /// routines that cannot be split from outside (LAPACK's SVD, the sgemm ceiling measurement) get
 /// OpenBLAS's threads back, through `withLibraryThreads`.
 public enum BLAS {
-    /// The thread count OpenBLAS chose at load (OPENBLAS_NUM_THREADS or the cores), read once;
-    /// reading it switches the library to one thread.
+    /// The thread count OpenBLAS chose at load (OPENBLAS_NUM_THREADS or the cores), read once.
+    /// Reading it sets the process up for the engine: OpenBLAS to one thread, and malloc to keep
+    /// freed activations for reuse instead of mapping fresh zero-filled pages for every layer.
     private static let initialThreads: Int = {
         let n = Int(openblas_get_num_threads())
         openblas_set_num_threads(1)
+        _ = csupport_keep_freed_memory()
         return max(1, n)
     }()
 

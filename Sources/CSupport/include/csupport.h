@@ -18,6 +18,9 @@ int csupport_stop_requested(void);
 void csupport_clear_stop(void);
 
 /* Peak resident set size of this process in bytes (getrusage). */
+/* Tune glibc malloc for the engine's large, short-lived buffers (0 on success). */
+int csupport_keep_freed_memory(void);
+
 long long csupport_peak_rss_bytes(void);
 
 /* Linux: deliver SIGKILL to this process when its parent dies (a worker's job child must not
