@@ -137,23 +137,18 @@ public final class Conv2D: ConvolutionLayer {
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
                             } else {
-                                partials = RowConvolution.weightGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
-                                                                         cin: cin, cout: cout, kh: kh, kw: kw, workspace: workspace)
+                                let matrix = RowConvolution.gradientMatrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
+                                partials = matrix.withUnsafeBufferPointer { mb in
+                                    RowConvolution.backward(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
+                                                            cin: cin, cout: cout, kh: kh, kw: kw, gradientMatrix: mb.baseAddress!,
+                                                            inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil, workspace: workspace)
+                                }
                                 RowConvolution.accumulate(partials, into: dkb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
                             }
                             if let bias {
                                 let k = kh * kw * cin
                                 bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
                                     for p in partials { for c in 0..<cout { dbb[c] += p.pointer[k * cout + c] } }
-                                }
-                            }
-                            if inputGradientNeeded && !isPointwise {
-                                // dX is the same convolution of dY with the rotated kernel.
-                                let rotated = RowConvolution.rotatedMatrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
-                                rotated.withUnsafeBufferPointer { rb in
-                                    RowConvolution.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, kh: kh, kw: kw,
-                                                            matrix: rb.baseAddress!, targetChannels: cin, bias: nil,
-                                                            into: dxb.baseAddress!, workspace: workspace)
                                 }
                             }
                         }

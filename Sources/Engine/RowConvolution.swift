@@ -32,16 +32,16 @@ enum RowConvolution {
         }
     }
 
-    /// The matrix for the input gradient: dX is the same convolution of dY with the kernel rotated
-    /// by 180 degrees and its channel axes swapped, `W'[ky, kx, co, ci] = W[kh-1-ky, kw-1-kx, ci, co]`.
-    static func rotatedMatrix(_ kernel: UnsafePointer<Float>, kh: Int, kw: Int, cin: Int, cout: Int) -> [Float] {
+    /// The matrix for the input gradient, `C[(ky, cout), (kx, cin)] = W[ky, kx, cin, cout]`
+    /// (see `backward`).
+    static func gradientMatrix(_ kernel: UnsafePointer<Float>, kh: Int, kw: Int, cin: Int, cout: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: kh * kw * cin * cout) { out, count in
             let base = out.baseAddress!
             for ky in 0..<kh { for kx in 0..<kw {
                 // A (cin x cout) block transposed into (cout x cin).
-                let src = kernel + ((kh - 1 - ky) * kw + (kw - 1 - kx)) * cin * cout
+                let src = kernel + (ky * kw + kx) * cin * cout
                 for co in 0..<cout {
-                    let dst = base + ((kx * cout + co) * kh + ky) * cin
+                    let dst = base + (ky * cout + co) * kw * cin + kx * cin
                     for ci in 0..<cin { (dst + ci).initialize(to: src[ci * cout + co]) }
                 }
             } }
@@ -111,29 +111,39 @@ enum RowConvolution {
         }
     }
 
-    /// `dW' [(kx, cin), (ky, cout)]` += H^T V over all pixels, and `dBias` += the sum of dY, into
-    /// one partial per part (returned in part order; the caller adds them in that order).
-    static func weightGradient(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
-                               cin: Int, cout: Int, kh: Int, kw: Int, workspace: Workspace) -> [SendablePointer<Float>] {
-        let ph = (kh - 1) / 2
+    /// Backward in one pass over the image rows, each band building H (the input's row columns)
+    /// and V (each pixel's `kh` output-gradient rows, `V[(y, x), (ky, co)] = dY[y - ky + ph, x, co]`):
+    ///
+    ///     dW' [(kx, cin), (ky, cout)] += H^T V
+    ///     Z   [(y, x), (kx, ci)]       = V C           with C from `gradientMatrix`
+    ///     dX  [y, x, ci]               = sum over kx of Z[(y, x - kx + pw), (kx, ci)]
+    ///
+    /// so dX needs no columns of its own and no rows beyond the band. `dW'` and the bias gradient
+    /// go to one partial per part (returned in part order; the caller adds them in that order).
+    static func backward(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+                         cin: Int, cout: Int, kh: Int, kw: Int, gradientMatrix: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>?, workspace: Workspace) -> [SendablePointer<Float>] {
+        let (ph, pw) = ((kh - 1) / 2, (kw - 1) / 2)
         let imageRows = n * h
         let parts = parts(imageRows: imageRows, width: w)
-        let hLength = w * kw * cin, vLength = w * kh * cout
-        let band = max(1, workspace.capacityFloats / (hLength + vLength))
+        let hLength = w * kw * cin, vLength = w * kh * cout, zLength = inputGradient == nil ? 0 : w * kw * cin
+        let band = max(1, workspace.capacityFloats / (hLength + vLength + zLength))
         let hBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: band * hLength)) }
         let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: band * vLength)) }
+        let zBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: max(1, band * zLength))) }
         let partialLength = kw * cin * kh * cout + cout
         let partials = (0..<parts).map { part in
             let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
             p.initialize(repeating: 0, count: partialLength)
             return SendablePointer(p)
         }
-        let (src, grad) = (SendablePointer(source), SendablePointer(gradient))
+        let (src, grad, matrix) = (SendablePointer(source), SendablePointer(gradient), SendablePointer(gradientMatrix))
+        let dX = inputGradient.map { SendablePointer($0) }
         Parallel.forEach(parts) { part in
-            let columns = hBuffers[part].pointer, v = vBuffers[part].pointer
+            let columns = hBuffers[part].pointer, v = vBuffers[part].pointer, z = zBuffers[part].pointer
             let dW = partials[part].pointer, dB = dW + kw * cin * kh * cout
             let rows = Parallel.slice(imageRows, parts: parts, part)
-            // Each source row (and each output row, for the bias) belongs to exactly one part.
+            // Each image row belongs to exactly one part.
             addRows(grad.pointer + rows.lowerBound * w * cout, pixels: rows.count * w, channels: cout, into: dB)
             var r = rows.lowerBound
             while r < rows.upperBound {
@@ -142,10 +152,9 @@ enum RowConvolution {
                 let imageGradient = grad.pointer + image * h * w * cout
                 var s0 = y0
                 while s0 < y1 {
-                    let s1 = min(y1, s0 + band)
+                    let s1 = min(y1, s0 + band), m = (s1 - s0) * w
                     for sy in s0..<s1 {
                         rowColumns(imageSource + sy * w * cin, width: w, channels: cin, kw: kw, into: columns + (sy - s0) * hLength)
-                        // V row (sy, x) holds dY[sy - ky + ph, x] for each ky (zero outside the image).
                         let vRow = v + (sy - s0) * vLength
                         for ky in 0..<kh {
                             let y = sy - ky + ph
@@ -156,14 +165,48 @@ enum RowConvolution {
                             }
                         }
                     }
-                    product(parts: parts, transA: true, m: kw * cin, n: kh * cout, k: (s1 - s0) * w, a: columns, lda: kw * cin,
+                    product(parts: parts, transA: true, m: kw * cin, n: kh * cout, k: m, a: columns, lda: kw * cin,
                             b: v, ldb: kh * cout, beta: 1, c: dW, ldc: kh * cout)
+                    if let dX {
+                        product(parts: parts, m: m, n: kw * cin, k: kh * cout, a: v, lda: kh * cout,
+                                b: matrix.pointer, ldb: kw * cin, beta: 0, c: z, ldc: kw * cin)
+                        for sy in s0..<s1 {
+                            gatherRow(z + (sy - s0) * zLength, width: w, channels: cin, kw: kw, pw: pw,
+                                      into: dX.pointer + ((image * h + sy) * w) * cin)
+                        }
+                    }
                     s0 = s1
                 }
                 r = image * h + y1
             }
         }
         return partials
+    }
+
+    /// `out[x, :] = sum over kx of z[(x - kx + pw), (kx, :)]` for one image row, the first valid
+    /// term stored and the rest added (every element written, in a fixed order).
+    @inline(__always)
+    private static func gatherRow(_ z: UnsafeMutablePointer<Float>, width w: Int, channels c: Int, kw: Int, pw: Int,
+                                  into out: UnsafeMutablePointer<Float>) {
+        let stride = kw * c
+        for x in 0..<w {
+            let dst = out + x * c
+            var first = true
+            for kx in 0..<kw {
+                let sx = x - kx + pw
+                guard sx >= 0 && sx < w else { continue }
+                let src = z + sx * stride + kx * c
+                var i = 0
+                if first {
+                    dst.update(from: src, count: c)
+                    first = false
+                    continue
+                }
+                while i + 8 <= c { dst.store8(dst.load8(i) + src.load8(i), i); i += 8 }
+                while i < c { dst[i] += src[i]; i += 1 }
+            }
+            if first { dst.update(repeating: 0, count: c) }
+        }
     }
 
     /// Adds `dW'` partials (layout `[(kx, cin), (ky, cout)]`) into an HWIO gradient, in part order.
