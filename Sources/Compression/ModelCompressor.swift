@@ -130,7 +130,7 @@ public enum ModelCompressor {
     /// An independent copy of `model`: same architecture, weights, factorised slots and BatchNorm
     /// momenta, its own workspace. Tensors are values, so training the copy leaves `model` alone.
     public static func copy(of model: UNet) -> UNet {
-        let copy = UNet(config: model.config, seed: 0, workspace: Workspace(capacityFloats: model.workspace.capacityFloats))
+        let copy = UNet(config: model.config, seed: 0, workspace: Workspace(capacityFloats: model.workspace.capacityFloats, minimumRows: model.workspace.minimumRows))
         do {
             try copy.assign(model.stateDictionary, path: "(in-memory copy)")
         } catch {

@@ -3,7 +3,8 @@ import Foundation
 /// Scratch memory shared by the convolutions of one model (im2col columns and their gradients).
 ///
 /// It bounds memory: a convolution processes its batch in chunks of output pixels so that the
-/// columns never exceed `capacityFloats`, whatever the batch and image size. Small chunks are also
+/// columns stay near `capacityFloats` (or `minimumRows` pixels' worth, for very wide layers),
+/// whatever the batch and image size. Small chunks are also
 /// faster: OpenBLAS copies (packs) the columns once more, and a chunk that still sits in the core's
 /// cache when it does costs far less than one that went out to memory (measured with
 /// `ranksweep bench engine --threads 1`: 512 KiB chunks trained unet-small 30-35% faster than 32 MiB).
@@ -20,9 +21,16 @@ public final class Workspace {
     private var buffers: [UnsafeMutablePointer<Float>?] = []
     private var sizes: [Int] = []
 
-    public init(capacityFloats: Int = Workspace.defaultCapacity) {
+    /// Fewest rows (output pixels) a GEMM gets even when its columns then exceed `capacityFloats`:
+    /// OpenBLAS packs the whole right-hand matrix on every call, and with wide layers a GEMM over a
+    /// few pixels spent more time packing than multiplying. Tests set it to 1 to force tiny chunks.
+    public let minimumRows: Int
+
+    public init(capacityFloats: Int = Workspace.defaultCapacity, minimumRows: Int = 512) {
         precondition(capacityFloats > 0, "Workspace: capacity must be positive")
+        precondition(minimumRows > 0, "Workspace: minimum rows must be positive")
         self.capacityFloats = capacityFloats
+        self.minimumRows = minimumRows
     }
 
     deinit {
@@ -54,8 +62,8 @@ public final class Workspace {
     }
 
     /// Rows of a `rows x rowLength` matrix to process at a time: as many as fit in one buffer, but
-    /// at least 64 (fewer rows make OpenBLAS's GEMM inefficient; long rows then exceed the bound).
+    /// at least `minimumRows`.
     public func rowsPerChunk(rowLength: Int, rows: Int) -> Int {
-        max(1, min(rows, max(64, capacityFloats / max(rowLength, 1))))
+        max(1, min(rows, max(minimumRows, capacityFloats / max(rowLength, 1))))
     }
 }

@@ -14,7 +14,7 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "Timed training steps for unet-small.") var steps = 10
     @Option(help: "Timed training steps for unet-paper (0 skips it).") var paperSteps = 3
     @Option(help: "Engine threads (default: OpenBLAS's own choice, normally all cores).") var threads: Int?
-    @Flag(help: "Also print where unet-small's time goes, layer by layer.") var layers = false
+    @Flag(help: "Also print where the time goes, layer by layer.") var layers = false
     @Option(help: "Python with TensorFlow to measure in the same run (default: $RANKSWEEP_TENSORFLOW_PYTHON, else ~/.cache/ranksweep/tf-venv from `make tensorflow` when present).")
     var tensorflow: String?
     @Flag(help: "Skip the TensorFlow comparison.") var noTensorflow = false
@@ -81,7 +81,7 @@ struct BenchEngine: ParsableCommand {
 
     private func measurePaper(peer: TensorFlowPeer?, peakMedian: Double) throws {
         let paper = EngineBenchmark.measure(name: "unet-paper", imageSize: 256, baseFilters: 64, batch: 4,
-                                            trainSteps: paperSteps, inferBatches: 0)
+                                            trainSteps: paperSteps, inferBatches: 0, profileLayers: layers)
         print("unet-paper 256x256x3 base 64 depth 4, batch 4:")
         print("  parameters \(paper.parameters), forward \(String(format: "%.2f", paper.forwardGFLOPPerImage)) GFLOP/image")
         print(String(format: "  training step %.2f s median (%.2f s per image), %.0f GFLOP/s = %.0f%% of sgemm peak",
@@ -95,6 +95,7 @@ struct BenchEngine: ParsableCommand {
         } else {
             print("  TensorFlow 2.21 (ANCHORS.md, not this run): 3.60 s per step")
         }
+        if layers { printLayerTable("a unet-paper training step", paper.trainingLayerSeconds, per: paper.trainStepSeconds.count) }
     }
 
     /// Milliseconds per step for each layer call, largest first, with its share of the step.

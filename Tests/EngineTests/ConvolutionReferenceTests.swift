@@ -31,7 +31,7 @@ final class ConvolutionReferenceTests: XCTestCase {
             let x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(100 + index))
             let k = randomTensor([s.kh, s.kw, s.cin, s.cout], seed: UInt64(200 + index))
             let b = index % 2 == 0 ? randomTensor([s.cout], seed: UInt64(300 + index)) : nil
-            for workspace in [Workspace(), Workspace(capacityFloats: 64)] {
+            for workspace in [Workspace(), Workspace(capacityFloats: 64, minimumRows: 1)] {
                 let conv = Conv2D(name: "c\(index)", kernel: k, bias: b, workspace: workspace)
                 let err = conv.forward(x, training: false).maxAbsDifference(naiveConvolution(x, kernel: k, bias: b))
                 XCTAssertLessThan(err, 1e-4, "shape \(s) workspace \(workspace.capacityFloats)")

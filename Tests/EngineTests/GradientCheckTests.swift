@@ -23,7 +23,7 @@ final class GradientCheckTests: XCTestCase {
         // A workspace of 40 floats forces one output pixel per chunk: chunking must not change the result.
         var rng = SeededGenerator(seed: 4)
         let conv = Conv2D(name: "chunked", kernelSize: 3, inChannels: 2, outChannels: 3,
-                          initializer: .glorotUniform, rng: &rng, workspace: Workspace(capacityFloats: 40))
+                          initializer: .glorotUniform, rng: &rng, workspace: Workspace(capacityFloats: 40, minimumRows: 1))
         checkGradients(of: conv, input: randomTensor([2, 4, 3, 2], seed: 12))
     }
 
