@@ -43,9 +43,11 @@ void csupport_clear_stop(void) { stop_signal = 0; }
 int csupport_keep_freed_memory(void) {
 #ifdef __GLIBC__
     /* Activations come and go every layer; by default glibc maps each large one afresh and the
-       kernel zero-fills every page on first touch. Serve them from the heap (up to the largest
-       threshold glibc allows) and do not hand freed memory back after each step. */
-    if (!mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)) return -1;
+       kernel zero-fills every page on first touch (unet-paper trained 20% slower for it). Serve
+       every allocation from the heap and do not hand freed memory back after each step: the
+       process keeps its peak (about 10% more resident memory for unet-paper). */
+    if (!mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)) return -1; /* also stops glibc moving it */
+    if (!mallopt(M_MMAP_MAX, 0)) return -1;
     if (!mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024)) return -1;
     return 0;
 #else
