@@ -50,6 +50,20 @@ public final class BatchNorm: Layer {
 
     public var parameters: [Parameter] { [gamma, beta, movingMean, movingVariance] }
 
+    /// Inference as a per-channel affine map, `y = scale * x + shift` (then the ReLU when
+    /// `reluAfter`), for folding into the convolution before it. The forward pass computes
+    /// `gamma * ((x - mean) * invStd) + beta`; folded, the rounding differs by a few ulps.
+    public var inferenceAffine: (scale: [Float], shift: [Float]) {
+        let g = gamma.value.storage, b = beta.value.storage
+        let mean = movingMean.value.storage, variance = movingVariance.value.storage
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for i in 0..<channels {
+            scale[i] = g[i] * (1 / (variance[i] + epsilon).squareRoot())
+            shift[i] = b[i] - mean[i] * scale[i]
+        }
+        return (scale, shift)
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.count % channels == 0 && x.shape.last == channels,
                      "BatchNorm \(name): expected last axis \(channels), got \(x.shape)")

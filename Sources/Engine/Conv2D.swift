@@ -65,24 +65,45 @@ public final class Conv2D: ConvolutionLayer {
     private var columnLength: Int { kernelHeight * kernelWidth * inChannels }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        input = x
+        return convolve(x, kernel: kernel.value.storage, bias: bias?.value.storage, relu: false)
+    }
+
+    /// Inference with `norm` folded in: kernel columns scaled by `norm`'s per-channel scale, bias
+    /// `scale * b + shift`, and its ReLU applied as each output row is completed. One pass over the
+    /// output instead of two.
+    public func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor {
+        precondition(norm.channels == outChannels, "Conv2D \(name): cannot fold \(norm.name) (\(norm.channels) channels into \(outChannels))")
+        let (scale, shift) = norm.inferenceAffine
+        let cout = outChannels
+        var folded = kernel.value.storage
+        for i in 0..<folded.count { folded[i] *= scale[i % cout] }
+        let b = bias?.value.storage
+        let foldedBias = (0..<cout).map { c in scale[c] * (b?[c] ?? 0) + shift[c] }
+        return convolve(x, kernel: folded, bias: foldedBias, relu: norm.reluAfter)
+    }
+
+    /// The convolution of `x` with an HWIO `kernel` of this layer's shape (and `bias`), optionally
+    /// followed by a ReLU.
+    private func convolve(_ x: Tensor, kernel: [Float], bias: [Float]?, relu: Bool) -> Tensor {
         precondition(x.rank == 4 && x.shape[3] == inChannels,
                      "Conv2D \(name): expected NHWC input with \(inChannels) channels, got \(x.shape)")
-        input = x
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         var y = Tensor.uninitialized([n, h, w, outChannels])
         let (kh, kw, cin, cout) = (kernelHeight, kernelWidth, inChannels, outChannels)
         y.storage.withUnsafeMutableBufferPointer { yb in
             x.storage.withUnsafeBufferPointer { xb in
-                kernel.value.storage.withUnsafeBufferPointer { kb in
-                    (bias?.value.storage ?? [0]).withUnsafeBufferPointer { bb in
+                kernel.withUnsafeBufferPointer { kb in
+                    (bias ?? [0]).withUnsafeBufferPointer { bb in
                         let biasPointer = bias == nil ? nil : bb.baseAddress!
                         if isPointwise {
-                            pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: kb.baseAddress!, bias: biasPointer, into: yb.baseAddress!)
+                            pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: kb.baseAddress!, bias: biasPointer,
+                                             relu: relu, into: yb.baseAddress!)
                         } else {
                             let matrix = RowConvolution.matrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
                             matrix.withUnsafeBufferPointer { mb in
                                 RowConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, kh: kh, kw: kw,
-                                                        matrix: mb.baseAddress!, targetChannels: cout, bias: biasPointer,
+                                                        matrix: mb.baseAddress!, targetChannels: cout, bias: biasPointer, relu: relu,
                                                         into: yb.baseAddress!, workspace: workspace)
                             }
                         }
@@ -96,7 +117,7 @@ public final class Conv2D: ConvolutionLayer {
     /// y (rows x cout) = bias + x (rows x cin) * W (cin x cout), rows split across threads in chunks
     /// (each chunk starts from the bias and accumulates the product while it is still in cache).
     private func pointwiseForward(_ x: UnsafePointer<Float>, rows: Int, kernel: UnsafePointer<Float>,
-                                  bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+                                  bias: UnsafePointer<Float>?, relu: Bool, into y: UnsafeMutablePointer<Float>) {
         let (cin, cout) = (inChannels, outChannels)
         let parts = Parallel.parts(rows: rows, minimumPerPart: 128)
         let chunk = min(rows, 4096)
@@ -113,6 +134,7 @@ public final class Conv2D: ConvolutionLayer {
                 }
                 RowConvolution.product(parts: parts, m: r1 - r0, n: cout, k: cin, a: source.pointer + r0 * cin, lda: cin,
                                        b: weights.pointer, ldb: cout, beta: biasPointer == nil ? 0 : 1, c: out, ldc: cout)
+                if relu { RowConvolution.clamp(out, count: (r1 - r0) * cout) }
                 r0 = r1
             }
         }

@@ -21,15 +21,24 @@ public final class ConvBlock {
     public var layers: [any Layer] { [conv1, bn1, conv2, bn2] }
     /// Set by the model when it is being profiled.
     var profile: LayerProfile?
+    /// True when the last forward was an inference one, which keeps nothing for backward.
+    private var foldedLastForward = false
     public var batchNorms: [BatchNorm] { [bn1, bn2] }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        foldedLastForward = !training
+        if !training {
+            // Inference: each BatchNorm (and its ReLU) folds into the convolution before it.
+            let h = profile.time("\(conv1.name) forward") { conv1.inferenceForward(x, foldingIn: bn1) }
+            return profile.time("\(conv2.name) forward") { conv2.inferenceForward(h, foldingIn: bn2) }
+        }
         var h = x
         for layer in layers { h = profile.time("\(layer.name) forward") { layer.forward(h, training: training) } }
         return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        precondition(!foldedLastForward, "ConvBlock \(conv1.name): backward after an inference forward (it keeps nothing for backward)")
         var d = dy
         for layer in layers.reversed() { d = profile.time("\(layer.name) backward") { layer.backward(d) } }
         return d

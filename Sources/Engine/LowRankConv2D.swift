@@ -44,4 +44,9 @@ public final class LowRankConv2D: ConvolutionLayer {
     public func backward(_ dy: Tensor) -> Tensor {
         first.backward(second.backward(dy))
     }
+
+    /// The normalisation folds into the second (1x1) convolution.
+    public func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor {
+        second.inferenceForward(first.forward(x, training: false), foldingIn: norm)
+    }
 }

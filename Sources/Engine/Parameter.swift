@@ -50,4 +50,13 @@ public protocol ConvolutionLayer: Layer {
     /// False for a network's first layer, whose input is data: backward then skips dL/dx and
     /// returns zeros in its place.
     var inputGradientNeeded: Bool { get set }
+    /// Inference of this convolution followed by `norm` (running statistics), as one layer where
+    /// the layer can fold the normalisation into its weights. Keeps nothing for backward.
+    func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor
+}
+
+extension ConvolutionLayer {
+    public func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor {
+        norm.forward(forward(x, training: false), training: false)
+    }
 }

@@ -65,7 +65,8 @@ enum RowConvolution {
     /// `matrix(...)`. Every element of the target is written.
     static func convolve(_ source: UnsafePointer<Float>, n: Int, h: Int, w: Int, sourceChannels cs: Int,
                          kh: Int, kw: Int, matrix: UnsafePointer<Float>, targetChannels ct: Int,
-                         bias: UnsafePointer<Float>?, into target: UnsafeMutablePointer<Float>, workspace: Workspace) {
+                         bias: UnsafePointer<Float>?, relu: Bool = false, into target: UnsafeMutablePointer<Float>,
+                         workspace: Workspace) {
         let ph = (kh - 1) / 2
         let imageRows = n * h
         let parts = parts(imageRows: imageRows, width: w)
@@ -78,15 +79,6 @@ enum RowConvolution {
         Parallel.forEach(parts) { part in
             let columns = hBuffers[part].pointer, z = zBuffers[part].pointer
             let rows = Parallel.slice(imageRows, parts: parts, part)
-            // Start every output row of this part from the bias (or zero).
-            for r in rows {
-                let out = dst.pointer + r * w * ct
-                if let biasPointer {
-                    for x in 0..<w { (out + x * ct).update(from: biasPointer.pointer, count: ct) }
-                } else {
-                    out.update(repeating: 0, count: w * ct)
-                }
-            }
             // The source rows the part's output rows need: its own and `ph` more at each end of
             // each image's stretch (global row numbers, in order; a band may span images).
             var sources: [Int] = []
@@ -104,14 +96,22 @@ enum RowConvolution {
                 }
                 product(parts: parts, m: chunk.count * w, n: kh * ct, k: kw * cs, a: columns, lda: kw * cs,
                         b: weights.pointer, ldb: kh * ct, beta: 0, c: z, ldc: kh * ct)
-                // Source row sy feeds output row sy - ky + ph (same image) through tap row ky.
+                // Source row sy feeds output row sy - ky + ph (same image) through tap row ky. An
+                // output row's first source, max(0, y - ph), starts it from the bias (or zero); the
+                // others add to it. Every row has its centre tap, so every row is written.
                 for (j, row) in chunk.enumerated() {
                     let image = row / h, sy = row - image * h
                     for ky in 0..<kh {
                         let y = sy - ky + ph
                         guard y >= 0 && y < h && rows.contains(image * h + y) else { continue }
-                        addStrided(z + j * zLength + ky * ct, stride: kh * ct,
-                                   into: dst.pointer + (image * h + y) * w * ct, pixels: w, channels: ct)
+                        let from = z + j * zLength + ky * ct, to = dst.pointer + (image * h + y) * w * ct
+                        if sy == max(0, y - ph) {
+                            storeStrided(from, stride: kh * ct, adding: biasPointer?.pointer, into: to, pixels: w, channels: ct)
+                        } else {
+                            addStrided(from, stride: kh * ct, into: to, pixels: w, channels: ct)
+                        }
+                        // The row's last source completes it: apply the ReLU while it is in cache.
+                        if relu && sy == min(h - 1, y + ph) { clamp(to, count: w * ct) }
                     }
                 }
                 first += chunk.count
@@ -258,6 +258,30 @@ enum RowConvolution {
             var i = 0
             while i + 8 <= c { dst.store8(dst.load8(i) + src.load8(i), i); i += 8 }
             while i < c { dst[i] += src[i]; i += 1 }
+        }
+    }
+
+    /// `values[0..<count] = max(values, 0)`.
+    @inline(__always)
+    static func clamp(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { let v = values.load8(i); values.store8(v.replacing(with: 0, where: v .< 0), i); i += 8 }
+        while i < count { values[i] = max(values[i], 0); i += 1 }
+    }
+
+    /// `out[x, 0..<c] = z[x * stride + 0..<c] (+ bias[0..<c])` for `pixels` pixels.
+    @inline(__always)
+    private static func storeStrided(_ z: UnsafeMutablePointer<Float>, stride: Int, adding bias: UnsafeMutablePointer<Float>?,
+                                     into out: UnsafeMutablePointer<Float>, pixels: Int, channels c: Int) {
+        guard let bias else {
+            for x in 0..<pixels { (out + x * c).update(from: z + x * stride, count: c) }
+            return
+        }
+        for x in 0..<pixels {
+            let src = z + x * stride, dst = out + x * c
+            var i = 0
+            while i + 8 <= c { dst.store8(src.load8(i) + bias.load8(i), i); i += 8 }
+            while i < c { dst[i] = src[i] + bias[i]; i += 1 }
         }
     }
 

@@ -33,3 +33,29 @@ final class FusedBatchNormReLUTests: XCTestCase {
         }
     }
 }
+
+/// Inference folds each BatchNorm (and its ReLU) into the convolution before it: the result must
+/// equal running the layers one by one, for a full convolution and for a factorised pair.
+final class FoldedInferenceTests: XCTestCase {
+    func testFoldedBlockEqualsLayerByLayer() {
+        var rng = SeededGenerator(seed: 50)
+        let block = ConvBlock(prefix: "blk", inChannels: 5, filters: 16, momentum: 0.99, rng: &rng, workspace: Workspace())
+        block.conv2 = LowRankConv2D(name: "blk_conv2", firstKernel: randomTensor([3, 3, 16, 6], seed: 51, scale: 0.3),
+                                    secondKernel: randomTensor([1, 1, 6, 16], seed: 52, scale: 0.5), bias: randomTensor([16], seed: 53))
+        for (index, bn) in [block.bn1, block.bn2].enumerated() {
+            let seed = UInt64(60 + 10 * index)
+            bn.gamma.value = randomTensor([16], seed: seed, scale: 2)
+            bn.beta.value = randomTensor([16], seed: seed + 1)
+            bn.movingMean.value = randomTensor([16], seed: seed + 2, scale: 0.5)
+            bn.movingVariance.value = Tensor(shape: [16], storage: randomTensor([16], seed: seed + 3).storage.map { 0.5 + abs($0) })
+        }
+        let x = randomTensor([3, 12, 10, 5], seed: 54)
+        let folded = block.forward(x, training: false)
+        var reference = x
+        for layer in block.layers { reference = layer.forward(reference, training: false) }
+        let scale = reference.storage.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0.1)
+        XCTAssertLessThanOrEqual(folded.maxAbsDifference(reference), 1e-5 * scale)
+        XCTAssertGreaterThan(folded.storage.filter { $0 == 0 }.count, folded.count / 10, "the ReLU clips something")
+    }
+}
