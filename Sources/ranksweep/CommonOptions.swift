@@ -24,7 +24,7 @@ struct DataOptions: ParsableArguments {
 }
 
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Engine threads (default: all cores).") var threads: Int?
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
