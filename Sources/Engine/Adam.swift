@@ -35,11 +35,22 @@ public final class Adam {
                             let (wp, gp, mp, vp) = (SendablePointer(w.baseAddress!), SendablePointer(g.baseAddress!),
                                                     SendablePointer(mb.baseAddress!), SendablePointer(vb.baseAddress!))
                             Parallel.rows(w.count) { range in
-                                for i in range {
+                                var i = range.lowerBound
+                                while i + 8 <= range.upperBound {
+                                    let g = gp.pointer.load8(i)
+                                    let m = mp.pointer.load8(i) + (g - mp.pointer.load8(i)) * (1 - b1)
+                                    let v = vp.pointer.load8(i) + (g * g - vp.pointer.load8(i)) * (1 - b2)
+                                    mp.pointer.store8(m, i)
+                                    vp.pointer.store8(v, i)
+                                    wp.pointer.store8(wp.pointer.load8(i) - alpha * m / (v.squareRoot() + eps), i)
+                                    i += 8
+                                }
+                                while i < range.upperBound {
                                     let gi = gp.pointer[i]
                                     mp.pointer[i] += (gi - mp.pointer[i]) * (1 - b1)
                                     vp.pointer[i] += (gi * gi - vp.pointer[i]) * (1 - b2)
                                     wp.pointer[i] -= alpha * mp.pointer[i] / (vp.pointer[i].squareRoot() + eps)
+                                    i += 1
                                 }
                             }
                         }

@@ -189,11 +189,7 @@ public final class Conv2D: ConvolutionLayer {
         let parts = Parallel.parts(rows: rows, minimumPerPart: 128)
         let chunk = min(rows, 4096)
         let partialLength = cin * cout + cout
-        let partials = (0..<parts).map { part in
-            let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
-            p.initialize(repeating: 0, count: partialLength)
-            return SendablePointer(p)
-        }
+        let partials = workspace.zeroedPartials(parts: parts, count: partialLength)
         let (source, gradient, weights) = (SendablePointer(x), SendablePointer(dy), SendablePointer(kernel))
         let target = inputGradient.map { SendablePointer($0) }
         Parallel.forEach(parts) { part in

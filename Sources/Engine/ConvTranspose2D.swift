@@ -75,8 +75,8 @@ public final class ConvTranspose2D: Layer {
                                         // pixels (2i+dy, 2j) and (2i+dy, 2j+1) are adjacent: 2*cout floats
                                         let dst = target.pointer + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * cout
                                         let src = z + (r - r0) * zc + dy * 2 * cout
-                                        for c in 0..<cout { dst[c] = src[c] + biases.pointer[c] }
-                                        for c in 0..<cout { dst[cout + c] = src[cout + c] + biases.pointer[c] }
+                                        ConvTranspose2D.add(src, biases.pointer, into: dst, count: cout)
+                                        ConvTranspose2D.add(src + cout, biases.pointer, into: dst + cout, count: cout)
                                     }
                                 }
                                 r0 = r1
@@ -101,11 +101,7 @@ public final class ConvTranspose2D: Layer {
         let buffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: chunk * zc)) }
         // Each part sums its own dK and dBias; the parts are added in a fixed order (deterministic).
         let partialLength = zc * cin + cout
-        let partials = (0..<parts).map { part in
-            let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
-            p.initialize(repeating: 0, count: partialLength)
-            return SendablePointer(p)
-        }
+        let partials = workspace.zeroedPartials(parts: parts, count: partialLength)
         dy.storage.withUnsafeBufferPointer { dyb in
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
@@ -126,7 +122,8 @@ public final class ConvTranspose2D: Layer {
                                     for d in 0..<2 {
                                         let src = gradient.pointer + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * cout
                                         (dz + (r - r0) * zc + d * 2 * cout).update(from: src, count: 2 * cout)
-                                        for c in 0..<cout { dB[c] += src[c] + src[cout + c] }
+                                        ConvTranspose2D.add(src, dB, into: dB, count: cout)
+                                        ConvTranspose2D.add(src + cout, dB, into: dB, count: cout)
                                     }
                                 }
                                 let gemm = parts == 1 ? BLAS.gemm : BLAS.gemmSerial
@@ -148,5 +145,14 @@ public final class ConvTranspose2D: Layer {
             for p in partials { for c in 0..<cout { dbb[c] += p.pointer[zc * cin + c] } }
         }
         return dx
+    }
+
+    /// `out[0..<count] = a[0..<count] + b[0..<count]` (`out` may be `b`).
+    @inline(__always)
+    private static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>,
+                            into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { out.store8(a.load8(i) + b.load8(i), i); i += 8 }
+        while i < count { out[i] = a[i] + b[i]; i += 1 }
     }
 }

@@ -28,7 +28,21 @@ public final class MaxPool2D: Layer {
                             for j in 0..<ow {
                                 let base = xp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
                                 let o = (row * ow + j) * c
-                                for ch in 0..<c {
+                                var ch = 0
+                                while ch + 8 <= c {
+                                    // Eight channels at once; the same strict ">" in tap order.
+                                    var best = base.load8(ch), tap = SIMD8<Int32>(repeating: 0)
+                                    let v1 = base.load8(c + ch), w1 = v1 .> best
+                                    best.replace(with: v1, where: w1); tap.replace(with: 1, where: w1)
+                                    let v2 = base.load8(w * c + ch), w2 = v2 .> best
+                                    best.replace(with: v2, where: w2); tap.replace(with: 2, where: w2)
+                                    let v3 = base.load8(w * c + c + ch), w3 = v3 .> best
+                                    best.replace(with: v3, where: w3); tap.replace(with: 3, where: w3)
+                                    yp.pointer.store8(best, o + ch)
+                                    UnsafeMutableRawPointer(wp.pointer + o + ch).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: tap), as: SIMD8<UInt8>.self)
+                                    ch += 8
+                                }
+                                for ch in ch..<c {
                                     // strict ">" keeps the first maximum in tap order, as TensorFlow does
                                     var best = base[ch], tap: UInt8 = 0
                                     if base[c + ch] > best { best = base[c + ch]; tap = 1 }
@@ -63,7 +77,18 @@ public final class MaxPool2D: Layer {
                             for j in 0..<ow {
                                 let base = dp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
                                 let o = (row * ow + j) * c
-                                for ch in 0..<c {
+                                var ch = 0
+                                while ch + 8 <= c {
+                                    let g = gp.pointer.load8(o + ch)
+                                    let tap = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(wp.pointer + o + ch).loadUnaligned(as: SIMD8<UInt8>.self))
+                                    let zero = Float8(repeating: 0)
+                                    base.store8(zero.replacing(with: g, where: tap .== 0), ch)
+                                    base.store8(zero.replacing(with: g, where: tap .== 1), c + ch)
+                                    base.store8(zero.replacing(with: g, where: tap .== 2), w * c + ch)
+                                    base.store8(zero.replacing(with: g, where: tap .== 3), w * c + c + ch)
+                                    ch += 8
+                                }
+                                for ch in ch..<c {
                                     let g = gp.pointer[o + ch], tap = wp.pointer[o + ch]
                                     base[ch] = tap == 0 ? g : 0
                                     base[c + ch] = tap == 1 ? g : 0

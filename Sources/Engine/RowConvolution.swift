@@ -140,11 +140,7 @@ enum RowConvolution {
         let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: band * vLength)) }
         let zBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: max(1, band * zLength))) }
         let partialLength = kw * cin * kh * cout + cout
-        let partials = (0..<parts).map { part in
-            let p = workspace.buffer(.partialGradients, part: part, count: partialLength)
-            p.initialize(repeating: 0, count: partialLength)
-            return SendablePointer(p)
-        }
+        let partials = workspace.zeroedPartials(parts: parts, count: partialLength)
         let (src, grad, matrix) = (SendablePointer(source), SendablePointer(gradient), SendablePointer(gradientMatrix))
         let dX = inputGradient.map { SendablePointer($0) }
         Parallel.forEach(parts) { part in

@@ -49,6 +49,16 @@ public final class Workspace {
         return buffer(use.rawValue * 64 + part, count: count)
     }
 
+    /// One zeroed buffer of `count` floats per part, for parts that each sum their own share of a
+    /// gradient (the caller adds them in part order, so the result does not depend on timing).
+    func zeroedPartials(parts: Int, count: Int) -> [SendablePointer<Float>] {
+        (0..<parts).map { part in
+            let p = buffer(.partialGradients, part: part, count: count)
+            p.initialize(repeating: 0, count: count)
+            return SendablePointer(p)
+        }
+    }
+
     /// Scratch buffer `slot` (any small index; one per concurrent user) of at least `count` floats,
     /// contents undefined. Call from the owner thread, before handing buffers to parallel parts.
     public func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
