@@ -66,7 +66,7 @@ public final class Conv2D: ConvolutionLayer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
-        return convolve(x, kernel: kernel.value.storage, bias: bias?.value.storage, relu: false)
+        return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
     }
 
     /// Inference with `norm` folded in: kernel columns scaled by `norm`'s per-channel scale, bias
@@ -75,17 +75,15 @@ public final class Conv2D: ConvolutionLayer {
     public func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor {
         precondition(norm.channels == outChannels, "Conv2D \(name): cannot fold \(norm.name) (\(norm.channels) channels into \(outChannels))")
         let (scale, shift) = norm.inferenceAffine
-        let cout = outChannels
-        var folded = kernel.value.storage
-        for i in 0..<folded.count { folded[i] *= scale[i % cout] }
         let b = bias?.value.storage
-        let foldedBias = (0..<cout).map { c in scale[c] * (b?[c] ?? 0) + shift[c] }
-        return convolve(x, kernel: folded, bias: foldedBias, relu: norm.reluAfter)
+        let foldedBias = (0..<outChannels).map { c in scale[c] * (b?[c] ?? 0) + shift[c] }
+        return convolve(x, scale: scale, bias: foldedBias, relu: norm.reluAfter)
     }
 
-    /// The convolution of `x` with an HWIO `kernel` of this layer's shape (and `bias`), optionally
+    /// The convolution of `x` with this layer's kernel, its output channels multiplied by `scale`
+    /// when given (folded in while the kernel is laid out for the GEMM), plus `bias`, optionally
     /// followed by a ReLU.
-    private func convolve(_ x: Tensor, kernel: [Float], bias: [Float]?, relu: Bool) -> Tensor {
+    private func convolve(_ x: Tensor, scale: [Float]?, bias: [Float]?, relu: Bool) -> Tensor {
         precondition(x.rank == 4 && x.shape[3] == inChannels,
                      "Conv2D \(name): expected NHWC input with \(inChannels) channels, got \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
@@ -93,14 +91,18 @@ public final class Conv2D: ConvolutionLayer {
         let (kh, kw, cin, cout) = (kernelHeight, kernelWidth, inChannels, outChannels)
         y.storage.withUnsafeMutableBufferPointer { yb in
             x.storage.withUnsafeBufferPointer { xb in
-                kernel.withUnsafeBufferPointer { kb in
+                kernel.value.storage.withUnsafeBufferPointer { kb in
                     (bias ?? [0]).withUnsafeBufferPointer { bb in
                         let biasPointer = bias == nil ? nil : bb.baseAddress!
                         if isPointwise {
-                            pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: kb.baseAddress!, bias: biasPointer,
-                                             relu: relu, into: yb.baseAddress!)
+                            // A 1x1 kernel is (cin x cout) as stored; only a scaled one needs a copy.
+                            let scaled = scale.map { RowConvolution.matrix(kb.baseAddress!, kh: 1, kw: 1, cin: cin, cout: cout, columnScale: $0) }
+                            (scaled ?? []).withUnsafeBufferPointer { sb in
+                                pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!,
+                                                 bias: biasPointer, relu: relu, into: yb.baseAddress!)
+                            }
                         } else {
-                            let matrix = RowConvolution.matrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
+                            let matrix = RowConvolution.matrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout, columnScale: scale)
                             matrix.withUnsafeBufferPointer { mb in
                                 RowConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, kh: kh, kw: kw,
                                                         matrix: mb.baseAddress!, targetChannels: cout, bias: biasPointer, relu: relu,

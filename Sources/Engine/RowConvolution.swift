@@ -20,14 +20,24 @@
 /// them in bands that fit the workspace. Each output row adds its `kh` contributions in the same
 /// order whatever the split, so the forward pass does not depend on the thread count.
 enum RowConvolution {
-    /// The GEMM's right operand `[(kx, cin), (ky, cout)]` from an HWIO kernel `(kh, kw, cin, cout)`.
-    static func matrix(_ kernel: UnsafePointer<Float>, kh: Int, kw: Int, cin: Int, cout: Int) -> [Float] {
+    /// The GEMM's right operand `[(kx, cin), (ky, cout)]` from an HWIO kernel `(kh, kw, cin, cout)`,
+    /// each output channel multiplied by `columnScale` when given (a folded BatchNorm).
+    static func matrix(_ kernel: UnsafePointer<Float>, kh: Int, kw: Int, cin: Int, cout: Int,
+                       columnScale: [Float]? = nil) -> [Float] {
         [Float](unsafeUninitializedCapacity: kh * kw * cin * cout) { out, count in
             let base = out.baseAddress!
-            for ky in 0..<kh { for kx in 0..<kw { for ci in 0..<cin {
-                // cout contiguous floats on both sides.
-                (base + ((kx * cin + ci) * kh + ky) * cout).initialize(from: kernel + ((ky * kw + kx) * cin + ci) * cout, count: cout)
-            } } }
+            (columnScale ?? []).withUnsafeBufferPointer { sb in
+                let scale = UnsafeMutablePointer(mutating: sb.baseAddress)
+                for ky in 0..<kh { for kx in 0..<kw { for ci in 0..<cin {
+                    // cout contiguous floats on both sides.
+                    let src = UnsafeMutablePointer(mutating: kernel + ((ky * kw + kx) * cin + ci) * cout)
+                    let dst = base + ((kx * cin + ci) * kh + ky) * cout
+                    guard columnScale != nil, let scale else { dst.initialize(from: src, count: cout); continue }
+                    var co = 0
+                    while co + 8 <= cout { dst.store8(src.load8(co) * scale.load8(co), co); co += 8 }
+                    while co < cout { dst[co] = src[co] * scale[co]; co += 1 }
+                } } }
+            }
             count = kh * kw * cin * cout
         }
     }
