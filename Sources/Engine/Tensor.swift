@@ -99,22 +99,6 @@ extension Tensor {
 }
 
 extension Tensor {
-    /// `f` applied to every element, written into a new buffer in one pass (split across threads
-    /// for large tensors).
-    @inline(__always)
-    public static func mapping(_ a: Tensor, _ f: @escaping @Sendable (Float) -> Float) -> Tensor {
-        var out = Tensor.uninitialized(a.shape)
-        a.storage.withUnsafeBufferPointer { ab in
-            out.storage.withUnsafeMutableBufferPointer { ob in
-                let (ap, op) = (SendablePointer(ab.baseAddress!), SendablePointer(ob.baseAddress!))
-                Parallel.rows(ab.count) { range in
-                    for i in range { op.pointer[i] = f(ap.pointer[i]) }
-                }
-            }
-        }
-        return out
-    }
-
     /// `f` applied elementwise to two tensors of the same shape, into a new buffer in one pass.
     @inline(__always)
     public static func mapping(_ a: Tensor, _ b: Tensor, _ f: @escaping @Sendable (Float, Float) -> Float) -> Tensor {
