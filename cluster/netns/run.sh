@@ -254,29 +254,35 @@ log "workers ${WORKERS[*]} started (--threads 1 each)"
 ROGUE_PUB=$(tr -d '\n' <"$WORK/rogue-host/rogue.pub")
 start_worker rogue ""
 
-# fault 1: SIGKILL w1 in the middle of a real job (its baseline training), early in the sweep
+# fault 1: SIGKILL w1 in the middle of a real job (its baseline training), early in the sweep.
+# A job can finish in the instant between choosing it and the kill landing; then the kill hit an
+# idle worker and proved nothing, so the fault is injected again on the restarted host.
 R1=0
 KILLED=""
-end=$(( $(date +%s) + 20 ))
-while (( $(date +%s) < end )); do
-    KILLED=$(open_attempt w1 "AND j.kind IN ('train', 'compress')")
-    [[ -n $KILLED ]] && break
-    # no real job on w1 after 10 s: any job that started less than 0.5 s ago will do
-    if (( $(date +%s) > end - 10 )); then
-        KILLED=$(open_attempt w1 "AND a.started > strftime('%s', 'now') - 0.5")
-        [[ -n $KILLED ]] && break
-    fi
-    sleep 0.05
-done
-if [[ -n $KILLED ]]; then
+for try in 1 2 3; do
+    CHOSEN=""
+    end=$(( $(date +%s) + 20 ))
+    while (( $(date +%s) < end )); do
+        CHOSEN=$(open_attempt w1 "AND j.kind IN ('train', 'compress')")
+        [[ -n $CHOSEN ]] && break
+        # no real job on w1 after 10 s: any job that started less than 0.5 s ago will do
+        if (( $(date +%s) > end - 10 )); then
+            CHOSEN=$(open_attempt w1 "AND a.started > strftime('%s', 'now') - 0.5")
+            [[ -n $CHOSEN ]] && break
+        fi
+        sleep 0.05
+    done
+    [[ -n $CHOSEN ]] || break
+    KILLED=$CHOSEN
     IFS=$'\t' read -r K1_JOB K1_ATT K1_WORKER K1_KIND <<<"$KILLED"
     kill -9 "${WPID[w1]}"
     log "fault 1: SIGKILL worker w1 ($K1_WORKER) while it ran $K1_KIND job $K1_JOB attempt $K1_ATT"
     sleep 1.5
-    start_worker w1 "-2"   # host w1 comes back (a new worker process, a new worker id)
-else
-    fail "w1 never ran a job"
-fi
+    start_worker w1 "-$((try + 1))"   # host w1 comes back (a new worker process, a new worker id)
+    [[ $(q1 "SELECT outcome FROM attempts WHERE job = '$K1_JOB' AND attempt = $K1_ATT") == done ]] || break
+    log "fault 1: $K1_JOB finished just before the kill landed; injecting again"
+done
+[[ -n $KILLED ]] || fail "w1 never ran a job"
 
 R5=0
 if wait_for 15 "rogue key refused in coordinator log" grep -qF "refused worker key $ROGUE_PUB" "$WORK/coordinator.log"; then
