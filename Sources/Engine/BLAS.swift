@@ -81,6 +81,19 @@ public enum BLAS {
         }
     }
 
+    /// A GEMM inside one of `parts` parallel parts: serial when the work is already split across
+    /// threads, otherwise (one part) split by `gemm` itself. Either way the result is the same.
+    @inline(__always)
+    public static func gemm(inPartOf parts: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if parts == 1 {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
     /// Threads the engine splits work into from now on. Record it with every timing; results are
     /// bit-identical for the same seed and the same count.
     public static func setThreads(_ n: Int) {

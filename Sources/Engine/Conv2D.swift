@@ -62,7 +62,6 @@ public final class Conv2D: ConvolutionLayer {
     }
 
     private var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 }
-    private var columnLength: Int { kernelHeight * kernelWidth * inChannels }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
@@ -134,7 +133,7 @@ public final class Conv2D: ConvolutionLayer {
                 if let biasPointer {
                     for r in 0..<(r1 - r0) { (out + r * cout).update(from: biasPointer.pointer, count: cout) }
                 }
-                RowConvolution.product(parts: parts, m: r1 - r0, n: cout, k: cin, a: source.pointer + r0 * cin, lda: cin,
+                BLAS.gemm(inPartOf: parts, m: r1 - r0, n: cout, k: cin, a: source.pointer + r0 * cin, lda: cin,
                                        b: weights.pointer, ldb: cout, beta: biasPointer == nil ? 0 : 1, c: out, ldc: cout)
                 if relu { RowConvolution.clamp(out, count: (r1 - r0) * cout) }
                 r0 = r1
@@ -202,10 +201,10 @@ public final class Conv2D: ConvolutionLayer {
                 let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
                 let g = gradient.pointer + r0 * cout
                 for r in 0..<m { let row = g + r * cout; for c in 0..<cout { dB[c] += row[c] } }
-                RowConvolution.product(parts: parts, transA: true, m: cin, n: cout, k: m, a: source.pointer + r0 * cin, lda: cin,
+                BLAS.gemm(inPartOf: parts, transA: true, m: cin, n: cout, k: m, a: source.pointer + r0 * cin, lda: cin,
                                        b: g, ldb: cout, beta: 1, c: dW, ldc: cout)
                 if let target {
-                    RowConvolution.product(parts: parts, transB: true, m: m, n: cin, k: cout, a: g, lda: cout,
+                    BLAS.gemm(inPartOf: parts, transB: true, m: m, n: cin, k: cout, a: g, lda: cout,
                                            b: weights.pointer, ldb: cout, beta: 0, c: target.pointer + r0 * cin, ldc: cin)
                 }
                 r0 = r1

@@ -66,9 +66,8 @@ public final class ConvTranspose2D: Layer {
                             while r0 < range.upperBound {
                                 let r1 = min(range.upperBound, r0 + chunk)
                                 // Z (m x 4cout) = X (m x cin) * K^T (cin x 4cout)
-                                let gemm = parts == 1 ? BLAS.gemm : BLAS.gemmSerial
-                                gemm(false, true, r1 - r0, zc, cin, 1, source.pointer + r0 * cin, cin,
-                                     weights.pointer, cin, 0, z, zc)
+                                BLAS.gemm(inPartOf: parts, transB: true, m: r1 - r0, n: zc, k: cin, a: source.pointer + r0 * cin, lda: cin,
+                                          b: weights.pointer, ldb: cin, beta: 0, c: z, ldc: zc)
                                 for r in r0..<r1 {
                                     let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
                                     for dy in 0..<2 {
@@ -126,11 +125,12 @@ public final class ConvTranspose2D: Layer {
                                         ConvTranspose2D.add(src + cout, dB, into: dB, count: cout)
                                     }
                                 }
-                                let gemm = parts == 1 ? BLAS.gemm : BLAS.gemmSerial
                                 // dK (4cout x cin) += dZ^T (4cout x m) * X (m x cin)
-                                gemm(true, false, zc, cin, m, 1, dz, zc, source.pointer + r0 * cin, cin, 1, dK, cin)
+                                BLAS.gemm(inPartOf: parts, transA: true, m: zc, n: cin, k: m, a: dz, lda: zc,
+                                          b: source.pointer + r0 * cin, ldb: cin, beta: 1, c: dK, ldc: cin)
                                 // dX (m x cin) = dZ (m x 4cout) * K (4cout x cin)
-                                gemm(false, false, m, cin, zc, 1, dz, zc, weights.pointer, cin, 0, target.pointer + r0 * cin, cin)
+                                BLAS.gemm(inPartOf: parts, m: m, n: cin, k: zc, a: dz, lda: zc, b: weights.pointer, ldb: cin,
+                                          beta: 0, c: target.pointer + r0 * cin, ldc: cin)
                                 r0 = r1
                             }
                         }

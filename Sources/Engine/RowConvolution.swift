@@ -104,7 +104,7 @@ enum RowConvolution {
                 for (j, row) in chunk.enumerated() {
                     rowColumns(src.pointer + row * w * cs, width: w, channels: cs, kw: kw, into: columns + j * hLength)
                 }
-                product(parts: parts, m: chunk.count * w, n: kh * ct, k: kw * cs, a: columns, lda: kw * cs,
+                BLAS.gemm(inPartOf: parts, m: chunk.count * w, n: kh * ct, k: kw * cs, a: columns, lda: kw * cs,
                         b: weights.pointer, ldb: kh * ct, beta: 0, c: z, ldc: kh * ct)
                 // Source row sy feeds output row sy - ky + ph (same image) through tap row ky. An
                 // output row's first source, max(0, y - ph), starts it from the bias (or zero); the
@@ -176,10 +176,10 @@ enum RowConvolution {
                         }
                     }
                 }
-                product(parts: parts, transA: true, m: kw * cin, n: kh * cout, k: m, a: columns, lda: kw * cin,
+                BLAS.gemm(inPartOf: parts, transA: true, m: kw * cin, n: kh * cout, k: m, a: columns, lda: kw * cin,
                         b: v, ldb: kh * cout, beta: 1, c: dW, ldc: kh * cout)
                 if let dX {
-                    product(parts: parts, m: m, n: kw * cin, k: kh * cout, a: v, lda: kh * cout,
+                    BLAS.gemm(inPartOf: parts, m: m, n: kw * cin, k: kh * cout, a: v, lda: kh * cout,
                             b: matrix.pointer, ldb: kw * cin, beta: 0, c: z, ldc: kw * cin)
                     for row in r0..<r1 {
                         gatherRow(z + (row - r0) * zLength, width: w, channels: cin, kw: kw, pw: pw,
@@ -306,19 +306,6 @@ enum RowConvolution {
             var i = 0
             while i + 8 <= c { sums.store8(sums.load8(i) + row.load8(i), i); i += 8 }
             while i < c { sums[i] += row[i]; i += 1 }
-        }
-    }
-
-    /// A GEMM inside a part: serial when the rows are already split across threads, otherwise
-    /// (one part, few rows) split by `BLAS.gemm` itself. Either way the result is the same.
-    @inline(__always)
-    static func product(parts: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if parts == 1 {
-            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        } else {
-            BLAS.gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 }
