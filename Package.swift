@@ -20,18 +20,21 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .target(name: "CSupport"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["CBLAS", "CSupport"]),
+        // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
+        .target(name: "ModelInterop", dependencies: ["Engine", "CHDF5"]),
         // PNG codec, dataset folders, synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
-        .target(name: "Pipeline", dependencies: ["Engine", "Imaging", "Compression"]),
+        .target(name: "Pipeline", dependencies: ["Engine", "Imaging", "Compression", "ModelInterop"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
             "Pipeline", "CZeroMQ", "CSodium", "CSupport",
@@ -42,7 +45,7 @@ let package = Package(
         .target(name: "Reports", dependencies: ["Sweep", "Pipeline", "Imaging"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Engine", "Imaging", "Compression", "Pipeline", "Sweep", "Reports", "CSupport",
+            "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -53,6 +56,7 @@ let package = Package(
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
         .testTarget(name: "CLITests", dependencies: ["Pipeline"]),
+        .testTarget(name: "ModelInteropTests", dependencies: ["ModelInterop", "Compression"]),
     ],
     swiftLanguageModes: [.v6]
 )
