@@ -2,6 +2,7 @@ import Compression
 import Engine
 import Foundation
 import Imaging
+import ModelInterop
 
 /// Fine-tuning after compression (defaults: 5 epochs, learning rate 1e-5, early stopping with
 /// patience 2 restoring the best weights; no LR schedule within so few epochs).
@@ -58,11 +59,8 @@ public enum CompressJob {
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
-        let (baseline, metadata) = try UNet.load(path: baselinePath)
-        guard let trainJSON = metadata[TrainJob.specKey],
-              let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
-            throw ModelFileError(path: baselinePath, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
-        }
+        let (baseline, metadata) = try ModelFile.load(path: baselinePath)
+        let trainSpec = try trainingSettings(of: baseline, metadata: metadata, data: spec.data, path: baselinePath)
         if let given = spec.data { try given.checkChannels(matching: baseline.config.inputChannels) }
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
@@ -107,6 +105,22 @@ public enum CompressJob {
             fineTuneHistory: outcome?.history ?? [], totalSeconds: monotonicSeconds() - start, split: data.summary)
         try OutputFiles.writeJSON(result, to: outDir + "/" + resultFile)
         return result
+    }
+
+    /// The baseline's training settings (data, split, image size, batch size) from its metadata; for a
+    /// model ranksweep did not train (a Keras file), defaults with the given data and the model's
+    /// recorded input size (128 when unknown).
+    static func trainingSettings(of model: UNet, metadata: [String: String], data: DataSource?, path: String) throws -> TrainSpec {
+        if let json = metadata[TrainJob.specKey], let spec = try? JSONDecoder().decode(TrainSpec.self, from: Data(json.utf8)) {
+            return spec
+        }
+        guard metadata[ModelFile.sourceKey] != nil, let data else {
+            throw ModelFileError(path: path, reason: metadata[ModelFile.sourceKey] == nil
+                ? "not a baseline written by `ranksweep train` (no training settings in its metadata)"
+                : "a model ranksweep did not train has no data of its own: give the data (--data-root)")
+        }
+        let size = metadata[ModelFile.imageSizeKey].flatMap(Int.init) ?? 128
+        return TrainSpec(data: data, imageSize: size, model: model.config)
     }
 
     /// One row per convolution: what was decided and what it cost or saved.
