@@ -42,7 +42,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
-        .target(name: "Reports", dependencies: ["Sweep", "Pipeline", "Imaging"]),
+        .target(name: "Reports", dependencies: ["Sweep", "Pipeline", "Imaging", "ModelInterop"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
             "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
