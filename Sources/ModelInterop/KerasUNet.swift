@@ -29,15 +29,21 @@ enum KerasUNet {
         }
         let depth = ups.count
         guard depth >= 1 else { throw fail("no Conv2DTranspose layer: not a U-Net ranksweep can load (it needs one per decoder level)") }
-        guard let first = convs.first, let kernel = first.weights["kernel"], kernel.rank == 4 else {
-            throw fail("no Conv2D layer with a 4-D kernel: not a U-Net")
+        let momentum = (bns.first?.config["momentum"] as? NSNumber)?.floatValue
+        /// The architecture read off the first convolution's kernel `(3, 3, cin, base)`.
+        func architecture(from first: KerasLayer?) throws -> UNetConfig {
+            guard let first, let kernel = first.weights["kernel"], kernel.rank == 4 else {
+                throw fail("no Conv2D layer with a 4-D kernel: not a U-Net")
+            }
+            var config = UNetConfig(inputChannels: kernel.shape[2], baseFilters: kernel.shape[3], depth: depth)
+            if let momentum { config.bnMomentum = momentum }
+            if let problem = config.problem {
+                throw fail("layer '\(first.name)' does not fit ranksweep's U-Net: \(problem) (from its kernel \(kernel.shape))")
+            }
+            return config
         }
-        var config = UNetConfig(inputChannels: kernel.shape[2], baseFilters: kernel.shape[3], depth: depth)
-        if let momentum = (bns.first?.config["momentum"] as? NSNumber)?.floatValue { config.bnMomentum = momentum }
-        if file.hasConfig { try checkStructure(file, config: config) }
-        if let problem = config.problem {
-            throw fail("layer '\(first.name)' does not fit ranksweep's U-Net: \(problem) (from its kernel \(kernel.shape))")
-        }
+        // With a config, the layer sequence is checked first: it names the first misfit best.
+        if file.hasConfig { try checkStructure(file, config: architecture(from: convs.first)) }
 
         // ranksweep's layer names in forward order, per class.
         let blockNames = (0..<depth).map { "enc\($0)" } + ["bottleneck"] + (0..<depth).reversed().map { "dec\($0)" }
@@ -59,6 +65,7 @@ enum KerasUNet {
                 for (slot, layer) in zip(slots, layers) { assignment[slot] = layer }
             }
         }
+        let config = try architecture(from: assignment["enc0_conv1"])
 
         // Shapes, slot by slot in forward order, against a model of the inferred architecture.
         let model = UNet(config: config, seed: 0)

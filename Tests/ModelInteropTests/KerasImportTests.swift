@@ -68,6 +68,31 @@ final class KerasImportTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/again.safetensors"))
     }
 
+    /// Reference names map by name, whatever the order, with levels numbered from 0 or from 1
+    /// (`enc1` … `encD`, as some scripts name them); automatic names map by order.
+    func testReferenceNamesMapByNameInAnyOrder() throws {
+        let io = try SafeTensors.read(path: kerasFixtures + "/io.safetensors").tensors
+        let x = try XCTUnwrap(io["named.x"]), expected = try XCTUnwrap(io["named.out"])
+        var file = try KerasFile.readHDF5(path: kerasFixtures + "/named.h5")
+        file.hasConfig = false
+        file.layers = file.layers.filter { !$0.weights.isEmpty }.reversed()
+        for i in file.layers.indices {
+            file.layers[i].name = file.layers[i].name.replacingOccurrences(
+                of: #"^(enc|dec|up)(\d+)"#, with: "$1#$2", options: .regularExpression)
+            if let r = file.layers[i].name.range(of: #"#\d+"#, options: .regularExpression) {
+                let level = Int(file.layers[i].name[r].dropFirst())!
+                file.layers[i].name.replaceSubrange(r, with: String(level + 1))
+            }
+        }
+        XCTAssertTrue(file.layers.contains { $0.name == "enc2_conv1" } && !file.layers.contains { $0.name.hasPrefix("enc0") })
+        let byName = try KerasUNet.model(from: file).model
+        XCTAssertLessThan(maxAbsoluteDifference(byName.forward(x, training: false), expected), 1e-5)
+        // The same reversed order with automatic names cannot be mapped: the first convolution
+        // taken is the head, whose kernel does not fit as the first one.
+        for i in file.layers.indices { file.layers[i].name = "layer_\(i)" }
+        XCTAssertThrowsError(try KerasUNet.model(from: file))
+    }
+
     func assertMisfit(_ file: String, mentions words: [String], line: UInt = #line) {
         let path = "\(kerasFixtures)/\(file)"
         XCTAssertThrowsError(try ModelFile.load(path: path), line: line) { error in
