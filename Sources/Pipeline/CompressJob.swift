@@ -91,6 +91,8 @@ public enum CompressJob {
         let latency = try Latency.compareInferenceLatency(baseline: baseline, compressed: model, batch: spec.latencyBatch,
                                                           imageSize: trainSpec.imageSize, runs: spec.latencyRuns, warmup: 1)
         var extra = metadata
+        // A Keras baseline had no training settings: the compressed model records the ones used here.
+        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = String(decoding: try JSONEncoder().encode(trainSpec), as: UTF8.self) }
         extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
         try model.save(to: outDir + "/" + modelFile, metadata: extra)
         try AtomicFile.write(layersCSV(summary), to: outDir + "/" + layersFile)

@@ -39,6 +39,10 @@ final class ModelCommandsTests: XCTestCase {
         XCTAssertTrue(r.output.contains("| SVD | r=2 |"), r.output)
         let compressed = try UNet.load(path: dir + "/cmp/model.safetensors").model
         XCTAssertTrue(compressed.convolutions.contains { $0 is LowRankConv2D })
+        // The compressed model records the data it was compressed with: it evaluates without flags.
+        r = try run(["evaluate", "--model", dir + "/cmp/model.safetensors"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("test split (2 images)"), r.output)
         // Without data a Keras model has none of its own: a clear error.
         r = try run(["compress", "--model", kerasFixtures + "/named.h5", "--method", "svd", "--rank", "2", "--out-dir", dir + "/cmp2"])
         XCTAssertNotEqual(r.status, 0)
