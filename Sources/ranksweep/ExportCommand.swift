@@ -8,8 +8,8 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export a model (baseline or compressed) as ONNX, opset 17.",
         discussion: """
-        Input 'image' is NHWC (batch, height, width, channels) followed by a Transpose to NCHW; output
-        'probabilities' is NHWC (batch, height, width, 1). A factorised layer becomes two Conv nodes;
+        Input 'image' is NHWC (batch, height, width, channels) followed by a Transpose to NCHW; output \
+        'probabilities' is NHWC (batch, height, width, 1). A factorised layer becomes two Conv nodes; \
         BatchNormalization nodes are kept; tensors keep their ranksweep names.
         """)
 

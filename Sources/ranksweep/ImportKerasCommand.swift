@@ -8,9 +8,9 @@ struct ImportKeras: ParsableCommand {
         commandName: "import-keras",
         abstract: "Convert a Keras U-Net (.keras, legacy .h5 or .weights.h5) into a ranksweep model (safetensors).",
         discussion: """
-        The model must have the reference architecture (see the README, "Keras models in"); layers are
-        matched by the reference names or, for Keras's automatic names, by order and shape. Depth, base
-        filters and input channels are read off the weights. compress, evaluate and sweeps also take
+        The model must have the reference architecture (see the README, "Keras models in"); layers are \
+        matched by the reference names or, for Keras's automatic names, by order and shape. Depth, base \
+        filters and input channels are read off the weights. compress, evaluate and sweeps also take \
         Keras files directly; importing once saves reading HDF5 each time.
         """)
 
