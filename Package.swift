@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Engine", "Imaging", "Compression", "Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Basics", "Pipeline", "Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Imaging", "Sweep", "Reports"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
     ],

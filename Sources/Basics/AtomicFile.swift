@@ -44,6 +44,28 @@ public enum AtomicFile {
         return true
     }
 
+    /// Builds a folder aside with `fill` and puts it at `path`, replacing what was there: the old
+    /// folder is renamed aside, the new one renamed in, the old one removed. A reader sees the old
+    /// folder or the new one, never a mix; a failure leaves the old one in place.
+    public static func replaceDirectory(at path: String, _ fill: (String) throws -> Void) throws {
+        let tmp = temporaryPath(beside: path)
+        try makeDirectory(tmp)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try fill(tmp)
+        var old: String? = nil
+        if FileManager.default.fileExists(atPath: path) {
+            let aside = temporaryPath(beside: path)
+            guard rename(path, aside) == 0 else { throw FileError("\(path): cannot move the old folder aside (\(String(cString: strerror(errno))))") }
+            old = aside
+        }
+        guard rename(tmp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if let old { _ = rename(old, path) }
+            throw FileError("\(path): cannot move the new folder into place (\(reason))")
+        }
+        if let old { try? FileManager.default.removeItem(atPath: old) }
+    }
+
     /// A hidden, unique name in the same folder as `path` (same file system, so rename is atomic).
     public static func temporaryPath(beside path: String) -> String {
         let url = URL(fileURLWithPath: path)
