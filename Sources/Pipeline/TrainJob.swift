@@ -78,7 +78,16 @@ public enum TrainJob {
         events(.note("data: \(spec.data.description); \(data.summary); \(spec.conversion)"))
         try OutputFiles.makeDirectory(outDir)
         let model = UNet(config: spec.model, seed: spec.training.seed)
-        let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val, events: events)
+        // history.csv grows after every epoch, so a long run can be followed live (as Keras's CSVLogger).
+        var live: [EpochRecord] = []
+        let historyPath = outDir + "/" + historyFile
+        let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val) { event in
+            if case let .epochFinished(record) = event {
+                live.append(record)
+                try? OutputFiles.writeHistory(live, to: historyPath)
+            }
+            events(event)
+        }
         let outcome = try trainer.run()
         let batch = spec.training.batchSize
         var before: EvaluationResult? = nil

@@ -10,7 +10,9 @@ import Sweep
 /// when the sweep file does not give them (gray when every image is gray).
 enum SweepPreflight {
     static func check(_ spec: inout SweepSpec) throws {
-        guard spec.pipeline else { return }
+        // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
+        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty
+        guard spec.pipeline, trains || compresses else { return }
         if let root = spec.dataRoot, !spec.channelsGiven { spec.model.channels = try DataSource(root: root).storedChannels() }
         if let path = spec.baselineModel {
             // Compress jobs score the model at the size and on the channels it was trained with.

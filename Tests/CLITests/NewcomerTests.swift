@@ -152,6 +152,9 @@ final class NewcomerTests: XCTestCase {
         while Date() < deadline, ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "val loss").count < 2 {
             Thread.sleep(forTimeInterval: 0.05)
         }
+        // history.csv is written as training goes, so it can be followed live.
+        let live = (try? String(contentsOfFile: cwd + "/base/history.csv", encoding: .utf8)) ?? ""
+        XCTAssertGreaterThanOrEqual(live.split(separator: "\n").count, 2, "header and at least one epoch while training runs")
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
