@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
-// The module map of ranksweep (see ../shared/DESIGN.md):
-//   C system libraries -> Engine -> Imaging, Compression -> Pipeline -> Sweep, Reports -> ranksweep (CLI)
+// The module map of ranksweep. Dependencies point one way, upwards:
+//   C system libraries, Basics -> Engine -> Imaging, Compression -> Pipeline -> Sweep -> Reports -> ranksweep (CLI)
+// Every target lists every module it imports.
 import PackageDescription
 
 let package = Package(
@@ -21,42 +22,48 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
+        // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
+        // log, the clock, the progress display.
+        .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
-        .target(name: "Engine", dependencies: ["CBLAS", "CSupport"]),
+        .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
-        .target(name: "ModelInterop", dependencies: ["Engine", "CHDF5"]),
+        .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
         // PNG codec, dataset folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport"]),
+        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
-        .target(name: "Compression", dependencies: ["Engine", "CBLAS"]),
+        .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
-        .target(name: "Pipeline", dependencies: ["Engine", "Imaging", "Compression", "ModelInterop"]),
+        .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
-            "Pipeline", "CZeroMQ", "CSodium", "CSupport",
+            "Basics", "Engine", "Compression", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
-        .target(name: "Reports", dependencies: ["Sweep", "Pipeline", "Imaging", "ModelInterop"]),
+        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
+            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
-        .testTarget(name: "CLITests", dependencies: ["Pipeline"]),
-        .testTarget(name: "ModelInteropTests", dependencies: ["ModelInterop", "Compression"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Engine", "Imaging", "Compression", "Pipeline"]),
+        .testTarget(name: "SweepTests", dependencies: ["Basics", "Pipeline", "Sweep"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
+        // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
+        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
+        .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import Basics
 import Compression
 import Engine
 import Foundation
@@ -59,9 +60,7 @@ public enum CompressJob {
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
-        let (baseline, metadata) = try ModelFile.load(path: baselinePath)
-        let trainSpec = try trainingSettings(of: baseline, metadata: metadata, data: spec.data, path: baselinePath)
-        if let given = spec.data { try given.checkChannels(matching: baseline.config.inputChannels) }
+        let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath, data: spec.data)
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
         events(.note("data: \(source.description); \(data.summary)"))
@@ -95,7 +94,7 @@ public enum CompressJob {
         if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = String(decoding: try JSONEncoder().encode(trainSpec), as: UTF8.self) }
         extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
         try model.save(to: outDir + "/" + modelFile, metadata: extra)
-        try AtomicFile.write(layersCSV(summary), to: outDir + "/" + layersFile)
+        try layersCSV(summary).write(to: outDir + "/" + layersFile)
         try OutputFiles.writeHistory(outcome?.history ?? [], to: outDir + "/" + historyFile)
         func recovery(_ after: Double, _ base: Double) -> Double { base > 0 ? 100 * after / base : 0 }
         let result = CompressResult(
@@ -109,12 +108,14 @@ public enum CompressJob {
         return result
     }
 
-    /// The baseline's training settings (data, split, image size, batch size) from its metadata; for a
-    /// model ranksweep did not train (a Keras file), defaults with the given data and the model's
-    /// recorded input size (128 when unknown).
-    static func trainingSettings(of model: UNet, metadata: [String: String], data: DataSource?, path: String) throws -> TrainSpec {
-        if let json = metadata[TrainJob.specKey], let spec = try? JSONDecoder().decode(TrainSpec.self, from: Data(json.utf8)) {
-            return spec
+    /// Loads a baseline with the training settings it records (data, split, image size), and checks
+    /// that images can be fed to it: everything `run` needs before any work starts. A model ranksweep
+    /// did not train (a Keras file) records none: it takes `data` and the input size in its Keras
+    /// config (128 when unknown), with the default training settings.
+    public static func loadBaseline(path: String, data: DataSource? = nil) throws -> (model: UNet, metadata: [String: String], training: TrainSpec) {
+        let (baseline, metadata) = try ModelFile.load(path: path)
+        if let json = metadata[TrainJob.specKey], let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(json.utf8)) {
+            return (baseline, metadata, trainSpec)
         }
         guard metadata[ModelFile.sourceKey] != nil, let data else {
             throw ModelFileError(path: path, reason: metadata[ModelFile.sourceKey] == nil
@@ -122,19 +123,19 @@ public enum CompressJob {
                 : "a model ranksweep did not train has no data of its own: give the data (--data-root)")
         }
         let size = metadata[ModelFile.imageSizeKey].flatMap(Int.init) ?? 128
-        return TrainSpec(data: data, imageSize: size, model: model.config)
+        return (baseline, metadata, TrainSpec(data: data, imageSize: size, model: baseline.config))
     }
 
     /// One row per convolution: what was decided and what it cost or saved.
-    static func layersCSV(_ summary: CompressionSummary) -> String {
-        var lines = ["layer,kernel_shape,full_rank,break_even_rank,rank,energy_kept,params_before,params_after,flops_before,flops_after,factorised,skip_reason"]
+    static func layersCSV(_ summary: CompressionSummary) -> CSVTable {
+        var table = CSVTable(header: ["layer", "kernel_shape", "full_rank", "break_even_rank", "rank", "energy_kept", "params_before",
+                                      "params_after", "flops_before", "flops_after", "factorised", "skip_reason"])
         for d in summary.layers {
-            let shape = d.kernelShape.map(String.init).joined(separator: "x")
-            lines.append([d.name, shape, String(d.fullRank), String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "",
-                          String(format: "%.6f", d.energyKept), String(d.parametersBefore), String(d.parametersAfter),
-                          String(d.flopsBefore), String(d.flopsAfter), d.factorised ? "yes" : "no",
-                          "\"\(d.skipReasonText.replacingOccurrences(of: "\"", with: "'"))\""].joined(separator: ","))
+            table.append([d.name, d.kernelShape.map(String.init).joined(separator: "x"), String(d.fullRank),
+                          String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "", String(format: "%.6f", d.energyKept),
+                          String(d.parametersBefore), String(d.parametersAfter), String(d.flopsBefore), String(d.flopsAfter),
+                          d.factorised ? "yes" : "no", d.skipReasonText])
         }
-        return lines.joined(separator: "\n") + "\n"
+        return table
     }
 }

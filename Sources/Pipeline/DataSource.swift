@@ -37,24 +37,16 @@ public struct DataSource: Codable, Sendable, Equatable {
 }
 
 extension DataSource {
-    /// For data brought to an existing model: the folder's images must have the model's channels
-    /// (gray for 1, colour for 3). Training converts on purpose (`--channels`); reusing a model on
-    /// data of the other kind is almost always a mistake, so it is an error naming a file.
-    public func checkChannels(matching model: Int) throws {
-        guard let root else { return }
-        let index = try DatasetLoader.scan(root: root)
-        guard let first = (index.train + index.val + index.test).first else { return }
-        let path = index.root + "/" + first.image
-        let stored = try PNGCodec.info(path: path).channels
-        let colour = stored >= 3 ? 3 : 1
-        if colour != model {
-            throw DataChannelsError(description: "\(path): images are \(colour == 3 ? "colour (RGB)" : "gray") but the model takes \(model) channel\(model == 1 ? "" : "s") (\(model == 3 ? "RGB" : "gray"))")
+    /// The channels the images themselves have: 1 when every image is gray (with or without
+    /// alpha), else 3. The synthetic set is colour. Reads file headers only.
+    public func storedChannels() throws -> Int {
+        guard let root else { return 3 }
+        let index = try DatasetLoader.scan(root: root, seed: splitSeed)
+        for pair in index.train + index.val + index.test {
+            if try PNGCodec.info(path: index.root + "/" + pair.image).channels >= 3 { return 3 }
         }
+        return 1
     }
-}
-
-public struct DataChannelsError: Error, CustomStringConvertible {
-    public let description: String
 }
 
 /// Assembles NHWC batches from samples.

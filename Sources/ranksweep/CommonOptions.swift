@@ -1,17 +1,18 @@
 import ArgumentParser
+import Basics
 import Engine
 import Pipeline
 
 /// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
 struct DataOptions: ParsableArguments {
-    @Option(name: [.customLong("data-root"), .customLong("data_root")],
+    @Option(name: .customLong("data-root"),
             help: "Folder with images/ and masks/ (or train|val|test/{images,masks}). Default: the built-in synthetic set.")
     var dataRoot: String?
 
-    @Option(name: [.customLong("synthetic-count"), .customLong("synthetic_count")], help: "Images in the synthetic set.")
+    @Option(name: .customLong("synthetic-count"), help: "Images in the synthetic set.")
     var syntheticCount = 200
 
-    @Option(name: [.customLong("split-seed"), .customLong("split_seed")], help: "Seed of the train/val/test split.")
+    @Option(name: .customLong("split-seed"), help: "Seed of the train/val/test split.")
     var splitSeed: UInt64 = 42
 
     func validate() throws {
@@ -19,7 +20,7 @@ struct DataOptions: ParsableArguments {
     }
 
     var source: DataSource {
-        DataSource(root: dataRoot, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
+        DataSource(root: dataRoot.map { UserPath.absolute($0) }, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
     }
 }
 
@@ -33,16 +34,28 @@ struct ThreadOptions: ParsableArguments {
     func apply() { if let threads { BLAS.setThreads(threads) } }
 }
 
-/// Renders training events for a person: a bar per epoch on a terminal, lines otherwise.
-func trainingEventPrinter(_ progress: TerminalProgress, label: String = "epoch") -> (TrainingEvent) -> Void {
+/// Renders training events for a person through the one progress display: a bar per epoch with
+/// the epoch's ETA and the whole run's (to the last epoch; early stopping may end it sooner).
+func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") -> (TrainingEvent) -> Void {
     var epochs = 0
+    var stepsPerEpoch = 1
+    var trainingETA = ETAEstimator()
+    var epochETA = ETAEstimator()
+    var currentEpoch = 0
     return { event in
         switch event {
         case let .started(total, steps, trainImages, valImages, momentum):
             epochs = total
+            stepsPerEpoch = max(1, steps)
+            trainingETA = ETAEstimator()
             progress.line("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
         case let .step(epoch, step, steps, loss):
-            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps, detail: String(format: "loss %.4f", loss))
+            if epoch != currentEpoch { currentEpoch = epoch; epochETA = ETAEstimator() }
+            let stepsDone = Double((epoch - 1) * stepsPerEpoch + step)
+            let all = trainingETA.secondsLeft(done: stepsDone, total: Double(epochs * stepsPerEpoch))
+            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps,
+                            eta: epochETA.secondsLeft(done: Double(step), total: Double(steps)),
+                            detail: (all.map { "(all epochs: \(formatDuration($0)))  " } ?? "") + String(format: "loss %.4f", loss))
         case let .epochFinished(r):
             progress.line(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
                                  r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))

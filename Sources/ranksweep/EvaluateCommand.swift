@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Engine
 import Foundation
 import Imaging
@@ -9,12 +10,13 @@ import Pipeline
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Score a model on a data split; optionally write PNG overlays.")
 
-    @Option(name: [.customLong("model"), .customLong("model-path"), .customLong("model_path")], help: "Model file (baseline or compressed; or a Keras .keras/.h5/.weights.h5).") var model: String
-    @Option(name: [.customLong("data-root"), .customLong("data_root")], help: "Data folder (default: the model's own data and split).") var dataRoot: String?
+    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Model file (baseline or compressed; or a Keras .keras/.h5/.weights.h5).") var model: String
+    @Option(name: .customLong("data-root"), help: "Data folder (default: the model's own data and split).") var dataRoot: String?
     @Option(help: "train, val or test.") var split = "test"
-    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Batch size.") var batchSize = 8
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 8
     @Option(help: "Write image | truth | prediction overlays (PNG) into this folder.") var overlays: String?
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard ["train", "val", "test"].contains(split) else { throw ValidationError("--split must be train, val or test, got '\(split)'") }
@@ -22,14 +24,16 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         threads.apply()
+        let model = UserPath.absolute(model)
         let (net, metadata) = try ModelFile.load(path: model)
         let trainSpec = metadata[TrainJob.specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)) }
         let recordedSize = metadata[ModelFile.imageSizeKey].flatMap(Int.init)   // a Keras model's input size
         guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? recordedSize ?? 128 : nil) else {
             throw ValidationError("\(model): no training settings in its metadata; give --data-root")
         }
-        let source = dataRoot.map { DataSource(root: $0, splitSeed: trainSpec?.data.splitSeed ?? 42) } ?? trainSpec!.data
+        let source = dataRoot.map { DataSource(root: UserPath.absolute($0), splitSeed: trainSpec?.data.splitSeed ?? 42) } ?? trainSpec!.data
         let data = try source.load(imageSize: imageSize, channels: net.config.inputChannels)
         let samples = split == "train" ? data.train : split == "val" ? data.val : data.test
         let r = Evaluation.evaluate(net, on: samples, batchSize: batchSize)

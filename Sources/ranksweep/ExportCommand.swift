@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Engine
 import Foundation
 import ModelInterop
@@ -24,6 +25,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
+        let model = UserPath.absolute(model), onnx = UserPath.absolute(onnx), sampleOut = sampleOut.map { UserPath.absolute($0) }
         let (net, metadata) = try ModelFile.load(path: model)
         let written = try ONNXExport.write(net, metadata: metadata, to: onnx)
         print("\(onnx): opset \(ONNXExport.opset), \(written.nodes) nodes, \(written.initializers) initializers holding \(written.initializerElements) parameters (the model has \(net.parameterCount)), \(written.bytes) bytes")

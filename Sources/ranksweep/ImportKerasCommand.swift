@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Engine
 import ModelInterop
 
@@ -18,6 +19,7 @@ struct ImportKeras: ParsableCommand {
     @Option(name: [.customLong("out")], help: "Output model file (safetensors).") var out: String
 
     func run() throws {
+        let file = UserPath.absolute(file), out = UserPath.absolute(out)
         let model = try ModelFile.importKeras(path: file, to: out)
         let c = model.config
         print("\(file): U-Net depth \(c.depth), base filters \(c.baseFilters), \(c.inputChannels) input channel\(c.inputChannels == 1 ? "" : "s"), \(model.parameterCount) parameters -> \(out)")

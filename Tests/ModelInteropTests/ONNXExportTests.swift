@@ -221,9 +221,13 @@ final class ONNXExportTests: XCTestCase {
 
     /// A failed write leaves nothing behind and names the file.
     func testUnwritablePathIsAnError() throws {
-        let path = "/nonexistent-ranksweep-dir/model.onnx"
+        let dir = try temporaryDirectory("onnx-unwritable")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("a file, not a folder".utf8).write(to: URL(fileURLWithPath: dir + "/file"))
+        let path = dir + "/file/model.onnx"
         XCTAssertThrowsError(try ONNXExport.write(smallModel(), to: path)) { error in
-            XCTAssertTrue("\(error)".hasPrefix(path), "\(error)")
+            XCTAssertTrue("\(error)".contains(dir + "/file"), "\(error)")
         }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["file"], "nothing half written")
     }
 }
