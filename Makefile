@@ -24,11 +24,12 @@ test: deps
 bench: build
 	.build/release/ranksweep bench engine
 
-# TensorFlow (CPU, 2.21.0: the version the golden fixtures came from) in a virtual environment of its own, for `bench`.
+# TensorFlow (CPU, 2.21.0: the version the golden fixtures came from) and tf-keras (Keras 2) in a virtual
+# environment of its own, for `bench` and scripts/make-keras-fixtures.py.
 TF_VENV ?= $(HOME)/.cache/ranksweep/tf-venv
 tensorflow:
 	@test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)
-	$(TF_VENV)/bin/pip install -q tensorflow-cpu==2.21.0
+	$(TF_VENV)/bin/pip install -q tensorflow-cpu==2.21.0 tf-keras==2.21.0
 
 # ONNX export checked against onnxruntime (PyPI, in a virtual environment of its own): a baseline,
 # a compressed model and a Keras fixture, within 1e-4. Built with the test flags so that after

@@ -12,7 +12,10 @@ Two models with the reference architecture (see README "Keras models in"), depth
 Each is saved three ways: NAME.keras, NAME.h5 (legacy full model) and NAME.weights.h5.
 BatchNorm statistics and all biases get seeded random values so that every weight matters.
 io.safetensors holds, per model, the input `NAME.x` (2,16,16,C) and Keras's inference output
-`NAME.out` (2,16,16,1). Models that do not fit ranksweep's U-Net, for the error tests:
+`NAME.out` (2,16,16,1).
+  keras2-named.h5: Keras 2 (tf_keras) legacy .h5, reference names with levels numbered from 1
+         (enc1 ... enc2, up1, up2), 3 input channels, base 2, depth 2; its I/O is `keras2.x`/`keras2.out`.
+Models that do not fit ranksweep's U-Net, for the error tests:
   misfit-dropout.keras (a Dropout after the bottleneck), misfit-kernel5.h5 (5x5 first convolution),
   misfit-extra-conv.weights.h5 (an extra 3x3 convolution before the head; weights only, no config).
 """
@@ -25,14 +28,24 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
-from keras import layers  # noqa: E402
 
 
-def build_unet(channels, base, depth, size, named, first_kernel=3, dropout=False, extra_conv=False):
+def build_unet(channels, base, depth, size, named, first_kernel=3, dropout=False, extra_conv=False,
+               keras=keras, first_level=0):
     """The reference U-Net: (Conv 3x3 -> BN -> ReLU) x 2 per block, MaxPool, Conv2DTranspose 2x2/2,
-    concatenate [upsampled, skip], head Conv 1x1 sigmoid."""
+    concatenate [upsampled, skip], head Conv 1x1 sigmoid. `keras` is Keras 3 or tf_keras (Keras 2);
+    `first_level` 1 numbers the levels enc1 ... encD, as some scripts do."""
+    layers = keras.layers
+
     def n(name):
-        return name if named else None
+        if not named:
+            return None
+        for prefix in ("enc", "dec", "up", "pool", "concat"):
+            if name.startswith(prefix) and name[len(prefix)].isdigit():
+                rest = name[len(prefix):]
+                digits = len(rest) - len(rest.lstrip("0123456789"))
+                return f"{prefix}{int(rest[:digits]) + first_level}{rest[digits:]}"
+        return name
 
     def block(x, filters, prefix, kernel=3):
         for i in (1, 2):
@@ -64,11 +77,12 @@ def build_unet(channels, base, depth, size, named, first_kernel=3, dropout=False
 def randomise(model, rng):
     """Non-trivial values for every weight Keras would leave at 0 or 1."""
     for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
+        kind = type(layer).__name__
+        if kind == "BatchNormalization":
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c),
                                rng.uniform(-0.2, 0.2, c), rng.uniform(0.5, 2.0, c)])
-        elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+        elif kind in ("Conv2D", "Conv2DTranspose"):
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, rng.uniform(-0.2, 0.2, bias.shape)])
 
@@ -103,6 +117,16 @@ def main():
         model.save(os.path.join(out, f"{style}.keras"))
         model.save(os.path.join(out, f"{style}.h5"))
         model.save_weights(os.path.join(out, f"{style}.weights.h5"))
+    # Keras 2 (tf_keras): a legacy .h5 as TensorFlow 2.15 and older wrote them (weights named
+    # `kernel:0`, Keras 2 config), with levels numbered from 1.
+    import tf_keras
+    tf_keras.backend.clear_session()
+    model = build_unet(3, 2, depth=2, size=16, named=True, keras=tf_keras, first_level=1)
+    randomise(model, rng)
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    io["keras2.x"] = x
+    io["keras2.out"] = np.asarray(model(x, training=False))
+    model.save(os.path.join(out, "keras2-named.h5"))
     write_safetensors(io, os.path.join(out, "io.safetensors"))
 
     keras.backend.clear_session()

@@ -44,6 +44,17 @@ final class KerasImportTests: XCTestCase {
         }
     }
 
+    /// A Keras 2 legacy .h5 (tf_keras: `kernel:0` weight names, Keras 2 config, levels named from 1).
+    func testKeras2LegacyH5MatchesKerasOutputs() throws {
+        let io = try SafeTensors.read(path: kerasFixtures + "/io.safetensors").tensors
+        let path = kerasFixtures + "/keras2-named.h5"
+        let (model, _) = try ModelFile.load(path: path)
+        XCTAssertEqual(model.config, UNetConfig(inputChannels: 3, baseFilters: 2, depth: 2))
+        let difference = maxAbsoluteDifference(model.forward(try XCTUnwrap(io["keras2.x"]), training: false), try XCTUnwrap(io["keras2.out"]))
+        print("keras import keras2-named.h5: max |ranksweep - keras| = \(difference)")
+        XCTAssertLessThan(difference, 1e-5)
+    }
+
     /// The files with a config record the input size they were built for; weights-only files cannot.
     func testImageSizeFromConfig() throws {
         XCTAssertEqual(try ModelFile.load(path: kerasFixtures + "/named.keras").metadata[ModelFile.imageSizeKey], "16")
