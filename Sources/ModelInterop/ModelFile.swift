@@ -18,11 +18,18 @@ public enum ModelFile {
     enum Content { case safetensors, hdf5, zip }
 
     static func content(of path: String) throws -> Content {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ModelFileError(path: path, reason: "cannot read file")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelFileError(path: path, reason: "cannot read file (no such file)")
         }
-        let head = [UInt8](handle.readData(ofLength: 8))
-        try? handle.close()
+        guard !isDirectory.boolValue else { throw ModelFileError(path: path, reason: "a folder, not a model file") }
+        // The throwing read: `readData(ofLength:)` traps on errors.
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ModelFileError(path: path, reason: "cannot read file") }
+        defer { try? handle.close() }
+        let head: [UInt8]
+        do { head = [UInt8](try handle.read(upToCount: 8) ?? Data()) } catch {
+            throw ModelFileError(path: path, reason: "cannot read file (\(error.localizedDescription))")
+        }
         if head.starts(with: HDF5File.signature) { return .hdf5 }
         if head.starts(with: ZipArchive.signature) { return .zip }
         return .safetensors

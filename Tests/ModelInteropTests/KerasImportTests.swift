@@ -142,6 +142,7 @@ final class KerasImportTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ModelFile.load(path: dir + "/missing.keras")) { XCTAssertTrue("\($0)".contains("cannot read")) }
+        XCTAssertThrowsError(try ModelFile.load(path: dir)) { XCTAssertEqual("\($0)", dir + ": a folder, not a model file") }
     }
 
     func testKerasClassNamesToGroupNames() {
