@@ -20,14 +20,20 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .target(name: "CSupport"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
+        // JPEG reading/writing over libjpeg-turbo (its longjmp error handling stays in C).
+        .target(name: "CJPEGSupport", dependencies: ["CJPEG"]),
+        // TIFF reading/writing over libtiff, with per-file error handlers.
+        .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["CBLAS", "CSupport"]),
-        // PNG codec, dataset folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport"]),
+        // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
+        .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).

@@ -13,6 +13,9 @@ public struct DataSource: Codable, Sendable, Equatable {
     /// Fractions held out for validation and test (when the folder is not already split).
     public var validationFraction: Double
     public var testFraction: Double
+    /// How the folder's images and masks are found and binarised (nil: the defaults); travels in
+    /// job specs so every worker reads the data the same way.
+    public var datasetOptions: DatasetOptions?
 
     public init(root: String? = nil, syntheticCount: Int = 200, syntheticSeed: UInt64 = 1, splitSeed: UInt64 = 42,
                 validationFraction: Double = 0.1, testFraction: Double = 0.1) {
@@ -32,7 +35,8 @@ public struct DataSource: Codable, Sendable, Equatable {
     public func load(imageSize: Int, channels: Int) throws -> LoadedDataset {
         let folder = try root ?? SyntheticDataset.cachedDefault(count: syntheticCount, size: imageSize, seed: syntheticSeed)
         let fractions = SplitFractions(train: 1 - validationFraction - testFraction, val: validationFraction, test: testFraction)
-        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed)
+        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed,
+                                      options: datasetOptions ?? DatasetOptions())
     }
 }
 
@@ -42,10 +46,10 @@ extension DataSource {
     /// data of the other kind is almost always a mistake, so it is an error naming a file.
     public func checkChannels(matching model: Int) throws {
         guard let root else { return }
-        let index = try DatasetLoader.scan(root: root)
+        let index = try DatasetLoader.scan(root: root, options: datasetOptions ?? DatasetOptions())
         guard let first = (index.train + index.val + index.test).first else { return }
         let path = index.root + "/" + first.image
-        let stored = try PNGCodec.info(path: path).channels
+        let stored = try ImageDecoder.info(path: path).channels
         let colour = stored >= 3 ? 3 : 1
         if colour != model {
             throw DataChannelsError(description: "\(path): images are \(colour == 3 ? "colour (RGB)" : "gray") but the model takes \(model) channel\(model == 1 ? "" : "s") (\(model == 3 ? "RGB" : "gray"))")
