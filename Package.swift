@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
-        .testTarget(name: "CLITests", dependencies: ["Pipeline"]),
+        .testTarget(name: "CLITests", dependencies: ["Pipeline", "Imaging"]),
     ],
     swiftLanguageModes: [.v6]
 )
