@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Engine", "Imaging", "Compression"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
-            "Pipeline", "CZeroMQ", "CSodium", "CSupport",
+            "Pipeline", "Imaging", "CZeroMQ", "CSodium", "CSupport",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Imaging"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
         .testTarget(name: "CLITests", dependencies: ["Pipeline", "Imaging"]),
     ],

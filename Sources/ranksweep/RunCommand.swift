@@ -1,6 +1,7 @@
 import ArgumentParser
 import CSupport
 import Foundation
+import Imaging
 import Sweep
 
 struct RunCommand: ParsableCommand {
@@ -26,6 +27,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Baseline training epochs.") var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
     @Option(name: .customLong("data-root"), help: "Dataset folder (default: synthetic).") var dataRoot: String?
+    @OptionGroup var layout: DatasetLayoutOptions
     @Option(help: "Existing baseline model (skips training).") var model: String?
     @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
 
@@ -52,6 +54,7 @@ struct RunCommand: ParsableCommand {
             if let e = epochs { spec.training.epochs = e }
             if let b = batchSize { spec.training.batchSize = b }
             if let d = dataRoot { spec.dataRoot = d; spec.synthetic = nil }
+            if layout.options != DatasetOptions() { spec.datasetOptions = layout.options }
             if let m = model { spec.baselineModel = m }
             if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }
             if let t = jobTimeout { spec.jobTimeout = t }
