@@ -35,7 +35,7 @@ static void cjpegs_fail_with_library_message(j_common_ptr cinfo) {
     (*cinfo->err->format_message)(cinfo, buffer);
     char full[JMSG_LENGTH_MAX + 64];
     snprintf(full, sizeof full, "%s (libjpeg: %s)",
-             cinfo->is_decompressor ? "corrupt JPEG data" : "cannot encode JPEG", buffer);
+             cinfo->is_decompressor ? "cannot decode JPEG" : "cannot encode JPEG", buffer);
     cjpegs_set_error(ctx, full);
     longjmp(ctx->jump, 1);
 }

@@ -100,12 +100,12 @@ final class ImageDecoderTests: XCTestCase {
         let middle = (markerAt(0xDA) + jpeg.count) / 2   // halfway through the scan data
         marker[middle] = 0xFF
         marker[middle + 1] = 0xC4
-        cases.append(("marker.jpg", marker, "corrupt JPEG data"))
+        cases.append(("marker.jpg", marker, "cannot decode JPEG (libjpeg: Corrupt JPEG data"))
         var noRows = jpeg
         let sof = markerAt(0xC0)
         noRows[sof + 5] = 0
         noRows[sof + 6] = 0
-        cases.append(("no-rows.jpg", noRows, "corrupt JPEG data"))
+        cases.append(("no-rows.jpg", noRows, "cannot decode JPEG (libjpeg: "))
         for (name, bytes, expected) in cases {
             let path = "\(dir)/\(name)"
             touch(path, bytes)
