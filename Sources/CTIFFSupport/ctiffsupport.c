@@ -27,7 +27,7 @@ static int ctiffs_on_error(TIFF *tif, void *user_data, const char *module, const
     char text[320];
     vsnprintf(text, sizeof text, fmt, ap);
     char full[400];
-    snprintf(full, sizeof full, "corrupt or unsupported TIFF data (libtiff %s: %s)", module ? module : "", text);
+    snprintf(full, sizeof full, "cannot decode TIFF (libtiff %s: %s)", module ? module : "", text);
     ctiffs_set_error(e, full);
     return 1;
 }
