@@ -117,9 +117,9 @@ enum DatasetLayouts {
             let images = options.imagesDir ?? "images", masks = options.masksDir ?? "masks"
             var scan = PartScan(kind: .explicit)
             if normalisedFolder(images) == normalisedFolder(masks) {
-                try matchBeside(root: root, folder: prefix + normalisedFolder(images), suffix: options.maskSuffix ?? besideSuffix, into: &scan)
+                try matchBeside(root: root, folder: inPart(prefix, normalisedFolder(images)), suffix: options.maskSuffix ?? besideSuffix, into: &scan)
             } else {
-                try matchFolders(root: root, images: prefix + normalisedFolder(images), masks: prefix + normalisedFolder(masks),
+                try matchFolders(root: root, images: inPart(prefix, normalisedFolder(images)), masks: inPart(prefix, normalisedFolder(masks)),
                                  suffixes: suffixes(options), into: &scan)
             }
             return scan
@@ -139,16 +139,16 @@ enum DatasetLayouts {
             return try scanDSB(root: root, prefix: prefix, folders: folders)
         }
         let suffix = options.maskSuffix ?? besideSuffix
-        let besideMasks = try folders.contains { folder in
-            try FileManager.default.contentsOfDirectory(atPath: here + folder).contains { name in
-                let stem = (name as NSString).deletingPathExtension
-                return maskBase(stem, suffix: suffix) != nil && ImageFormat.fileExtensions.contains((name as NSString).pathExtension.lowercased())
-            }
+        if folders.isEmpty, try holdsMasksBeside(String(here.dropLast()), suffix: suffix) {
+            // One folder of name.png beside name_mask.png: a BUSI class folder on its own.
+            var scan = PartScan(kind: .busi)
+            try matchBeside(root: root, folder: String(prefix.dropLast()), suffix: suffix, into: &scan)
+            return scan
         }
-        if besideMasks {
+        if try folders.contains(where: { try holdsMasksBeside(here + $0, suffix: suffix) }) {
             var scan = PartScan(kind: .busi)
             try checkOnlyFolders(root: root, prefix: prefix, expected: "BUSI: class folders holding name.png beside name_mask.png", into: &scan)
-            for folder in folders { try matchBeside(root: root, folder: prefix + folder, suffix: suffix, into: &scan) }
+            for folder in folders { try matchBeside(root: root, folder: inPart(prefix, folder), suffix: suffix, into: &scan) }
             return scan
         }
         throw DatasetError.unrecognisedLayout(root: String(here.dropLast()))
@@ -205,24 +205,24 @@ enum DatasetLayouts {
             }.first
             guard let (base, suffix) = match else { orphans.append(file); continue }
             if let other = maskOf[base] {
-                throw DatasetError.ambiguousMask(image: "\(root)/\(imagesFolder)/\(images[base]!)",
-                                                 masks: [other.file, file].sorted().map { "\(root)/\(masksFolder)/\($0)" })
+                throw DatasetError.ambiguousMask(image: root + "/" + joined(imagesFolder, images[base]!),
+                                                 masks: [other.file, file].sorted().map { root + "/" + joined(masksFolder, $0) })
             }
             maskOf[base] = (file, suffix)
         }
         for (stem, file) in images.sorted(by: { $0.key < $1.key }) {
             guard let mask = maskOf[stem] else {
-                scan.unmatched.append(imageWithoutMask(root: root, image: "\(imagesFolder)/\(file)",
+                scan.unmatched.append(imageWithoutMask(root: root, image: joined(imagesFolder, file),
                                                        looked: pattern(folder: masksFolder, stem: stem, suffixes: suffixes)))
                 continue
             }
-            scan.pairs.append(ImageMaskPair(name: stem, image: "\(imagesFolder)/\(file)", masks: ["\(masksFolder)/\(mask.file)"]))
+            scan.pairs.append(ImageMaskPair(name: stem, image: joined(imagesFolder, file), masks: [joined(masksFolder, mask.file)]))
             scan.matching[mask.suffix.isEmpty ? "same stem" : "stem + \(mask.suffix)", default: 0] += 1
         }
         for file in orphans {
             let stem = (file as NSString).deletingPathExtension
             let bases = Set(suffixes.filter { stem.hasSuffix($0) }.map { String(stem.dropLast($0.count)) })
-            scan.unmatched.append(maskWithoutImage(root: root, mask: "\(masksFolder)/\(file)",
+            scan.unmatched.append(maskWithoutImage(root: root, mask: joined(masksFolder, file),
                                                    looked: bases.sorted().map { pattern(folder: imagesFolder, stem: $0, suffixes: [""]) }.joined(separator: " or ")))
         }
     }
@@ -230,8 +230,8 @@ enum DatasetLayouts {
     /// Pairs images and masks that sit side by side in one folder (BUSI): `X.png` with `X<suffix>.png`
     /// and further instance masks `X<suffix>_1.png`, `X<suffix>_2.png`... (united).
     static func matchBeside(root: String, folder: String, suffix: String, into scan: inout PartScan) throws {
-        guard DatasetLoader.isDirectory(root + "/" + folder) else {
-            throw DatasetError.missingFolder(path: root + "/" + folder, expected: "expected a folder of images with their masks beside them")
+        guard DatasetLoader.isDirectory(joined(root, folder)) else {
+            throw DatasetError.missingFolder(path: joined(root, folder), expected: "expected a folder of images with their masks beside them")
         }
         let files = try listImages(root: root, folder: folder, into: &scan)
         var images: [String: String] = [:], masks: [String: [String]] = [:]
@@ -240,23 +240,31 @@ enum DatasetLayouts {
         }
         for (stem, file) in images.sorted(by: { $0.key < $1.key }) {
             guard let found = masks.removeValue(forKey: stem) else {
-                scan.unmatched.append(imageWithoutMask(root: root, image: "\(folder)/\(file)",
+                scan.unmatched.append(imageWithoutMask(root: root, image: joined(folder, file),
                                                        looked: pattern(folder: folder, stem: stem, suffixes: [suffix])))
                 continue
             }
             // X_mask before X_mask_1 before X_mask_2... before X_mask_10.
             let ordered = found.sorted { instanceNumber($0, suffix: suffix) < instanceNumber($1, suffix: suffix) }
-            scan.pairs.append(ImageMaskPair(name: stem, image: "\(folder)/\(file)", masks: ordered.map { "\(folder)/\($0)" }))
+            scan.pairs.append(ImageMaskPair(name: stem, image: joined(folder, file), masks: ordered.map { joined(folder, $0) }))
             scan.matching[found.count == 1 ? "stem + \(suffix) beside the image" : "stem + \(suffix), \(suffix)_N beside the image (instance masks united)", default: 0] += 1
         }
         for (base, files) in masks.sorted(by: { $0.key < $1.key }) {
             for file in files.sorted() {
-                scan.unmatched.append(maskWithoutImage(root: root, mask: "\(folder)/\(file)", looked: pattern(folder: folder, stem: base, suffixes: [""])))
+                scan.unmatched.append(maskWithoutImage(root: root, mask: joined(folder, file), looked: pattern(folder: folder, stem: base, suffixes: [""])))
             }
         }
     }
 
     // MARK: - Helpers
+
+    /// Whether `path` holds an image file named like a mask beside its image (`X_mask.png`).
+    private static func holdsMasksBeside(_ path: String, suffix: String) throws -> Bool {
+        try names(path).contains { name in
+            maskBase((name as NSString).deletingPathExtension, suffix: suffix) != nil
+                && ImageFormat.fileExtensions.contains((name as NSString).pathExtension.lowercased())
+        }
+    }
 
     private static func suffixes(_ options: DatasetOptions) -> [String] {
         options.maskSuffix.map { [$0] } ?? defaultSuffixes
@@ -282,7 +290,7 @@ enum DatasetLayouts {
     /// "masks/X{,_mask,_segmentation}.{png,jpg,jpeg,tif,tiff}".
     private static func pattern(folder: String, stem: String, suffixes: [String]) -> String {
         let names = suffixes.count == 1 ? stem + suffixes[0] : stem + "{" + suffixes.joined(separator: ",") + "}"
-        return "\(folder)/\(names).{png,jpg,jpeg,tif,tiff}"
+        return joined(folder, names) + ".{png,jpg,jpeg,tif,tiff}"
     }
 
     private static func imageWithoutMask(root: String, image: String, looked: String) -> Unmatched {
@@ -294,6 +302,14 @@ enum DatasetLayouts {
         Unmatched(error: .maskWithoutImage(mask: root + "/" + mask, expected: looked),
                   skipped: SkippedFile(path: mask, reason: "mask without an image (looked for \(looked))"), isImage: false)
     }
+
+    /// `folder/name`, or `name` for the empty folder (the root itself).
+    static func joined(_ folder: String, _ name: String) -> String {
+        folder.isEmpty ? name : name.isEmpty ? folder : folder + "/" + name
+    }
+
+    /// `folder` inside the part `prefix` ("" or "train/"), without a trailing slash.
+    private static func inPart(_ prefix: String, _ folder: String) -> String { joined(String(prefix.dropLast()), folder) }
 
     private static func normalisedFolder(_ folder: String) -> String {
         folder.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
@@ -328,13 +344,13 @@ enum DatasetLayouts {
     /// The image files of `folder` (relative to the root) by stem; notes go to `scan.ignored`.
     /// Throws for an empty folder, a sub-folder, another kind of file, or two images sharing a stem.
     static func listImages(root: String, folder: String, into scan: inout PartScan) throws -> [String: String] {
-        let path = root + "/" + folder
+        let path = joined(root, folder)
         var byStem: [String: String] = [:]
         for name in try names(path) {
             let full = path + "/" + name
             if DatasetLoader.isDirectory(full) { throw DatasetError.unexpectedFolder(path: full) }
             let ext = (name as NSString).pathExtension.lowercased()
-            if DatasetLoader.noteExtensions.contains(ext) { scan.ignored.append(folder + "/" + name); continue }
+            if DatasetLoader.noteExtensions.contains(ext) { scan.ignored.append(joined(folder, name)); continue }
             guard ImageFormat.fileExtensions.contains(ext) else { throw DatasetError.notAnImage(path: full) }
             let stem = (name as NSString).deletingPathExtension
             if let first = byStem[stem] { throw DatasetError.duplicateStem(first: path + "/" + first, second: full) }

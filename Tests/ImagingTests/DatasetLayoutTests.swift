@@ -201,6 +201,22 @@ final class DatasetLayoutTests: XCTestCase {
         XCTAssertTrue(thrownDescription { _ = try self.load(DatasetOptions(maskThreshold: 255)) }.hasPrefix("--mask-threshold must be in 0...254"))
     }
 
+    /// Images with their masks beside them directly in the root (one BUSI class folder on its own),
+    /// found automatically or named as `--images-dir . --masks-dir .`; paths stay relative.
+    func testMasksBesideImagesInTheRootItself() throws {
+        for i in 0..<3 {
+            try writeImage(imageFor(i), to: "\(root)/case \(i).png")
+            try writeImage(maskFor(i), to: "\(root)/case \(i)_mask.png")
+        }
+        let auto = try load()
+        XCTAssertEqual(auto.index.kind, .busi)
+        XCTAssertEqual(auto.index.files, ["case 0.png", "case 0_mask.png", "case 1.png", "case 1_mask.png", "case 2.png", "case 2_mask.png"])
+        XCTAssertEqual(allSamples(auto)["case 1"]!.mask.storage, maskFor(1).storage)
+        let named = try load(DatasetOptions(imagesDir: ".", masksDir: "."))
+        XCTAssertEqual(named.index.kind, .explicit)
+        XCTAssertEqual(named.index.files, auto.index.files)
+    }
+
     func testUnmatchedFilesStopOrAreSkippedAndCounted() throws {
         for i in 0..<4 {
             try writeImage(imageFor(i), to: "\(root)/images/c\(i).jpg")
