@@ -24,7 +24,7 @@ test: deps
 bench: build
 	.build/release/ranksweep bench engine
 
-# TensorFlow (CPU, the version of ANCHORS.md) in a virtual environment of its own, for `bench`.
+# TensorFlow (CPU, 2.21.0: the version the golden fixtures came from) in a virtual environment of its own, for `bench`.
 TF_VENV ?= $(HOME)/.cache/ranksweep/tf-venv
 tensorflow:
 	@test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)

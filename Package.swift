@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
-// The module map of ranksweep (see ../shared/DESIGN.md):
-//   C system libraries -> Engine -> Imaging, Compression -> Pipeline -> Sweep, Reports -> ranksweep (CLI)
+// The module map of ranksweep. Dependencies point one way, upwards:
+//   C system libraries, Basics -> Engine -> Imaging, Compression -> Pipeline -> Sweep -> Reports -> ranksweep (CLI)
+// Every target lists every module it imports.
 import PackageDescription
 
 let package = Package(
@@ -22,7 +23,11 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
+        // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
+        // log, the clock, the progress display.
+        .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
         // JPEG reading/writing over libjpeg-turbo (its longjmp error handling stays in C).
@@ -31,34 +36,36 @@ let package = Package(
         .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
-        .target(name: "Engine", dependencies: ["CBLAS", "CSupport"]),
+        .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
+        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
-        .target(name: "Compression", dependencies: ["Engine", "CBLAS"]),
+        .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
-        .target(name: "Pipeline", dependencies: ["Engine", "Imaging", "Compression"]),
+        .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "CSupport"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
-            "Pipeline", "Imaging", "CZeroMQ", "CSodium", "CSupport",
+            "Basics", "Engine", "Compression", "Imaging", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
-        .target(name: "Reports", dependencies: ["Sweep", "Pipeline", "Imaging"]),
+        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Engine", "Imaging", "Compression", "Pipeline", "Sweep", "Reports", "CSupport",
+            "Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep", "Reports", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Imaging"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
-        .testTarget(name: "CLITests", dependencies: ["Pipeline", "Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Engine", "Imaging", "Compression", "Pipeline"]),
+        .testTarget(name: "SweepTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
+        // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
+        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Measure TensorFlow/Keras (CPU) on the reference U-Net, for comparison with `ranksweep bench engine`.
 
-Builds the exact reference Keras U-Net of shared/ANCHORS.md (unet-small: 128x128x3, base 16, depth 4;
-unet-paper: 256x256x3, base 64), checks its parameter counts against the ANCHORS figures, then
+Builds the exact reference Keras U-Net of the Keras reference (unet-small: 128x128x3, base 16, depth 4;
+unet-paper: 256x256x3, base 64), checks its parameter counts against the reference counts, then
 times training steps (BCE + soft Dice loss, Adam lr 1e-4, compiled `train_on_batch`) and inference
 batches (compiled `predict_on_batch`) on seeded random inputs and random binary masks, one warm-up
 of each first, as the Swift engine benchmark does.
@@ -17,7 +17,7 @@ last line printed is one JSON object: {"model", "tensorflow", "parameters", "tra
 
 Needs TensorFlow (e.g. `python3 -m venv /opt/tf-venv && /opt/tf-venv/bin/pip install tensorflow-cpu`,
 then run it with /opt/tf-venv/bin/python). Exit codes: 0 ok, 3 TensorFlow not installed,
-4 parameter counts differ from ANCHORS.md.
+4 parameter counts differ from the reference counts.
 """
 
 import argparse
@@ -118,7 +118,7 @@ def main():
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     if (params, trainable) != (want_params, want_trainable):
         print(f"{name}: parameter count mismatch: got {params:,} ({trainable:,} trainable), "
-              f"ANCHORS.md says {want_params:,} ({want_trainable:,} trainable)", file=sys.stderr)
+              f"the reference says {want_params:,} ({want_trainable:,} trainable)", file=sys.stderr)
         return 4
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-4), loss=bce_dice_loss(keras.ops),
                   jit_compile=False)

@@ -2,7 +2,7 @@ import Engine
 
 /// Factorising one convolution `W` (HWIO `kh x kw x cin x cout`) into a `LowRankConv2D`.
 ///
-/// `W` read as the `(kh*kw*cin) x cout` row-major matrix (no copy, see DESIGN.md) is `U S Vᵀ`.
+/// `W` read as the `(kh*kw*cin) x cout` row-major matrix (no copy: HWIO is row-major in that order) is `U S Vᵀ`.
 /// The first kernel is `U_r sqrt(S_r)` reshaped to `(kh, kw, cin, r)`, the second `sqrt(S_r) V_rᵀ`
 /// reshaped to `(1, 1, r, cout)`; the bias moves to the second. Splitting `S` evenly keeps both
 /// factors on the same scale, which suits fine-tuning both with one learning rate.

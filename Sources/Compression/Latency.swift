@@ -13,7 +13,7 @@ public struct LatencyMeasurement: Codable, Sendable, Equatable {
     public var samplesMsPerImage: [Double]
     /// Median of the samples: robust to the other jobs on a shared machine.
     public var medianMsPerImage: Double
-    /// Fastest sample: the least disturbed by other jobs (ANCHORS.md quotes "median (best …)").
+    /// Fastest sample: the least disturbed by other jobs (quoted as "median (best …)").
     public var bestMsPerImage: Double
 }
 
@@ -28,7 +28,7 @@ public struct LatencyComparison: Codable, Sendable, Equatable {
 /// Inference latency: forwards in inference mode (moving BatchNorm statistics) on a fixed random
 /// batch, the same batch and BLAS threads for every model compared.
 ///
-/// Shared machines swing by up to 1.8x between runs (ANCHORS.md), so a speed-up is only quoted from
+/// Shared machines swing by up to 1.8x between runs, so a speed-up is only quoted from
 /// `compare`, which alternates the two models run by run (and which goes first), so drift in the
 /// machine's load hits both alike.
 public enum Latency {

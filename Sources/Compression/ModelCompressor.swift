@@ -24,7 +24,7 @@ public struct CompressionSummary: Codable, Sendable, Equatable {
     public var decompositionSeconds: Double
 }
 
-/// Compresses a U-Net by factorising its convolutions (see DESIGN.md, "Engine conventions").
+/// Compresses a U-Net by factorising its convolutions (the README's "ranksweep compress" section).
 public enum ModelCompressor {
     /// Knobs the public entry point fixes; tests change them.
     struct Options: Sendable {

@@ -1,7 +1,8 @@
+import Basics
 import CSupport
 import Foundation
 
-/// Measures the engine against the machine's own sgemm ceiling (see ANCHORS.md for TensorFlow's
+/// Measures the engine against the machine's own sgemm ceiling (see `bench engine` for TensorFlow's
 /// figures on this machine kind). Quote medians; the machines are noisy.
 public enum EngineBenchmark {
     public struct ModelFigures: Sendable {
@@ -31,7 +32,7 @@ public enum EngineBenchmark {
         var rates: [Double] = []
         for _ in 0..<runs {
             let start = monotonicSeconds()
-            // OpenBLAS's own threads: the library's ceiling, as ANCHORS.md measures it.
+            // OpenBLAS's own threads: the library's ceiling, as reference figures measure it.
             BLAS.withLibraryThreads {
                 a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
                     BLAS.gemmSerial(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
@@ -90,12 +91,6 @@ public enum EngineBenchmark {
 }
 
 /// Seconds from a monotonic clock.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
 /// Median of a non-empty list (mean of the middle two for even counts).
 public func median(_ values: [Double]) -> Double {
     precondition(!values.isEmpty, "median of an empty list")

@@ -1,3 +1,4 @@
+import Basics
 /// Wall time per layer and direction, summed over the steps a model runs while a profile is set
 /// (`UNet.profile`). For finding where a training step goes (`ranksweep bench engine --layers`);
 /// off by default, and costs two clock reads per layer call when on.

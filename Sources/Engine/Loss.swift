@@ -1,6 +1,6 @@
 /// Segmentation losses on probabilities `p` and binary targets `y` of the same shape.
 ///
-/// Exactly as the Keras reference (../shared/golden/README.md):
+/// Exactly as the Keras reference (Tests/Fixtures/golden/README.md):
 /// ```
 /// p_c  = clip(p, 1e-7, 1 - 1e-7)
 /// bce  = mean over all elements of -(y log p_c + (1 - y) log(1 - p_c))

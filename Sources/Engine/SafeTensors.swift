@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A problem with a model or tensor file, naming the file. Thrown, never a crash.
@@ -95,25 +96,3 @@ public enum SafeTensors {
     }
 }
 
-/// Write-then-rename, so a reader never sees half a file and a crash leaves the old one intact.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try data.write(to: tmp)
-        } catch {
-            throw ModelFileError(path: path, reason: "cannot write (\(error.localizedDescription))")
-        }
-        if rename(tmp.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw ModelFileError(path: path, reason: "cannot move into place (\(reason))")
-        }
-    }
-
-    public static func write(_ text: String, to path: String) throws {
-        try write(Data(text.utf8), to: path)
-    }
-}

@@ -1,4 +1,4 @@
-/// The U-Net of the seed pipeline (Keras reference in ANCHORS.md), for binary segmentation.
+/// The U-Net of the seed pipeline (the Keras reference model: same layers, names and parameter counts), for binary segmentation.
 ///
 /// Input NHWC `(n, s, s, inputChannels)` with s a multiple of 2^depth; output `(n, s, s, 1)`,
 /// probabilities after a sigmoid.

@@ -18,7 +18,7 @@ public struct UNetConfig: Codable, Sendable, Equatable {
 
     /// A one-line reason this configuration cannot be built, or nil when it can.
     public var problem: String? {
-        if inputChannels != 1 && inputChannels != 3 { return "input channels must be 1 or 3, got \(inputChannels)" }
+        if inputChannels != 1 && inputChannels != 3 { return "input channels must be 1 (gray) or 3 (RGB), got \(inputChannels): images are fed as one or the other (train with --channels 1 or 3)" }
         if baseFilters < 1 { return "base filters must be at least 1, got \(baseFilters)" }
         if depth < 1 || depth > 8 { return "depth must be between 1 and 8, got \(depth)" }
         if !(bnMomentum >= 0 && bnMomentum < 1) { return "BatchNorm momentum must be in [0, 1), got \(bnMomentum)" }

@@ -1,3 +1,4 @@
+import Basics
 import Compression
 import Engine
 import Foundation
@@ -58,12 +59,7 @@ public enum CompressJob {
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
-        let (baseline, metadata) = try UNet.load(path: baselinePath)
-        guard let trainJSON = metadata[TrainJob.specKey],
-              let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
-            throw ModelFileError(path: baselinePath, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
-        }
-        if let given = spec.data { try given.checkChannels(matching: baseline.config.inputChannels) }
+        let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath)
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
         events(.note("data: \(source.description); \(data.summary)"))
@@ -95,7 +91,7 @@ public enum CompressJob {
         var extra = metadata
         extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
         try model.save(to: outDir + "/" + modelFile, metadata: extra)
-        try AtomicFile.write(layersCSV(summary), to: outDir + "/" + layersFile)
+        try layersCSV(summary).write(to: outDir + "/" + layersFile)
         try OutputFiles.writeHistory(outcome?.history ?? [], to: outDir + "/" + historyFile)
         func recovery(_ after: Double, _ base: Double) -> Double { base > 0 ? 100 * after / base : 0 }
         let result = CompressResult(
@@ -109,16 +105,27 @@ public enum CompressJob {
         return result
     }
 
-    /// One row per convolution: what was decided and what it cost or saved.
-    static func layersCSV(_ summary: CompressionSummary) -> String {
-        var lines = ["layer,kernel_shape,full_rank,break_even_rank,rank,energy_kept,params_before,params_after,flops_before,flops_after,factorised,skip_reason"]
-        for d in summary.layers {
-            let shape = d.kernelShape.map(String.init).joined(separator: "x")
-            lines.append([d.name, shape, String(d.fullRank), String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "",
-                          String(format: "%.6f", d.energyKept), String(d.parametersBefore), String(d.parametersAfter),
-                          String(d.flopsBefore), String(d.flopsAfter), d.factorised ? "yes" : "no",
-                          "\"\(d.skipReasonText.replacingOccurrences(of: "\"", with: "'"))\""].joined(separator: ","))
+    /// Loads a baseline with the training settings it records (data, split, image size), and checks
+    /// that images can be fed to it: everything `run` needs before any work starts.
+    public static func loadBaseline(path: String) throws -> (model: UNet, metadata: [String: String], training: TrainSpec) {
+        let (baseline, metadata) = try UNet.load(path: path)
+        guard let trainJSON = metadata[TrainJob.specKey],
+              let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
+            throw ModelFileError(path: path, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return (baseline, metadata, trainSpec)
+    }
+
+    /// One row per convolution: what was decided and what it cost or saved.
+    static func layersCSV(_ summary: CompressionSummary) -> CSVTable {
+        var table = CSVTable(header: ["layer", "kernel_shape", "full_rank", "break_even_rank", "rank", "energy_kept", "params_before",
+                                      "params_after", "flops_before", "flops_after", "factorised", "skip_reason"])
+        for d in summary.layers {
+            table.append([d.name, d.kernelShape.map(String.init).joined(separator: "x"), String(d.fullRank),
+                          String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "", String(format: "%.6f", d.energyKept),
+                          String(d.parametersBefore), String(d.parametersAfter), String(d.flopsBefore), String(d.flopsAfter),
+                          d.factorised ? "yes" : "no", d.skipReasonText])
+        }
+        return table
     }
 }

@@ -1,9 +1,9 @@
 import Engine
 import Imaging
 
-/// Where a job's images come from: a folder of PNGs, or the built-in synthetic set.
+/// Where a job's images come from: a dataset folder (any layout `DatasetLoader` knows), or the built-in synthetic set.
 public struct DataSource: Codable, Sendable, Equatable {
-    /// A folder in the layout `images/` + `masks/` (or `train|val|test/{images,masks}`); nil = synthetic.
+    /// A dataset folder; nil = synthetic.
     public var root: String?
     /// Synthetic set size, generated once into the cache and reused (ignored when `root` is set).
     public var syntheticCount: Int
@@ -41,24 +41,13 @@ public struct DataSource: Codable, Sendable, Equatable {
 }
 
 extension DataSource {
-    /// For data brought to an existing model: the folder's images must have the model's channels
-    /// (gray for 1, colour for 3). Training converts on purpose (`--channels`); reusing a model on
-    /// data of the other kind is almost always a mistake, so it is an error naming a file.
-    public func checkChannels(matching model: Int) throws {
-        guard let root else { return }
-        let index = try DatasetLoader.scan(root: root, options: datasetOptions ?? DatasetOptions())
-        guard let first = (index.train + index.val + index.test).first else { return }
-        let path = index.root + "/" + first.image
-        let stored = try ImageDecoder.info(path: path).channels
-        let colour = stored >= 3 ? 3 : 1
-        if colour != model {
-            throw DataChannelsError(description: "\(path): images are \(colour == 3 ? "colour (RGB)" : "gray") but the model takes \(model) channel\(model == 1 ? "" : "s") (\(model == 3 ? "RGB" : "gray"))")
-        }
+    /// The channels the images themselves have: 1 when every image is gray (with or without
+    /// alpha), else 3. The synthetic set is colour. Reads file headers only.
+    public func storedChannels() throws -> Int {
+        guard let root else { return 3 }
+        let index = try DatasetLoader.scan(root: root, seed: splitSeed, options: datasetOptions ?? DatasetOptions())
+        return try DatasetLoader.colourKind(index: index) == .gray ? 1 : 3
     }
-}
-
-public struct DataChannelsError: Error, CustomStringConvertible {
-    public let description: String
 }
 
 /// Assembles NHWC batches from samples.

@@ -1,3 +1,4 @@
+import Basics
 import Engine
 import Foundation
 
@@ -22,7 +23,9 @@ public enum OutputFiles {
     }
 
     public static func writeHistory(_ history: [EpochRecord], to path: String) throws {
-        try AtomicFile.write(([EpochRecord.csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n", to: path)
+        var table = CSVTable(header: EpochRecord.csvHeader)
+        for r in history { table.append(r.csvRow) }
+        try table.write(to: path)
     }
 
     /// Creates `dir` (and parents); a clear error when it cannot.

@@ -1,3 +1,4 @@
+import Basics
 import Engine
 import Foundation
 import Imaging
@@ -8,10 +9,22 @@ public struct TrainSpec: Codable, Sendable, Equatable {
     public var imageSize: Int
     public var model: UNetConfig
     public var training: TrainingSettings
+    /// Channels of the training images as stored (1 gray, 3 colour), recorded in the model so that
+    /// everyone can tell how the data was converted to `model.inputChannels` (gray repeated into
+    /// RGB, or RGB to gray by luminance). Nil in models written before it was recorded.
+    public var sourceChannels: Int?
 
     public init(data: DataSource = DataSource(), imageSize: Int = 128, model: UNetConfig = UNetConfig(),
-                training: TrainingSettings = TrainingSettings()) {
+                training: TrainingSettings = TrainingSettings(), sourceChannels: Int? = nil) {
         self.data = data; self.imageSize = imageSize; self.model = model; self.training = training
+        self.sourceChannels = sourceChannels
+    }
+
+    /// How the images were converted for the model, for logs and reports.
+    public var conversion: String {
+        guard let s = sourceChannels else { return "images converted to \(model.inputChannels) channel(s)" }
+        if s == model.inputChannels { return s == 1 ? "gray images, as stored" : "colour images, as stored" }
+        return s == 1 ? "gray images repeated into RGB" : "colour images converted to gray (luminance)"
     }
 
     public var problem: String? {
@@ -58,12 +71,23 @@ public enum TrainJob {
     public static func run(_ spec: TrainSpec, outDir: String, events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainResult {
         if let problem = spec.problem { throw TrainingError(description: problem) }
         let start = monotonicSeconds()
+        var spec = spec
+        if spec.sourceChannels == nil { spec.sourceChannels = try spec.data.storedChannels() }
         let data = try spec.data.load(imageSize: spec.imageSize, channels: spec.model.inputChannels)
         for w in data.warnings { events(.note("warning: \(w)")) }
-        events(.note("data: \(spec.data.description); \(data.summary)"))
+        events(.note("data: \(spec.data.description); \(data.summary); \(spec.conversion)"))
         try OutputFiles.makeDirectory(outDir)
         let model = UNet(config: spec.model, seed: spec.training.seed)
-        let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val, events: events)
+        // history.csv grows after every epoch, so a long run can be followed live (as Keras's CSVLogger).
+        var live: [EpochRecord] = []
+        let historyPath = outDir + "/" + historyFile
+        let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val) { event in
+            if case let .epochFinished(record) = event {
+                live.append(record)
+                try? OutputFiles.writeHistory(live, to: historyPath)
+            }
+            events(event)
+        }
         let outcome = try trainer.run()
         let batch = spec.training.batchSize
         var before: EvaluationResult? = nil

@@ -1,3 +1,4 @@
+import Basics
 import CSupport
 import Engine
 import Foundation
@@ -11,10 +12,10 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     public var learningRate: Double
     public var seconds: Double
 
-    public static let csvHeader = "epoch,train_loss,train_dice,train_iou,val_loss,val_dice,val_iou,learning_rate,seconds"
-    public var csvRow: String {
+    public static let csvHeader = ["epoch", "train_loss", "train_dice", "train_iou", "val_loss", "val_dice", "val_iou", "learning_rate", "seconds"]
+    public var csvRow: [String] {
         let values = [trainLoss, trainDice, trainIoU, valLoss, valDice, valIoU, learningRate, seconds]
-        return ([String(epoch)] + values.map { String(format: "%.6g", $0) }).joined(separator: ",")
+        return [String(epoch)] + values.map { String(format: "%.6g", $0) }
     }
 }
 

@@ -59,7 +59,8 @@ public struct OverlayRenderer {
             source.syntheticCount = synthetic.count
             source.syntheticSeed = UInt64(synthetic.seed)
         }
-        let data = try source.load(imageSize: spec.imageSize, channels: spec.channels)
+        // The data goes in as the baseline's training fed it (gray or RGB), whatever the spec says.
+        let data = try source.load(imageSize: spec.imageSize, channels: loaded.first?.1.config.inputChannels ?? spec.channels)
         let samples = Array(data.test.prefix(imageCount))
         let predictions = loaded.map { Evaluation.predict($0.1, samples, batchSize: max(1, samples.count)) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

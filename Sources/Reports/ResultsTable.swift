@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Pipeline
 
@@ -156,7 +157,7 @@ public enum ResultsTable {
     /// RFC 4180 CSV, one row per job; numbers in Swift's shortest round-trip form (the stored
     /// values exactly), empty cells where a value is missing.
     public static func csv(_ rows: [ResultRow]) -> String {
-        var lines = [csvColumns.joined(separator: ",")]
+        var table = CSVTable(header: csvColumns)
         for r in rows {
             let cells: [String?] = [
                 r.job, r.kind, r.method, r.rank.map(String.init), r.tau.map(number), r.seed.map(String.init), r.status,
@@ -167,14 +168,9 @@ public enum ResultsTable {
                 r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
                 r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
             ]
-            lines.append(cells.map { csvField($0 ?? "") }.joined(separator: ","))
+            table.append(cells.map { $0 ?? "" })
         }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func csvField(_ s: String) -> String {
-        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        return table.text
     }
 
     /// Shortest text that reads back as the same Double; `nan`, `inf`, `-inf` for the others.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// OpenBLAS 0.3.21 (Debian) detects this machine kind's AVX-512 CPUs as Haswell; with
-/// `OPENBLAS_CORETYPE=SkylakeX` its sgemm runs close to twice as fast (ANCHORS.md). The core type is
+/// `OPENBLAS_CORETYPE=SkylakeX` its sgemm runs close to twice as fast (`ranksweep bench engine` prints the ceiling). The core type is
 /// read when the library loads, before `main`, so the only way to set it from inside is to re-exec
 /// ourselves once with it in the environment. A user's own `OPENBLAS_CORETYPE` is always respected;
 /// `RANKSWEEP_NO_REEXEC=1` turns this off.

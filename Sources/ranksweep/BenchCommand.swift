@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import Sweep
 
@@ -38,11 +39,11 @@ struct BenchCoordinatorCommand: ParsableCommand {
                 let n = workers
                 o.onBound = { ep in try? local.start(count: n, endpoint: ep, extraArgs: ["--slots", String(k), "--threads", "1",
                                                                                        "--cache-dir", dir + "/cache"], logDir: nil) }
-                Log.quiet = true
+                Log.level = .warn
                 let c = try Coordinator(options: o)
                 let s = try c.run()
                 local.stop(within: 3)
-                Log.quiet = false
+                Log.level = .info
                 let rate = Double(s.doneThisRun) / max(1e-9, s.seconds)
                 print(String(format: "%18d | %8.0f | %14.0f us | %.2f", k, rate, s.medianRoundTrip * 1e6, s.seconds))
             }

@@ -4,7 +4,7 @@ import Engine
 import Foundation
 
 /// `ranksweep bench compression`: the seed's sweep grid on a randomly initialised U-Net —
-/// parameter and FLOP reduction (compare ANCHORS.md's numpy table) and the inference speed-up,
+/// parameter and FLOP reduction (compare a numpy count of the same model) and the inference speed-up,
 /// baseline and compressed timed interleaved in the same run.
 struct BenchCompression: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "compression",

@@ -70,7 +70,7 @@ struct BenchEngine: ParsableCommand {
             print(String(format: "  ranksweep / TensorFlow: training %.2fx, inference %.2fx",
                          small.trainingImagesPerSecond / training, small.inferenceImagesPerSecond / inference))
         } else {
-            print("  TensorFlow 2.21 on this machine kind (ANCHORS.md, not this run): training 49.6 images/s median, inference 123 images/s")
+            print("  TensorFlow 2.21 on this machine kind (reference figure from an earlier run, not this run): training 49.6 images/s median, inference 123 images/s")
             print("  (for TensorFlow measured in the same run: `make tensorflow`, or --tensorflow PYTHON)")
         }
         if layers {
@@ -93,7 +93,7 @@ struct BenchEngine: ParsableCommand {
             print(String(format: "  TensorFlow %@ in this run: training step %.2f s median; ranksweep / TensorFlow %.2fx",
                          tf.tensorflow, step, step / paper.medianTrainStep))
         } else {
-            print("  TensorFlow 2.21 (ANCHORS.md, not this run): 3.60 s per step")
+            print("  TensorFlow 2.21 (reference figure from an earlier run, not this run): 3.60 s per step")
         }
         if layers { printLayerTable("a unet-paper training step", paper.trainingLayerSeconds, per: paper.trainStepSeconds.count) }
     }

@@ -1,18 +1,19 @@
 import ArgumentParser
+import Basics
 import Engine
 import Imaging
 import Pipeline
 
 /// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
 struct DataOptions: ParsableArguments {
-    @Option(name: [.customLong("data-root"), .customLong("data_root")],
-            help: "Folder with images/ and masks/ (or train|val|test/{images,masks}). Default: the built-in synthetic set.")
+    @Option(name: .customLong("data-root"),
+            help: "Dataset folder in any layout `dataset check` recognises (images/ + masks/, ISIC, BUSI, DSB2018, CVC-ClinicDB...). Default: the built-in synthetic set.")
     var dataRoot: String?
 
-    @Option(name: [.customLong("synthetic-count"), .customLong("synthetic_count")], help: "Images in the synthetic set.")
+    @Option(name: .customLong("synthetic-count"), help: "Images in the synthetic set.")
     var syntheticCount = 200
 
-    @Option(name: [.customLong("split-seed"), .customLong("split_seed")], help: "Seed of the train/val/test split.")
+    @Option(name: .customLong("split-seed"), help: "Seed of the train/val/test split.")
     var splitSeed: UInt64 = 42
 
     @OptionGroup var layout: DatasetLayoutOptions
@@ -22,7 +23,7 @@ struct DataOptions: ParsableArguments {
     }
 
     var source: DataSource {
-        var source = DataSource(root: dataRoot, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
+        var source = DataSource(root: dataRoot.map { UserPath.absolute($0) }, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
         source.datasetOptions = layout.options
         return source
     }
@@ -31,23 +32,23 @@ struct DataOptions: ParsableArguments {
 /// How a dataset folder's images and masks are found and binarised (`DatasetOptions`), for layouts
 /// that are not recognised automatically and for masks that need another threshold.
 struct DatasetLayoutOptions: ParsableArguments {
-    @Option(name: [.customLong("images-dir"), .customLong("images_dir")],
+    @Option(name: .customLong("images-dir"),
             help: "Folder of the images, relative to the dataset folder (or to each train/val/test folder); turns layout detection off.")
     var imagesDir: String?
 
-    @Option(name: [.customLong("masks-dir"), .customLong("masks_dir")],
+    @Option(name: .customLong("masks-dir"),
             help: "Folder of the masks, relative like --images-dir; the same folder as the images means masks beside images.")
     var masksDir: String?
 
-    @Option(name: [.customLong("mask-suffix"), .customLong("mask_suffix")],
+    @Option(name: .customLong("mask-suffix"),
             help: "A mask's name is the image's plus this suffix (default: the same name, or plus _mask, _segmentation or _Segmentation).")
     var maskSuffix: String?
 
-    @Option(name: [.customLong("mask-threshold"), .customLong("mask_threshold")],
+    @Option(name: .customLong("mask-threshold"),
             help: "Mask samples above this level of 255 are foreground (scaled for 16-bit).")
     var maskThreshold: Int = DatasetOptions.defaultMaskThreshold
 
-    @Flag(name: [.customLong("skip-unmatched"), .customLong("skip_unmatched")],
+    @Flag(name: .customLong("skip-unmatched"),
           help: "Skip images without a mask and masks without an image (and say how many) instead of stopping.")
     var skipUnmatched = false
 
@@ -71,16 +72,28 @@ struct ThreadOptions: ParsableArguments {
     func apply() { if let threads { BLAS.setThreads(threads) } }
 }
 
-/// Renders training events for a person: a bar per epoch on a terminal, lines otherwise.
-func trainingEventPrinter(_ progress: TerminalProgress, label: String = "epoch") -> (TrainingEvent) -> Void {
+/// Renders training events for a person through the one progress display: a bar per epoch with
+/// the epoch's ETA and the whole run's (to the last epoch; early stopping may end it sooner).
+func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") -> (TrainingEvent) -> Void {
     var epochs = 0
+    var stepsPerEpoch = 1
+    var trainingETA = ETAEstimator()
+    var epochETA = ETAEstimator()
+    var currentEpoch = 0
     return { event in
         switch event {
         case let .started(total, steps, trainImages, valImages, momentum):
             epochs = total
+            stepsPerEpoch = max(1, steps)
+            trainingETA = ETAEstimator()
             progress.line("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
         case let .step(epoch, step, steps, loss):
-            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps, detail: String(format: "loss %.4f", loss))
+            if epoch != currentEpoch { currentEpoch = epoch; epochETA = ETAEstimator() }
+            let stepsDone = Double((epoch - 1) * stepsPerEpoch + step)
+            let all = trainingETA.secondsLeft(done: stepsDone, total: Double(epochs * stepsPerEpoch))
+            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps,
+                            eta: epochETA.secondsLeft(done: Double(step), total: Double(steps)),
+                            detail: (all.map { "(all epochs: \(formatDuration($0)))  " } ?? "") + String(format: "loss %.4f", loss))
         case let .epochFinished(r):
             progress.line(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
                                  r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))

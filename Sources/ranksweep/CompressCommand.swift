@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Compression
 import Engine
@@ -15,18 +16,19 @@ struct Compress: ParsableCommand {
         Writes model.safetensors, layers.csv, finetune_history.csv and result.json per setting.
         """)
 
-    @Option(help: "Baseline model written by `ranksweep train`.") var model: String
+    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Baseline model written by `ranksweep train` (--model-path: the seed's name).") var model: String
     @Option(help: "svd or arsvd.") var method: String?
     @Option(help: "Rank for --method svd.") var rank: Int?
     @Option(help: "Energy threshold in (0, 1] for --method arsvd.") var tau: Double?
-    @Option(name: [.customLong("svd-ranks"), .customLong("svd_ranks")], help: "Comma-separated SVD ranks.") var svdRanks: String?
-    @Option(name: [.customLong("arsvd-taus"), .customLong("arsvd_taus")], help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
-    @Option(name: [.customLong("data-root"), .customLong("data_root")], help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
-    @Option(name: [.customLong("finetune-epochs"), .customLong("finetune_epochs")], help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = 5
-    @Option(name: [.customLong("finetune-lr"), .customLong("finetune_lr")], help: "Fine-tuning learning rate.") var finetuneLr: Float = 1e-5
-    @Option(name: [.customLong("out-dir"), .customLong("out_dir")], help: "Output folder.") var outDir: String
+    @Option(name: .customLong("svd-ranks"), help: "Comma-separated SVD ranks.") var svdRanks: String?
+    @Option(name: .customLong("arsvd-taus"), help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
+    @Option(name: .customLong("data-root"), help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
+    @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = 5
+    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = 1e-5
+    @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var layout: DatasetLayoutOptions
+    @OptionGroup var logging: LoggingOptions
 
     func methods() throws -> [CompressionMethod] {
         var result: [CompressionMethod] = []
@@ -61,20 +63,23 @@ struct Compress: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         threads.apply()
         csupport_install_stop_handlers()
-        let progress = TerminalProgress()
+        let progress = ProgressDisplay()
+        let model = UserPath.absolute(model), outDir = UserPath.absolute(outDir)
         let all = try methods()
         var rows: [(CompressionMethod, CompressResult)] = []
         for m in all {
             var spec = CompressSpec(method: m)
             spec.fineTune.epochs = finetuneEpochs
             spec.fineTune.learningRate = finetuneLr
-            if let dataRoot { spec.data = DataSource(root: dataRoot); spec.data?.datasetOptions = layout.options }
+            if let dataRoot { spec.data = DataSource(root: UserPath.absolute(dataRoot)); spec.data?.datasetOptions = layout.options }
             let dir = all.count == 1 ? outDir : outDir + "/" + folderName(m)
             progress.line("== \(m.description) -> \(dir)")
             let r = try CompressJob.run(spec, baselinePath: model, outDir: dir, events: trainingEventPrinter(progress, label: "fine-tune"))
             rows.append((m, r))
+            if csupport_stop_requested() != 0 { break }
         }
         progress.line("")
         progress.line("| Method | Rank/Tau | Before FT | Recalibrated | After FT | Recovery | Params | FLOPs | Speed-up |")
@@ -87,6 +92,7 @@ struct Compress: ParsableCommand {
                                  r.diceRecoveryPercent, r.summary.parameterReductionPercent, r.summary.flopReductionPercent, r.latency.speedUp))
         }
         if let first = rows.first { progress.line(String(format: "baseline test dice %.4f iou %.4f", first.1.baseline.dice, first.1.baseline.iou)) }
+        try exitIfInterrupted()
     }
 }
 

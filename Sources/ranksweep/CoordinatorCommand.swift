@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Foundation
 import Sweep
@@ -38,6 +39,7 @@ struct CoordinatorCommand: ParsableCommand {
     var jobTimeout: Double?
 
     @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
@@ -46,10 +48,14 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         try SweepCLI.guarded {
-            var o = CoordinatorOptions(bind: bind, stateDir: stateDir)
+            var o = CoordinatorOptions(bind: bind, stateDir: UserPath.absolute(stateDir))
             if let sweep {
-                o.sweep = try SweepSpec.load(path: sweep)
+                var spec = try SweepSpec.load(path: sweep)
+                // Checked before the state dir exists: bad input leaves nothing behind.
+                try SweepPreflight.check(&spec)
+                o.sweep = spec
                 o.sweepSource = sweep
             }
             if let keys {
@@ -64,7 +70,7 @@ struct CoordinatorCommand: ParsableCommand {
             _ = csupport_install_stop_handlers()
             let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
             let summary = try c.run()
-            if summary.interrupted { throw ExitCode(130) }
+            if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }
         }
     }

@@ -75,10 +75,10 @@ extension Dataset {
         @Option(help: "Seed of the train/val/test split.")
         var seed: UInt64 = 42
 
-        @Option(name: [.customLong("val-fraction"), .customLong("val_fraction")], help: "Fraction of pairs for validation.")
+        @Option(name: .customLong("val-fraction"), help: "Fraction of pairs for validation.")
         var valFraction: Double = 0.1
 
-        @Option(name: [.customLong("test-fraction"), .customLong("test_fraction")], help: "Fraction of pairs for testing.")
+        @Option(name: .customLong("test-fraction"), help: "Fraction of pairs for testing.")
         var testFraction: Double = 0.1
 
         @OptionGroup var layout: DatasetLayoutOptions

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Engine
 import Foundation
 import Imaging
@@ -8,13 +9,14 @@ import Pipeline
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Score a model on a data split; optionally write PNG overlays.")
 
-    @Option(help: "Model file (baseline or compressed).") var model: String
-    @Option(name: [.customLong("data-root"), .customLong("data_root")], help: "Data folder (default: the model's own data and split).") var dataRoot: String?
+    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Model file (baseline or compressed).") var model: String
+    @Option(name: .customLong("data-root"), help: "Data folder (default: the model's own data and split).") var dataRoot: String?
     @Option(help: "train, val or test.") var split = "test"
-    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Batch size.") var batchSize = 8
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 8
     @Option(help: "Write image | truth | prediction overlays (PNG) into this folder.") var overlays: String?
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var layout: DatasetLayoutOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard ["train", "val", "test"].contains(split) else { throw ValidationError("--split must be train, val or test, got '\(split)'") }
@@ -22,14 +24,16 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         threads.apply()
+        let model = UserPath.absolute(model)
         let (net, metadata) = try UNet.load(path: model)
         let trainSpec = metadata[TrainJob.specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)) }
         guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? 128 : nil) else {
             throw ValidationError("\(model): no training settings in its metadata; give --data-root")
         }
         let source = dataRoot.map {
-            var given = DataSource(root: $0, splitSeed: trainSpec?.data.splitSeed ?? 42)
+            var given = DataSource(root: UserPath.absolute($0), splitSeed: trainSpec?.data.splitSeed ?? 42)
             given.datasetOptions = layout.options
             return given
         } ?? trainSpec!.data

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Basics
+import CSupport
+import Foundation
 
 /// The command-line tool. Each subcommand lives in its own file and only parses, validates and
 /// calls into the modules (Pipeline, Sweep, Reports).
@@ -6,6 +9,13 @@ struct RankSweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ranksweep",
         abstract: "Train a U-Net, compress it by low-rank factorisation, and sweep ranks across hosts.",
+        discussion: """
+        Every flag also takes the seed pipeline's snake_case spelling (--data_root, --out_dir, ...).
+        Exit status: 0 success; 1 runtime error (a bad file, a failed job run by hand); 2 a sweep that \
+        finished with failed jobs; 64 a usage error (bad flag or value); 130 / 143 interrupted by \
+        SIGINT (Ctrl-C) / SIGTERM, after saving what was done.
+        """,
+        version: ranksweepVersion,
         subcommands: [
             Version.self,
             RunCommand.self,
@@ -25,8 +35,41 @@ struct RankSweep: ParsableCommand {
 }
 
 struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    static let configuration = CommandConfiguration(abstract: "Print the version (same as --version).")
     func run() { print(ranksweepVersion) }
 }
 
-let ranksweepVersion = "0.1.0"
+let ranksweepVersion = "0.2.0"
+
+/// Log verbosity, on every command. Child processes (local workers, job children) inherit it
+/// through RANKSWEEP_LOG_LEVEL.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .customLong("log-level"), help: "debug, info, warn or error (default info).")
+    var logLevel: String?
+    @Flag(name: .shortAndLong, help: "Only warnings and errors (same as --log-level warn).")
+    var quiet = false
+    @Flag(name: .shortAndLong, help: "Debug detail (same as --log-level debug).")
+    var verbose = false
+
+    func validate() throws {
+        if let logLevel, Log.Level(name: logLevel) == nil {
+            throw ValidationError("--log-level must be debug, info, warn or error, got '\(logLevel)'")
+        }
+        if quiet && verbose { throw ValidationError("give -q or -v, not both") }
+    }
+
+    /// Sets the level for this process and its children.
+    func apply() {
+        let level = logLevel.flatMap(Log.Level.init(name:)) ?? (quiet ? .warn : verbose ? .debug : nil)
+        guard let level else { return }
+        Log.level = level
+        setenv("RANKSWEEP_LOG_LEVEL", level.name, 1)
+    }
+}
+
+/// What a command that was interrupted returns, after saving: 128 + the signal (130 for SIGINT,
+/// 143 for SIGTERM), so `train && compress` stops after a preemption.
+func exitIfInterrupted() throws {
+    let signal = Int32(csupport_stop_requested())
+    if signal != 0 { throw ExitCode(128 + signal) }
+}

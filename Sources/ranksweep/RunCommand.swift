@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Foundation
 import Imaging
@@ -8,7 +9,13 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a whole sweep on this machine: a coordinator on loopback plus local worker processes.",
-        discussion: "With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys.")
+        discussion: """
+        With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys.
+        The seed's spelling works as written: `ranksweep run --data_root D --epochs 100 --batch_size 16 \
+        --svd_ranks "50,100,150" --arsvd_taus "0.95,0.9,0.85" --run_compression --out_dir ./results`. Unlike \
+        the seed, compression runs without --run_compression too (a sweep is the point of `run`); \
+        --train-only trains the baselines alone.
+        """)
 
     @Argument(help: "Sweep file (YAML); default: the built-in pipeline on synthetic data.")
     var sweepFile: String?
@@ -19,8 +26,15 @@ struct RunCommand: ParsableCommand {
     @Option(help: "BLAS threads per worker (default: cores / workers).")
     var threads: Int?
 
-    @Option(name: .customLong("state-dir"), help: "State directory (default runs/sweep-DATE-TIME; reuse to resume).")
+    @Option(name: [.customLong("state-dir"), .customLong("out-dir")],
+            help: "Where the state, results and report go (default runs/sweep-DATE-TIME; reuse to resume). --out-dir is the seed's name.")
     var stateDir: String?
+
+    @Flag(name: .customLong("run-compression"), help: "The seed's flag; compression is on anyway (see --train-only).")
+    var runCompression = false
+
+    @Flag(name: .customLong("train-only"), help: "Train the baselines only, no compression jobs.")
+    var trainOnly = false
 
     @Option(name: .customLong("svd-ranks"), help: "SVD ranks, e.g. \"50,100,150\".") var svdRanks: String?
     @Option(name: .customLong("arsvd-taus"), help: "ARSVD energy thresholds, e.g. \"0.95,0.9,0.85\".") var arsvdTaus: String?
@@ -28,7 +42,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
     @Option(name: .customLong("data-root"), help: "Dataset folder (default: synthetic).") var dataRoot: String?
     @OptionGroup var layout: DatasetLayoutOptions
-    @Option(help: "Existing baseline model (skips training).") var model: String?
+    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Existing baseline model (skips training).") var model: String?
     @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
 
     @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed.")
@@ -37,6 +51,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Progress display: auto, plain, none.") var progress = "auto"
 
     @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if let n = localWorkers, n < 1 || n > 256 { throw ValidationError("--local-workers must be in 1...256") }
@@ -44,23 +59,29 @@ struct RunCommand: ParsableCommand {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
         if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
+        if trainOnly && runCompression { throw ValidationError("--train-only and --run-compression contradict each other") }
+        if trainOnly && model != nil { throw ValidationError("--train-only trains baselines; --model gives one and skips training") }
     }
 
     func run() throws {
+        logging.apply()
         try SweepCLI.guarded {
             var spec = try sweepFile.map { try SweepSpec.load(path: $0) } ?? SweepSpec.defaultPipeline
             if let s = svdRanks { spec.svdRanks = try ListFlag.ints(s, flag: "--svd-ranks") }
             if let t = arsvdTaus { spec.arsvdTaus = try ListFlag.doubles(t, flag: "--arsvd-taus") }
             if let e = epochs { spec.training.epochs = e }
             if let b = batchSize { spec.training.batchSize = b }
-            if let d = dataRoot { spec.dataRoot = d; spec.synthetic = nil }
+            if let d = dataRoot { spec.dataRoot = UserPath.absolute(d); spec.synthetic = nil }
             if layout.options != DatasetOptions() { spec.datasetOptions = layout.options }
-            if let m = model { spec.baselineModel = m }
+            if let m = model { spec.baselineModel = UserPath.absolute(m) }
+            if trainOnly { spec.svdRanks = []; spec.arsvdTaus = [] }
             if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }
             if let t = jobTimeout { spec.jobTimeout = t }
             let workers = localWorkers ?? max(1, SweepCLI.cores / 2)
             let t = threads ?? max(1, SweepCLI.cores / workers)
-            let dir = stateDir ?? "runs/sweep-" + Self.stamp()
+            // Checked before the state dir exists: bad input leaves nothing behind.
+            try SweepPreflight.check(&spec)
+            let dir = UserPath.absolute(stateDir ?? "runs/sweep-" + Self.stamp())
             var o = CoordinatorOptions(bind: "tcp://127.0.0.1:*", stateDir: dir)
             o.sweep = spec
             o.sweepSource = sweepFile ?? "the default sweep"
@@ -82,7 +103,7 @@ struct RunCommand: ParsableCommand {
             let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
             let summary = try c.run()
             local.stop(within: summary.interrupted ? 0.5 : 5)
-            if summary.interrupted { throw ExitCode(130) }
+            if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }
         }
     }

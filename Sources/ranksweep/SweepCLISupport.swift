@@ -1,14 +1,16 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Foundation
 import Sweep
 
 /// Shared bits of the sweep commands: one-line errors, our own executable's path, timing flags.
 enum SweepCLI {
-    /// Runs a command body; any error becomes one line `error: ...` on stderr and exit status 1.
+    /// Runs a command body; any error becomes one line `Error: ...` on stderr (the parser's own
+    /// spelling, so every command reports alike) and exit status 1.
     static func guarded<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -30,7 +30,7 @@ struct TensorFlowPeer {
     }
 
     /// The peer to use: `python` if given, else $RANKSWEEP_TENSORFLOW_PYTHON, else the default
-    /// environment when it exists; nil when there is none (the benchmark then quotes ANCHORS.md).
+    /// environment when it exists; nil when there is none (the benchmark then quotes an earlier reference figure).
     static func locate(python: String?) throws -> TensorFlowPeer? {
         let chosen = python ?? ProcessInfo.processInfo.environment["RANKSWEEP_TENSORFLOW_PYTHON"]
         let candidate = chosen ?? defaultPython

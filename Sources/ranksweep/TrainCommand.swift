@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Engine
 import Foundation
@@ -11,26 +12,28 @@ struct Train: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var threads: ThreadOptions
-    @Option(name: [.customLong("image-size"), .customLong("image_size")], help: "Model input size (square).") var imageSize = 128
-    @Option(name: [.customLong("base-filters"), .customLong("base_filters")], help: "Filters of the first level (64 = the paper's size).") var baseFilters = 16
+    @Option(name: .customLong("image-size"), help: "Model input size (square).") var imageSize = 128
+    @Option(name: .customLong("base-filters"), help: "Filters of the first level (64 = the paper's size).") var baseFilters = 16
     @Option(help: "Pooling levels.") var depth = 4
-    @Option(help: "Input channels (1 = gray, 3 = RGB).") var channels = 3
+    @Option(help: "Input channels: 1 = gray, 3 = RGB (default: the data's own kind, gray when every image is gray).") var channels: Int?
     @Option(help: "Maximum epochs.") var epochs = 100
-    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Batch size.") var batchSize = 16
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 16
     @Option(help: "Learning rate (Adam).") var lr: Float = 1e-4
     @Option(help: "Early-stopping patience (epochs without a better validation loss).") var patience = 15
-    @Option(name: [.customLong("lr-patience"), .customLong("lr_patience")], help: "Epochs on a plateau before the learning rate drops 10x.") var lrPatience = 4
-    @Flag(name: [.customLong("no-augment"), .customLong("no_augment")], help: "Turn augmentation off.") var noAugment = false
+    @Option(name: .customLong("lr-patience"), help: "Epochs on a plateau before the learning rate drops 10x.") var lrPatience = 4
+    @Flag(name: .customLong("no-augment"), help: "Turn augmentation off.") var noAugment = false
     @Flag(help: .hidden) var augment = false   // the seed's `--augment`: augmentation is on by default anyway
     @Option(help: "Seed of initialisation, shuffling and augmentation.") var seed: UInt64 = 42
-    @Option(name: [.customLong("bn-momentum"), .customLong("bn_momentum")], help: "BatchNorm momentum (default: adapted to steps per epoch).") var bnMomentum: Float?
-    @Flag(name: [.customLong("no-bn-recalibrate"), .customLong("no_bn_recalibrate")], help: "Skip the final BatchNorm recalibration.") var noBNRecalibrate = false
-    @Flag(name: [.customLong("keras-bn"), .customLong("keras_bn")],
+    @Option(name: .customLong("bn-momentum"), help: "BatchNorm momentum (default: adapted to steps per epoch).") var bnMomentum: Float?
+    @Flag(name: .customLong("no-bn-recalibrate"), help: "Skip the final BatchNorm recalibration.") var noBNRecalibrate = false
+    @Flag(name: .customLong("keras-bn"),
           help: "Reproduce Keras's BatchNorm handling for comparison: momentum 0.99 unless --bn-momentum, no recalibration at all.")
     var kerasBN = false
-    @Option(name: [.customLong("out-dir"), .customLong("out_dir")], help: "Output folder.") var outDir: String
+    @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
+    @OptionGroup var logging: LoggingOptions
 
-    var spec: TrainSpec {
+    /// The settings as given; `channels` (when not given) is settled from the data in `run`.
+    func spec(channels: Int) -> TrainSpec {
         var t = TrainingSettings()
         t.epochs = epochs; t.batchSize = batchSize; t.learningRate = lr; t.patience = patience; t.lrPatience = lrPatience
         t.augment = !noAugment; t.seed = seed; t.bnMomentum = bnMomentum; t.recalibrateBatchNorm = !noBNRecalibrate
@@ -40,14 +43,18 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
-        if let problem = spec.problem { throw ValidationError(problem) }
+        if let problem = spec(channels: channels ?? 3).problem { throw ValidationError(problem) }
     }
 
     func run() throws {
+        logging.apply()
         threads.apply()
         csupport_install_stop_handlers()
-        let progress = TerminalProgress()
-        let result = try TrainJob.run(spec, outDir: outDir, events: trainingEventPrinter(progress))
+        let progress = ProgressDisplay()
+        let source = data.source
+        let settings = spec(channels: try channels ?? source.storedChannels())
+        let outDir = UserPath.absolute(outDir)
+        let result = try TrainJob.run(settings, outDir: outDir, events: trainingEventPrinter(progress))
         progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); %d epochs (%@, best %d) in %.1f s",
                              result.test.images, result.test.dice, result.test.iou, result.test.loss,
                              result.testWithBatchStatistics.dice, result.epochsRun, result.stoppedBy, result.bestEpoch, result.totalSeconds))
@@ -55,5 +62,6 @@ struct Train: ParsableCommand {
             progress.line(String(format: "BatchNorm recalibration: test dice %.4f -> %.4f", before.dice, result.test.dice))
         }
         progress.line("wrote \(outDir)/\(TrainJob.modelFile), \(TrainJob.historyFile), \(TrainJob.metricsFile)")
+        try exitIfInterrupted()
     }
 }

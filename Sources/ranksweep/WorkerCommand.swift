@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import CSupport
 import Foundation
 import Sweep
@@ -41,6 +42,7 @@ struct WorkerCommand: ParsableCommand {
     var fault: [String] = []
 
     @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if slots < 1 || slots > 1024 { throw ValidationError("--slots must be in 1...1024") }
@@ -49,9 +51,10 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        logging.apply()
         try SweepCLI.guarded {
             var o = WorkerOptions(connect: connect, threads: threads ?? max(1, SweepCLI.cores / slots), slots: slots,
-                                  cacheDir: cacheDir ?? WorkerOptions.defaultCacheDir, executable: SweepCLI.executable)
+                                  cacheDir: UserPath.absolute(cacheDir ?? WorkerOptions.defaultCacheDir), executable: SweepCLI.executable)
             if let key, let serverKey {
                 o.keys = try CurveKeyPair(secretKey: try CurveKeyPair.readKey(key, what: "worker secret key"))
                 o.serverKey = try CurveKeyPair.readKey(serverKey, what: "coordinator public key")

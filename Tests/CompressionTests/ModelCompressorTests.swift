@@ -98,7 +98,7 @@ final class ModelCompressorTests: XCTestCase {
         XCTAssertEqual(expected(rank: 7).factorised, 9)  // only enc0_conv1 (break-even 6.17) stays full
     }
 
-    /// The reference model of ANCHORS.md: the baseline counts match Keras.
+    /// The Keras reference model: the baseline counts match Keras.
     func testBaselineCountsMatchKerasReference() {
         let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 16, depth: 4), seed: 1)
         XCTAssertEqual(model.parameterCount, 1_946_993)

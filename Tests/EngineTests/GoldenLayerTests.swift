@@ -1,7 +1,7 @@
 import XCTest
 @testable import Engine
 
-/// Single layers against Keras 3.15 / TensorFlow 2.21 (../shared/golden/layer_cases.safetensors).
+/// Single layers against Keras 3.15 / TensorFlow 2.21 (Tests/Fixtures/golden/layer_cases.safetensors).
 /// Tolerance: 1e-5 relative (with an absolute floor of 1), as the golden README states.
 final class GoldenLayerTests: XCTestCase {
     var cases: [String: Tensor] = [:]

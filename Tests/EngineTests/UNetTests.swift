@@ -3,7 +3,7 @@ import XCTest
 @testable import Engine
 
 final class UNetTests: XCTestCase {
-    /// The reference architectures of ANCHORS.md, exactly.
+    /// The Keras reference architectures (unet-small, unet-paper), exactly.
     func testParameterAndFlopCountsMatchKerasReference() {
         let small = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 16, depth: 4), seed: 1)
         XCTAssertEqual(small.parameterCount, 1_946_993)

@@ -67,7 +67,7 @@ final class TrainingTests: XCTestCase {
         let data = try spec.data.load(imageSize: 32, channels: 3)
         XCTAssertEqual(Evaluation.evaluate(model, on: data.test, batchSize: 4).dice, result.test.dice, accuracy: 1e-12)
         let history = try String(contentsOfFile: dir + "/out/history.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(history.first.map(String.init), EpochRecord.csvHeader)
+        XCTAssertEqual(history.first.map(String.init), EpochRecord.csvHeader.joined(separator: ","))
         XCTAssertEqual(history.count, 1 + result.epochsRun)
         let metrics = try OutputFiles.readJSON(TrainResult.self, from: dir + "/out/metrics.json")
         XCTAssertEqual(metrics.parameters, model.parameterCount)

@@ -158,11 +158,11 @@ final class ReportTests: XCTestCase {
         let missing = Fixture.tempDir("bad") + "/nope"
         var r = try Fixture.run(["report", "--state-dir", missing])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertEqual(r.output, "error: state dir \(missing) does not exist or is not a directory\n")
+        XCTAssertEqual(r.output, "Error: state dir \(missing) does not exist or is not a directory\n")
         let empty = Fixture.tempDir("empty")
         r = try Fixture.run(["report", "--state-dir", empty])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertEqual(r.output, "error: state dir \(empty) has no sweep.sqlite (not a sweep state dir)\n")
+        XCTAssertEqual(r.output, "Error: state dir \(empty) has no sweep.sqlite (not a sweep state dir)\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: empty + "/report"), "nothing written")
     }
 }

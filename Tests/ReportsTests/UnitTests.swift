@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -49,8 +50,8 @@ final class ReportUnitTests: XCTestCase {
     }
 
     func testCSVQuotingAndNumbers() {
-        XCTAssertEqual(ResultsTable.csvField("a,b"), "\"a,b\"")
-        XCTAssertEqual(ResultsTable.csvField("say \"hi\""), "\"say \"\"hi\"\"\"")
+        XCTAssertEqual(CSVTable.field("a,b"), "\"a,b\"")
+        XCTAssertEqual(CSVTable.field("say \"hi\""), "\"say \"\"hi\"\"\"")
         XCTAssertEqual(ResultsTable.number(0.1 + 0.2), "0.30000000000000004", "round-trip exact")
         XCTAssertEqual(ResultsTable.number(.nan), "nan")
         var r = ResultRow(job: "j", kind: "compress", method: "svd", rank: 4, seed: 1, status: "failed", attempts: 2)

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import XCTest
 @testable import Sweep
@@ -101,7 +102,7 @@ final class StatusAndTimeoutTests: XCTestCase {
         XCTAssertEqual(p.wait(10), 1)
         let lines = p.output.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, p.output)
-        XCTAssertTrue(p.output.hasPrefix("error: no answer from tcp://127.0.0.1:"), p.output)
+        XCTAssertTrue(p.output.hasPrefix("Error: no answer from tcp://127.0.0.1:"), p.output)
         XCTAssertTrue(p.output.contains("within 0.5 s"), p.output)
     }
 
@@ -118,7 +119,7 @@ final class StatusAndTimeoutTests: XCTestCase {
 
         let rogue = try Proc(["status", "--connect", c.endpoint, "--key", ck + "/rogue.key", "--timeout", "2"] + server, log: c.dir + "/rogue.log")
         XCTAssertEqual(rogue.wait(10), 1, rogue.output)
-        XCTAssertTrue(rogue.output.hasPrefix("error: "), rogue.output)
+        XCTAssertTrue(rogue.output.hasPrefix("Error: "), rogue.output)
         XCTAssertTrue(rogue.output.contains("not in the coordinator's allowlist"), rogue.output)
         XCTAssertFalse(rogue.output.contains("jobs —"), rogue.output)
         let roguePub = try CurveKeyPair.readKey(ck + "/rogue.pub", what: "key")

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 extension Coordinator {
@@ -142,6 +143,7 @@ extension Coordinator {
         }
         if let message = h.message { text += (text.isEmpty ? "" : " ") + message }
         w.progress[h.job] = text
+        if let spe = h.metrics?["seconds"] { progressView.epochTook(kind: jobs[jobIndex[h.job] ?? 0].planned.kind, seconds: spe) }
         if h.epoch != nil || h.epochs != nil {
             if w.epochs.count > w.running.count + 16 { w.epochs = w.epochs.filter { w.running.contains($0.key) } }
             w.epochs[ref] = EpochProgress(epoch: h.epoch, epochs: h.epochs)
@@ -177,6 +179,7 @@ extension Coordinator {
         }
         producedArtifacts[h.job] = h.artifacts
         for (file, hash) in h.artifacts { ops.append(.artifact(hash: hash, size: artifacts.size(hash) ?? 0, origin: "\(h.job)/\(file)")) }
+        progressView.jobFinished(kind: jobs[jobIndex[h.job]!].planned.kind, seconds: h.seconds)
         progressView.jobEvent("done \(h.job) attempt \(h.attempt) on \(w.id) (\(String(format: "%.2f", h.seconds))s)", kind: jobs[jobIndex[h.job]!].planned.kind, coordinator: self)
     }
 

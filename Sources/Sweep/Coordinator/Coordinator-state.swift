@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// One job as the coordinator tracks it (owned by the coordinator thread).

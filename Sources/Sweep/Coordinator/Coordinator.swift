@@ -1,3 +1,4 @@
+import Basics
 import CSupport
 import CZeroMQ
 import Foundation

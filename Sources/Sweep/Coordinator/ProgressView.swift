@@ -1,74 +1,114 @@
-import CSupport
+import Basics
 import Foundation
 
-/// Live progress of a sweep. On a terminal: a bar with ETA and one line per worker (current job,
-/// epoch), redrawn in place a few times a second. Otherwise: a summary log line every few seconds
-/// plus a line per job event for real jobs (noop/sleep events only in small sweeps).
+/// Live progress of a sweep through the one progress renderer (`ProgressDisplay`). On a terminal: a
+/// bar with ETA and one line per worker (current job, epoch), redrawn in place. Otherwise: a dated
+/// summary line every few seconds plus a line per job event for real jobs (noop/sleep events only
+/// in small sweeps).
+///
+/// ETA: the work left divided over the workers' slots, with each job's length estimated from what
+/// is known now — a running job from its epochs to go times its seconds per epoch (PROGRESS
+/// carries both), a queued job from finished jobs of its kind, or else from the seconds per
+/// epoch its baseline trained at times its own epochs. So the ETA appears after the first epoch of
+/// the first job, not after the first (long) job finishes.
 public final class ProgressView {
-    let terminal: Bool
+    let display: ProgressDisplay
     let enabled: Bool
-    var lastDraw: Double = 0
-    var drawnLines = 0
-    var start: Double?
+    /// Seconds each finished job of a kind took (this run).
+    var finishedSeconds: [String: [Double]] = [:]
+    /// Latest seconds per epoch seen for each kind.
+    var secondsPerEpoch: [String: Double] = [:]
 
     init(mode: ProgressMode) {
         enabled = mode != .none
-        terminal = mode == .auto && csupport_isatty(2) == 1
+        display = ProgressDisplay(mode: mode == .none ? .none : mode == .plain ? .plain : .auto)
     }
+
+    var terminal: Bool { display.isTerminal }
 
     func jobEvent(_ text: @autoclosure () -> String, kind: String, coordinator c: Coordinator, important: Bool = false) {
         guard enabled, !terminal || important else { return }
         if important || (kind != "noop" && kind != "sleep") || c.jobs.count <= 100 { Log.info(text()) }
     }
 
+    /// A job finished in `seconds` (feeds the ETA).
+    func jobFinished(kind: String, seconds: Double) {
+        guard seconds.isFinite, seconds >= 0 else { return }
+        finishedSeconds[kind, default: []].append(seconds)
+    }
+
+    /// An epoch of a running job took `seconds` (feeds the ETA).
+    func epochTook(kind: String, seconds: Double) {
+        guard seconds.isFinite, seconds > 0 else { return }
+        secondsPerEpoch[kind] = seconds
+    }
+
     func update(now: Double, coordinator c: Coordinator) {
         guard enabled else { return }
-        if start == nil, c.firstDispatch != nil { start = now }
-        let interval = terminal ? 0.25 : 5.0
-        guard now - lastDraw >= interval else { return }
-        lastDraw = now
-        if terminal { draw(c, now: now) } else { Log.info(summaryLine(c, now: now)) }
+        let running = c.jobs.reduce(0) { $0 + ($1.state == .running ? 1 : 0) }
+        let eta = estimate(c)
+        if terminal {
+            var lines: [String] = []
+            for w in c.workers.values.sorted(by: { $0.id < $1.id }).prefix(20) {
+                let jobs = w.running.map { r in "\(r.job)#\(r.attempt)" + (w.progress[r.job].map { " \($0)" } ?? "") }.sorted()
+                lines.append("  \(w.id): " + (jobs.isEmpty ? "idle" : jobs.joined(separator: ", ")))
+            }
+            display.update("sweep", done: c.terminalCount, total: c.jobs.count, eta: eta,
+                           detail: "\(running) running, \(c.failedCount) failed", lines: lines)
+        } else {
+            display.update("progress:", done: c.terminalCount, total: c.jobs.count, eta: eta,
+                           detail: "done or failed; \(running) running, \(c.failedCount) failed, \(c.workers.count) worker(s)")
+        }
     }
 
     func finish(coordinator c: Coordinator) {
         guard enabled else { return }
-        if terminal { draw(c, now: Clock.now()); drawnLines = 0 }
+        update(now: Clock.now(), coordinator: c)
+        display.finish()
     }
 
-    func summaryLine(_ c: Coordinator, now: Double) -> String {
-        let running = c.jobs.reduce(0) { $0 + ($1.state == .running ? 1 : 0) }
-        return "progress: \(c.doneCount)/\(c.jobs.count) done, \(running) running, \(c.failedCount) failed, \(c.workers.count) worker(s)\(eta(c, now: now))"
-    }
-
-    func eta(_ c: Coordinator, now: Double) -> String {
-        guard let s = start, c.doneThisRun > 0 else { return "" }
-        let rate = Double(c.doneThisRun) / max(1e-6, now - s)
-        let left = Double(c.jobs.count - c.terminalCount) / rate
-        return ", ETA \(ProgressView.duration(left))"
-    }
-
-    /// "42s", "3m07s", "1h05m": durations and ETAs in every progress display.
-    public static func duration(_ s: Double) -> String {
-        guard s.isFinite, s >= 0 else { return "?" }
-        let t = Int(s.rounded())
-        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
-    }
-
-    func draw(_ c: Coordinator, now: Double) {
-        var lines: [String] = []
-        let total = max(1, c.jobs.count)
-        let width = 30
-        let filled = width * c.terminalCount / total
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        lines.append("[\(bar)] \(c.terminalCount)/\(c.jobs.count) (\(c.failedCount) failed)\(eta(c, now: now))")
-        for w in c.workers.values.sorted(by: { $0.id < $1.id }).prefix(20) {
-            let jobs = w.running.map { r in "\(r.job)#\(r.attempt)" + (w.progress[r.job].map { " \($0)" } ?? "") }.sorted()
-            lines.append("  \(w.id): " + (jobs.isEmpty ? "idle" : jobs.joined(separator: ", ")))
+    /// Seconds left for the whole sweep, or nil while some remaining job's length is unknown.
+    func estimate(_ c: Coordinator) -> Double? {
+        var runningLeft: [Double] = []
+        var queuedWork = 0.0
+        for w in c.workers.values {
+            for r in w.running {
+                guard let j = c.jobIndex[r.job].map({ c.jobs[$0] }) else { continue }
+                let kind = j.planned.kind
+                if let e = w.epochs[r], let epoch = e.epoch, let epochs = e.epochs, let spe = secondsPerEpoch[kind] {
+                    runningLeft.append(Double(max(0, epochs - epoch)) * spe)
+                } else if let d = typicalSeconds(kind: kind, spec: j.planned.spec) {
+                    runningLeft.append(d / 2)
+                } else { return nil }
+            }
         }
-        var out = ""
-        if drawnLines > 0 { out += "\u{1b}[\(drawnLines)A" }
-        for l in lines { out += "\u{1b}[2K" + l + "\n" }
-        drawnLines = lines.count
-        out.utf8CString.withUnsafeBufferPointer { _ = write(2, $0.baseAddress, $0.count - 1) }
+        for j in c.jobs where j.state == .queued || j.state == .waiting {
+            guard let d = typicalSeconds(kind: j.planned.kind, spec: j.planned.spec) else { return nil }
+            queuedWork += d
+        }
+        if runningLeft.isEmpty && queuedWork == 0 { return c.terminalCount == c.jobs.count ? 0 : nil }
+        let slots = Double(max(1, c.workers.values.reduce(0) { $0 + $1.slots }))
+        let longest = runningLeft.max() ?? 0
+        return max(longest + queuedWork / slots, (runningLeft.reduce(0, +) + queuedWork) / slots)
+    }
+
+    /// How long a job of this kind is expected to take.
+    func typicalSeconds(kind: String, spec: String) -> Double? {
+        if let done = finishedSeconds[kind], !done.isEmpty { return done.reduce(0, +) / Double(done.count) }
+        // Training-like jobs: their epochs at the seconds per epoch seen so far (a compress job
+        // fine-tunes the baseline's model, so the baseline's epoch time is a fair first guess).
+        guard let spe = secondsPerEpoch[kind] ?? secondsPerEpoch["train"] else {
+            return kind == "noop" ? 0 : nil
+        }
+        return Double(Self.epochs(inSpec: spec) ?? 1) * spe + spe
+    }
+
+    /// `training.epochs` or `fineTune.epochs` of a job spec's JSON.
+    static func epochs(inSpec spec: String) -> Int? {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(spec.utf8)) as? [String: Any] else { return nil }
+        for key in ["training", "fineTune"] {
+            if let m = o[key] as? [String: Any], let e = m["epochs"] as? Int { return e }
+        }
+        return nil
     }
 }

@@ -30,7 +30,7 @@ public enum PipelineExecutors {
             switch event {
             case let .started(total, _, _, _, _): epochs = total
             case let .epochFinished(r):
-                ctx.progress(epoch: r.epoch, of: epochs, metrics: ["loss": r.trainLoss, "val_loss": r.valLoss, "val_dice": r.valDice])
+                ctx.progress(epoch: r.epoch, of: epochs, metrics: ["loss": r.trainLoss, "val_loss": r.valLoss, "val_dice": r.valDice, "seconds": r.seconds])
             case let .note(text): ctx.progress(message: text)
             case .step: break
             }

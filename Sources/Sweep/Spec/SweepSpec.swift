@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Imaging
 import Yams
@@ -29,6 +30,9 @@ public struct SweepSpec: Sendable, Equatable {
     public var datasetOptions: DatasetOptions?
     public var imageSize = 64
     public var model = ModelSpec()
+    /// True when the file gave `model.channels`; otherwise the channels follow the data's own kind
+    /// (gray when every image is gray), settled before the sweep starts.
+    public var channelsGiven = false
     public var training = TrainingSpec()
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
@@ -75,11 +79,17 @@ public struct SweepSpec: Sendable, Equatable {
         return s
     }
 
+    /// Reads a sweep file. Its paths (`data_root`, `baseline_model`) are relative to the file's
+    /// folder, as a user reading the file expects, and become absolute here, once.
     public static func load(path: String) throws -> SweepSpec {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw SweepError.invalid("sweep file \(path) cannot be read")
         }
-        return try parse(yaml: text, file: path)
+        var spec = try parse(yaml: text, file: path)
+        let folder = (UserPath.absolute(path) as NSString).deletingLastPathComponent
+        spec.dataRoot = spec.dataRoot.map { UserPath.absolute($0, relativeTo: folder) }
+        spec.baselineModel = spec.baselineModel.map { UserPath.absolute($0, relativeTo: folder) }
+        return spec
     }
 
     public static func parse(yaml: String, file: String) throws -> SweepSpec {
@@ -114,8 +124,11 @@ public struct SweepSpec: Sendable, Equatable {
         if spec.pipeline && spec.dataRoot == nil && spec.synthetic == nil { spec.synthetic = SyntheticSpec() }
         spec.imageSize = try m.int("image_size", min: 8) ?? spec.imageSize
         if let s = try m.map("model") {
+            let channels = try s.int("channels", min: 1)
+            if let c = channels, c != 1 && c != 3 { throw s.error("channels", "must be 1 (gray) or 3 (RGB), got \(c)") }
+            spec.channelsGiven = channels != nil
             spec.model = ModelSpec(baseFilters: try s.int("base_filters", min: 1) ?? 16, depth: try s.int("depth", min: 1) ?? 4,
-                                   channels: try s.int("channels", min: 1) ?? 3)
+                                   channels: channels ?? 3)
             try s.finish()
         }
         if let s = try m.map("baseline") {

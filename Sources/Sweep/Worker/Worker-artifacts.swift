@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A download in progress (zguide fileio3): up to `Wire.chunkCredit` GETs outstanding.

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A job this worker holds: fetching its inputs, running, or uploading its outputs.

@@ -1,0 +1,34 @@
+import Engine
+import Foundation
+import Pipeline
+import Sweep
+
+/// A sweep's inputs checked before any state is written or any job is planned: every dataset file
+/// decodes (as `dataset check` does), the baseline model loads and fits the data. The errors are
+/// the same one-line errors `train` and `compress` give, naming the user's own files; a sweep that
+/// would fail in every job never starts. Also settles the model's input channels from the data
+/// when the sweep file does not give them (gray when every image is gray).
+enum SweepPreflight {
+    static func check(_ spec: inout SweepSpec) throws {
+        // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
+        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty
+        guard spec.pipeline, trains || compresses else { return }
+        // The folder as the jobs will read it: the sweep file's dataset options included.
+        let options = spec.datasetOptions
+        let data = spec.dataRoot.map { root -> DataSource in
+            var source = DataSource(root: root)
+            source.datasetOptions = options
+            return source
+        }
+        if let data, !spec.channelsGiven { spec.model.channels = try data.storedChannels() }
+        if let path = spec.baselineModel {
+            // Compress jobs score the model at the size and on the channels it was trained with.
+            let (model, _, training) = try CompressJob.loadBaseline(path: path)
+            if let data {
+                _ = try data.load(imageSize: training.imageSize, channels: model.config.inputChannels)
+            }
+        } else if let data {
+            _ = try data.load(imageSize: spec.imageSize, channels: spec.model.channels)
+        }
+    }
+}
