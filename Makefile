@@ -3,7 +3,7 @@
 SWIFT_FLAGS ?= -c release
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 
-.PHONY: deps build run test bench tensorflow clean
+.PHONY: deps build run test bench tensorflow interop clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,11 +24,22 @@ test: deps
 bench: build
 	.build/release/ranksweep bench engine
 
-# TensorFlow (CPU, 2.21.0: the version the golden fixtures came from) in a virtual environment of its own, for `bench`.
+# TensorFlow (CPU, 2.21.0: the version the golden fixtures came from) and tf-keras (Keras 2) in a virtual
+# environment of its own, for `bench` and scripts/make-keras-fixtures.py.
 TF_VENV ?= $(HOME)/.cache/ranksweep/tf-venv
 tensorflow:
 	@test -x $(TF_VENV)/bin/python || python3 -m venv $(TF_VENV)
-	$(TF_VENV)/bin/pip install -q tensorflow-cpu==2.21.0
+	$(TF_VENV)/bin/pip install -q tensorflow-cpu==2.21.0 tf-keras==2.21.0
+
+# ONNX export checked against onnxruntime (PyPI, in a virtual environment of its own): a baseline,
+# a compressed model and a Keras fixture, within 1e-4. Built with the test flags so that after
+# `make test` (as in .ci/run) nothing is rebuilt.
+INTEROP_VENV ?= $(HOME)/.cache/ranksweep/interop-venv
+interop: deps
+	swift build $(TEST_FLAGS) --product ranksweep
+	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install -q onnxruntime==1.32.0 numpy==2.4.6
+	$(INTEROP_VENV)/bin/python scripts/check-onnx.py .build/release/ranksweep
 
 clean:
 	rm -rf .build

@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
@@ -39,10 +40,12 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
+        // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
+        .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
-        .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "CSupport"]),
+        .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
             "Basics", "Engine", "Compression", "Imaging", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
@@ -50,10 +53,10 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // Tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
-        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
+        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep", "Reports", "CSupport",
+            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
+        .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),
     ],
     swiftLanguageModes: [.v6]
 )

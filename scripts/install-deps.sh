@@ -4,6 +4,7 @@
 # Used by `make run` and `make test` so both work on a fresh Debian machine with only Swift present.
 set -euo pipefail
 packages=(libzmq3-dev libsodium-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev libtiff-dev libsqlite3-dev pkg-config iproute2 nftables)
+packages+=(libhdf5-dev)   # Keras .h5/.weights.h5/.keras model files (ModelInterop)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@ import Compression
 import Engine
 import Foundation
 import Imaging
+import ModelInterop
 
 /// Fine-tuning after compression (defaults: 5 epochs, learning rate 1e-5, early stopping with
 /// patience 2 restoring the best weights; no LR schedule within so few epochs).
@@ -59,7 +60,7 @@ public enum CompressJob {
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
-        let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath)
+        let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath, data: spec.data)
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
         events(.note("data: \(source.description); \(data.summary)"))
@@ -89,6 +90,8 @@ public enum CompressJob {
         let latency = try Latency.compareInferenceLatency(baseline: baseline, compressed: model, batch: spec.latencyBatch,
                                                           imageSize: trainSpec.imageSize, runs: spec.latencyRuns, warmup: 1)
         var extra = metadata
+        // A Keras baseline had no training settings: the compressed model records the ones used here.
+        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = String(decoding: try JSONEncoder().encode(trainSpec), as: UTF8.self) }
         extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
         try model.save(to: outDir + "/" + modelFile, metadata: extra)
         try layersCSV(summary).write(to: outDir + "/" + layersFile)
@@ -106,14 +109,21 @@ public enum CompressJob {
     }
 
     /// Loads a baseline with the training settings it records (data, split, image size), and checks
-    /// that images can be fed to it: everything `run` needs before any work starts.
-    public static func loadBaseline(path: String) throws -> (model: UNet, metadata: [String: String], training: TrainSpec) {
-        let (baseline, metadata) = try UNet.load(path: path)
-        guard let trainJSON = metadata[TrainJob.specKey],
-              let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(trainJSON.utf8)) else {
-            throw ModelFileError(path: path, reason: "not a baseline written by `ranksweep train` (no training settings in its metadata)")
+    /// that images can be fed to it: everything `run` needs before any work starts. A model ranksweep
+    /// did not train (a Keras file) records none: it takes `data` and the input size in its Keras
+    /// config (128 when unknown), with the default training settings.
+    public static func loadBaseline(path: String, data: DataSource? = nil) throws -> (model: UNet, metadata: [String: String], training: TrainSpec) {
+        let (baseline, metadata) = try ModelFile.load(path: path)
+        if let json = metadata[TrainJob.specKey], let trainSpec = try? JSONDecoder().decode(TrainSpec.self, from: Data(json.utf8)) {
+            return (baseline, metadata, trainSpec)
         }
-        return (baseline, metadata, trainSpec)
+        guard metadata[ModelFile.sourceKey] != nil, let data else {
+            throw ModelFileError(path: path, reason: metadata[ModelFile.sourceKey] == nil
+                ? "not a baseline written by `ranksweep train` (no training settings in its metadata)"
+                : "a model ranksweep did not train has no data of its own: give the data (--data-root)")
+        }
+        let size = metadata[ModelFile.imageSizeKey].flatMap(Int.init) ?? 128
+        return (baseline, metadata, TrainSpec(data: data, imageSize: size, model: baseline.config))
     }
 
     /// One row per convolution: what was decided and what it cost or saved.

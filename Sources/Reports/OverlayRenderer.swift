@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Imaging
+import ModelInterop
 import Pipeline
 import Sweep
 
@@ -39,7 +40,7 @@ public struct OverlayRenderer {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ReportError("model of \(pick.label) missing from the artifact store (\(path))")
             }
-            return (pick.label, try UNet.load(path: path).model)
+            return (pick.label, try ModelFile.load(path: path).model)   // a given baseline may be a Keras file
         }
         var cleanup: String? = nil
         defer { if let cleanup { try? FileManager.default.removeItem(atPath: cleanup) } }

@@ -16,7 +16,8 @@ struct Compress: ParsableCommand {
         Writes model.safetensors, layers.csv, finetune_history.csv and result.json per setting.
         """)
 
-    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Baseline model written by `ranksweep train` (--model-path: the seed's name).") var model: String
+    @Option(name: [.customLong("model"), .customLong("model-path")],
+            help: "Baseline model written by `ranksweep train`, or a Keras U-Net (.keras, .h5, .weights.h5; give --data-root) (--model-path: the seed's name).") var model: String
     @Option(help: "svd or arsvd.") var method: String?
     @Option(help: "Rank for --method svd.") var rank: Int?
     @Option(help: "Energy threshold in (0, 1] for --method arsvd.") var tau: Double?

@@ -3,13 +3,14 @@ import Basics
 import Engine
 import Foundation
 import Imaging
+import ModelInterop
 import Pipeline
 
 /// `ranksweep evaluate`: Dice and IoU of a saved model on a split, optionally with overlays.
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Score a model on a data split; optionally write PNG overlays.")
 
-    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Model file (baseline or compressed).") var model: String
+    @Option(name: [.customLong("model"), .customLong("model-path")], help: "Model file (baseline or compressed; or a Keras .keras/.h5/.weights.h5).") var model: String
     @Option(name: .customLong("data-root"), help: "Data folder (default: the model's own data and split).") var dataRoot: String?
     @Option(help: "train, val or test.") var split = "test"
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 8
@@ -27,9 +28,10 @@ struct Evaluate: ParsableCommand {
         logging.apply()
         threads.apply()
         let model = UserPath.absolute(model)
-        let (net, metadata) = try UNet.load(path: model)
+        let (net, metadata) = try ModelFile.load(path: model)
         let trainSpec = metadata[TrainJob.specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)) }
-        guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? 128 : nil) else {
+        let recordedSize = metadata[ModelFile.imageSizeKey].flatMap(Int.init)   // a Keras model's input size
+        guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? recordedSize ?? 128 : nil) else {
             throw ValidationError("\(model): no training settings in its metadata; give --data-root")
         }
         let source = dataRoot.map {

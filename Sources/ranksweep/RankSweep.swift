@@ -23,6 +23,8 @@ struct RankSweep: ParsableCommand {
             Compress.self,
             Evaluate.self,
             Dataset.self,
+            ImportKeras.self,
+            Export.self,
             CoordinatorCommand.self,
             WorkerCommand.self,
             StatusCommand.self,

@@ -23,7 +23,7 @@ enum SweepPreflight {
         if let data, !spec.channelsGiven { spec.model.channels = try data.storedChannels() }
         if let path = spec.baselineModel {
             // Compress jobs score the model at the size and on the channels it was trained with.
-            let (model, _, training) = try CompressJob.loadBaseline(path: path)
+            let (model, _, training) = try CompressJob.loadBaseline(path: path, data: data ?? DataSource())   // a Keras baseline takes the sweep's data
             if let data {
                 _ = try data.load(imageSize: training.imageSize, channels: model.config.inputChannels)
             }
