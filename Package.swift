@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
@@ -29,20 +31,24 @@ let package = Package(
         .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
+        // JPEG reading/writing over libjpeg-turbo (its longjmp error handling stays in C).
+        .target(name: "CJPEGSupport", dependencies: ["CJPEG"]),
+        // TIFF reading/writing over libtiff, with per-file error handlers.
+        .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
         // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
+        // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
+        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
-        // PNG codec, dataset folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport"]),
         // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
         .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
         // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
         .target(name: "Sweep", dependencies: [
-            "Basics", "Engine", "Compression", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
+            "Basics", "Engine", "Compression", "Imaging", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -59,7 +65,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Engine", "Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Engine", "Imaging", "Compression", "Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Basics", "Pipeline", "Sweep"]),
+        .testTarget(name: "SweepTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),

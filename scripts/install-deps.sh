@@ -3,7 +3,7 @@
 # multi-host network-namespace test uses), only when some are missing.
 # Used by `make run` and `make test` so both work on a fresh Debian machine with only Swift present.
 set -euo pipefail
-packages=(libzmq3-dev libsodium-dev libopenblas-dev liblapacke-dev libpng-dev libsqlite3-dev pkg-config iproute2 nftables)
+packages=(libzmq3-dev libsodium-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev libtiff-dev libsqlite3-dev pkg-config iproute2 nftables)
 packages+=(libhdf5-dev)   # Keras .h5/.weights.h5/.keras model files (ModelInterop)
 missing=()
 for p in "${packages[@]}"; do

@@ -7,15 +7,14 @@ import Foundation
 /// Values are the *stored* samples scaled by the depth's full scale (value / 255 or value / 65535):
 /// no gamma or colour-space conversion, so a mask saved as 255 reads back as exactly 1. The classic
 /// libpng API does the work inside the `CPNGSupport` C target, because libpng reports errors by
-/// `longjmp`, which Swift cannot catch; every failure comes back as a `PNGError` naming the file.
+/// `longjmp`, which Swift cannot catch; every failure comes back as a `ImageFileError` naming the file.
 ///
 /// Every layout libpng knows is read: 1/2/4/8/16-bit gray, gray+alpha, RGB, RGBA and palette.
 /// Palette images expand to RGB (RGBA when they carry transparency), low-depth gray to 8 bits
 /// (scaled, so a 1-bit white reads as 1), and a tRNS chunk becomes an alpha channel.
 public enum PNGCodec {
-    /// Largest image decoded, in pixels (8192 x 8192): a larger header is more likely a broken or
-    /// hostile file than a scan, and would ask for gigabytes.
-    public static let maxPixels = 8192 * 8192
+    /// Largest image decoded, in pixels (the same bound for every format).
+    public static let maxPixels = ImageDecoder.maxPixels
 
     /// What a PNG header says, after expansion (see the type's doc comment).
     public struct Info: Equatable, Sendable {
@@ -32,7 +31,7 @@ public enum PNGCodec {
         var info = cpngs_info()
         var message = [CChar](repeating: 0, count: 512)
         if cpngs_read_info(path, &info, &message, message.count) != 0 {
-            throw PNGError(path: path, reason: string(message))
+            throw ImageFileError(path: path, reason: string(message))
         }
         return Info(width: Int(info.width), height: Int(info.height), channels: Int(info.channels),
                     bitDepth: Int(info.bit_depth))
@@ -40,7 +39,7 @@ public enum PNGCodec {
 
     /// Decodes a PNG as `[H, W, C]` with its native channel count (1-4), values in [0, 1].
     public static func read(path: String) throws -> Tensor {
-        try decode(path: path).tensor
+        try decodeWithDepth(path: path).tensor
     }
 
     /// Decodes a PNG as `[H, W, channels]` for a model that takes `channels` (1 or 3): gray is
@@ -50,38 +49,11 @@ public enum PNGCodec {
         return convert(try read(path: path), toChannels: channels)
     }
 
-    /// Decodes a segmentation mask as `[H, W, 1]` of exactly 0 or 1.
-    ///
-    /// Colour masks collapse to their brightest colour channel (so a pure red mask still counts as
-    /// foreground; alpha is ignored). A sample above half of full scale is foreground. Masks that
-    /// store labels 0/1 (every sample 0 or the smallest non-zero level, e.g. 0 and 1 of 255) are
-    /// read as labels, since thresholding them would silently give empty masks. `wasBinary` is false
-    /// when the file held other values (anti-aliased edges, JPEG artefacts...): the caller warns.
+    /// Decodes a segmentation mask as `[H, W, 1]` of exactly 0 or 1, foreground above 127 of 255
+    /// (see `ImageDecoder.binarise`). `wasBinary` is false when the file held other values.
     public static func readMask(path: String) throws -> (mask: Tensor, wasBinary: Bool) {
-        let (native, bitDepth) = try decode(path: path)
-        let h = native.shape[0], w = native.shape[1], c = native.shape[2]
-        let colour = c == 2 || c == 4 ? c - 1 : c
-        let lowestLevel: Float = 1 / Float((1 << bitDepth) - 1)
-        var gray = [Float](repeating: 0, count: h * w)
-        var onlyFullScale = true   // every sample is 0 or 1
-        var onlyLabels = true      // every sample is 0 or the lowest non-zero level
-        var anyNonZero = false
-        native.storage.withUnsafeBufferPointer { src in
-            for p in 0..<(h * w) {
-                var v: Float = 0
-                for k in 0..<colour { v = max(v, src[p * c + k]) }
-                gray[p] = v
-                if v != 0 {
-                    anyNonZero = true
-                    if v != 1 { onlyFullScale = false }
-                    if v != lowestLevel { onlyLabels = false }
-                }
-            }
-        }
-        let labels = anyNonZero && onlyLabels && !onlyFullScale
-        let threshold: Float = labels ? 0 : 0.5
-        for p in 0..<(h * w) { gray[p] = gray[p] > threshold ? 1 : 0 }
-        return (Tensor(shape: [h, w, 1], storage: gray), onlyFullScale || labels)
+        let (native, bitDepth) = try decodeWithDepth(path: path)
+        return ImageDecoder.binarise(native, bitDepth: bitDepth, threshold: DatasetOptions.defaultMaskThreshold)
     }
 
     /// Writes an `[H, W, C]` tensor (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) as an 8- or 16-bit PNG.
@@ -102,12 +74,12 @@ public enum PNGCodec {
         }
         if rc != 0 {
             unlink(temporary)
-            throw PNGError(path: path, reason: string(message))
+            throw ImageFileError(path: path, reason: string(message))
         }
         if rename(temporary, path) != 0 {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw PNGError(path: path, reason: "cannot move the written file into place: \(reason)")
+            throw ImageFileError(path: path, reason: "cannot move the written file into place: \(reason)")
         }
     }
 
@@ -140,21 +112,16 @@ public enum PNGCodec {
 
     // MARK: - Internals
 
-    private static func decode(path: String) throws -> (tensor: Tensor, bitDepth: Int) {
+    /// Decodes with the depth the samples were scaled from (8 or 16).
+    static func decodeWithDepth(path: String) throws -> (tensor: Tensor, bitDepth: Int) {
         var info = cpngs_info()
         var buffer: UnsafeMutablePointer<Float>? = nil
         var message = [CChar](repeating: 0, count: 512)
         if cpngs_read(path, maxPixels, &info, &buffer, &message, message.count) != 0 {
-            throw PNGError(path: path, reason: string(message))
+            throw ImageFileError(path: path, reason: string(message))
         }
         defer { cpngs_free(buffer) }
-        let shape = [Int(info.height), Int(info.width), Int(info.channels)]
-        let count = shape.reduce(1, *)
-        let storage = [Float](unsafeUninitializedCapacity: count) { dst, initialized in
-            if count > 0, let buffer { dst.baseAddress!.update(from: buffer, count: count) }
-            initialized = count
-        }
-        return (Tensor(shape: shape, storage: storage), Int(info.bit_depth))
+        return (tensor(copying: buffer, shape: [Int(info.height), Int(info.width), Int(info.channels)]), Int(info.bit_depth))
     }
 
     private static func string(_ message: [CChar]) -> String {

@@ -37,6 +37,42 @@ public enum Resize {
         return Tensor(shape: [height, width, c], storage: out)
     }
 
+    /// The resize for images: area averaging when shrinking on both axes (every source pixel counts,
+    /// so fine detail does not alias away), bilinear otherwise.
+    public static func image(_ hwc: Tensor, height: Int, width: Int) -> Tensor {
+        hwc.shape[0] >= height && hwc.shape[1] >= width ? area(hwc, height: height, width: width)
+            : bilinear(hwc, height: height, width: width)
+    }
+
+    /// Area (box-filter) resize of an `[H, W, C]` image for shrinking: each output pixel is the
+    /// mean of the source area it covers, partial pixels weighted by their overlap.
+    public static func area(_ hwc: Tensor, height: Int, width: Int) -> Tensor {
+        precondition(hwc.rank == 3, "Resize.area: expected [H, W, C], got \(hwc.shape)")
+        precondition(height > 0 && width > 0, "Resize.area: target \(height)x\(width) must be positive")
+        let inH = hwc.shape[0], inW = hwc.shape[1], c = hwc.shape[2]
+        precondition(inH > 0 && inW > 0, "Resize.area: empty input \(hwc.shape)")
+        if inH == height && inW == width { return hwc }
+        let xs = coverage(outSize: width, inSize: inW), ys = coverage(outSize: height, inSize: inH)
+        var out = [Float](repeating: 0, count: height * width * c)
+        var acc = [Float](repeating: 0, count: c)
+        hwc.storage.withUnsafeBufferPointer { src in
+            for oy in 0..<height {
+                for ox in 0..<width {
+                    for k in 0..<c { acc[k] = 0 }
+                    for (sy, wy) in ys[oy] {
+                        for (sx, wx) in xs[ox] {
+                            let weight = wy * wx, s = (sy * inW + sx) * c
+                            for k in 0..<c { acc[k] += weight * src[s + k] }
+                        }
+                    }
+                    let d = (oy * width + ox) * c
+                    for k in 0..<c { out[d + k] = acc[k] }
+                }
+            }
+        }
+        return Tensor(shape: [height, width, c], storage: out)
+    }
+
     /// Nearest-neighbour resize of an `[H, W, C]` tensor (for masks: keeps values binary).
     public static func nearest(_ hwc: Tensor, height: Int, width: Int) -> Tensor {
         precondition(hwc.rank == 3, "Resize.nearest: expected [H, W, C], got \(hwc.shape)")
@@ -59,6 +95,23 @@ public enum Resize {
             }
         }
         return Tensor(shape: [height, width, c], storage: out)
+    }
+
+    /// For each output index: the source indices its interval [o, o + 1) x in/out overlaps, each
+    /// with its share of the interval (the shares sum to 1).
+    private static func coverage(outSize: Int, inSize: Int) -> [[(Int, Float)]] {
+        let scale = Double(inSize) / Double(outSize)
+        return (0..<outSize).map { o in
+            let start = Double(o) * scale, end = Double(o + 1) * scale
+            var taps: [(Int, Float)] = []
+            var i = Int(start.rounded(.down))
+            while Double(i) < end && i < inSize {
+                let overlap = min(end, Double(i + 1)) - max(start, Double(i))
+                if overlap > 1e-12 { taps.append((i, Float(overlap / scale))) }
+                i += 1
+            }
+            return taps
+        }
     }
 
     /// For each output index: lower and upper source index and the upper one's weight.

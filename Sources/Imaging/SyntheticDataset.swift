@@ -67,7 +67,7 @@ public enum SyntheticDataset {
                 let s = sample(index: i, size: size, seed: seed, channels: channels, name: name)
                 try PNGCodec.write(s.image, to: "\(temporary)/images/\(name).png")
                 try PNGCodec.write(s.mask, to: "\(temporary)/masks/\(name).png")
-                return (ImageMaskPair(name: name, image: "images/\(name).png", mask: "masks/\(name).png"), s.foregroundFraction)
+                return (ImageMaskPair(name: name, image: "images/\(name).png", masks: ["masks/\(name).png"]), s.foregroundFraction)
             }
         } catch {
             try? fm.removeItem(atPath: temporary)

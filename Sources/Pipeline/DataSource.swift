@@ -1,9 +1,9 @@
 import Engine
 import Imaging
 
-/// Where a job's images come from: a folder of PNGs, or the built-in synthetic set.
+/// Where a job's images come from: a dataset folder (any layout `DatasetLoader` knows), or the built-in synthetic set.
 public struct DataSource: Codable, Sendable, Equatable {
-    /// A folder in the layout `images/` + `masks/` (or `train|val|test/{images,masks}`); nil = synthetic.
+    /// A dataset folder; nil = synthetic.
     public var root: String?
     /// Synthetic set size, generated once into the cache and reused (ignored when `root` is set).
     public var syntheticCount: Int
@@ -13,6 +13,9 @@ public struct DataSource: Codable, Sendable, Equatable {
     /// Fractions held out for validation and test (when the folder is not already split).
     public var validationFraction: Double
     public var testFraction: Double
+    /// How the folder's images and masks are found and binarised (nil: the defaults); travels in
+    /// job specs so every worker reads the data the same way.
+    public var datasetOptions: DatasetOptions?
 
     public init(root: String? = nil, syntheticCount: Int = 200, syntheticSeed: UInt64 = 1, splitSeed: UInt64 = 42,
                 validationFraction: Double = 0.1, testFraction: Double = 0.1) {
@@ -32,7 +35,8 @@ public struct DataSource: Codable, Sendable, Equatable {
     public func load(imageSize: Int, channels: Int) throws -> LoadedDataset {
         let folder = try root ?? SyntheticDataset.cachedDefault(count: syntheticCount, size: imageSize, seed: syntheticSeed)
         let fractions = SplitFractions(train: 1 - validationFraction - testFraction, val: validationFraction, test: testFraction)
-        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed)
+        return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed,
+                                      options: datasetOptions ?? DatasetOptions())
     }
 }
 
@@ -41,11 +45,8 @@ extension DataSource {
     /// alpha), else 3. The synthetic set is colour. Reads file headers only.
     public func storedChannels() throws -> Int {
         guard let root else { return 3 }
-        let index = try DatasetLoader.scan(root: root, seed: splitSeed)
-        for pair in index.train + index.val + index.test {
-            if try PNGCodec.info(path: index.root + "/" + pair.image).channels >= 3 { return 3 }
-        }
-        return 1
+        let index = try DatasetLoader.scan(root: root, seed: splitSeed, options: datasetOptions ?? DatasetOptions())
+        return try DatasetLoader.colourKind(index: index) == .gray ? 1 : 3
     }
 }
 

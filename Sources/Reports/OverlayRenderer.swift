@@ -45,6 +45,7 @@ public struct OverlayRenderer {
         var cleanup: String? = nil
         defer { if let cleanup { try? FileManager.default.removeItem(atPath: cleanup) } }
         var source = DataSource(splitSeed: UInt64(spec.seed), validationFraction: spec.validationSplit, testFraction: 0.1)
+        source.datasetOptions = spec.data.datasetOptions
         if let dataset = spec.data.datasetDir {
             if let dataRoot {
                 source.root = dataRoot

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Basics
 import Engine
+import Imaging
 import Pipeline
 
 /// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
 struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data-root"),
-            help: "Folder with images/ and masks/ (or train|val|test/{images,masks}). Default: the built-in synthetic set.")
+            help: "Dataset folder in any layout `dataset check` recognises (images/ + masks/, ISIC, BUSI, DSB2018, CVC-ClinicDB...). Default: the built-in synthetic set.")
     var dataRoot: String?
 
     @Option(name: .customLong("synthetic-count"), help: "Images in the synthetic set.")
@@ -15,12 +16,49 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("split-seed"), help: "Seed of the train/val/test split.")
     var splitSeed: UInt64 = 42
 
+    @OptionGroup var layout: DatasetLayoutOptions
+
     func validate() throws {
         guard syntheticCount >= 10 else { throw ValidationError("--synthetic-count must be at least 10, got \(syntheticCount)") }
     }
 
     var source: DataSource {
-        DataSource(root: dataRoot.map { UserPath.absolute($0) }, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
+        var source = DataSource(root: dataRoot.map { UserPath.absolute($0) }, syntheticCount: syntheticCount, syntheticSeed: 1, splitSeed: splitSeed)
+        source.datasetOptions = layout.options
+        return source
+    }
+}
+
+/// How a dataset folder's images and masks are found and binarised (`DatasetOptions`), for layouts
+/// that are not recognised automatically and for masks that need another threshold.
+struct DatasetLayoutOptions: ParsableArguments {
+    @Option(name: .customLong("images-dir"),
+            help: "Folder of the images, relative to the dataset folder (or to each train/val/test folder); turns layout detection off.")
+    var imagesDir: String?
+
+    @Option(name: .customLong("masks-dir"),
+            help: "Folder of the masks, relative like --images-dir; the same folder as the images means masks beside images.")
+    var masksDir: String?
+
+    @Option(name: .customLong("mask-suffix"),
+            help: "A mask's name is the image's plus this suffix (default: the same name, or plus _mask, _segmentation or _Segmentation).")
+    var maskSuffix: String?
+
+    @Option(name: .customLong("mask-threshold"),
+            help: "Mask samples above this level of 255 are foreground (scaled for 16-bit).")
+    var maskThreshold: Int = DatasetOptions.defaultMaskThreshold
+
+    @Flag(name: .customLong("skip-unmatched"),
+          help: "Skip images without a mask and masks without an image (and say how many) instead of stopping.")
+    var skipUnmatched = false
+
+    var options: DatasetOptions {
+        DatasetOptions(imagesDir: imagesDir, masksDir: masksDir, maskSuffix: maskSuffix, maskThreshold: maskThreshold,
+                       skipUnmatched: skipUnmatched)
+    }
+
+    func validate() throws {
+        if let problem = options.problem { throw ValidationError(problem) }
     }
 }
 

@@ -28,6 +28,7 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = 1e-5
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var layout: DatasetLayoutOptions
     @OptionGroup var logging: LoggingOptions
 
     func methods() throws -> [CompressionMethod] {
@@ -74,7 +75,7 @@ struct Compress: ParsableCommand {
             var spec = CompressSpec(method: m)
             spec.fineTune.epochs = finetuneEpochs
             spec.fineTune.learningRate = finetuneLr
-            if let dataRoot { spec.data = DataSource(root: UserPath.absolute(dataRoot)) }
+            if let dataRoot { spec.data = DataSource(root: UserPath.absolute(dataRoot)); spec.data?.datasetOptions = layout.options }
             let dir = all.count == 1 ? outDir : outDir + "/" + folderName(m)
             progress.line("== \(m.description) -> \(dir)")
             let r = try CompressJob.run(spec, baselinePath: model, outDir: dir, events: trainingEventPrinter(progress, label: "fine-tune"))

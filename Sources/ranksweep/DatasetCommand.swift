@@ -6,7 +6,7 @@ import Imaging
 /// long run finds its problems for you.
 struct Dataset: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make or check segmentation datasets (PNG images + masks).",
+        abstract: "Make or check segmentation datasets (PNG, JPEG or TIFF images + masks).",
         subcommands: [Synth.self, Check.self]
     )
 }
@@ -54,10 +54,12 @@ extension Dataset {
     /// `ranksweep dataset check DIR [--size S] [--gray] [--seed K] [--val-fraction F] [--test-fraction F]`.
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a dataset folder (every file decoded) and print its split and warnings.",
+            abstract: "Check a dataset folder (every file decoded): its layout, pairs, image kinds, matching, skips and warnings.",
             discussion: """
-            Layouts: DIR/images + DIR/masks (split by seed), or DIR/{train,val,test}/{images,masks} (used as \
-            given). The mask of images/X.png is masks/X.png or masks/X_mask.png.
+            Layouts recognised: images/ + masks/ (mask X, X_mask, X_segmentation or X_Segmentation; Kvasir-SEG), \
+            ISIC 2018 Task 1, BUSI, DSB2018 stage 1, CVC-ClinicDB; each also under train/ val/ test/ (used as given, \
+            otherwise split by seed). Images and masks are PNG, JPEG or TIFF. For anything else: --images-dir, \
+            --masks-dir, --mask-suffix.
             """
         )
 
@@ -79,6 +81,8 @@ extension Dataset {
         @Option(name: .customLong("test-fraction"), help: "Fraction of pairs for testing.")
         var testFraction: Double = 0.1
 
+        @OptionGroup var layout: DatasetLayoutOptions
+
         func validate() throws {
             if size < 16 || size % 16 != 0 { throw ValidationError("--size must be a multiple of 16, at least 16 (got \(size)).") }
             if !(0..<1).contains(valFraction) { throw ValidationError("--val-fraction must be in [0, 1) (got \(valFraction)).") }
@@ -91,10 +95,42 @@ extension Dataset {
         func run() throws {
             let fractions = SplitFractions(train: 1 - valFraction - testFraction, val: valFraction, test: testFraction)
             let start = Date()
-            let data = try DatasetLoader.load(root: root, size: size, channels: gray ? 1 : 3, fractions: fractions, seed: seed)
+            let options = layout.options
+            let index = try DatasetLoader.scan(root: root, fractions: fractions, seed: seed, options: options)
+            let about = try DatasetLoader.describe(index)
+            for line in Self.report(index, about) { print(line) }
+            let data = try DatasetLoader.load(root: root, size: size, channels: gray ? 1 : 3, fractions: fractions, seed: seed, options: options)
             for warning in data.warnings { print("warning: \(warning)") }
-            print(data.summary)
             print(String(format: "ok: %d files decoded in %.2f s", data.index.files.count, Date().timeIntervalSince(start)))
+        }
+
+        /// The lines describing a scanned dataset: layout, pairs and split, image sizes and kinds,
+        /// mask kinds, how masks were matched, what was ignored or skipped.
+        static func report(_ index: DatasetIndex, _ about: DatasetLoader.Description) -> [String] {
+            func list(_ items: [(String, Int)], limit: Int = 3) -> String {
+                let shown = items.prefix(limit).map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                return items.count > limit ? shown + ", and \(items.count - limit) more" : shown
+            }
+            let pairs = index.pairs
+            let split = index.layout == .presplit ? "train/val/test folders as given" : "split by seed"
+            var lines = ["layout: \(index.kind.rawValue) (\(split))",
+                         "pairs: \(pairs.count); \(index.summary)",
+                         "images: \(pairs.count), sizes \(list(about.imageSizes)); \(list(about.imageKinds))"]
+            let maskFiles = pairs.reduce(0) { $0 + $1.masks.count }
+            let perImage = about.masksPerImage.lowerBound == about.masksPerImage.upperBound
+                ? "\(about.masksPerImage.lowerBound) per image" : "\(about.masksPerImage.lowerBound)-\(about.masksPerImage.upperBound) per image, united"
+            lines.append("masks: \(maskFiles) (\(perImage)); \(list(about.maskKinds)); foreground above \(index.options.maskThreshold) of 255")
+            let rules = index.matching.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
+            lines.append("matched: \(list(rules, limit: 6))")
+            if !index.ignored.isEmpty {
+                lines.append("ignored: \(index.ignored.count) note file\(index.ignored.count == 1 ? "" : "s") (\(index.ignored.prefix(3).joined(separator: ", "))\(index.ignored.count > 3 ? ", ..." : ""))")
+            }
+            lines.append("skipped: \(index.skipped.count)\(index.skipped.isEmpty ? "" : " (--skip-unmatched)")")
+            for file in index.skipped.prefix(DatasetLoader.maxNamedWarnings) { lines.append("  \(file.path): \(file.reason)") }
+            if index.skipped.count > DatasetLoader.maxNamedWarnings {
+                lines.append("  ... and \(index.skipped.count - DatasetLoader.maxNamedWarnings) more")
+            }
+            return lines
         }
     }
 }

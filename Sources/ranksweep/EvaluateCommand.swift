@@ -16,6 +16,7 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 8
     @Option(help: "Write image | truth | prediction overlays (PNG) into this folder.") var overlays: String?
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var layout: DatasetLayoutOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -33,7 +34,11 @@ struct Evaluate: ParsableCommand {
         guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? recordedSize ?? 128 : nil) else {
             throw ValidationError("\(model): no training settings in its metadata; give --data-root")
         }
-        let source = dataRoot.map { DataSource(root: UserPath.absolute($0), splitSeed: trainSpec?.data.splitSeed ?? 42) } ?? trainSpec!.data
+        let source = dataRoot.map {
+            var given = DataSource(root: UserPath.absolute($0), splitSeed: trainSpec?.data.splitSeed ?? 42)
+            given.datasetOptions = layout.options
+            return given
+        } ?? trainSpec!.data
         let data = try source.load(imageSize: imageSize, channels: net.config.inputChannels)
         let samples = split == "train" ? data.train : split == "val" ? data.val : data.test
         let r = Evaluation.evaluate(net, on: samples, batchSize: batchSize)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Basics
 import CSupport
 import Foundation
+import Imaging
 import Sweep
 
 struct RunCommand: ParsableCommand {
@@ -40,6 +41,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Baseline training epochs.") var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
     @Option(name: .customLong("data-root"), help: "Dataset folder (default: synthetic).") var dataRoot: String?
+    @OptionGroup var layout: DatasetLayoutOptions
     @Option(name: [.customLong("model"), .customLong("model-path")], help: "Existing baseline model (skips training).") var model: String?
     @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
 
@@ -70,6 +72,7 @@ struct RunCommand: ParsableCommand {
             if let e = epochs { spec.training.epochs = e }
             if let b = batchSize { spec.training.batchSize = b }
             if let d = dataRoot { spec.dataRoot = UserPath.absolute(d); spec.synthetic = nil }
+            if layout.options != DatasetOptions() { spec.datasetOptions = layout.options }
             if let m = model { spec.baselineModel = UserPath.absolute(m) }
             if trainOnly { spec.svdRanks = []; spec.arsvdTaus = [] }
             if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }

@@ -13,15 +13,22 @@ enum SweepPreflight {
         // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
         let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty
         guard spec.pipeline, trains || compresses else { return }
-        if let root = spec.dataRoot, !spec.channelsGiven { spec.model.channels = try DataSource(root: root).storedChannels() }
+        // The folder as the jobs will read it: the sweep file's dataset options included.
+        let options = spec.datasetOptions
+        let data = spec.dataRoot.map { root -> DataSource in
+            var source = DataSource(root: root)
+            source.datasetOptions = options
+            return source
+        }
+        if let data, !spec.channelsGiven { spec.model.channels = try data.storedChannels() }
         if let path = spec.baselineModel {
             // Compress jobs score the model at the size and on the channels it was trained with.
-            let (model, _, training) = try CompressJob.loadBaseline(path: path, data: DataSource(root: spec.dataRoot))   // a Keras baseline takes the sweep's data
-            if let root = spec.dataRoot {
-                _ = try DataSource(root: root).load(imageSize: training.imageSize, channels: model.config.inputChannels)
+            let (model, _, training) = try CompressJob.loadBaseline(path: path, data: data ?? DataSource())   // a Keras baseline takes the sweep's data
+            if let data {
+                _ = try data.load(imageSize: training.imageSize, channels: model.config.inputChannels)
             }
-        } else if let root = spec.dataRoot {
-            _ = try DataSource(root: root).load(imageSize: spec.imageSize, channels: spec.model.channels)
+        } else if let data {
+            _ = try data.load(imageSize: spec.imageSize, channels: spec.model.channels)
         }
     }
 }

@@ -122,7 +122,7 @@ final class DatasetLoaderTests: XCTestCase {
     func testMaskSuffixNamingAndAmbiguity() throws {
         try makePairs(["a", "b", "c"], maskName: { $0 + "_mask" })
         let data = try DatasetLoader.scan(root: root)
-        XCTAssertEqual((data.train + data.val + data.test).map(\.mask).sorted(), ["masks/a_mask.png", "masks/b_mask.png", "masks/c_mask.png"])
+        XCTAssertEqual((data.train + data.val + data.test).flatMap(\.masks).sorted(), ["masks/a_mask.png", "masks/b_mask.png", "masks/c_mask.png"])
         try PNGCodec.write(Tensor(shape: [16, 16, 1], repeating: 0), to: "\(root)/masks/b.png")
         XCTAssertEqual(loadError(), "\(root)/images/b.png: more than one mask matches (\(root)/masks/b.png and \(root)/masks/b_mask.png); keep one")
     }
@@ -130,13 +130,13 @@ final class DatasetLoaderTests: XCTestCase {
     func testMissingMaskNamesTheImage() throws {
         try makePairs(["a", "b", "c"])
         try FileManager.default.removeItem(atPath: "\(root)/masks/b.png")
-        XCTAssertEqual(loadError(), "\(root)/images/b.png: no mask for this image (expected masks/b.png or masks/b_mask.png)")
+        XCTAssertEqual(loadError(), "\(root)/images/b.png: no mask for this image (looked for masks/b{,_mask,_segmentation,_Segmentation}.{png,jpg,jpeg,tif,tiff}); --skip-unmatched skips unmatched files")
     }
 
     func testMaskWithoutImageNamesTheMask() throws {
         try makePairs(["a", "b", "c"])
         try FileManager.default.removeItem(atPath: "\(root)/images/c.png")
-        XCTAssertEqual(loadError(), "\(root)/masks/c.png: mask has no image (expected images/c.png)")
+        XCTAssertEqual(loadError(), "\(root)/masks/c.png: mask has no image (looked for images/c.{png,jpg,jpeg,tif,tiff}); --skip-unmatched skips unmatched files")
     }
 
     func testTruncatedImageNamesTheFile() throws {
@@ -150,7 +150,7 @@ final class DatasetLoaderTests: XCTestCase {
     func testTextFileNamedPNGNamesTheFile() throws {
         try makePairs(["a", "b", "c"])
         try "hello".write(toFile: "\(root)/masks/a.png", atomically: true, encoding: .utf8)
-        XCTAssertEqual(loadError(), "\(root)/masks/a.png: not a PNG file (the PNG signature is missing)")
+        XCTAssertEqual(loadError(), "\(root)/masks/a.png: not a PNG, JPEG or TIFF file (it starts with bytes 68 65 6C 6C)")
     }
 
     func testSizeMismatchNamesBothFiles() throws {
@@ -163,24 +163,26 @@ final class DatasetLoaderTests: XCTestCase {
         try makePairs(["a", "b", "c"])
         touch("\(root)/images/._a.png", Data([0]))   // hidden: ignored
         touch("\(root)/images/Thumbs.db", Data([0]))  // OS junk: ignored
+        touch("\(root)/masks/notes.txt", Data([0]))     // a note: ignored, listed
         XCTAssertNoThrow(try DatasetLoader.load(root: root, size: 16))
-        touch("\(root)/images/scan.jpg", Data([0xFF, 0xD8]))
-        XCTAssertEqual(loadError(), "\(root)/images/scan.jpg: not a PNG file (only .png files belong in images/ and masks/; hidden files are ignored)")
-        try FileManager.default.removeItem(atPath: "\(root)/images/scan.jpg")
+        XCTAssertEqual(try DatasetLoader.scan(root: root).ignored, ["masks/notes.txt"])
+        touch("\(root)/images/scan.bmp", Data([0x42, 0x4D]))
+        XCTAssertEqual(loadError(), "\(root)/images/scan.bmp: not an image file (images and masks are .png, .jpg/.jpeg or .tif/.tiff; hidden files and notes such as .txt are ignored)")
+        try FileManager.default.removeItem(atPath: "\(root)/images/scan.bmp")
         try FileManager.default.createDirectory(atPath: "\(root)/masks/extra", withIntermediateDirectories: false)
         XCTAssertTrue(loadError().hasPrefix("\(root)/masks/extra: unexpected sub-folder"))
     }
 
     func testMissingAndEmptyFolders() throws {
         XCTAssertEqual(thrownDescription { _ = try DatasetLoader.scan(root: self.root + "/nowhere") }, "\(root)/nowhere: dataset folder not found")
-        XCTAssertTrue(loadError().hasPrefix("\(root)/images: folder not found"), loadError())
+        XCTAssertTrue(loadError().hasPrefix("\(root): no known dataset layout"), loadError())
         try FileManager.default.createDirectory(atPath: "\(root)/images", withIntermediateDirectories: false)
         try FileManager.default.createDirectory(atPath: "\(root)/masks", withIntermediateDirectories: false)
-        XCTAssertEqual(loadError(), "\(root)/images: folder holds no PNG files")
+        XCTAssertEqual(loadError(), "\(root)/images: folder holds no image files (.png, .jpg/.jpeg, .tif/.tiff)")
         try makePairs(["a", "b"])
         XCTAssertEqual(loadError(), "\(root): 2 image/mask pairs; a train/val/test split needs at least 3")
         try FileManager.default.removeItem(atPath: "\(root)/masks")
-        XCTAssertTrue(loadError().hasPrefix("\(root)/masks: folder not found (expected masks beside images/"), loadError())
+        XCTAssertTrue(loadError().hasPrefix("\(root)/masks: folder not found (expected images/ and masks/ side by side"), loadError())
         // Pre-split without val/.
         removeDirectory(root + "/images")
         try makePairs(["a"], prefix: "train/")
@@ -192,7 +194,7 @@ final class DatasetLoaderTests: XCTestCase {
         let soft = Tensor(shape: [16, 16, 1], storage: (0..<256).map { Float($0) / 255 })
         try PNGCodec.write(soft, to: "\(root)/masks/b.png")
         let data = try DatasetLoader.load(root: root, size: 16)
-        XCTAssertEqual(data.warnings, ["\(root)/masks/b.png: mask is not binary (values between 0 and full scale); thresholded at 0.5"])
+        XCTAssertEqual(data.warnings, ["\(root)/masks/b.png: mask is not binary (values between 0 and full scale); thresholded above 127 of 255"])
         let b = (data.train + data.val + data.test).first { $0.name == "b" }!
         XCTAssertEqual(b.mask.storage, (0..<256).map { $0 > 127 ? 1 : 0 })
     }

@@ -95,3 +95,35 @@ func levelTensor(h: Int, w: Int, c: Int, bitDepth: Int, seed: UInt64) -> Tensor 
     }
     return Tensor(shape: [h, w, c], storage: values)
 }
+
+/// Writes `hwc` with the real encoder the extension names: `.png` (libpng, `bitDepth`), `.jpg`
+/// (libjpeg-turbo, `quality`), `.tif` (libtiff, `bitDepth`), creating the folder.
+func writeImage(_ hwc: Tensor, to path: String, bitDepth: Int = 8, quality: Int = 95) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    switch (path as NSString).pathExtension.lowercased() {
+    case "png": try PNGCodec.write(hwc, to: path, bitDepth: bitDepth)
+    case "jpg", "jpeg": try JPEGCodec.write(hwc, to: path, quality: quality)
+    case "tif", "tiff": try TIFFCodec.write(hwc, to: path, bitDepth: bitDepth)
+    default: XCTFail("writeImage: unknown extension of \(path)")
+    }
+}
+
+/// A binary `[h, w, 1]` mask: a filled rectangle (rows `rows`, columns `cols`) on background.
+func rectangleMask(h: Int, w: Int, rows: Range<Int>, cols: Range<Int>) -> Tensor {
+    Tensor(shape: [h, w, 1], storage: (0..<(h * w)).map { rows.contains($0 / w) && cols.contains($0 % w) ? 1 : 0 })
+}
+
+/// A smooth `[h, w, c]` image (triangle-wave gradients, no jumps), which JPEG keeps close to the original.
+func smoothImage(h: Int, w: Int, c: Int, phase: Int = 0) -> Tensor {
+    let n = h + w
+    var values: [Float] = []
+    for y in 0..<h {
+        for x in 0..<w {
+            for k in 0..<c {
+                let t = (x + y + 7 * k + phase) % (2 * n)
+                values.append(Float(t < n ? t : 2 * n - t) / Float(n))
+            }
+        }
+    }
+    return Tensor(shape: [h, w, c], storage: values)
+}

@@ -16,6 +16,7 @@ public enum PipelineExecutors {
         var source = DataSource(splitSeed: UInt64(seed), validationFraction: validationSplit, testFraction: 0.1)
         if let dir = data.datasetDir {
             source.root = ctx.input(dir)
+            source.datasetOptions = data.datasetOptions
         } else if let synthetic = data.synthetic {
             source.syntheticCount = synthetic.count
             source.syntheticSeed = UInt64(synthetic.seed)

@@ -44,7 +44,7 @@ public enum JobGraph {
             if let root = s.dataRoot {
                 guard Files.isDirectory(root) else { throw SweepError.invalid("data_root \(root) is not a directory") }
                 datasetInput = [.artifact(JobFiles.dataset, try importArtifact(root, true), unpack: true)]
-                data = DataSpec(datasetDir: JobFiles.dataset)
+                data = DataSpec(datasetDir: JobFiles.dataset, datasetOptions: s.datasetOptions)
             }
             var givenModel: PlannedInput?
             if let model = s.baselineModel {

@@ -1,3 +1,5 @@
+import Imaging
+
 /// The job spec JSON the coordinator sends with each `train` / `compress` JOB (payload frame 0),
 /// and that `ranksweep exec-job --spec FILE` reads. Plain Codable structs with the Swift property
 /// names as JSON keys, so the Pipeline side can decode them directly (or map them onto its own
@@ -48,7 +50,13 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public var synthetic: SyntheticSpec?
     /// Relative path under `--inputs` of the unpacked dataset folder (`"dataset"`) when the sweep has a data root.
     public var datasetDir: String?
-    public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil) { self.synthetic = synthetic; self.datasetDir = datasetDir }
+    /// How the dataset's images and masks are found and binarised (nil: the defaults), as the sweep file says.
+    public var datasetOptions: DatasetOptions?
+    public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil, datasetOptions: DatasetOptions? = nil) {
+        self.synthetic = synthetic
+        self.datasetDir = datasetDir
+        self.datasetOptions = datasetOptions
+    }
 }
 
 /// Baseline training settings; the defaults are the seed pipeline's (a sweep file that omits a key

@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import Imaging
 import Yams
 
 /// A sweep file (YAML). Every key is optional; unknown keys and bad values are errors naming the
@@ -7,6 +8,7 @@ import Yams
 ///
 /// ```yaml
 /// data_root: data/isic          # or: synthetic: {count: 96, size: 64, seed: 7}
+/// dataset: {images_dir: scans, masks_dir: labels, mask_suffix: _gt, mask_threshold: 127, skip_unmatched: false}   # optional
 /// image_size: 64
 /// model: {base_filters: 16, depth: 4, channels: 3}
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
@@ -24,6 +26,8 @@ import Yams
 public struct SweepSpec: Sendable, Equatable {
     public var dataRoot: String?
     public var synthetic: SyntheticSpec?
+    /// How the data root's images and masks are found and binarised (nil: automatic layouts, defaults).
+    public var datasetOptions: DatasetOptions?
     public var imageSize = 64
     public var model = ModelSpec()
     /// True when the file gave `model.channels`; otherwise the channels follow the data's own kind
@@ -97,13 +101,24 @@ public struct SweepSpec: Sendable, Equatable {
         guard let root = node else { throw SweepError.invalid("\(file): empty sweep file") }
         let m = try YAMLMap(root, path: "", file: file)
         let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
-                                         "fine_tune", "seeds", "baseline_model", "validation_split"]
+                                         "fine_tune", "seeds", "baseline_model", "validation_split", "dataset"]
         spec.pipeline = !m.keys.isDisjoint(with: pipelineKeys) || m.keys.isEmpty
         spec.dataRoot = try m.string("data_root")
         if let s = try m.map("synthetic") {
             spec.synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? 96, size: try s.int("size", min: 8) ?? 64,
                                            seed: try s.int("seed") ?? 7)
             try s.finish()
+        }
+        if let s = try m.map("dataset") {
+            var o = DatasetOptions()
+            o.imagesDir = try s.string("images_dir")
+            o.masksDir = try s.string("masks_dir")
+            o.maskSuffix = try s.string("mask_suffix")
+            o.maskThreshold = try s.int("mask_threshold", min: 0) ?? o.maskThreshold
+            o.skipUnmatched = try s.bool("skip_unmatched") ?? o.skipUnmatched
+            try s.finish()
+            if let problem = o.problem { throw m.error("dataset", problem) }
+            spec.datasetOptions = o
         }
         if spec.dataRoot != nil && spec.synthetic != nil { throw m.error("data_root", "give data_root or synthetic, not both") }
         if spec.pipeline && spec.dataRoot == nil && spec.synthetic == nil { spec.synthetic = SyntheticSpec() }
