@@ -87,6 +87,14 @@ public final class ZMQSocket {
     /// Receives one whole multipart message, copying each frame out before closing it and reading
     /// `more` before the close. Returns nil when `dontWait` and nothing is queued.
     public func receive(dontWait: Bool = false) throws -> [[UInt8]]? {
+        var ignored: String?
+        return try receive(dontWait: dontWait, userID: &ignored)
+    }
+
+    /// The same, also reading the first frame's "User-Id" property: with CURVE, the public key
+    /// (Z85) our ZAP handler admitted the sender with; nil without CURVE. Unlike anything in the
+    /// message, the sender cannot choose it.
+    public func receive(dontWait: Bool = false, userID: inout String?) throws -> [[UInt8]]? {
         var frames: [[UInt8]] = []
         var more = true
         while more {
@@ -98,6 +106,9 @@ public final class ZMQSocket {
                 zmq_msg_close(&msg)
                 if err.wouldBlock && frames.isEmpty { return nil }
                 throw err
+            }
+            if frames.isEmpty {
+                userID = zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) }
             }
             let size = zmq_msg_size(&msg)
             if size > 0, let data = zmq_msg_data(&msg) {
