@@ -52,7 +52,9 @@ final class HostileFuzzTests: XCTestCase {
         let registered = try HostilePeer(endpoint: c.endpoint, curve: hostileCurve)
         try registered.hello(id: "hostile-1", secret: secret)
         _ = try registered.waitFor("WELCOME", 5)
+        registered.keepLog = false
         var stranger = try HostilePeer(endpoint: c.endpoint, curve: hostileCurve)
+        stranger.keepLog = false
         var gen = FuzzMessages(seed: seed, jobs: jobIDs, honestID: honestID, ownID: "hostile-1", ownSecret: secret)
         var peakFDs = 0, peakRSS = 0
         var honestStopped = false
@@ -71,7 +73,10 @@ final class HostileFuzzTests: XCTestCase {
                     honestStopped = true
                 }
             }
-            if sent % 20_000 == 19_999 { stranger = try HostilePeer(endpoint: c.endpoint, curve: hostileCurve) }  // new connections too
+            if sent % 20_000 == 19_999 {  // new connections too
+                stranger = try HostilePeer(endpoint: c.endpoint, curve: hostileCurve)
+                stranger.keepLog = false
+            }
             let (toRegistered, frames) = gen.next()
             try (toRegistered ? registered : stranger).sendFrames(frames)
         }

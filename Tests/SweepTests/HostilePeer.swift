@@ -9,8 +9,11 @@ final class HostilePeer {
     let ctx: ZMQContext
     let socket: ZMQSocket
     var lastSent = 0.0
-    /// Every message received so far, in order (command, header fields).
+    /// Every message received so far, in order (command, header fields), when `keepLog`.
     var received: [(String, [String: Any])] = []
+    var keepLog = true
+    /// Messages received per command.
+    var counts: [String: Int] = [:]
 
     init(endpoint: String, routingID: String? = nil, curve: (CurveKeyPair, String)? = nil) throws {
         ctx = try ZMQContext()
@@ -21,14 +24,16 @@ final class HostilePeer {
     }
 
     /// Sends `[command][header][payload...]` exactly as given.
+    /// Replies are read after every send: a peer that does not read makes the coordinator drop
+    /// what it sends it (its queue to the peer is full), STATUS-REPLY included.
     func send(_ command: String, _ header: String, _ payload: [[UInt8]] = [], dontWait: Bool = false) throws {
-        try socket.send([Array(command.utf8), Array(header.utf8)] + payload, dontWait: dontWait)
-        lastSent = Clock.now()
+        try sendFrames([Array(command.utf8), Array(header.utf8)] + payload)
     }
 
     func sendFrames(_ frames: [[UInt8]]) throws {
         try socket.send(frames)
         lastSent = Clock.now()
+        drain()
     }
 
     static func ref(_ job: String, _ attempt: String) -> String { "{\"job\":\"\(job)\",\"attempt\":\(attempt)}" }
@@ -62,6 +67,8 @@ final class HostilePeer {
 
     private func record(_ frames: [[UInt8]]) {
         guard let m = try? WireMessage.parse(frames[...]) else { return }
+        counts[m.command.rawValue, default: 0] += 1
+        guard keepLog else { return }
         received.append((m.command.rawValue, (try? JSONSerialization.jsonObject(with: Data(m.header)) as? [String: Any]) ?? [:]))
     }
 
@@ -85,14 +92,14 @@ final class HostilePeer {
     /// A STATUS round trip on this connection: when its reply arrives, the coordinator has handled
     /// everything this peer sent before it (one pipe keeps order).
     func roundTrip(_ seconds: Double = 20) throws {
-        let before = received.count
+        let before = counts["STATUS-REPLY"] ?? 0
         try send("STATUS", "{\"v\":\(Wire.version)}")
         let end = Clock.now() + seconds
         while Clock.now() < end {
             if try ZMQPoll.readable([socket], timeoutMs: 50)[0] {
                 while let frames = try socket.receive(dontWait: true) { record(frames) }
             }
-            if received[before...].contains(where: { $0.0 == "STATUS-REPLY" }) { return }
+            if counts["STATUS-REPLY"] ?? 0 > before { return }
         }
         throw SweepError.io("no STATUS-REPLY within \(seconds) s")
     }
