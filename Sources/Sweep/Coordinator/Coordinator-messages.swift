@@ -99,7 +99,7 @@ extension Coordinator {
     func hello(_ msg: WireMessage, route: [UInt8], userKey: String?, now: Double) throws {
         let v = msg.fields.object?["v"]?.int ?? -1
         guard v == Wire.version else {
-            Log.warn("a worker speaks protocol \(v), we speak \(Wire.version): refused")
+            note("refused", route: route, userKey: userKey, job: nil, attempt: nil, "HELLO speaks protocol \(v), we speak \(Wire.version)")
             sendTo(route: route, WireMessage(.bye, ByeHeader(code: .refused, reason: "protocol version \(v) not supported (coordinator speaks \(Wire.version))")))
             return
         }
@@ -148,8 +148,8 @@ extension Coordinator {
         workerByRoute[route] = w.id
         w.expiry = now + timing.deadAfter
         w.ready = false
-        ops.append(.worker(id: w.id, host: h.host, cores: h.cores, slots: h.slots, threads: h.threads, state: "alive",
-                           key: userKey, secretHash: secretHash))
+        ops.append(.worker(id: w.id, host: h.host, cores: h.cores, slots: h.slots, threads: h.threads, state: "alive"))
+        ops.append(.workerIdentity(id: w.id, key: userKey, secretHash: secretHash))
 
         // Reconcile what the worker says it holds with what the store says was dispatched to it.
         let claimed = Set(h.running)
@@ -332,7 +332,7 @@ extension Coordinator {
             }
         } catch {
             w.uploads[h.hash] = nil
-            Log.warn("upload from \(w.id) rejected: \(error)")
+            refuse(w, "upload from \(w.id) rejected: \(error)")
             ack(false, "\(error)")
         }
     }

@@ -259,7 +259,9 @@ public final class SweepStore {
         case failJob(job: String, failures: Int, reason: String)
         case progress(job: String, text: String)
         case event(kind: String, job: String?, attempt: Int?, worker: String?, detail: String)
-        case worker(id: String, host: String, cores: Int, slots: Int, threads: Int, state: String, key: String? = nil, secretHash: String? = nil)
+        case worker(id: String, host: String, cores: Int, slots: Int, threads: Int, state: String)
+        /// Binds a worker id to its CURVE key and HELLO secret hash, unless already bound.
+        case workerIdentity(id: String, key: String?, secretHash: String)
         /// An aggregated event (EventCounts): inserted once per bucket, its count updated after.
         case countedEvent(kind: String, peer: String, bucket: String, time: Double, job: String?, attempt: Int?, detail: String, count: Int)
         case workerState(id: String, state: String)
@@ -310,14 +312,15 @@ public final class SweepStore {
                 case .event(let kind, let job, let attempt, let worker, let detail):
                     try db.cachedStatement(sql: "INSERT INTO events(time, kind, job, attempt, worker, detail) VALUES (?, ?, ?, ?, ?, ?)")
                         .execute(arguments: [now, kind, job, attempt, worker, detail])
-                case .worker(let id, let host, let cores, let slots, let threads, let state, let key, let secretHash):
-                    // An id's key and secret are bound at first use and never overwritten.
+                case .worker(let id, let host, let cores, let slots, let threads, let state):
                     try db.cachedStatement(sql: """
-                        INSERT INTO workers(id, host, cores, slots, threads, state, first_seen, last_seen, key, secret_hash)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen,
-                            key = COALESCE(workers.key, excluded.key), secret_hash = COALESCE(workers.secret_hash, excluded.secret_hash)
-                        """).execute(arguments: [id, host, cores, slots, threads, state, now, now, key, secretHash])
+                        INSERT INTO workers(id, host, cores, slots, threads, state, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen
+                        """).execute(arguments: [id, host, cores, slots, threads, state, now, now])
+                case .workerIdentity(let id, let key, let secretHash):
+                    // Bound at first use and never overwritten.
+                    try db.cachedStatement(sql: "UPDATE workers SET key = COALESCE(key, ?), secret_hash = COALESCE(secret_hash, ?) WHERE id = ?")
+                        .execute(arguments: [key, secretHash, id])
                 case .countedEvent(let kind, let peer, let bucket, let time, let job, let attempt, let detail, let count):
                     try db.cachedStatement(sql: """
                         INSERT INTO events(time, kind, job, attempt, worker, detail, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
