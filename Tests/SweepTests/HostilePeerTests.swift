@@ -108,6 +108,38 @@ final class HostilePeerTests: XCTestCase {
         XCTAssertEqual(c.count("SELECT COUNT(*) FROM results"), 2)
     }
 
+    /// Every impossible value the coordinator would compute with is named on open, with its table and job.
+    func testStoreValidationNamesEveryImpossibleRow() throws {
+        let cases: [(String, [String])] = [
+            ("UPDATE jobs SET failures = -1 WHERE id = 'noop-2'", ["table jobs", "noop-2", "failures -1"]),
+            ("UPDATE jobs SET max_attempts = 0 WHERE id = 'noop-1'", ["table jobs", "noop-1", "max_attempts 0"]),
+            ("UPDATE jobs SET state = 'zombie' WHERE id = 'noop-3'", ["table jobs", "noop-3", "state zombie"]),
+            ("UPDATE jobs SET attempt = 'abc' WHERE id = 'noop-1'", ["table jobs", "noop-1", "attempt \"abc\""]),
+            ("UPDATE jobs SET attempt = 2.5 WHERE id = 'noop-1'", ["table jobs", "noop-1", "attempt 2.5"]),
+            ("UPDATE jobs SET deps = 7 WHERE id = 'noop-2'", ["table jobs", "noop-2", "deps or inputs"]),
+            ("UPDATE jobs SET spec = x'00ff' WHERE id = 'noop-2'", ["table jobs", "noop-2", "not text"]),
+            ("INSERT INTO attempts(job, attempt, worker, started) VALUES ('noop-1', -5, 'w', 0)", ["table attempts", "noop-1", "attempt -5"]),
+            ("INSERT INTO workers(id, host, cores, slots, threads, state, first_seen, last_seen) VALUES (NULL, 'h', 1, 1, 1, 'alive', 0, 0)",
+             ["table workers"]),
+        ]
+        for (sql, parts) in cases {
+            let dir = Harness.tempDir("validate")
+            var spec = SweepSpec()
+            spec.pipeline = false
+            spec.noop = 3
+            var o = CoordinatorOptions(bind: "tcp://127.0.0.1:*", stateDir: dir)
+            o.sweep = spec
+            o.progress = .none
+            _ = try Coordinator(options: o)
+            try SweepStore(stateDir: dir).db.write { try $0.execute(sql: sql) }
+            XCTAssertThrowsError(try Coordinator(options: o), sql) { e in
+                let line = "\(e)"
+                XCTAssertFalse(line.contains("\n"), line)
+                for p in parts + [dir] { XCTAssertTrue(line.contains(p), "\(p) in: \(line)") }
+            }
+        }
+    }
+
     /// Finding 4: 2,000 PUTs started and never finished. Uploads per peer are capped, no file
     /// descriptor is held between chunks, and once the peer is silent its temp files are removed.
     /// Bounds: coordinator fds below 64 throughout; `artifacts/tmp` at most the per-peer cap, then empty.

@@ -11,9 +11,11 @@ import GRDB
 public final class SweepStore {
     public static let fileName = "sweep.sqlite"
     let db: DatabaseQueue
+    /// The database file, for error messages.
+    let path: String
 
     public init(stateDir: String, readOnly: Bool = false) throws {
-        let path = stateDir + "/" + SweepStore.fileName
+        path = stateDir + "/" + SweepStore.fileName
         var config = Configuration()
         config.readonly = readOnly
         if readOnly {
@@ -130,8 +132,11 @@ public final class SweepStore {
         let dec = JSONDecoder()
         return try db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts, reason FROM jobs ORDER BY seq").map { r in
-                let deps = try dec.decode([String].self, from: Data((r["deps"] as String).utf8))
-                let inputs = try dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8))
+                let id: String = r["id"]
+                guard let deps = try? dec.decode([String].self, from: Data((r["deps"] as String).utf8)),
+                      let inputs = try? dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8)) else {
+                    throw SweepError.invalid("\(self.path): table jobs, job \"\(id)\": deps or inputs is not the JSON this build wrote; use a new --state-dir")
+                }
                 return StoredJob(job: PlannedJob(id: r["id"], kind: r["kind"], spec: r["spec"], deps: deps, inputs: inputs),
                                  state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"],
                                  reason: r["reason"])
@@ -183,8 +188,10 @@ public final class SweepStore {
         }
         try db.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT id, state, attempt, failures, max_attempts
-                FROM jobs WHERE state NOT IN ('queued', 'running', 'done', 'failed')
+                SELECT COALESCE(CAST(id AS TEXT), '') AS id, COALESCE(CAST(state AS TEXT), '') AS state, attempt, failures, max_attempts,
+                       typeof(id) = 'text' AND typeof(kind) = 'text' AND typeof(spec) = 'text' AND typeof(deps) = 'text'
+                           AND typeof(inputs) = 'text' AND typeof(state) = 'text' AS texts
+                FROM jobs WHERE NOT texts OR state NOT IN ('queued', 'running', 'done', 'failed')
                    OR typeof(attempt) != 'integer' OR attempt < 0 OR attempt > ?
                    OR typeof(failures) != 'integer' OR failures < 0 OR failures > ?
                    OR typeof(max_attempts) != 'integer' OR max_attempts < 1 OR max_attempts > ?
@@ -193,6 +200,10 @@ public final class SweepStore {
             if let r = rows.first {
                 let id: String = r["id"], q = quoted(id)
                 let state: String = r["state"]
+                if !(r["texts"] as Bool) {
+                    throw SweepError.invalid("state dir \(stateDir): table jobs, job \"\(id)\": id, kind, spec, deps, inputs or state is not text "
+                                             + "(a row this build did not write); use a new --state-dir")
+                }
                 if !["queued", "running", "done", "failed"].contains(state) {
                     throw fail("jobs", id, "state \(state.prefix(40)) is not queued, running, done or failed",
                                "UPDATE jobs SET state = 'queued' WHERE id = \(q)")
@@ -224,6 +235,14 @@ public final class SweepStore {
                 let a = value.description
                 throw fail("attempts", job, "attempt \(a) is out of range 1...\(maxA)",
                            "DELETE FROM attempts WHERE job = \(quoted(job)) AND attempt = \(a)")
+            }
+            if let r = try Row.fetchOne(db, sql: """
+                SELECT COALESCE(CAST(id AS TEXT), '') AS id FROM workers WHERE typeof(id) != 'text' OR (key IS NOT NULL AND typeof(key) != 'text')
+                   OR (secret_hash IS NOT NULL AND typeof(secret_hash) != 'text') LIMIT 1
+                """) {
+                let id: String = r["id"]
+                throw SweepError.invalid("state dir \(stateDir): table workers, worker \"\(id)\": id, key or secret_hash is not text; "
+                                         + "repair with: sqlite3 \(file) \"UPDATE workers SET key = NULL, secret_hash = NULL WHERE CAST(id AS TEXT) = \(quoted(id))\"")
             }
         }
     }
