@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Sweep", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["Pipeline"]),
     ],
     swiftLanguageModes: [.v6]
