@@ -72,17 +72,21 @@ final class HostilePeer {
         received.append((m.command.rawValue, (try? JSONSerialization.jsonObject(with: Data(m.header)) as? [String: Any]) ?? [:]))
     }
 
-    /// Waits for a message with this command (heartbeating meanwhile); returns its header fields.
+    /// Messages `waitFor` has looked past (replies read while sending are not skipped).
+    var consumed = 0
+
+    /// Waits for a message with this command not returned before (heartbeating meanwhile);
+    /// returns its header fields. It may have arrived already, while the test was sending.
     func waitFor(_ command: String, _ seconds: Double, heartbeat: Bool = true) throws -> [String: Any] {
         let end = Clock.now() + seconds
-        var seen = received.count
+        var seen = consumed
         while Clock.now() < end {
             if heartbeat && Clock.now() - lastSent >= 0.1 { try send("HEARTBEAT", "{\"v\":\(Wire.version)}") }
             if try ZMQPoll.readable([socket], timeoutMs: 50)[0] {
                 while let frames = try socket.receive(dontWait: true) { record(frames) }
             }
             while seen < received.count {
-                if received[seen].0 == command { return received[seen].1 }
+                if received[seen].0 == command { consumed = seen + 1; return received[seen].1 }
                 seen += 1
             }
         }
