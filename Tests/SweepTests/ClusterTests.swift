@@ -74,7 +74,7 @@ final class ClusterTests: XCTestCase {
             [[0, 255, 1], [2, 3]],
         ]
         for m in garbage { try rogue.send(m) }
-        try rogue.send([Array("DONE".utf8), Array("{\"v\":1,\"job\":\"noop-01\",\"attempt\":1,\"seconds\":0,\"artifacts\":{}}".utf8), Array("{}".utf8)])
+        try rogue.send([Array("DONE".utf8), Array("{\"v\":\(Wire.version),\"job\":\"noop-01\",\"attempt\":1,\"seconds\":0,\"artifacts\":{}}".utf8), Array("{}".utf8)])
         // Unknown to the coordinator: told to say HELLO, and its DONE is not a result.
         let reply = try ZMQPoll.readable([rogue], timeoutMs: 3000)
         XCTAssertTrue(reply[0])
@@ -91,7 +91,7 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(log.contains("header is not a JSON object"), log)
         XCTAssertTrue(log.contains("oversized"), log)
         XCTAssertTrue(log.contains("protocol version 7"), log)
-        XCTAssertGreaterThanOrEqual(c.count("SELECT COUNT(*) FROM events WHERE kind = 'dropped'"), 5)
+        XCTAssertGreaterThanOrEqual(c.count("SELECT SUM(count) FROM events WHERE kind = 'dropped'"), 5, "counted in aggregated rows")
     }
 
     func testCurveUnknownKeyRefusedKnownKeyWorks() throws {

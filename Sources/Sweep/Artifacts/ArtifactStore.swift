@@ -20,6 +20,12 @@ public struct ArtifactStore: Sendable {
         return (attrs[.size] as? NSNumber)?.int64Value
     }
 
+    /// Removes everything in `tmp/` (transfers a previous run left unfinished). Only for a
+    /// directory this process alone writes: the coordinator's state dir.
+    public func removeTemporaryFiles() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/tmp")) ?? [] { unlink(dir + "/tmp/" + name) }
+    }
+
     public func tempPath(_ tag: String) -> String { dir + "/tmp/\(tag)-\(getpid())-\(UInt32.random(in: 0 ... .max))" }
 
     /// Copies a file in (hashing as it goes).
@@ -60,14 +66,16 @@ public struct ArtifactStore: Sendable {
 
 /// Receives one artifact chunk by chunk (in order: one ZeroMQ pipe keeps order), hashing as it
 /// goes; on the last byte it checks the SHA-256 and only then renames the file into the store.
-/// A corrupted or out-of-order chunk throws and deletes the partial file.
+/// A corrupted or out-of-order chunk throws and deletes the partial file. The temp file is opened
+/// per chunk, not held: a peer that starts uploads and never finishes them costs no descriptors.
 public final class ArtifactReceiver {
     public let hash: String
     public let size: Int64
     public private(set) var received: Int64 = 0
     let store: ArtifactStore
     let tmp: String
-    var handle: FileHandle?
+    /// True while the temp file exists (not yet verified and renamed, nor aborted).
+    var open = true
     var hasher = SHA256Hasher()
 
     public init(store: ArtifactStore, hash: String, size: Int64) throws {
@@ -75,22 +83,26 @@ public final class ArtifactReceiver {
         guard size >= 0 else { throw SweepError.protocolViolation("artifact \(hash.prefix(12)) has negative size") }
         self.store = store; self.hash = hash; self.size = size
         tmp = store.tempPath(String(hash.prefix(16)))
-        guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else {
-            throw SweepError.io("cannot write \(tmp)")
-        }
-        handle = h
+        guard FileManager.default.createFile(atPath: tmp, contents: nil) else { throw SweepError.io("cannot write \(tmp)") }
     }
 
     /// Adds a chunk; returns true when the artifact is complete and verified.
     public func accept(offset: Int64, bytes: [UInt8]) throws -> Bool {
         guard offset == received else { abort(); throw SweepError.protocolViolation("artifact \(hash.prefix(12)): chunk at \(offset), expected \(received)") }
         guard received + Int64(bytes.count) <= size else { abort(); throw SweepError.protocolViolation("artifact \(hash.prefix(12)): more bytes than its size \(size)") }
-        do { try handle?.write(contentsOf: bytes) } catch { abort(); throw SweepError.io("cannot write \(tmp): \(error)") }
+        guard open else { throw SweepError.protocolViolation("artifact \(hash.prefix(12)): transfer already closed") }
+        if !bytes.isEmpty {
+            do {
+                guard let h = FileHandle(forWritingAtPath: tmp) else { throw SweepError.io("cannot open") }
+                defer { try? h.close() }
+                try h.seekToEnd()
+                try h.write(contentsOf: bytes)
+            } catch { abort(); throw SweepError.io("cannot write \(tmp): \(error)") }
+        }
         hasher.update(bytes)
         received += Int64(bytes.count)
         if received < size { return false }
-        try? handle?.close()
-        handle = nil
+        open = false
         let got = hasher.finish()
         guard got == hash else {
             unlink(tmp)
@@ -101,10 +113,9 @@ public final class ArtifactReceiver {
     }
 
     public func abort() {
-        try? handle?.close()
-        handle = nil
-        unlink(tmp)
+        if open { unlink(tmp) }
+        open = false
     }
 
-    deinit { if handle != nil { abort() } }
+    deinit { abort() }
 }

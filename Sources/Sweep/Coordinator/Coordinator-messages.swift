@@ -5,18 +5,22 @@ extension Coordinator {
     /// Application-level size limit per message, below libzmq's hard ZMQ_MAXMSGSIZE (which drops
     /// the connection): one artifact chunk plus headers. Bigger messages are logged and dropped.
     static let maxMessageBytes = Wire.chunkSize + 64 * 1024
+    /// Uploads one worker may have open at once, and the bytes they may announce together. An
+    /// honest worker uploads the outputs of its finished jobs (a few per slot); the caps bound the
+    /// temp files (and disk) a peer can hold open.
+    static let maxUploadsPerWorker = 16
+    static let maxUploadBytesPerWorker: Int64 = 16 << 30
+    /// Live workers at once; a HELLO beyond that is refused.
+    static let maxLiveWorkers = 4096
 
-    /// Handles one message from the ROUTER: `[route][kind][header][payload...]`.
-    func handle(_ frames: [[UInt8]]) {
+    /// Handles one message from the ROUTER: `[route][kind][header][payload...]`. `userKey` is the
+    /// CURVE public key the ZAP handler admitted the connection with (nil without CURVE).
+    func handle(_ frames: [[UInt8]], userKey: String? = nil) {
         guard let route = frames.first else { return }
         let size = frames.reduce(0) { $0 + $1.count }
         let from = workerByRoute[route]
         func drop(_ why: String) {
-            malformedLogged += 1
-            if malformedLogged <= 50 || malformedLogged % 1000 == 0 {
-                Log.warn("dropped message from \(from ?? "unknown peer \(WireMessage.printable(route))"): \(why)")
-            }
-            ops.append(.event(kind: "dropped", job: nil, attempt: nil, worker: from, detail: why))
+            note("dropped", route: route, userKey: userKey, job: nil, attempt: nil, why)
         }
         if size > Coordinator.maxMessageBytes { return drop("oversized (\(size) bytes)") }
         let msg: WireMessage
@@ -24,15 +28,21 @@ extension Coordinator {
         let now = Clock.now()
         // A status client is not a worker: answered from memory, never registered, no state written.
         if msg.command == .status { return answerStatus(route: route, now: now) }
-        if msg.command == .hello { return guarded({ try hello(msg, route: route, now: now) }, drop) }
+        if msg.command == .hello { return guarded({ try hello(msg, route: route, userKey: userKey, now: now) }, drop) }
         guard let id = from, let w = workers[id] else {
             // A worker we do not know (we restarted, or declared it dead): ask it to say HELLO again.
             if msg.command != .bye && (unknownRouteBye[route].map { now - $0 > timing.heartbeat / 2 } ?? true) {
                 unknownRouteBye[route] = now
                 if unknownRouteBye.count > 10_000 { unknownRouteBye.removeAll() }
-                sendTo(route: route, WireMessage(.bye, ByeHeader(reason: "unknown worker: say HELLO", rehello: true)))
+                sendTo(route: route, WireMessage(.bye, ByeHeader(code: .rehello, reason: "unknown worker: say HELLO")))
             }
             return
+        }
+        // With CURVE the key is the identity: a message on this worker's route from another key
+        // (a reused routing id) speaks for nobody.
+        if options.serverKeys != nil && identities[w.id]?.key != userKey {
+            return note("refused", route: route, userKey: userKey, job: nil, attempt: nil,
+                        "\(msg.command.rawValue) on worker \(w.id)'s connection from another key")
         }
         w.expiry = now + timing.deadAfter
         guarded({
@@ -43,7 +53,7 @@ extension Coordinator {
             case .done: try done(msg, w, now: now)
             case .failed: try failed(msg, w)
             case .get: try get(msg, w)
-            case .put: try put(msg, w)
+            case .put: try put(msg, w, now: now)
             case .bye:
                 Log.info("worker \(w.id) leaving")
                 removeWorker(w, outcome: "handback", reason: "worker left", counts: false)
@@ -57,20 +67,74 @@ extension Coordinator {
         do { try body() } catch { drop("\(error)") }
     }
 
-    func hello(_ msg: WireMessage, route: [UInt8], now: Double) throws {
+    /// Counts a dropped or refused message in its peer's aggregated event (one row per peer, kind
+    /// and minute) and logs the first of each, plus the first 50 of the run and every 1000th.
+    func note(_ kind: String, route: [UInt8], userKey: String?, job: String?, attempt: Int?, _ why: String) {
+        let peer = workerByRoute[route] ?? userKey.map { "key \($0)" } ?? "unregistered"
+        let opened = eventCounts.note(kind: kind, peer: peer, job: job, attempt: attempt,
+                                      detail: workerByRoute[route] == nil ? "\(why) (connection \(WireMessage.printable(route)))" : why,
+                                      wall: Clock.wall())
+        malformedLogged += 1
+        if opened || malformedLogged <= 50 || malformedLogged % 1000 == 0 {
+            let who = workerByRoute[route] ?? "unknown peer \(WireMessage.printable(route))"
+            Log.warn("\(kind == "dropped" ? "dropped message" : "refused a message") from \(who): \(why)")
+        }
+    }
+
+    /// A refusal of something a registered worker sent about an attempt that is not its own.
+    func refuse(_ w: WorkerEntry, _ why: String, job: String? = nil, attempt: Int? = nil) {
+        note("refused", route: w.route, userKey: identities[w.id]?.key, job: job, attempt: attempt, why)
+    }
+
+    /// Rejects an attempt number or job name from a peer before anything uses it.
+    static func checkRef(_ job: String, _ attempt: Int, _ command: String) throws {
+        guard Wire.validAttempt(attempt) else { throw SweepError.protocolViolation("\(command) with attempt \(attempt) out of range 1...\(Wire.maxAttempt)") }
+        guard !job.isEmpty, job.utf8.count <= Wire.maxNameBytes else { throw SweepError.protocolViolation("\(command) with a bad job name") }
+    }
+
+    func refuseHello(route: [UInt8], userKey: String?, worker: String, _ why: String) {
+        note("refused", route: route, userKey: userKey, job: nil, attempt: nil, "refused HELLO for worker \(worker): \(why)")
+        sendTo(route: route, WireMessage(.bye, ByeHeader(code: .refused, reason: "HELLO refused: \(why)")))
+    }
+
+    func hello(_ msg: WireMessage, route: [UInt8], userKey: String?, now: Double) throws {
+        let v = msg.fields.object?["v"]?.int ?? -1
+        guard v == Wire.version else {
+            note("refused", route: route, userKey: userKey, job: nil, attempt: nil, "HELLO speaks protocol \(v), we speak \(Wire.version)")
+            sendTo(route: route, WireMessage(.bye, ByeHeader(code: .refused, reason: "protocol version \(v) not supported (coordinator speaks \(Wire.version))")))
+            return
+        }
         let h = try msg.decode(HelloHeader.self)
-        guard h.v == Wire.version else {
-            Log.warn("worker \(h.worker) speaks protocol \(h.v), we speak \(Wire.version): refused")
-            sendTo(route: route, WireMessage(.bye, ByeHeader(reason: "protocol version \(h.v) not supported (coordinator speaks \(Wire.version))", rehello: false)))
-            return
-        }
         if terminalCount == jobs.count {
-            sendTo(route: route, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false)))
+            sendTo(route: route, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
             return
         }
-        guard h.slots >= 1, h.slots <= 1024, !h.worker.isEmpty, h.worker.utf8.count <= 200 else {
-            throw SweepError.protocolViolation("HELLO with bad worker id or slots")
+        guard h.slots >= 1, h.slots <= 1024, h.threads >= 1, h.threads <= 4096, h.cores >= 0, h.cores <= 1 << 20,
+              !h.worker.isEmpty, h.worker.utf8.count <= Wire.maxNameBytes, h.host.utf8.count <= Wire.maxNameBytes,
+              h.secret.utf8.count >= 16, h.secret.utf8.count <= 128, h.running.count <= Wire.maxHeldJobs else {
+            throw SweepError.protocolViolation("HELLO with a bad worker id, host, secret, slots, threads, cores or too many held jobs")
         }
+        for ref in h.running { try Coordinator.checkRef(ref.job, ref.attempt, "HELLO") }
+
+        // Who may say HELLO as this worker id: one connection speaks for one id; an id someone
+        // already used needs its secret and, with CURVE, the key it first came with.
+        if let owner = routeOwner[route], owner != h.worker {
+            return refuseHello(route: route, userKey: userKey, worker: h.worker, "this connection speaks for worker \(owner)")
+        }
+        let secretHash = SHA256Hasher.hex(Array(h.secret.utf8))
+        if let known = identities[h.worker] {
+            if options.serverKeys != nil, let key = known.key, key != userKey {
+                return refuseHello(route: route, userKey: userKey, worker: h.worker, "the id belongs to another key")
+            }
+            if let bound = known.secretHash, bound != secretHash {
+                return refuseHello(route: route, userKey: userKey, worker: h.worker, "the id belongs to another peer (wrong secret)")
+            }
+        } else if workers.count >= Coordinator.maxLiveWorkers {
+            return refuseHello(route: route, userKey: userKey, worker: h.worker, "\(workers.count) workers connected already")
+        }
+        identities[h.worker] = WorkerIdentity(key: identities[h.worker]?.key ?? userKey, secretHash: secretHash)
+        bindRoute(route, to: h.worker)
+
         let w: WorkerEntry
         if let old = workers[h.worker] {
             // Same worker process, new connection: keep its record, move the route.
@@ -86,32 +150,29 @@ extension Coordinator {
         w.expiry = now + timing.deadAfter
         w.ready = false
         ops.append(.worker(id: w.id, host: h.host, cores: h.cores, slots: h.slots, threads: h.threads, state: "alive"))
+        ops.append(.workerIdentity(id: w.id, key: userKey, secretHash: secretHash))
 
-        // Reconcile what the worker says it runs with what we think it runs.
+        // Reconcile what the worker says it holds with what the store says was dispatched to it.
         let claimed = Set(h.running)
         var cancel: [JobRef] = []
         func stale(_ ref: JobRef, _ why: String) {
             cancel.append(ref)
-            Log.warn("worker \(w.id) still holds \(ref.job) attempt \(ref.attempt) (running, or a late result): dropped, \(why)")
-            ops.append(.event(kind: "stale-attempt", job: ref.job, attempt: ref.attempt, worker: w.id, detail: why))
+            note("stale-attempt", route: route, userKey: userKey, job: ref.job, attempt: ref.attempt,
+                 "worker \(w.id) holds \(ref.job) attempt \(ref.attempt): dropped, \(why)")
         }
         for ref in claimed {
-            guard let i = jobIndex[ref.job] else { cancel.append(ref); continue }
+            guard let i = jobIndex[ref.job] else { stale(ref, "no such job"); continue }
             let e = jobs[i]
             if e.terminal {
                 stale(ref, "job already \(e.state == .done ? "done" : "failed")")
                 continue
             }
             if e.runningOn[ref.attempt] == w.id { continue }  // already ours
-            // An attempt above the last one recorded was dispatched just before a crash, before its
-            // dispatch was committed: as good as orphaned, if nothing else runs the job now.
-            if ref.attempt > e.attempt && e.runningOn.isEmpty && e.state != .running {
-                e.orphaned.insert(ref.attempt)
-                e.attempt = ref.attempt
-            }
-            if e.runningOn[ref.attempt] == nil && e.orphaned.contains(ref.attempt) {
-                // The job it was running when we restarted: take it back as running.
-                e.orphaned.remove(ref.attempt)
+            if e.runningOn[ref.attempt] == nil && e.orphaned[ref.attempt] == w.id {
+                // Dispatched to this worker before we restarted: take it back as running. Only an
+                // attempt the store records for this very worker; never a job or attempt number
+                // the worker merely names.
+                e.orphaned[ref.attempt] = nil
                 e.runningOn[ref.attempt] = w.id
                 if e.state != .running { e.state = .running; e.dispatchedAt = now }
                 e.attemptStarted[ref.attempt] = now
@@ -119,9 +180,9 @@ extension Coordinator {
                 ops.append(.reattach(ref, worker: w.id))
                 Log.info("worker \(w.id) reattached \(ref.job) attempt \(ref.attempt)")
             } else {
-                // Declared dead meanwhile, or superseded: stale. Its work (a late result, if it finished
-                // while cut off) is dropped, not counted: the worker is told to forget it.
-                stale(ref, "attempt \(ref.attempt) is no longer open")
+                // Declared dead meanwhile, superseded, or never this worker's: its work (a late
+                // result, if it finished while cut off) is dropped; the worker is told to forget it.
+                stale(ref, "attempt \(ref.attempt) is not open on this worker")
             }
         }
         for ref in w.running where !claimed.contains(ref) {
@@ -132,10 +193,26 @@ extension Coordinator {
         send(w, WireMessage(.welcome, WelcomeHeader(heartbeatMs: timing.heartbeatMs, liveness: timing.liveness, cancel: cancel)))
     }
 
+    /// A route is bound to the first worker id it said HELLO as, for as long as we remember it.
+    func bindRoute(_ route: [UInt8], to id: String) {
+        if routeOwner[route] == nil && routeOwner.count >= 65_536 {
+            // Forget routes no live worker uses (their connections are gone or were refused).
+            routeOwner = routeOwner.filter { workerByRoute[$0.key] != nil }
+        }
+        routeOwner[route] = id
+    }
+
+    /// Who holds an attempt: the worker it is open on, or (after a coordinator restart) the worker
+    /// it was dispatched to.
+    func holder(_ e: JobEntry, _ attempt: Int) -> String? { e.runningOn[attempt] ?? e.orphaned[attempt] }
+
     func progress(_ msg: WireMessage, _ w: WorkerEntry) throws {
         let h = try msg.decode(ProgressHeader.self)
+        try Coordinator.checkRef(h.job, h.attempt, "PROGRESS")
         let ref = JobRef(job: h.job, attempt: h.attempt)
-        guard w.running.contains(ref) else { return }  // stale progress: ignore quietly
+        guard w.running.contains(ref) else {
+            return refuse(w, "PROGRESS \(h.job) attempt \(h.attempt) from \(w.id): not an attempt it runs", job: h.job, attempt: h.attempt)
+        }
         var text = ""
         if let ep = h.epoch { text = "epoch \(ep)" + (h.epochs.map { "/\($0)" } ?? "") }
         if let m = h.metrics, !m.isEmpty {
@@ -154,29 +231,37 @@ extension Coordinator {
 
     func done(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
         let h = try msg.fields.decodeDone()
+        try Coordinator.checkRef(h.job, h.attempt, "DONE")
+        guard h.seconds >= 0, h.seconds <= 1e9, h.artifacts.count <= 1000 else { throw SweepError.protocolViolation("DONE with bad seconds or artifacts") }
         let ref = JobRef(job: h.job, attempt: h.attempt)
+        // Only the worker an attempt was dispatched to reports on it; anyone else's DONE is refused
+        // before it can touch the attempt (not even to fail it for a bad result).
+        if let i = jobIndex[h.job], let holder = holder(jobs[i], h.attempt), holder != w.id {
+            return refuse(w, "refused DONE \(h.job) attempt \(h.attempt) from \(w.id): dispatched to \(holder)", job: h.job, attempt: h.attempt)
+        }
         acks[w.id, default: []].append(ref)  // acknowledged whether accepted or dropped: the worker forgets it
         w.running.remove(ref)
         w.progress[h.job] = nil
         if !w.epochs.isEmpty { w.epochs[ref] = nil }
+        if let why = staleReason(ref, worker: w.id) {
+            note("duplicate-done", route: w.route, userKey: identities[w.id]?.key, job: h.job, attempt: h.attempt,
+                 "late or duplicate DONE for \(h.job) attempt \(h.attempt) from \(w.id) dropped: \(why)")
+            return
+        }
         let resultBytes = msg.payload.first ?? Array("{}".utf8)
         guard (try? FastJSON.parse(resultBytes))?.object != nil else {
             Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): result is not a JSON object, counted as a failure")
             attemptFailed(ref, outcome: "failed", reason: "result is not a JSON object", counts: true)
             return
         }
-        for (file, hash) in h.artifacts where !artifacts.has(hash) {
-            Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): artifact \(file) (\(hash.prefix(12))) was never uploaded")
-            attemptFailed(ref, outcome: "failed", reason: "artifact \(file) missing", counts: true)
+        for (file, hash) in h.artifacts where file.utf8.count > Wire.maxNameBytes || !artifacts.has(hash) {
+            Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): artifact \(file.prefix(Wire.maxNameBytes)) (\(hash.prefix(12))) was never uploaded")
+            attemptFailed(ref, outcome: "failed", reason: "artifact \(file.prefix(Wire.maxNameBytes)) missing", counts: true)
             return
         }
         let artifactsJSON = h.artifacts.isEmpty ? "{}" : String(decoding: (try? JSONEncoder().encode(h.artifacts)) ?? Data("{}".utf8), as: UTF8.self)
-        if let why = acceptDone(ref, worker: w.id, resultJSON: String(decoding: resultBytes, as: UTF8.self),
-                                artifactsJSON: artifactsJSON, seconds: h.seconds, now: now) {
-            Log.warn("late or duplicate DONE for \(h.job) attempt \(h.attempt) from \(w.id) dropped: \(why)")
-            ops.append(.event(kind: "duplicate-done", job: h.job, attempt: h.attempt, worker: w.id, detail: why))
-            return
-        }
+        acceptDone(ref, worker: w.id, resultJSON: String(decoding: resultBytes, as: UTF8.self),
+                   artifactsJSON: artifactsJSON, seconds: h.seconds, now: now)
         producedArtifacts[h.job] = h.artifacts
         for (file, hash) in h.artifacts { ops.append(.artifact(hash: hash, size: artifacts.size(hash) ?? 0, origin: "\(h.job)/\(file)")) }
         progressView.jobFinished(kind: jobs[jobIndex[h.job]!].planned.kind, seconds: h.seconds)
@@ -185,7 +270,11 @@ extension Coordinator {
 
     func failed(_ msg: WireMessage, _ w: WorkerEntry) throws {
         let h = try msg.decode(FailedHeader.self)
+        try Coordinator.checkRef(h.job, h.attempt, "FAILED")
         let ref = JobRef(job: h.job, attempt: h.attempt)
+        if let i = jobIndex[h.job], let holder = holder(jobs[i], h.attempt), holder != w.id {
+            return refuse(w, "refused FAILED \(h.job) attempt \(h.attempt) from \(w.id): dispatched to \(holder)", job: h.job, attempt: h.attempt)
+        }
         acks[w.id, default: []].append(ref)
         w.running.remove(ref)
         w.progress[h.job] = nil
@@ -200,36 +289,65 @@ extension Coordinator {
 
     func get(_ msg: WireMessage, _ w: WorkerEntry) throws {
         let h = try msg.decode(GetHeader.self)
-        guard h.offset >= 0, h.length > 0, h.length <= Wire.chunkSize else { throw SweepError.protocolViolation("GET with bad range") }
+        guard h.offset >= 0, h.offset <= Wire.maxArtifactBytes, h.length > 0, h.length <= Wire.chunkSize else {
+            throw SweepError.protocolViolation("GET with bad range")
+        }
         guard let size = artifacts.size(h.hash), let bytes = artifacts.read(h.hash, offset: h.offset, length: h.length) else {
-            send(w, WireMessage(.chunk, ChunkHeader(hash: h.hash, offset: h.offset, size: 0, error: "unknown artifact")))
+            send(w, WireMessage(.chunk, ChunkHeader(hash: String(h.hash.prefix(64)), offset: h.offset, size: 0, error: "unknown artifact")))
             return
         }
         send(w, WireMessage(.chunk, ChunkHeader(hash: h.hash, offset: h.offset, size: size, error: nil), payload: [bytes]))
     }
 
-    func put(_ msg: WireMessage, _ w: WorkerEntry) throws {
+    func put(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
         let h = try msg.decode(PutHeader.self)
-        let key = w.id + "/" + h.hash
+        guard SHA256Hasher.isValidHex(h.hash), h.size >= 0, h.size <= Wire.maxArtifactBytes, h.offset >= 0, h.offset <= h.size else {
+            throw SweepError.protocolViolation("PUT with a bad hash, size or offset")
+        }
         func ack(_ complete: Bool, _ error: String?) {
             send(w, WireMessage(.putAck, PutAckHeader(hash: h.hash, offset: h.offset, complete: complete, error: error)))
         }
-        if artifacts.has(h.hash) { uploads[key] = nil; return ack(true, nil) }
-        guard h.size >= 0, h.size <= 64 << 30 else { throw SweepError.protocolViolation("PUT with bad size") }
-        if h.offset == 0 { uploads[key]?.abort(); uploads[key] = try ArtifactReceiver(store: artifacts, hash: h.hash, size: h.size) }
-        guard let r = uploads[key] else { return ack(false, "no upload in progress at offset \(h.offset)") }
+        // Outputs are uploaded by a worker for an attempt it runs; a peer with none has nothing to upload.
+        guard !w.running.isEmpty else {
+            refuse(w, "PUT \(h.hash.prefix(12)) from \(w.id): it runs no attempt")
+            return ack(false, "no attempt of yours is running")
+        }
+        if artifacts.has(h.hash) { w.uploads[h.hash]?.receiver.abort(); w.uploads[h.hash] = nil; return ack(true, nil) }
+        if h.offset == 0 {
+            w.uploads[h.hash]?.receiver.abort()
+            w.uploads[h.hash] = nil
+            let inFlight = w.uploads.values.reduce(Int64(0)) { $0 + $1.receiver.size }
+            guard w.uploads.count < Coordinator.maxUploadsPerWorker, inFlight + h.size <= Coordinator.maxUploadBytesPerWorker else {
+                refuse(w, "PUT \(h.hash.prefix(12)) from \(w.id): \(w.uploads.count) uploads (\(inFlight) bytes) open already")
+                return ack(false, "too many uploads in progress")
+            }
+            w.uploads[h.hash] = OpenUpload(receiver: try ArtifactReceiver(store: artifacts, hash: h.hash, size: h.size), lastChunk: now)
+        }
+        guard let u = w.uploads[h.hash] else { return ack(false, "no upload in progress at offset \(h.offset)") }
+        u.lastChunk = now
         do {
-            if try r.accept(offset: h.offset, bytes: msg.payload.first ?? []) {
-                uploads[key] = nil
+            if try u.receiver.accept(offset: h.offset, bytes: msg.payload.first ?? []) {
+                w.uploads[h.hash] = nil
                 ops.append(.artifact(hash: h.hash, size: h.size, origin: "upload from \(w.id)"))
                 ack(true, nil)
             } else {
                 ack(false, nil)
             }
         } catch {
-            uploads[key] = nil
-            Log.warn("upload from \(w.id) rejected: \(error)")
+            w.uploads[h.hash] = nil
+            refuse(w, "upload from \(w.id) rejected: \(error)")
             ack(false, "\(error)")
+        }
+    }
+
+    /// Closes uploads that received nothing for one liveness period (their temp files go).
+    func closeIdleUploads(_ now: Double) {
+        for w in workers.values where !w.uploads.isEmpty {
+            for (hash, u) in w.uploads where now - u.lastChunk > timing.deadAfter {
+                u.receiver.abort()
+                w.uploads[hash] = nil
+                Log.warn("upload \(hash.prefix(12)) from \(w.id) silent for \(Coordinator.seconds(timing.deadAfter)) s: closed")
+            }
         }
     }
 }

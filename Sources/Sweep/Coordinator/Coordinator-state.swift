@@ -16,8 +16,9 @@ final class JobEntry {
     var dependents: [Int] = []
     /// Open attempts: attempt -> worker id (normally one; two when a reattach races a re-dispatch).
     var runningOn: [Int: String] = [:]
-    /// Attempts interrupted by a coordinator restart: their results are still accepted.
-    var orphaned = Set<Int>()
+    /// Attempts interrupted by a coordinator restart -> the worker they were dispatched to: that
+    /// worker (and only it) may reattach them or report their result.
+    var orphaned: [Int: String] = [:]
     var notBefore: Double = 0
     var dispatchedAt: Double = 0
     /// When each open attempt was dispatched (or reattached after a coordinator restart): the
@@ -49,12 +50,28 @@ final class WorkerEntry {
     var progress: [String: String] = [:]
     /// Latest epoch (and epoch count) per running attempt, for status.
     var epochs: [JobRef: EpochProgress] = [:]
+    /// Uploads in progress (PUT), by artifact hash; closed when the worker goes or they fall silent.
+    var uploads: [String: OpenUpload] = [:]
 
     init(id: String, route: [UInt8], host: String, slots: Int, threads: Int, expiry: Double) {
         self.id = id; self.route = route; self.host = host; self.slots = slots; self.threads = threads; self.expiry = expiry
     }
 
     var free: Int { slots - running.count }
+}
+
+/// An artifact upload in progress from one worker.
+final class OpenUpload {
+    let receiver: ArtifactReceiver
+    var lastChunk: Double
+    init(receiver: ArtifactReceiver, lastChunk: Double) { self.receiver = receiver; self.lastChunk = lastChunk }
+}
+
+/// What a worker id is bound to: the CURVE key it first came with (nil without CURVE) and the
+/// SHA-256 of its HELLO secret. Kept in the store, so a restarted coordinator still knows.
+struct WorkerIdentity {
+    var key: String?
+    var secretHash: String?
 }
 
 extension Coordinator {
@@ -109,6 +126,11 @@ extension Coordinator {
 
     func assign(_ e: JobEntry, to w: WorkerEntry, now: Double) {
         guard let inputs = resolveInputs(e) else { return }
+        // The store is validated on open and peers cannot raise attempt numbers, so this holds;
+        // if it ever did not, the job fails with a reason instead of the coordinator trapping.
+        guard e.attempt >= 0 && e.attempt < Wire.maxAttempt else {
+            return failJob(e, reason: "attempt number \(e.attempt) cannot be raised (limit \(Wire.maxAttempt))")
+        }
         e.attempt += 1
         e.state = .running
         e.dispatchedAt = now
@@ -139,15 +161,24 @@ extension Coordinator {
         return out
     }
 
-    /// First valid result wins: the job must not be finished and the attempt must be open (or
-    /// orphaned by a coordinator restart). Anything else is a late duplicate: dropped.
-    func acceptDone(_ ref: JobRef, worker: String, resultJSON: String, artifactsJSON: String, seconds: Double, now: Double) -> String? {
+    /// First valid result wins: the job must not be finished and the attempt must be open on this
+    /// worker (or orphaned by a coordinator restart while dispatched to it). Anything else is a
+    /// late duplicate (dropped); nil when the result may be accepted.
+    func staleReason(_ ref: JobRef, worker: String) -> String? {
         guard let i = jobIndex[ref.job] else { return "unknown job" }
         let e = jobs[i]
         if e.terminal { return "job already \(e.state == .done ? "done" : "failed")" }
-        guard e.runningOn[ref.attempt] != nil || e.orphaned.contains(ref.attempt) else {
-            return "attempt \(ref.attempt) is not open (current attempt \(e.attempt))"
+        guard e.runningOn[ref.attempt] == worker || e.orphaned[ref.attempt] == worker else {
+            return "attempt \(ref.attempt) is not open on \(worker) (current attempt \(e.attempt))"
         }
+        return nil
+    }
+
+    /// Records the result unless `staleReason` has one (returned: the result was dropped).
+    @discardableResult
+    func acceptDone(_ ref: JobRef, worker: String, resultJSON: String, artifactsJSON: String, seconds: Double, now: Double) -> String? {
+        if let why = staleReason(ref, worker: worker) { return why }
+        let e = jobs[jobIndex[ref.job]!]
         ops.append(.done(ref, worker: worker, result: resultJSON, artifacts: artifactsJSON, seconds: seconds))
         cancelOtherAttempts(e, except: ref.attempt, reason: "another attempt finished first")
         e.state = .done
@@ -213,6 +244,7 @@ extension Coordinator {
     // MARK: liveness (Paranoid Pirate)
 
     func checkLiveness(_ now: Double) {
+        closeIdleUploads(now)
         for w in workers.values {
             if now > w.expiry {
                 declareDead(w, reason: "worker \(w.id) silent for \(String(format: "%.1f", timing.deadAfter))s")
@@ -268,5 +300,8 @@ extension Coordinator {
         if workerByRoute[w.route] == w.id { workerByRoute[w.route] = nil }
         for ref in w.running.sorted(by: { $0.job < $1.job }) { attemptFailed(ref, outcome: outcome, reason: reason, counts: counts) }
         w.running.removeAll()
+        // Its unfinished uploads go with it (temp files removed).
+        for u in w.uploads.values { u.receiver.abort() }
+        w.uploads.removeAll()
     }
 }

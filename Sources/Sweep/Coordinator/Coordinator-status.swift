@@ -50,8 +50,13 @@ extension Coordinator {
     /// STATUS from anyone the transport admitted (with CURVE: a key in the allowlist). Answered
     /// at once from memory; the peer is not registered as a worker and nothing is written.
     func answerStatus(route: [UInt8], now: Double) {
-        let snapshot = statusSnapshot(now: now)
-        let payload = (try? JSONEncoder().encode(snapshot)).map { Array($0) } ?? Array("{}".utf8)
+        let payload: [UInt8]
+        if let c = statusCache, now - c.at < 0.05 {
+            payload = c.payload  // a STATUS flood costs one snapshot per 50 ms
+        } else {
+            payload = (try? JSONEncoder().encode(statusSnapshot(now: now))).map { Array($0) } ?? Array("{}".utf8)
+            statusCache = (now, payload)
+        }
         sendTo(route: route, WireMessage(.statusReply, StatusReplyHeader(), payload: [payload]))
     }
 

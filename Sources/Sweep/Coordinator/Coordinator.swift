@@ -32,7 +32,15 @@ public final class Coordinator {
     // Worker state.
     var workers: [String: WorkerEntry] = [:]
     var workerByRoute: [[UInt8]: String] = [:]
-    var uploads: [String: ArtifactReceiver] = [:]
+    /// Every worker id ever registered with this state dir -> what it is bound to (key, secret).
+    var identities: [String: WorkerIdentity] = [:]
+    /// Routing id -> the worker id it first said HELLO as: one connection speaks for one worker.
+    var routeOwner: [[UInt8]: String] = [:]
+    /// Dropped and refused messages, aggregated per peer, kind and minute.
+    var eventCounts = EventCounts()
+    /// The last STATUS reply (a STATUS flood is answered from it for a few milliseconds).
+    var statusCache: (at: Double, payload: [UInt8])?
+    var sendFailures = 0
 
     // Per-cycle buffers.
     var ops: [SweepStore.Op] = []
@@ -70,7 +78,12 @@ public final class Coordinator {
             throw SweepError.invalid("CURVE is on but the allowlist of worker keys is empty")
         }
         store = try SweepStore(stateDir: options.stateDir)
+        // An impossible row (hand-edited, or left by an older build) is one clear error here, not
+        // a trap later in every restart.
+        try store.validate(stateDir: options.stateDir)
         artifacts = try ArtifactStore(dir: options.stateDir + "/artifacts")
+        // Uploads a previous run left unfinished: only this coordinator writes here.
+        artifacts.removeTemporaryFiles()
         context = try ZMQContext()
         progressView = ProgressView(mode: options.progress)
         try loadOrCreateSweep()
@@ -106,6 +119,7 @@ public final class Coordinator {
             try commit()
         }
         try resolveJobTimeout()
+        identities = try store.workerIdentities()
         try loadJobs()
         try loadAttemptMirror()
     }
@@ -130,16 +144,17 @@ public final class Coordinator {
         let stored = try store.loadJobs()
         producedArtifacts = try store.resultArtifacts()
         let open = try store.openAttempts()
-        var orphaned = Dictionary(grouping: try store.orphanedAttempts(), by: \.job)
+        var orphaned: [String: [Int: String]] = [:]
+        for (ref, worker) in try store.orphanedAttempts() { orphaned[ref.job, default: [:]][ref.attempt] = worker }
         for (ref, worker) in open {
             ops.append(.attemptEnded(ref, outcome: "orphaned", reason: "coordinator restarted while \(worker) ran it"))
-            orphaned[ref.job, default: []].append(ref)
+            orphaned[ref.job, default: [:]][ref.attempt] = worker
         }
         let grace = options.reattachGrace ?? timing.deadAfter
         let now = Clock.now()
         for (i, s) in stored.enumerated() {
             let e = JobEntry(index: i, planned: s.job, attempt: s.attempt, failures: s.failures, maxAttempts: s.maxAttempts)
-            e.orphaned = Set((orphaned[s.job.id] ?? []).map(\.attempt))
+            e.orphaned = orphaned[s.job.id] ?? [:]
             switch s.state {
             case "done": e.state = .done
             case "failed": e.state = .failed; e.reason = s.reason
@@ -203,8 +218,8 @@ public final class Coordinator {
             if !ops.isEmpty { tick = max(0, Int(((lastCommit + Coordinator.groupCommitWindow) - Clock.now()) * 1000)) }
             _ = try ZMQPoll.readable([router], timeoutMs: tick)
             var handled = 0
-            while handled < 5000, let frames = try receiveNonBlocking() {
-                handle(frames)
+            while handled < 5000, let (frames, userKey) = try receiveNonBlocking() {
+                handle(frames, userKey: userKey)
                 handled += 1
             }
             let now = Clock.now()
@@ -237,8 +252,13 @@ public final class Coordinator {
         }
     }
 
-    func receiveNonBlocking() throws -> [[UInt8]]? {
-        do { return try router.receive(dontWait: true) } catch let e as ZMQError where e.interrupted { return nil }
+    /// The next message and the CURVE key its connection was admitted with (nil without CURVE).
+    func receiveNonBlocking() throws -> ([[UInt8]], String?)? {
+        var userKey: String?
+        do {
+            guard let frames = try router.receive(dontWait: true, userID: &userKey) else { return nil }
+            return (frames, userKey)
+        } catch let e as ZMQError where e.interrupted { return nil }
     }
 
     /// Everything done or failed: commit, tell the hook, say BYE to every worker.
@@ -249,7 +269,7 @@ public final class Coordinator {
         Log.info("sweep complete: \(s.done) done, \(s.failed) failed of \(s.total)")
         try onSweepComplete(s, store)
         for w in workers.values {
-            send(w, WireMessage(.bye, ByeHeader(reason: "sweep complete", rehello: false)))
+            send(w, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
             ops.append(.workerState(id: w.id, state: "finished"))
         }
         flush()
@@ -268,6 +288,7 @@ public final class Coordinator {
     // MARK: cycle output
 
     func commit() throws {
+        ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
         if ops.isEmpty { return }
         try store.apply(ops)
         attemptMirror.apply(ops)
@@ -285,7 +306,11 @@ public final class Coordinator {
         for (route, frames) in outbox {
             do { try router.send([route] + frames, dontWait: true) } catch let e as ZMQError {
                 // Gone (EHOSTUNREACH) or its queue is full (EAGAIN): liveness deals with the worker.
-                if let id = workerByRoute[route] { Log.warn("cannot send to \(id): \(e)") }
+                // A peer that never reads fills its queue: say so now and then, not per message.
+                if let id = workerByRoute[route] {
+                    sendFailures += 1
+                    if sendFailures <= 20 || sendFailures % 1000 == 0 { Log.warn("cannot send to \(id): \(e) (\(sendFailures) so far)") }
+                }
             } catch {}
         }
         outbox.removeAll(keepingCapacity: true)

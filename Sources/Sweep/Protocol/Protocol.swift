@@ -8,7 +8,21 @@ import Foundation
 /// job spec JSON, artifact chunks). On the coordinator's ROUTER the routing identity comes first.
 public enum Wire {
     /// Bumped on any incompatible change. HELLO with another version is answered by BYE.
-    public static let version = 1
+    /// 2: HELLO carries the worker's `secret`; BYE carries a typed `code` instead of `rehello`.
+    public static let version = 2
+
+    // MARK: ranges (every integer from a peer is checked against these before use)
+
+    /// Attempt numbers are 1...maxAttempt. Far above any real sweep (max_attempts is small), far
+    /// below anything that could overflow when the coordinator adds one.
+    public static let maxAttempt = 1_000_000_000
+    public static func validAttempt(_ a: Int) -> Bool { a >= 1 && a <= maxAttempt }
+    /// Longest job id, worker id, host name or artifact file name a peer may send.
+    public static let maxNameBytes = 200
+    /// Most jobs a HELLO may list as still held.
+    public static let maxHeldJobs = 4096
+    /// Largest artifact a PUT may announce.
+    public static let maxArtifactBytes: Int64 = 64 << 30
 
     // MARK: timing (zguide Paranoid Pirate). Overridable for tests, see `Timing`.
 
@@ -118,6 +132,14 @@ public struct HelloHeader: Codable, Sendable {
     public var threads: Int
     /// Jobs this worker is still running (after a reconnect): the coordinator reattaches them.
     public var running: [JobRef]
+    /// Random, chosen once per worker process and never shown to anyone but the coordinator: a
+    /// HELLO for a worker id the coordinator knows must carry the secret that id first came with
+    /// (and with CURVE come from the same key), so no other peer can take over a worker's id.
+    public var secret: String = HelloHeader.newSecret()
+
+    public static func newSecret() -> String {
+        (0 ..< 4).map { _ in String(format: "%08x", UInt32.random(in: 0 ... .max)) }.joined()
+    }
 }
 
 public struct WelcomeHeader: Codable, Sendable {
@@ -182,11 +204,24 @@ public struct CancelHeader: Codable, Sendable {
     public var reason: String
 }
 
+/// What a BYE means, as a typed field: a worker acts on this, never on the free-text reason.
+public enum ByeCode: String, Codable, Sendable {
+    /// Coordinator -> worker: the sweep is complete; leave.
+    case sweepComplete = "sweep-complete"
+    /// Coordinator -> worker: "I do not know you" (restarted, or declared you dead): HELLO again.
+    case rehello
+    /// Coordinator -> peer: refused for good (protocol version, or a worker id that is not yours).
+    case refused
+    /// Worker -> coordinator: stopping.
+    case leaving
+}
+
 public struct ByeHeader: Codable, Sendable {
     public var v = Wire.version
+    public var code: ByeCode
+    /// For people (logs), never for decisions.
     public var reason: String
-    /// Coordinator -> worker: "I do not know you": send HELLO again (coordinator restarted).
-    public var rehello: Bool
+    public init(code: ByeCode, reason: String) { self.code = code; self.reason = reason }
 }
 
 /// Asks for `length` bytes of artifact `hash` from `offset`. Each GET is one unit of credit.

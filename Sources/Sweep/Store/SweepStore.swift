@@ -12,9 +12,11 @@ import GRDB
 public final class SweepStore {
     public static let fileName = "sweep.sqlite"
     let db: DatabaseQueue
+    /// The database file, for error messages.
+    let path: String
 
     public init(stateDir: String, readOnly: Bool = false) throws {
-        let path = stateDir + "/" + SweepStore.fileName
+        path = stateDir + "/" + SweepStore.fileName
         var config = Configuration()
         config.readonly = readOnly
         if readOnly {
@@ -61,6 +63,17 @@ public final class SweepStore {
                 CREATE TABLE artifacts (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, origin TEXT NOT NULL, created REAL NOT NULL);
                 CREATE INDEX jobs_state ON jobs(state);
                 CREATE INDEX events_kind ON events(kind);
+                """)
+        }
+        m.registerMigration("v2") { db in
+            // Aggregated events (EventCounts): `count` messages in the row's minute, `bucket` its key.
+            // Worker identities: the CURVE key and the SHA-256 of the HELLO secret an id is bound to.
+            try db.execute(sql: """
+                ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE events ADD COLUMN bucket TEXT;
+                CREATE UNIQUE INDEX events_bucket ON events(bucket) WHERE bucket IS NOT NULL;
+                ALTER TABLE workers ADD COLUMN key TEXT;
+                ALTER TABLE workers ADD COLUMN secret_hash TEXT;
                 """)
         }
         do { try m.migrate(db) } catch { throw SweepError.io("cannot set up the state database: \(error)") }
@@ -120,8 +133,11 @@ public final class SweepStore {
         let dec = JSONDecoder()
         return try db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts, reason FROM jobs ORDER BY seq").map { r in
-                let deps = try dec.decode([String].self, from: Data((r["deps"] as String).utf8))
-                let inputs = try dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8))
+                let id: String = r["id"]
+                guard let deps = try? dec.decode([String].self, from: Data((r["deps"] as String).utf8)),
+                      let inputs = try? dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8)) else {
+                    throw SweepError.invalid("\(self.path): table jobs, job \"\(id)\": deps or inputs is not the JSON this build wrote; use a new --state-dir")
+                }
                 return StoredJob(job: PlannedJob(id: r["id"], kind: r["kind"], spec: r["spec"], deps: deps, inputs: inputs),
                                  state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"],
                                  reason: r["reason"])
@@ -138,11 +154,96 @@ public final class SweepStore {
         }
     }
 
-    /// Attempts that ended as `orphaned` (coordinator restart): their results are still welcome.
-    public func orphanedAttempts() throws -> [JobRef] {
+    /// Attempts that ended as `orphaned` (coordinator restart), with the worker each was
+    /// dispatched to: its result is still welcome from that worker.
+    public func orphanedAttempts() throws -> [(JobRef, String)] {
         try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT job, attempt FROM attempts WHERE outcome = 'orphaned'").map {
-                JobRef(job: $0["job"], attempt: $0["attempt"])
+            try Row.fetchAll(db, sql: "SELECT job, attempt, worker FROM attempts WHERE outcome = 'orphaned'").map {
+                (JobRef(job: $0["job"], attempt: $0["attempt"]), $0["worker"])
+            }
+        }
+    }
+
+    /// What each known worker id is bound to (see `WorkerIdentity`).
+    func workerIdentities() throws -> [String: WorkerIdentity] {
+        try db.read { db in
+            var out: [String: WorkerIdentity] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT id, key, secret_hash FROM workers") {
+                out[r["id"]] = WorkerIdentity(key: r["key"], secretHash: r["secret_hash"])
+            }
+            return out
+        }
+    }
+
+    // MARK: validation on open
+
+    /// Checks every number the coordinator does arithmetic on, so an impossible row (a hand edit,
+    /// a bug of an older build, a disk error) is one line naming table, job and value, with the
+    /// SQL that repairs it — instead of a trap on every restart.
+    public func validate(stateDir: String) throws {
+        let file = stateDir + "/" + SweepStore.fileName
+        let maxA = Wire.maxAttempt
+        func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
+        func fail(_ table: String, _ job: String, _ what: String, _ fix: String) -> SweepError {
+            .invalid("state dir \(stateDir): table \(table), job \"\(job)\": \(what); repair with: sqlite3 \(file) \"\(fix)\"")
+        }
+        try db.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT COALESCE(CAST(id AS TEXT), '') AS id, COALESCE(CAST(state AS TEXT), '') AS state, attempt, failures, max_attempts,
+                       typeof(id) = 'text' AND typeof(kind) = 'text' AND typeof(spec) = 'text' AND typeof(deps) = 'text'
+                           AND typeof(inputs) = 'text' AND typeof(state) = 'text' AS texts
+                FROM jobs WHERE NOT texts OR state NOT IN ('queued', 'running', 'done', 'failed')
+                   OR typeof(attempt) != 'integer' OR attempt < 0 OR attempt > ?
+                   OR typeof(failures) != 'integer' OR failures < 0 OR failures > ?
+                   OR typeof(max_attempts) != 'integer' OR max_attempts < 1 OR max_attempts > ?
+                ORDER BY seq LIMIT 1
+                """, arguments: [maxA, maxA, maxA])
+            if let r = rows.first {
+                let id: String = r["id"], q = quoted(id)
+                let state: String = r["state"]
+                if !(r["texts"] as Bool) {
+                    throw SweepError.invalid("state dir \(stateDir): table jobs, job \"\(id)\": id, kind, spec, deps, inputs or state is not text "
+                                             + "(a row this build did not write); use a new --state-dir")
+                }
+                if !["queued", "running", "done", "failed"].contains(state) {
+                    throw fail("jobs", id, "state \(state.prefix(40)) is not queued, running, done or failed",
+                               "UPDATE jobs SET state = 'queued' WHERE id = \(q)")
+                }
+                func inRange(_ column: String, _ low: Int64) -> Bool {
+                    let value: DatabaseValue = r[column]
+                    guard case .int64(let n) = value.storage else { return false }
+                    return n >= low && n <= Int64(maxA)
+                }
+                func shown(_ column: String) -> String {
+                    let value: DatabaseValue = r[column]
+                    if case .int64(let n) = value.storage { return String(n) }
+                    return String(value.description.prefix(40))
+                }
+                if !inRange("attempt", 0) {
+                    throw fail("jobs", id, "attempt \(shown("attempt")) is out of range 0...\(maxA)",
+                               "UPDATE jobs SET attempt = (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE job = \(q) AND attempt BETWEEN 1 AND \(maxA)) WHERE id = \(q)")
+                }
+                if !inRange("failures", 0) {
+                    throw fail("jobs", id, "failures \(shown("failures")) is out of range 0...\(maxA)", "UPDATE jobs SET failures = 0 WHERE id = \(q)")
+                }
+                throw fail("jobs", id, "max_attempts \(shown("max_attempts")) is out of range 1...\(maxA)", "UPDATE jobs SET max_attempts = 3 WHERE id = \(q)")
+            }
+            if let r = try Row.fetchOne(db, sql: """
+                SELECT job, attempt FROM attempts WHERE typeof(attempt) != 'integer' OR attempt < 1 OR attempt > ? LIMIT 1
+                """, arguments: [maxA]) {
+                let job: String = r["job"]
+                let value: DatabaseValue = r["attempt"]
+                let a = value.description
+                throw fail("attempts", job, "attempt \(a) is out of range 1...\(maxA)",
+                           "DELETE FROM attempts WHERE job = \(quoted(job)) AND attempt = \(a)")
+            }
+            if let r = try Row.fetchOne(db, sql: """
+                SELECT COALESCE(CAST(id AS TEXT), '') AS id FROM workers WHERE typeof(id) != 'text' OR (key IS NOT NULL AND typeof(key) != 'text')
+                   OR (secret_hash IS NOT NULL AND typeof(secret_hash) != 'text') LIMIT 1
+                """) {
+                let id: String = r["id"]
+                throw SweepError.invalid("state dir \(stateDir): table workers, worker \"\(id)\": id, key or secret_hash is not text; "
+                                         + "repair with: sqlite3 \(file) \"UPDATE workers SET key = NULL, secret_hash = NULL WHERE CAST(id AS TEXT) = \(quoted(id))\"")
             }
         }
     }
@@ -179,6 +280,10 @@ public final class SweepStore {
         case progress(job: String, text: String)
         case event(kind: String, job: String?, attempt: Int?, worker: String?, detail: String)
         case worker(id: String, host: String, cores: Int, slots: Int, threads: Int, state: String)
+        /// Binds a worker id to its CURVE key and HELLO secret hash, unless already bound.
+        case workerIdentity(id: String, key: String?, secretHash: String)
+        /// An aggregated event (EventCounts): inserted once per bucket, its count updated after.
+        case countedEvent(kind: String, peer: String, bucket: String, time: Double, job: String?, attempt: Int?, detail: String, count: Int)
         case workerState(id: String, state: String)
         case artifact(hash: String, size: Int64, origin: String)
     }
@@ -232,6 +337,15 @@ public final class SweepStore {
                         INSERT INTO workers(id, host, cores, slots, threads, state, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT(id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen
                         """).execute(arguments: [id, host, cores, slots, threads, state, now, now])
+                case .workerIdentity(let id, let key, let secretHash):
+                    // Bound at first use and never overwritten.
+                    try db.cachedStatement(sql: "UPDATE workers SET key = COALESCE(key, ?), secret_hash = COALESCE(secret_hash, ?) WHERE id = ?")
+                        .execute(arguments: [key, secretHash, id])
+                case .countedEvent(let kind, let peer, let bucket, let time, let job, let attempt, let detail, let count):
+                    try db.cachedStatement(sql: """
+                        INSERT INTO events(time, kind, job, attempt, worker, detail, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(bucket) WHERE bucket IS NOT NULL DO UPDATE SET count = excluded.count
+                        """).execute(arguments: [time, kind, job, attempt, peer, detail, count, bucket])
                 case .workerState(let id, let state):
                     try db.cachedStatement(sql: "UPDATE workers SET state = ?, last_seen = ? WHERE id = ?").execute(arguments: [state, now, id])
                 case .artifact(let hash, let size, let origin):

@@ -14,6 +14,8 @@ public final class Worker {
     let events: ZMQSocket
     var dealer: ZMQSocket?
     let id: String
+    /// Proves to the coordinator that a later HELLO with `id` comes from this process (HelloHeader.secret).
+    let secret = HelloHeader.newSecret()
     var generation = 0
     let artifacts: ArtifactStore
 
@@ -65,8 +67,9 @@ public final class Worker {
         generation += 1
         let s = try ZMQSocket(context, .dealer)
         // A fresh routing identity per connection: a stale session on the coordinator can never
-        // swallow the new one; the stable worker id travels in HELLO.
-        try s.setIdentity("\(id)/\(generation)")
+        // swallow the new one; the stable worker id travels in HELLO. The random tail keeps another
+        // peer from guessing it and reusing it once this connection is gone.
+        try s.setIdentity("\(id)/\(generation)/\(String(UInt64.random(in: 0 ... .max), radix: 36))")
         try s.set(ZMQ_RECONNECT_IVL, Int32(100))
         try s.set(ZMQ_RECONNECT_IVL_MAX, Int32(timing.reconnectMaxMs))
         if let keys = options.keys, let server = options.serverKey { try s.makeCurveClient(keys, serverPublicKey: server) }
@@ -82,7 +85,7 @@ public final class Worker {
         let running = Array(Set(active.keys).union(pending.keys)).sorted { ($0.job, $0.attempt) < ($1.job, $1.attempt) }
         send(WireMessage(.hello, HelloHeader(worker: id, host: ProcessInfo.processInfo.hostName, pid: getpid(),
                                              cores: ProcessInfo.processInfo.activeProcessorCount, slots: options.slots,
-                                             threads: options.threads, running: running)))
+                                             threads: options.threads, running: running, secret: secret)))
     }
 
     func send(_ m: WireMessage) {
@@ -159,14 +162,16 @@ public final class Worker {
             case .putAck: try receivePutAck(msg)
             case .bye:
                 let h = try msg.decode(ByeHeader.self)
-                if h.rehello {
+                switch h.code {
+                case .rehello:
                     welcomed = false
                     sendHello()
-                } else if h.reason == "sweep complete" && !options.stayAfterSweep {
+                case .sweepComplete:
+                    if options.stayAfterSweep { break }
                     Log.info("coordinator says: sweep complete; exiting")
                     for ref in Array(active.keys) { cancelJob(ref, reason: "sweep complete") }
                     sweepComplete = true
-                } else if h.reason != "sweep complete" {
+                case .refused, .leaving:
                     Log.error("coordinator refused us: \(h.reason)")
                     exitCode = 2
                     sweepComplete = true
@@ -189,7 +194,7 @@ public final class Worker {
             if welcomed { send(m) }
         }
         active.removeAll()
-        if welcomed { send(WireMessage(.bye, ByeHeader(reason: "worker stopping", rehello: false))) }
+        if welcomed { send(WireMessage(.bye, ByeHeader(code: .leaving, reason: "worker stopping"))) }
         // Results in flight deserve a moment to be acknowledged; then close (linger 0).
         let end = Clock.now() + min(1.0, timing.heartbeat * 2)
         while !pending.isEmpty && Clock.now() < end, let d = dealer {

@@ -87,6 +87,15 @@ public final class ZMQSocket {
     /// Receives one whole multipart message, copying each frame out before closing it and reading
     /// `more` before the close. Returns nil when `dontWait` and nothing is queued.
     public func receive(dontWait: Bool = false) throws -> [[UInt8]]? {
+        var ignored: String?
+        return try receive(dontWait: dontWait, userID: &ignored)
+    }
+
+    /// The same, also reading the message's "User-Id" property: with CURVE, the public key
+    /// (Z85) our ZAP handler admitted the sender with; nil without CURVE. Unlike anything in the
+    /// message, the sender cannot choose it.
+    public func receive(dontWait: Bool = false, userID: inout String?) throws -> [[UInt8]]? {
+        userID = nil
         var frames: [[UInt8]] = []
         var more = true
         while more {
@@ -99,6 +108,9 @@ public final class ZMQSocket {
                 if err.wouldBlock && frames.isEmpty { return nil }
                 throw err
             }
+            // A ROUTER's first frame (the routing id) is made locally and carries no metadata: take
+            // the property from the first frame that has it.
+            if userID == nil { userID = zmq_msg_gets(&msg, "User-Id").map { String(cString: $0) } }
             let size = zmq_msg_size(&msg)
             if size > 0, let data = zmq_msg_data(&msg) {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
