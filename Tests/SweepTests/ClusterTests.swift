@@ -229,3 +229,35 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(try c.store().rows("SELECT outcome, reason FROM attempts WHERE attempt = 1").first?["reason"], "worker stopping")
     }
 }
+
+extension ClusterTests {
+    /// A job whose input cannot be read fails at once, not after `max_attempts` tries (it would
+    /// fail the same way on any worker), and its reason names the model as the user knows it, not
+    /// the worker's cached copy. A job that merely fails is still retried.
+    func testInputErrorsFailAtOnceNamingTheUsersFile() throws {
+        let compressSpec = """
+            {job: "svd-r2-s1", baselineJob: "train-s9", method: svd, rank: 2, fineTune: {epochs: 0, lr: 0.0001}, seed: 1,
+             imageSize: 32, model: {baseFilters: 4, depth: 2, channels: 3}, data: {synthetic: {count: 12, size: 32, seed: 1}},
+             batchSize: 4, validationSplit: 0.1}
+            """
+        let sweep = """
+            max_attempts: 3
+            jobs:
+              - {kind: compress, count: 1, spec: \(compressSpec)}
+              - {kind: fail, count: 1, spec: {message: "flaky"}}
+            """
+        let c = Cluster("inputerror", sweep: sweep)
+        let coord = try c.startCoordinator()
+        try c.startWorker("a")
+        XCTAssertEqual(coord.wait(60), 2, coord.output)
+        let jobs = Dictionary(uniqueKeysWithValues: try c.store().rows("SELECT id, state, reason FROM jobs").map { ($0["id"]!, $0) })
+        let input = try XCTUnwrap(jobs.keys.first { $0.hasPrefix("compress") })
+        XCTAssertEqual(jobs[input]?["state"], "failed")
+        let reason = jobs[input]?["reason"] ?? ""
+        XCTAssertTrue(reason.hasPrefix("input error, not retried: the model of job train-s9"), reason)
+        XCTAssertFalse(reason.contains("/inputs/"), "no worker cache path: \(reason)")
+        XCTAssertEqual(c.count("SELECT COUNT(*) FROM attempts WHERE job = '\(input)'"), 1, "not retried")
+        let flaky = try XCTUnwrap(jobs.keys.first { $0.hasPrefix("fail") })
+        XCTAssertEqual(c.count("SELECT COUNT(*) FROM attempts WHERE job = '\(flaky)'"), 3, "an ordinary failure is retried")
+    }
+}

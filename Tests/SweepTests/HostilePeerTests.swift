@@ -94,10 +94,10 @@ final class HostilePeerTests: XCTestCase {
         for round in 0 ..< 2 {
             let p = try c.startCoordinator(tag: "-bad\(round)")
             XCTAssertEqual(p.wait(10), 1, "a clean exit 1, not a trap: \(p.output)")
-            let errors = p.output.split(separator: "\n").filter { $0.contains("error") }
+            let errors = p.output.split(separator: "\n").filter { $0.contains("Error") || $0.contains("error:") }
             XCTAssertEqual(errors.count, 1, p.output)
             message = String(errors.first ?? "")
-            XCTAssertTrue(message.hasPrefix("error: "), message)
+            XCTAssertTrue(message.hasPrefix("Error: "), message)
             for part in ["table jobs", "sleep-2", "attempt 9223372036854775807", c.stateDir] { XCTAssertTrue(message.contains(part), "\(part): \(message)") }
             XCTAssertFalse(p.output.contains("Fatal error"), p.output)
         }

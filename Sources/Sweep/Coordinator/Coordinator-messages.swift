@@ -283,7 +283,7 @@ extension Coordinator {
         if h.handback {
             attemptFailed(ref, outcome: "handback", reason: reason, counts: false)
         } else {
-            attemptFailed(ref, outcome: "failed", reason: reason, counts: true)
+            attemptFailed(ref, outcome: "failed", reason: reason, counts: true, permanent: h.permanent == true)
         }
     }
 

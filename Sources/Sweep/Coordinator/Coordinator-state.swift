@@ -198,7 +198,8 @@ extension Coordinator {
 
     /// An attempt ended without a result. `counts`: towards max attempts (failure, death);
     /// handbacks and cancellations do not.
-    func attemptFailed(_ ref: JobRef, outcome: String, reason: String, counts: Bool) {
+    /// `permanent`: the job's input is at fault, so it fails now rather than after `maxAttempts`.
+    func attemptFailed(_ ref: JobRef, outcome: String, reason: String, counts: Bool, permanent: Bool = false) {
         guard let i = jobIndex[ref.job] else { return }
         let e = jobs[i]
         guard let w = e.runningOn.removeValue(forKey: ref.attempt) else { return }
@@ -206,7 +207,9 @@ extension Coordinator {
         if e.terminal || !e.runningOn.isEmpty { return }  // another attempt is still going
         if counts { e.failures += 1 }
         progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome): \(reason)", kind: e.planned.kind, coordinator: self, important: true)
-        if e.failures >= e.maxAttempts {
+        if permanent {
+            failJob(e, reason: "input error, not retried: \(reason)")
+        } else if e.failures >= e.maxAttempts {
             let reasons = ((try? store.attemptReasons(job: ref.job)) ?? [])
                 .filter { $0.0 != ref.attempt }
                 .map { "attempt \($0.0) on \($0.1): \($0.2) (\($0.3))" } + ["attempt \(ref.attempt) on \(w): \(outcome) (\(reason))"]

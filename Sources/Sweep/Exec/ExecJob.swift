@@ -61,9 +61,21 @@ public enum JSONValue: Codable, Sendable, Equatable {
     }
 }
 
+/// A job failed because of its input — a file that cannot be read or does not fit — so it would
+/// fail the same way on any worker: the job fails at once instead of being retried. The message
+/// names the user's own file (see `DataSpec.origin`), not the worker's cached copy.
+public struct JobInputError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Runs one job in this (child) process: the body of `ranksweep exec-job`. Exit status 0 with
 /// result.json written = DONE; anything else = FAILED with the last stderr line as the reason.
 public enum ExecJob {
+    /// `exec-job`'s exit status for a `JobInputError` (sysexits' EX_DATAERR); the worker reports
+    /// such a failure as permanent.
+    public static let inputErrorStatus: Int32 = 65
+
     public static func run(_ ctx: ExecJobContext, executors: [String: ExecJobExecutor]) throws {
         // If the worker is SIGKILLed, its job child must not run on as an orphan.
         _ = csupport_die_with_parent()

@@ -1,6 +1,7 @@
 import Compression
 import Engine
 import Foundation
+import Imaging
 import Pipeline
 
 /// The `train` and `compress` job kinds: the sweep's job specs mapped onto Pipeline's jobs, run in
@@ -22,6 +23,29 @@ public enum PipelineExecutors {
             source.syntheticSeed = UInt64(synthetic.seed)
         }
         return source
+    }
+
+    /// Runs a job body; a bad input file becomes a `JobInputError` (not retried) whose message
+    /// names the user's own files instead of the worker's cached copies under `inputs/`.
+    static func namingUserFiles<T>(_ ctx: ExecJobContext, dataOrigin: String?, modelOrigin: String?, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            let isInputError = error is ModelFileError || error is DatasetError || error is ImageFileError
+            guard isInputError else { throw error }
+            var message = "\(error)"
+            var names: [(String, String)] = []
+            if let dataOrigin {
+                let cached = ctx.input(JobFiles.dataset)
+                names.append((cached, dataOrigin))
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: cached) { names.append((target, dataOrigin)) }
+            }
+            let model = ctx.input(JobFiles.model)
+            names.append((model, modelOrigin ?? "the baseline model"))
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: model) { names.append((target, modelOrigin ?? "the baseline model")) }
+            for (cached, user) in names.sorted(by: { $0.0.count > $1.0.count }) {
+                message = message.replacingOccurrences(of: cached, with: user)
+            }
+            throw JobInputError(message)
+        }
     }
 
     static func progressSink(_ ctx: ExecJobContext) -> (TrainingEvent) -> Void {
@@ -57,7 +81,9 @@ public enum PipelineExecutors {
                              imageSize: job.imageSize,
                              model: UNetConfig(inputChannels: job.model.channels, baseFilters: job.model.baseFilters, depth: job.model.depth),
                              training: settings)
-        let result = try TrainJob.run(spec, outDir: ctx.outDir, events: progressSink(ctx))
+        let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: nil) {
+            try TrainJob.run(spec, outDir: ctx.outDir, events: progressSink(ctx))
+        }
         return try asJSONValue(result)
     }
 
@@ -68,7 +94,9 @@ public enum PipelineExecutors {
                                 data: dataSource(job.data, seed: job.seed, validationSplit: job.validationSplit, ctx: ctx))
         spec.fineTune.epochs = job.fineTune.epochs
         spec.fineTune.learningRate = Float(job.fineTune.lr)
-        let result = try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, events: progressSink(ctx))
+        let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
+            try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, events: progressSink(ctx))
+        }
         return try asJSONValue(result)
     }
 }

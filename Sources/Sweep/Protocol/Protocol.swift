@@ -180,6 +180,9 @@ public struct FailedHeader: Codable, Sendable {
     public var reason: String
     /// True when the worker hands the job back (stopping): requeued, not counted as a failure.
     public var handback: Bool
+    /// True when the job's input is at fault (an unreadable or misfitting file): it would fail the
+    /// same way anywhere, so the job fails now instead of being retried. Nil: false.
+    public var permanent: Bool? = nil
 }
 
 public struct AckHeader: Codable, Sendable {

@@ -44,7 +44,7 @@ public enum JobGraph {
             if let root = s.dataRoot {
                 guard Files.isDirectory(root) else { throw SweepError.invalid("data_root \(root) is not a directory") }
                 datasetInput = [.artifact(JobFiles.dataset, try importArtifact(root, true), unpack: true)]
-                data = DataSpec(datasetDir: JobFiles.dataset, datasetOptions: s.datasetOptions)
+                data = DataSpec(datasetDir: JobFiles.dataset, datasetOptions: s.datasetOptions, origin: root)
             }
             var givenModel: PlannedInput?
             if let model = s.baselineModel {
@@ -68,7 +68,8 @@ public enum JobGraph {
                 func compress(_ id: String, _ method: String, rank: Int?, tau: Double?) throws {
                     let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
                                                fineTune: s.fineTune, seed: seed, imageSize: s.imageSize, model: s.model,
-                                               data: data, batchSize: s.training.batchSize, validationSplit: s.validationSplit)
+                                               data: data, batchSize: s.training.batchSize, validationSplit: s.validationSplit,
+                                               baselineOrigin: s.baselineModel)
                     jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
                                            inputs: datasetInput + [modelInput]))
                 }

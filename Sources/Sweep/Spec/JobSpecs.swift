@@ -52,10 +52,14 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public var datasetDir: String?
     /// How the dataset's images and masks are found and binarised (nil: the defaults), as the sweep file says.
     public var datasetOptions: DatasetOptions?
-    public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil, datasetOptions: DatasetOptions? = nil) {
+    /// The user's own folder (the sweep's `data_root`), for error messages: a job names the file
+    /// the user gave, not the worker's cached copy.
+    public var origin: String?
+    public init(synthetic: SyntheticSpec? = nil, datasetDir: String? = nil, datasetOptions: DatasetOptions? = nil, origin: String? = nil) {
         self.synthetic = synthetic
         self.datasetDir = datasetDir
         self.datasetOptions = datasetOptions
+        self.origin = origin
     }
 }
 
@@ -119,4 +123,7 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     public var data: DataSpec
     public var batchSize: Int
     public var validationSplit: Double
+    /// The user's own baseline file (the sweep's `baseline_model`), for error messages; nil when
+    /// the baseline is the output of `baselineJob`.
+    public var baselineOrigin: String?
 }

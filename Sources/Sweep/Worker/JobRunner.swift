@@ -82,7 +82,8 @@ enum JobRunner {
                     post("done", [Array("{\"slept\":true}".utf8), Array("[]".utf8), Array(String(Clock.now() - started).utf8)])
                 }
             } catch {
-                if !control.cancelled { post("failed", [Array("\(error)".utf8)]) }
+                // An input error fails the job for good; anything else may pass on another try.
+                if !control.cancelled { post("failed", [Array("\(error)".utf8)] + (error is JobInputError ? [Array("permanent".utf8)] : [])) }
             }
         }
         t.name = "job \(s.ref.job)"
@@ -146,6 +147,9 @@ enum JobRunner {
         let lastErr = lastLine(stderrPath)
         if let sig = status.signal {
             throw SweepError.io("job process killed by signal \(sig) (\(signalName(sig)))" + (lastErr.map { ": \($0)" } ?? ""))
+        }
+        if status.code == ExecJob.inputErrorStatus, let message = lastErr {
+            throw JobInputError(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
         }
         guard status.code == 0 else {
             throw SweepError.io("job process exited with status \(status.code)" + (lastErr.map { ": \($0)" } ?? ""))

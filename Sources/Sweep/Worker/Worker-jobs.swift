@@ -75,10 +75,11 @@ extension Worker {
             finish(ref, job, result: f[3], outputs: outputs, seconds: Double(String(decoding: f[5], as: UTF8.self)) ?? 0)
         case "failed" where f.count >= 4:
             let reason = String(decoding: f[3], as: UTF8.self)
-            Log.warn("\(ref.job) attempt \(ref.attempt) failed: \(reason)")
+            let permanent = f.count >= 5 && f[4] == Array("permanent".utf8)
+            Log.warn("\(ref.job) attempt \(ref.attempt) failed\(permanent ? " (input error, not retried)" : ""): \(reason)")
             active[ref] = nil
             finishedJobs += 1
-            deliver(ref, PendingResult(message: WireMessage(.failed, FailedHeader(job: ref.job, attempt: ref.attempt, reason: reason, handback: false)), outputs: []))
+            deliver(ref, PendingResult(message: WireMessage(.failed, FailedHeader(job: ref.job, attempt: ref.attempt, reason: reason, handback: false, permanent: permanent ? true : nil)), outputs: []))
         default: break
         }
     }
