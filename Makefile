@@ -3,10 +3,14 @@
 SWIFT_FLAGS ?= -c release
 TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 
-.PHONY: deps build run test bench tensorflow interop clean
+.PHONY: deps test-deps build run test install install-check bench tensorflow interop clean
 
 deps:
 	@scripts/install-deps.sh
+
+# Test-only packages (iproute2, nftables) come with `make test` alone.
+test-deps:
+	@scripts/install-deps.sh --test
 
 build: deps
 	swift build $(SWIFT_FLAGS)
@@ -16,9 +20,26 @@ build: deps
 run: build
 	.build/release/ranksweep run
 
-test: deps
+test: test-deps
 	swift build $(TEST_FLAGS) --build-tests
 	swift test $(TEST_FLAGS) --skip-build
+
+# A binary for worker hosts: release, Swift's runtime linked in (--static-swift-stdlib), so a host
+# needs only the Debian packages of scripts/runtime-packages.txt. Its own scratch path: static and
+# dynamic builds do not share objects. `make install PREFIX=/usr/local` (DESTDIR for staging).
+PREFIX ?= /usr/local
+STATIC_FLAGS ?= -c release --static-swift-stdlib --scratch-path .build-static
+STATIC_BIN = .build-static/release/ranksweep
+install: deps
+	swift build $(STATIC_FLAGS) --product ranksweep
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(STATIC_BIN) $(DESTDIR)$(PREFIX)/bin/ranksweep
+
+# Checks that binary (ldd: no Swift runtime library; direct libraries from the documented packages).
+# Not part of `make test`: the static build is a second full release build; .ci/run calls it.
+install-check: deps
+	swift build $(STATIC_FLAGS) --product ranksweep
+	scripts/check-install.sh $(STATIC_BIN)
 
 # The engine benchmark; with `make tensorflow` done first it also measures TensorFlow in the same run.
 bench: build
@@ -42,4 +63,4 @@ interop: deps
 	$(INTEROP_VENV)/bin/python scripts/check-onnx.py .build/release/ranksweep
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-static

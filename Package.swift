@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
-// The module map of ranksweep. Dependencies point one way, upwards:
-//   C system libraries, Basics -> Engine -> Imaging, Compression -> Pipeline -> Sweep -> Reports -> ranksweep (CLI)
+// The module map of ranksweep. Dependencies point one way, upwards, in two stacks that meet only
+// in the executable:
+//   training:  C libraries, Basics -> Engine -> Imaging, Compression, ModelInterop -> Pipeline
+//   sweeps:    C libraries, Basics -> Sweep (no training code: coordinator, status, keygen stay small)
+//   Reports (above Pipeline and Sweep) -> ranksweep (CLI; supplies Sweep's train/compress executors)
 // Every target lists every module it imports.
 import PackageDescription
 
@@ -27,7 +30,8 @@ let package = Package(
         // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
-        // log, the clock, the progress display.
+        // log, the monotonic clock, the progress display; and the settings that travel from a sweep file
+        // into the training loop unchanged (TrainingSettings, FineTuneSettings, DatasetOptions).
         .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
@@ -36,23 +40,26 @@ let package = Package(
         // TIFF reading/writing over libtiff, with per-file error handlers.
         .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
-        // The neural-network engine: tensors, layers, U-Net, losses, Adam, safetensors.
+        // The neural-network engine: tensors, layers (LowRankConv2D included), U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
-        // SVD / ARSVD factorisation, LowRankConv2D, parameter/FLOP/latency accounting.
+        // SVD / ARSVD factorisation into Engine's LowRankConv2D, BatchNorm recalibration, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
-        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec).
+        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training settings.
         .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
-        // Sweep spec, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator, worker, SQLite store.
+        // Sweep spec and job specs, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator,
+        // worker and child-process runner, SQLite store with its typed read API. Job executors are supplied
+        // by whoever links it (the executable), so Sweep never links the training stack.
         .target(name: "Sweep", dependencies: [
-            "Basics", "Engine", "Compression", "Imaging", "Pipeline", "CZeroMQ", "CSodium", "CSupport",
+            "Basics", "CZeroMQ", "CSodium", "CSupport",
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // Tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
+        // Above Pipeline and Sweep: a sweep job spec mapped onto Pipeline's spec (one place, for the
+        // executors and the overlays), results tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
         .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
@@ -62,11 +69,11 @@ let package = Package(
 
         .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Engine", "Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Basics", "Engine", "Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Engine", "Imaging", "Compression", "Pipeline"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Sweep", "Reports"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
         .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),

@@ -5,7 +5,9 @@
 #
 #   start   makes missing keys (coordinator pair, one pair per worker host, the allowlist), starts the
 #           coordinator here in the background, copies each worker its key pair and the coordinator's
-#           public key, and starts `ranksweep worker` there in the background (nohup)
+#           public key, copies BIN to hosts that lack it or whose `ranksweep --version` differs
+#           (REMOTE_DIR/bin/ranksweep; give it the static binary of `make install`), refuses a host
+#           whose binary speaks another protocol (copy=no), and starts `ranksweep worker` there (nohup)
 #   status  `ranksweep status` of the state dir, whether each process is alive, logs gathered back
 #   logs    gathers every worker's log into LOG_DIR
 #   stop    SIGTERM to the workers (they hand their jobs back) and to the coordinator, logs gathered
@@ -35,7 +37,7 @@ done
 # ---------------------------------------------------------------- the hosts file
 COORDINATOR_ENDPOINT="" BIND=tcp://0.0.0.0:5555 SWEEP="" STATE_DIR="" KEYS=cluster-keys LOG_DIR=ranksweep-logs
 BIN=ranksweep REMOTE_DIR=.ranksweep SSH_OPTS="-o BatchMode=yes -o ConnectTimeout=10"
-W_TARGET=() W_NAME=() W_SLOTS=() W_THREADS=() W_BIN=() W_CORETYPE=()
+W_TARGET=() W_NAME=() W_SLOTS=() W_THREADS=() W_BIN=() W_CORETYPE=() W_COPY=() W_RUN=()
 lineno=0
 while IFS= read -r line || [[ -n $line ]]; do
     lineno=$((lineno + 1))
@@ -56,7 +58,7 @@ while IFS= read -r line || [[ -n $line ]]; do
         echo "launch.sh: $HOSTS_FILE:$lineno: expected KEY=VALUE or 'worker SSH_TARGET [options]'" >&2; exit 2
     fi
     target=${f[1]} host=${f[1]#*@}
-    name=${host%%.*} slots=1 threads="" wbin=ranksweep coretype=""
+    name=${host%%.*} slots=1 threads="" wbin=ranksweep coretype="" copy=yes
     for opt in "${f[@]:2}"; do
         case $opt in
             name=*) name=${opt#name=} ;;
@@ -64,6 +66,8 @@ while IFS= read -r line || [[ -n $line ]]; do
             threads=*) threads=${opt#threads=} ;;
             bin=*) wbin=${opt#bin=} ;;
             coretype=*) coretype=${opt#coretype=} ;;
+            copy=yes|copy=no) copy=${opt#copy=} ;;
+            copy=*) echo "launch.sh: $HOSTS_FILE:$lineno: copy must be yes or no" >&2; exit 2 ;;
             *) echo "launch.sh: $HOSTS_FILE:$lineno: unknown worker option $opt" >&2; exit 2 ;;
         esac
     done
@@ -71,7 +75,7 @@ while IFS= read -r line || [[ -n $line ]]; do
     [[ $slots =~ ^[1-9][0-9]*$ ]] || { echo "launch.sh: $HOSTS_FILE:$lineno: slots must be a positive integer" >&2; exit 2; }
     [[ -z $threads || $threads =~ ^[1-9][0-9]*$ ]] || { echo "launch.sh: $HOSTS_FILE:$lineno: threads must be a positive integer" >&2; exit 2; }
     for n in "${W_NAME[@]}"; do [[ $n != "$name" ]] || { echo "launch.sh: $HOSTS_FILE:$lineno: worker name $name used twice (give name=)" >&2; exit 2; }; done
-    W_TARGET+=("$target") W_NAME+=("$name") W_SLOTS+=("$slots") W_THREADS+=("$threads") W_BIN+=("$wbin") W_CORETYPE+=("$coretype")
+    W_TARGET+=("$target") W_NAME+=("$name") W_SLOTS+=("$slots") W_THREADS+=("$threads") W_BIN+=("$wbin") W_CORETYPE+=("$coretype") W_COPY+=("$copy")
 done <"$HOSTS_FILE"
 
 [[ ${#W_NAME[@]} -gt 0 ]] || { echo "launch.sh: $HOSTS_FILE lists no worker host" >&2; exit 2; }
@@ -119,8 +123,59 @@ start_coordinator() {
     fi
 }
 
+# The binary workers must run: this machine's BIN, its version and wire protocol (set once).
+LOCAL_FILE="" LOCAL_VERSION="" LOCAL_PROTOCOL=""
+local_binary() {
+    [[ -n $LOCAL_FILE ]] && return 0
+    LOCAL_FILE=$(command -v "$BIN") || { say "ranksweep binary $BIN not found here"; exit 2; }
+    LOCAL_VERSION=$("$LOCAL_FILE" --version) && LOCAL_PROTOCOL=$("$LOCAL_FILE" version --protocol) ||
+        { say "$LOCAL_FILE does not run here"; exit 2; }
+}
+
+# probe TARGET PATH: "VERSION|PROTOCOL" of the binary PATH on the host ("?" for a protocol an older
+# binary cannot tell), or nothing when it is missing or does not run there.
+probe() {
+    ssh "${SSH_ARGS[@]}" "$1" "b=\$(command -v $(q "$2")) && v=\$(\"\$b\" --version 2>/dev/null) &&
+        { p=\$(\"\$b\" version --protocol 2>/dev/null) || p='?'; echo \"\$v|\$p\"; }" 2>/dev/null || true
+}
+
+# ensure_binary I: picks the binary worker I runs (W_RUN), copying BIN there when the host lacks it
+# or has another version; returns 1, with a message, when the worker must not start.
+ensure_binary() {
+    local i=$1 t=${W_TARGET[$1]} n=${W_NAME[$1]} want=${W_BIN[$1]} copied=$REMOTE_DIR/bin/ranksweep
+    W_RUN[$i]=$want
+    [[ $DRY -eq 1 ]] && { echo "+ (copy $BIN to $t:$copied if $want there is missing or not of this version)"; return 0; }
+    local_binary
+    local ours="$LOCAL_VERSION|$LOCAL_PROTOCOL" got copy
+    got=$(probe "$t" "$want")
+    [[ $got == "$ours" ]] && return 0
+    copy=$(probe "$t" "$copied")
+    if [[ $copy == "$ours" ]]; then W_RUN[$i]=$copied; say "$n: using $copied (ranksweep $LOCAL_VERSION)"; return 0; fi
+    if [[ ${W_COPY[$i]} == yes ]]; then
+        say "$n: $want on $t is ${got:+ranksweep ${got%|*}, not $LOCAL_VERSION}${got:-missing}; copying $LOCAL_FILE to $copied"
+        remote "$t" "mkdir -p $(q "$REMOTE_DIR/bin")" &&
+            run scp -q "${SSH_ARGS[@]}" "$LOCAL_FILE" "$t:$copied.new" &&
+            remote "$t" "chmod 755 $(q "$copied.new") && mv -f $(q "$copied.new") $(q "$copied")" ||
+            { say "$n: copying the binary to $t failed; not starting it"; return 1; }
+        copy=$(probe "$t" "$copied")
+        if [[ $copy == "$ours" ]]; then W_RUN[$i]=$copied; return 0; fi
+        say "$n: the copied binary does not run on $t (${copy:-it fails to start}): copy the static binary of" \
+            "\`make install\` and install the runtime packages of scripts/runtime-packages.txt there; not starting it"
+        return 1
+    fi
+    # copy=no: the host keeps its own binary, which must speak the coordinator's protocol.
+    if [[ -z $got ]]; then say "$n: no ranksweep at $want on $t (copy=no); not starting it"; return 1; fi
+    if [[ ${got#*|} != "$LOCAL_PROTOCOL" ]]; then
+        say "$n: $want on $t is ranksweep ${got%|*} speaking protocol ${got#*|}, the coordinator speaks protocol" \
+            "$LOCAL_PROTOCOL (ranksweep $LOCAL_VERSION); not starting it (drop copy=no to install this binary there)"
+        return 1
+    fi
+    say "$n: $want on $t is ranksweep ${got%|*} (here $LOCAL_VERSION), same protocol $LOCAL_PROTOCOL: using it"
+}
+
 start_worker() {
     local i=$1 t=${W_TARGET[$1]} n=${W_NAME[$1]} d=$REMOTE_DIR
+    ensure_binary "$i" || return 1
     remote "$t" "mkdir -p $(q "$d/keys") $(q "$d/cache") && chmod 700 $(q "$d/keys")"
     run scp -q "${SSH_ARGS[@]}" "$KEYS/hosts/$n.key" "$KEYS/hosts/$n.pub" "$KEYS/coordinator.pub" "$t:$d/keys/"
     local env="" args
@@ -130,7 +185,7 @@ start_worker() {
     [[ -n ${W_THREADS[$i]} ]] && args+=" --threads ${W_THREADS[$i]}"
     # The worker outlives the ssh session (nohup, no terminal); its pid stays in REMOTE_DIR/worker.pid.
     remote "$t" "set -e; cd; chmod 600 $(q "$d/keys/$n.key");
-        bin=\$(command -v $(q "${W_BIN[$i]}")) || { echo \"$n: ranksweep binary ${W_BIN[$i]} not found on \$(hostname)\" >&2; exit 1; }
+        bin=\$(command -v $(q "${W_RUN[$i]}")) || { echo \"$n: ranksweep binary ${W_RUN[$i]} not found on \$(hostname)\" >&2; exit 1; }
         if [ -f $(q "$d/worker.pid") ] && kill -0 \$(cat $(q "$d/worker.pid")) 2>/dev/null; then echo \"$n: worker already running\"; exit 0; fi
         ${env}nohup \"\$bin\" $args >>$(q "$d/worker.log") 2>&1 </dev/null &
         echo \$! >$(q "$d/worker.pid"); echo \"$n: worker started (pid \$!)\""
@@ -150,8 +205,13 @@ case $VERB in
     start)
         ensure_keys
         start_coordinator
-        for i in "${!W_NAME[@]}"; do start_worker "$i" || say "worker ${W_NAME[$i]} on ${W_TARGET[$i]} did not start"; done
+        failed=0
+        for i in "${!W_NAME[@]}"; do
+            start_worker "$i" || { say "worker ${W_NAME[$i]} on ${W_TARGET[$i]} did not start"; failed=$((failed + 1)); }
+        done
         say "started; watch with: $0 --hosts $HOSTS_FILE status"
+        # Exit 1 when a worker did not start (the others run): a script sees it, a person reads why above.
+        [[ $failed -eq 0 ]] || exit 1
         ;;
     status)
         if [[ -f $STATE_DIR/sweep.sqlite || $DRY -eq 1 ]]; then run "$BIN" status --state-dir "$STATE_DIR" || true; fi

@@ -71,14 +71,14 @@ int csupport_die_with_parent(void) {
 }
 
 int csupport_spawn(const char *path, char *const argv[], char *const envp[], int stderr_fd, int *stdout_fd, int *pid) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    int fds[2] = {-1, -1};
+    if (stdout_fd && pipe2(fds, O_CLOEXEC) != 0) return errno;
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd ? fds[1] : stderr_fd, 1);
     posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
@@ -93,14 +93,26 @@ int csupport_spawn(const char *path, char *const argv[], char *const envp[], int
     int rc = posix_spawn(&child, path, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    close(fds[1]);
+    if (stdout_fd) close(fds[1]);
     if (rc != 0) {
-        close(fds[0]);
+        if (stdout_fd) close(fds[0]);
         return rc;
     }
-    *stdout_fd = fds[0];
+    if (stdout_fd) *stdout_fd = fds[0];
     *pid = (int)child;
     return 0;
+}
+
+int csupport_try_wait_child(int pid, int *code, int *sig) {
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid((pid_t)pid, &status, WNOHANG)) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (r == 0) return 0;
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return 1;
 }
 
 int csupport_wait_child(int pid, int *code, int *sig) {

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Finds image/mask pairs in the folder layouts of public segmentation datasets (no decoding).

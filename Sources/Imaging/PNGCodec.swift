@@ -1,3 +1,4 @@
+import Basics
 import CPNGSupport
 import Engine
 import Foundation

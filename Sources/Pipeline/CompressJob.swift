@@ -5,27 +5,21 @@ import Foundation
 import Imaging
 import ModelInterop
 
-/// Fine-tuning after compression (defaults: 5 epochs, learning rate 1e-5, early stopping with
-/// patience 2 restoring the best weights; no LR schedule within so few epochs).
-public struct FineTuneSettings: Codable, Sendable, Equatable {
-    public var epochs: Int = 5
-    public var learningRate: Float = 1e-5
-    public var patience: Int = 2
-    public init() {}
-}
-
 /// One compression job: a baseline, a method and its rank or tau, fine-tune settings.
 public struct CompressSpec: Codable, Sendable, Equatable {
     public var method: CompressionMethod
     public var fineTune: FineTuneSettings
     /// Data to score and fine-tune on; nil = the baseline's own data and split (from its metadata).
     public var data: DataSource?
+    /// Batch size of evaluation, BatchNorm recalibration and fine-tuning; nil = the baseline's
+    /// training batch size (from its metadata).
+    public var batchSize: Int?
     /// Latency: batch and timed runs (median reported), same threads for baseline and compressed.
     public var latencyBatch: Int = 8
     public var latencyRuns: Int = 7
 
-    public init(method: CompressionMethod, fineTune: FineTuneSettings = FineTuneSettings(), data: DataSource? = nil) {
-        self.method = method; self.fineTune = fineTune; self.data = data
+    public init(method: CompressionMethod, fineTune: FineTuneSettings = FineTuneSettings(), data: DataSource? = nil, batchSize: Int? = nil) {
+        self.method = method; self.fineTune = fineTune; self.data = data; self.batchSize = batchSize
     }
 }
 
@@ -65,7 +59,7 @@ public enum CompressJob {
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
         events(.note("data: \(source.description); \(data.summary)"))
         try OutputFiles.makeDirectory(outDir)
-        let batch = trainSpec.training.batchSize
+        let batch = spec.batchSize ?? trainSpec.training.batchSize
         let baselineScore = Evaluation.evaluate(baseline, on: data.test, batchSize: batch)
 
         let (model, summary) = try ModelCompressor.compress(model: baseline, method: spec.method, imageSize: trainSpec.imageSize)
@@ -76,6 +70,7 @@ public enum CompressJob {
         let afterRecalibration = Evaluation.evaluate(model, on: data.test, batchSize: batch)
 
         var settings = trainSpec.training
+        settings.batchSize = batch
         settings.epochs = spec.fineTune.epochs
         settings.learningRate = spec.fineTune.learningRate
         settings.patience = spec.fineTune.patience

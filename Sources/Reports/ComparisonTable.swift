@@ -84,8 +84,8 @@ public struct ReportContent: Sendable {
     /// One line per failed or unfinished job: why, and where it got to.
     public var problemLines: [(job: String, status: String, text: String)] {
         jobs.filter { $0.status != .done && ($0.kind == "train" || $0.kind == "compress") }.map { j in
-            let tries = j.attemptLog.filter { !$0.outcome.isEmpty && $0.outcome != "done" }
-                .map { "attempt \($0.attempt) on \($0.worker): \($0.outcome)" + ($0.reason.isEmpty ? "" : " (\($0.reason))") }
+            let tries = j.attemptLog.compactMap { a in a.outcome.flatMap { $0 == .done ? nil : (a, $0) } }
+                .map { a, outcome in "attempt \(a.attempt) on \(a.worker): \(outcome.rawValue)" + (a.reason.isEmpty ? "" : " (\(a.reason))") }
             var text: String
             switch j.status {
             case .failed: text = j.failureReason ?? "failed"

@@ -44,23 +44,20 @@ public struct OverlayRenderer {
         }
         var cleanup: String? = nil
         defer { if let cleanup { try? FileManager.default.removeItem(atPath: cleanup) } }
-        var source = DataSource(splitSeed: UInt64(spec.seed), validationFraction: spec.validationSplit, testFraction: 0.1)
-        source.datasetOptions = spec.data.datasetOptions
+        var datasetRoot: String? = nil
         if let dataset = spec.data.datasetDir {
             if let dataRoot {
-                source.root = dataRoot
+                datasetRoot = dataRoot
             } else if let hash = spec.datasetHash {
                 let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ranksweep-report-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
                 try DirectoryArchive.unpack(archive: results.artifactPath(hash), to: tmp)
                 cleanup = tmp
-                source.root = tmp
+                datasetRoot = tmp
             } else {
                 throw ReportError("the sweep's dataset (\(dataset)) is not in the state dir: pass --data-root")
             }
-        } else if let synthetic = spec.data.synthetic {
-            source.syntheticCount = synthetic.count
-            source.syntheticSeed = UInt64(synthetic.seed)
         }
+        let source = DataSource(job: spec.data, seed: spec.seed, validationSplit: spec.validationSplit, datasetRoot: datasetRoot)
         // The data goes in as the baseline's training fed it (gray or RGB), whatever the spec says.
         let data = try source.load(imageSize: spec.imageSize, channels: loaded.first?.1.config.inputChannels ?? spec.channels)
         let samples = Array(data.test.prefix(imageCount))

@@ -7,15 +7,16 @@ import Sweep
 public struct AttemptRecord: Sendable {
     public var attempt: Int
     public var worker: String
-    /// `done`, `failed`, `dead`, `handback`, `orphaned`, `cancelled`, or "" while it runs.
-    public var outcome: String
+    /// nil while it runs.
+    public var outcome: AttemptOutcome?
     public var reason: String
 }
 
 /// One job of the sweep with everything the report needs: its spec, state, attempts and, when it
 /// finished, its decoded result and artifact hashes.
 public struct JobRecord: Sendable {
-    public enum Status: String, Sendable, Codable { case queued, running, done, failed }
+    /// The store's job states.
+    public typealias Status = JobState
 
     public var id: String
     /// `train` or `compress` (other kinds, e.g. test jobs, are kept but not tabulated).
@@ -75,58 +76,47 @@ public struct SweepResults: Sendable {
         guard FileManager.default.fileExists(atPath: stateDir + "/" + SweepStore.fileName) else {
             throw ReportError("state dir \(stateDir) has no \(SweepStore.fileName) (not a sweep state dir)")
         }
-        let store: SweepStore
-        let jobRows, attemptRows, resultRows, workerRows: [[String: String]]
+        let jobRows: [JobRow], attemptRows: [AttemptRow], resultRows: [JobResultRow], workerRows: [WorkerRow]
         do {
-            store = try SweepStore(stateDir: stateDir, readOnly: true)
-            jobRows = try store.rows("SELECT id, kind, spec, inputs, state, attempt, max_attempts, worker, reason FROM jobs ORDER BY seq")
-            attemptRows = try store.rows("SELECT job, attempt, worker, outcome, reason FROM attempts ORDER BY job, attempt")
-            resultRows = try store.rows("SELECT job, worker, result, artifacts, seconds FROM results")
-            workerRows = try store.rows("SELECT id, host FROM workers")
+            let store = try SweepStore(stateDir: stateDir, readOnly: true)
+            jobRows = try store.jobs()
+            attemptRows = try store.attempts()
+            resultRows = try store.results()
+            workerRows = try store.workers()
         } catch {
             throw ReportError("cannot read \(stateDir)/\(SweepStore.fileName): \(error)")
         }
-        let hosts = Dictionary(workerRows.map { ($0["id"] ?? "", $0["host"] ?? "") }, uniquingKeysWith: { a, _ in a })
-        let attempts = Dictionary(grouping: attemptRows, by: { $0["job"] ?? "" })
-        let results = Dictionary(resultRows.map { ($0["job"] ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        let hosts = Dictionary(workerRows.map { ($0.id, $0.host) }, uniquingKeysWith: { a, _ in a })
+        let attempts = Dictionary(grouping: attemptRows, by: \.job)
+        let results = Dictionary(resultRows.map { ($0.job, $0) }, uniquingKeysWith: { a, _ in a })
 
         var jobs: [JobRecord] = []
         for row in jobRows {
-            let id = row["id"] ?? ""
+            let id = row.id
             func context(_ what: String) -> String { "\(stateDir)/\(SweepStore.fileName): job \(id): \(what)" }
-            let kind = row["kind"] ?? ""
+            let kind = row.kind
             let result = results[id]
-            var status = JobRecord.Status(rawValue: row["state"] ?? "") ?? .queued
-            if result != nil { status = .done }
+            let status: JobState = result != nil ? .done : row.state
             var job = JobRecord(
-                id: id, kind: kind, status: status, attempts: Int(row["attempt"] ?? "") ?? 0,
-                maxAttempts: Int(row["max_attempts"] ?? "") ?? 0,
-                worker: (result?["worker"]).flatMap(nonEmpty) ?? row["worker"].flatMap(nonEmpty),
-                host: nil, failureReason: status == .failed ? row["reason"] : nil,
-                attemptLog: (attempts[id] ?? []).map {
-                    AttemptRecord(attempt: Int($0["attempt"] ?? "") ?? 0, worker: $0["worker"] ?? "",
-                                  outcome: $0["outcome"] ?? "", reason: $0["reason"] ?? "")
-                },
-                trainSpec: nil, compressSpec: nil, trainResult: nil, compressResult: nil, artifacts: [:],
-                seconds: (result?["seconds"]).flatMap(Double.init),
+                id: id, kind: kind, status: status, attempts: row.attempt, maxAttempts: row.maxAttempts,
+                worker: (result?.worker).flatMap(nonEmpty) ?? row.worker.flatMap(nonEmpty),
+                host: nil, failureReason: status == .failed ? row.reason : nil,
+                attemptLog: (attempts[id] ?? []).map { AttemptRecord(attempt: $0.attempt, worker: $0.worker, outcome: $0.outcome, reason: $0.reason ?? "") },
+                trainSpec: nil, compressSpec: nil, trainResult: nil, compressResult: nil, artifacts: result?.artifacts ?? [:],
+                seconds: result?.seconds,
                 inputArtifacts: [:])
             job.host = job.worker.flatMap { hosts[$0] }
-            let spec = row["spec"] ?? ""
-            if let inputs = try? JSONDecoder().decode([PlannedInput].self, from: Data((row["inputs"] ?? "[]").utf8)) {
-                for input in inputs { if let hash = input.hash { job.inputArtifacts[input.name] = hash } }
-            }
+            let spec = row.spec
+            for input in row.inputs { if let hash = input.hash { job.inputArtifacts[input.name] = hash } }
             switch kind {
             case "train":
                 job.trainSpec = try decode(TrainJobSpec.self, spec, context("spec"))
-                if let r = result?["result"] { job.trainResult = try decode(TrainResult.self, r, context("result")) }
+                if let r = result?.result { job.trainResult = try decode(TrainResult.self, r, context("result")) }
             case "compress":
                 job.compressSpec = try decode(CompressJobSpec.self, spec, context("spec"))
-                if let r = result?["result"] { job.compressResult = try decode(CompressResult.self, r, context("result")) }
+                if let r = result?.result { job.compressResult = try decode(CompressResult.self, r, context("result")) }
             default:
                 break
-            }
-            if let a = result?["artifacts"] {
-                job.artifacts = try decode([String: String].self, a, context("artifacts"))
             }
             jobs.append(job)
         }

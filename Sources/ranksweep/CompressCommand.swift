@@ -24,8 +24,8 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("svd-ranks"), help: "Comma-separated SVD ranks.") var svdRanks: String?
     @Option(name: .customLong("arsvd-taus"), help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
     @Option(name: .customLong("data-root"), help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
-    @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = 5
-    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = 1e-5
+    @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = FineTuneSettings().epochs
+    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = FineTuneSettings().learningRate
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var layout: DatasetLayoutOptions

@@ -13,7 +13,7 @@ struct ExecJobCommand: ParsableCommand {
     /// (write the model to `ctx.output(JobFiles.model)`; report epochs with `ctx.progress`).
     static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(pipelineKinds) { _, new in new } }
 
-    /// Pipeline job kinds: `train` and `compress` (Sweep/Exec/PipelineExecutors.swift).
+    /// Pipeline job kinds: `train` and `compress` (PipelineExecutors.swift, here: Sweep does not link the training stack).
     static let pipelineKinds: [String: ExecJobExecutor] = PipelineExecutors.all
 
     @Option var kind: String

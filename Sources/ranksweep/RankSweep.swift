@@ -2,6 +2,7 @@ import ArgumentParser
 import Basics
 import CSupport
 import Foundation
+import Sweep
 
 /// The command-line tool. Each subcommand lives in its own file and only parses, validates and
 /// calls into the modules (Pipeline, Sweep, Reports).
@@ -38,7 +39,9 @@ struct RankSweep: ParsableCommand {
 
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version (same as --version).")
-    func run() { print(ranksweepVersion) }
+    @Flag(help: "Print the sweep wire protocol version instead (coordinator and workers must speak the same one).")
+    var `protocol` = false
+    func run() { print(`protocol` ? String(Wire.version) : ranksweepVersion) }
 }
 
 let ranksweepVersion = "0.2.0"

@@ -52,21 +52,18 @@ enum SweepHooks {
     static func sweepCompleted(_ summary: SweepSummary, _ store: SweepStore) throws {
         let line = "sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)"
         print(line)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: SweepCLI.executable)
-        p.arguments = ["report", "--state-dir", summary.stateDir]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
+        // The report's stdout and stderr go to one file, printed or logged once it exits.
+        let outputPath = summary.stateDir + "/report.log"
         do {
-            try p.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
+            let child = try SpawnedChild(path: SweepCLI.executable, arguments: ["report", "--state-dir", summary.stateDir],
+                                         environment: ProcessInfo.processInfo.environment, stderrPath: outputPath, stdoutToStderrFile: true)
+            let end = child.wait()
+            let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
             let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
-            if p.terminationReason == .exit && p.terminationStatus == 0 {
+            if end.signal == nil && end.code == 0 {
                 if !text.isEmpty { print(text) }
             } else {
-                Log.error("report failed (\(p.terminationReason == .exit ? "exit \(p.terminationStatus)" : "signal \(p.terminationStatus)")): \(text)")
+                Log.error("report failed (\(end.signal.map { "signal \($0)" } ?? "exit \(end.code)")): \(text)")
             }
         } catch {
             Log.error("cannot start the report (\(SweepCLI.executable) report): \(error)")
@@ -75,37 +72,37 @@ enum SweepHooks {
 }
 
 /// Worker processes started by `run` and `bench` on this machine (our own binary, `worker`).
+/// Started with the project's own spawn (`SpawnedChild`), not Foundation's `Process`, which can
+/// miss a child's exit on Linux (see SpawnedChild).
 final class LocalWorkers: @unchecked Sendable {
     private let lock = NSLock()
-    private var processes: [Process] = []
+    /// Started workers; an entry becomes nil once reaped.
+    private var children: [SpawnedChild?] = []
 
     /// Starts `count` workers connecting to `endpoint`; their logs go to `logDir/worker-K.log` (nil: discarded).
     func start(count: Int, endpoint: String, extraArgs: [String], logDir: String?) throws {
+        if let logDir { try Files.makeDirectory(logDir) }
         for k in 1 ... count {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: SweepCLI.executable)
-            p.arguments = ["worker", "--connect", endpoint, "--name", "local\(k)"] + extraArgs
-            if let logDir {
-                try Files.makeDirectory(logDir)
-                let path = logDir + "/worker-\(k).log"
-                FileManager.default.createFile(atPath: path, contents: nil)
-                p.standardError = FileHandle(forWritingAtPath: path)
-                p.standardOutput = FileHandle(forWritingAtPath: path)
-            } else {
-                p.standardError = FileHandle.nullDevice
-                p.standardOutput = FileHandle.nullDevice
-            }
-            do { try p.run() } catch { throw SweepError.io("cannot start local worker: \(error)") }
-            lock.lock(); processes.append(p); lock.unlock()
+            let log = logDir.map { $0 + "/worker-\(k).log" } ?? "/dev/null"
+            let child: SpawnedChild
+            do {
+                child = try SpawnedChild(path: SweepCLI.executable, arguments: ["worker", "--connect", endpoint, "--name", "local\(k)"] + extraArgs,
+                                         environment: ProcessInfo.processInfo.environment, stderrPath: log, stdoutToStderrFile: true)
+            } catch { throw SweepError.io("cannot start local worker: \(error)") }
+            lock.lock(); children.append(child); lock.unlock()
         }
     }
 
     /// Waits up to `seconds` for the workers to leave by themselves, then SIGTERMs the rest.
     func stop(within seconds: Double) {
-        lock.lock(); let ps = processes; lock.unlock()
-        let end = Date().addingTimeInterval(seconds)
-        while ps.contains(where: { $0.isRunning }) && Date() < end { usleep(20_000) }
-        for p in ps where p.isRunning { p.terminate() }
-        for p in ps { p.waitUntilExit() }
+        lock.lock(); var running = children.compactMap { $0 }; children = []; lock.unlock()
+        let end = Clock.now() + seconds
+        while !running.isEmpty {
+            running = running.filter { $0.exitIfEnded() == nil }
+            if running.isEmpty || Clock.now() >= end { break }
+            usleep(20_000)
+        }
+        for child in running { child.terminate() }
+        for child in running { _ = child.wait() }
     }
 }

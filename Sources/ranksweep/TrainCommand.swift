@@ -16,11 +16,12 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("base-filters"), help: "Filters of the first level (64 = the paper's size).") var baseFilters = 16
     @Option(help: "Pooling levels.") var depth = 4
     @Option(help: "Input channels: 1 = gray, 3 = RGB (default: the data's own kind, gray when every image is gray).") var channels: Int?
-    @Option(help: "Maximum epochs.") var epochs = 100
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 16
-    @Option(help: "Learning rate (Adam).") var lr: Float = 1e-4
-    @Option(help: "Early-stopping patience (epochs without a better validation loss).") var patience = 15
-    @Option(name: .customLong("lr-patience"), help: "Epochs on a plateau before the learning rate drops 10x.") var lrPatience = 4
+    // Defaults: TrainingSettings's (Basics), the one home of each.
+    @Option(help: "Maximum epochs.") var epochs = TrainingSettings().epochs
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = TrainingSettings().batchSize
+    @Option(help: "Learning rate (Adam).") var lr: Float = TrainingSettings().learningRate
+    @Option(help: "Early-stopping patience (epochs without a better validation loss).") var patience = TrainingSettings().patience
+    @Option(name: .customLong("lr-patience"), help: "Epochs on a plateau before the learning rate drops 10x.") var lrPatience = TrainingSettings().lrPatience
     @Flag(name: .customLong("no-augment"), help: "Turn augmentation off.") var noAugment = false
     @Flag(help: .hidden) var augment = false   // the seed's `--augment`: augmentation is on by default anyway
     @Option(help: "Seed of initialisation, shuffling and augmentation.") var seed: UInt64 = 42

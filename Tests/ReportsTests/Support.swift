@@ -87,7 +87,7 @@ enum Fixture {
         }
         for attempt in 1 ... 2 {
             let ref = JobRef(job: "svd-r4-s1", attempt: attempt)
-            ops += [.dispatch(ref, worker: "w1"), .attemptEnded(ref, outcome: "failed", reason: "NaN loss at epoch 1 (attempt \(attempt))")]
+            ops += [.dispatch(ref, worker: "w1"), .attemptEnded(ref, outcome: .failed, reason: "NaN loss at epoch 1 (attempt \(attempt))")]
         }
         ops.append(.failJob(job: "svd-r4-s1", failures: 2, reason: "failed 2 times: NaN loss at epoch 1"))
         ops.append(.dispatch(JobRef(job: "svd-r8-s1", attempt: 1), worker: "w1"))

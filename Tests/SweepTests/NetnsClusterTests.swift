@@ -204,30 +204,60 @@ final class NetnsClusterTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
+    /// The Slurm job-array recipe, its two scripts run here as Slurm would (loopback only): two array
+    /// tasks start before the coordinator job listens, wait for its endpoint file, join, and the
+    /// sweep completes on both; the coordinator job exits 0 and removes the endpoint.
+    func testSlurmArrayWorkersJoinTheCoordinatorJob() throws {
+        let dir = Harness.tempDir("slurmarray")
+        Harness.write("noop: 80\nsleep: {count: 4, seconds: 0.2}\n", dir + "/sweep.yaml")
+        let state = dir + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let port = Harness.freePort()
+        func job(_ script: String, _ args: [String], _ env: [String], log: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["PATH=/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)", "RANKSWEEP_COORDINATOR_ADDR=127.0.0.1",
+                           "RANKSWEEP_BIND_ADDR=127.0.0.1", "RANKSWEEP_PORT=\(port)", "SLURM_CPUS_ON_NODE=2", "RANKSWEEP_HEARTBEAT_MS=100",
+                           "RANKSWEEP_LIVENESS=5", "RANKSWEEP_NO_REEXEC=1", "TMPDIR=\(dir)"] + env
+                + ["bash", Self.clusterDir + "/slurm/" + script] + args
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let fh = FileHandle(forWritingAtPath: log)
+            p.standardOutput = fh
+            p.standardError = fh
+            try p.run()
+            return p
+        }
+        let workers = try (0 ..< 2).map { task in
+            try job("ranksweep-workers.sbatch", [state], ["SLURM_ARRAY_JOB_ID=77", "SLURM_ARRAY_TASK_ID=\(task)"], log: dir + "/worker-\(task).out")
+        }
+        let coordinator = try job("ranksweep-coordinator.sbatch", [dir + "/sweep.yaml", state], ["SLURM_JOB_ID=76"], log: dir + "/coordinator.out")
+        let end = Date().addingTimeInterval(90)
+        while (coordinator.isRunning || workers.contains(where: \.isRunning)) && Date() < end { usleep(50_000) }
+        for p in [coordinator] + workers where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        coordinator.waitUntilExit()
+        let out = (try? String(contentsOfFile: dir + "/coordinator.out", encoding: .utf8)) ?? ""
+        XCTAssertEqual(coordinator.terminationStatus, 0, out)
+        XCTAssertTrue(out.contains("84 jobs — 84 done") && out.contains("coordinator exited 0"), out)
+        for (task, w) in workers.enumerated() {
+            w.waitUntilExit()
+            let log = (try? String(contentsOfFile: dir + "/worker-\(task).out", encoding: .utf8)) ?? ""
+            XCTAssertEqual(w.terminationStatus, 0, "array task \(task) leaves on the coordinator's BYE: \(log)")
+            XCTAssertTrue(log.contains("joining tcp://127.0.0.1:\(port)"), log)
+        }
+        let results = try SweepStore(stateDir: state, readOnly: true).results()
+        XCTAssertEqual(results.count, 84)
+        XCTAssertEqual(Set(results.map { $0.worker.hasPrefix("array0-") ? 0 : $0.worker.hasPrefix("array1-") ? 1 : -1 }), [0, 1],
+                       "both array tasks took jobs: \(Set(results.map(\.worker)))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/coordinator.endpoint"), "the endpoint goes with the coordinator")
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
     /// launch.sh for real, with stand-in `ssh`/`scp` that run on this machine, each "host" a home
     /// directory of its own: keys made and copied, coordinator and workers started, the sweep done,
     /// status, stop, logs gathered. Loopback only.
     func testLaunchStartStatusStopWithLocalSSH() throws {
         let dir = Harness.tempDir("launchreal")
-        Harness.write("""
-            #!/bin/bash
-            # stand-in ssh for tests: [options] TARGET COMMAND -> COMMAND in $FAKE_HOSTS/HOST as home
-            while [[ $1 == -* ]]; do if [[ $1 == -o || $1 == -p || $1 == -i ]]; then shift; fi; shift; done
-            host=${1#*@}; shift
-            mkdir -p "$FAKE_HOSTS/$host"
-            cd "$FAKE_HOSTS/$host" && HOME="$FAKE_HOSTS/$host" exec bash -c "$*"
-            """, dir + "/bin/ssh")
-        Harness.write("""
-            #!/bin/bash
-            # stand-in scp for tests: HOST:PATH is $FAKE_HOSTS/HOST/PATH
-            args=()
-            while [[ $# -gt 0 ]]; do case $1 in -o|-P|-i) shift 2;; -*) shift;; *) args+=("$1"); shift;; esac; done
-            map() { if [[ $1 == *:* ]]; then h=${1%%:*}; h=${h#*@}; echo "$FAKE_HOSTS/$h/${1#*:}"; else echo "$1"; fi; }
-            dst=$(map "${args[-1]}")
-            for src in "${args[@]:0:${#args[@]}-1}"; do cp "$(map "$src")" "$dst" || exit 1; done
-            """, dir + "/bin/scp")
-        chmod(dir + "/bin/ssh", 0o755)
-        chmod(dir + "/bin/scp", 0o755)
+        writeStandInSSH(dir)
         let port = Harness.freePort()
         Harness.write("noop: 100\nsleep: {count: 4, seconds: 0.3}\n", dir + "/sweep.yaml")
         Harness.write("""
@@ -276,6 +306,84 @@ final class NetnsClusterTests: XCTestCase {
             guard let pid = try? String(contentsOfFile: dir + "/logs/coordinator.pid", encoding: .utf8) else { return true }
             return kill(Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, 0) != 0
         }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Stand-in `ssh`/`scp` in DIR/bin that run on this machine, each "host" the home directory
+    /// $FAKE_HOSTS/HOST.
+    func writeStandInSSH(_ dir: String) {
+        Harness.write("""
+            #!/bin/bash
+            # stand-in ssh for tests: [options] TARGET COMMAND -> COMMAND in $FAKE_HOSTS/HOST as home
+            while [[ $1 == -* ]]; do if [[ $1 == -o || $1 == -p || $1 == -i ]]; then shift; fi; shift; done
+            host=${1#*@}; shift
+            mkdir -p "$FAKE_HOSTS/$host"
+            cd "$FAKE_HOSTS/$host" && HOME="$FAKE_HOSTS/$host" exec bash -c "$*"
+            """, dir + "/bin/ssh")
+        Harness.write("""
+            #!/bin/bash
+            # stand-in scp for tests: HOST:PATH is $FAKE_HOSTS/HOST/PATH
+            args=()
+            while [[ $# -gt 0 ]]; do case $1 in -o|-P|-i) shift 2;; -*) shift;; *) args+=("$1"); shift;; esac; done
+            map() { if [[ $1 == *:* ]]; then h=${1%%:*}; h=${h#*@}; echo "$FAKE_HOSTS/$h/${1#*:}"; else echo "$1"; fi; }
+            dst=$(map "${args[-1]}")
+            for src in "${args[@]:0:${#args[@]}-1}"; do cp "$(map "$src")" "$dst" || exit 1; done
+            """, dir + "/bin/scp")
+        chmod(dir + "/bin/ssh", 0o755)
+        chmod(dir + "/bin/scp", 0o755)
+    }
+
+    /// launch.sh deploys its own binary: a host without ranksweep and a host with another version
+    /// get a copy in REMOTE_DIR/bin and run it; a host that keeps (copy=no) a binary of another wire
+    /// protocol is refused with a message naming both protocols, and `start` exits 1.
+    func testLaunchCopiesTheBinaryAndRefusesAnotherProtocol() throws {
+        let dir = Harness.tempDir("launchcopy")
+        writeStandInSSH(dir)
+        let oldBinary = """
+            #!/bin/bash
+            # an older ranksweep: another version and protocol
+            case "$*" in "--version") echo 0.1.0;; "version --protocol") echo 1;; *) echo "old ranksweep: $*" >&2; exit 1;; esac
+            """
+        for host in ["old.test", "pinned.test"] {
+            Harness.write(oldBinary, dir + "/hosts/\(host)/opt/ranksweep")
+            chmod(dir + "/hosts/\(host)/opt/ranksweep", 0o755)
+        }
+        let port = Harness.freePort()
+        Harness.write("noop: 60\n", dir + "/sweep.yaml")
+        Harness.write("""
+            COORDINATOR_ENDPOINT=tcp://127.0.0.1:\(port)
+            BIND=tcp://127.0.0.1:\(port)
+            SWEEP=\(dir)/sweep.yaml
+            STATE_DIR=\(dir)/state
+            KEYS=\(dir)/keys
+            LOG_DIR=\(dir)/logs
+            BIN=\(Harness.binary)
+            worker fresh.test bin=opt/ranksweep threads=1
+            worker old.test bin=opt/ranksweep threads=1
+            worker pinned.test bin=opt/ranksweep copy=no threads=1
+            """, dir + "/my.hosts")
+        var env = Harness.env
+        env["PATH"] = dir + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["FAKE_HOSTS"] = dir + "/hosts"
+        let launch = Self.clusterDir + "/launch.sh"
+        let start = try runScript([launch, "--hosts", dir + "/my.hosts", "start"], log: dir + "/start.log", timeout: 120, env: env)
+        XCTAssertEqual(start.status, 1, "a refused worker makes start fail: \(start.output)")
+        XCTAssertTrue(start.output.contains("fresh: opt/ranksweep on fresh.test is missing; copying"), start.output)
+        XCTAssertTrue(start.output.contains("old: opt/ranksweep on old.test is ranksweep 0.1.0, not "), start.output)
+        XCTAssertTrue(start.output.contains("pinned: opt/ranksweep on pinned.test is ranksweep 0.1.0 speaking protocol 1, "
+                                            + "the coordinator speaks protocol \(Wire.version)"), start.output)
+        XCTAssertTrue(start.output.contains("fresh: worker started") && start.output.contains("old: worker started"), start.output)
+        XCTAssertFalse(start.output.contains("pinned: worker started"), start.output)
+        let size = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue }
+        for host in ["fresh.test", "old.test"] {
+            XCTAssertEqual(size(dir + "/hosts/\(host)/.ranksweep/bin/ranksweep"), size(Harness.binary), "\(host) got the coordinator's binary")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/hosts/pinned.test/.ranksweep/bin/ranksweep"), "copy=no copies nothing")
+        let done = { (try? SweepStore(stateDir: dir + "/state", readOnly: true).results()) ?? [] }
+        eventually(60, "sweep done on the copied binaries") { done().count == 60 }
+        XCTAssertEqual(Set(done().map(\.worker)).count, 2, "both deployed hosts took jobs: \(Set(done().map(\.worker)))")
+        let stop = try runScript([launch, "--hosts", dir + "/my.hosts", "stop"], log: dir + "/stop.log", timeout: 60, env: env)
+        XCTAssertEqual(stop.status, 0, stop.output)
         try? FileManager.default.removeItem(atPath: dir)
     }
 }

@@ -87,7 +87,7 @@ final class StatusAndTimeoutTests: XCTestCase {
         XCTAssertEqual(reply.command, .statusReply)
         let snap = try JSONDecoder().decode(SweepStatus.self, from: Data(reply.payload[0]))
         XCTAssertEqual(snap.total, 7)
-        XCTAssertEqual(snap.count("done"), 5)
+        XCTAssertEqual(snap.count(.done), 5)
         try s.send(WireMessage.done(DoneHeader(job: "sleep-2", attempt: 1, artifacts: [:], seconds: 0), result: Array("{}".utf8)).frames)
         XCTAssertEqual(try FakeWorker.receive(s, 3).command, .bye)
         usleep(200_000)

@@ -28,7 +28,8 @@ long long csupport_peak_rss_bytes(void);
 int csupport_die_with_parent(void);
 
 /* Start PATH with ARGV and ENVP (NULL-terminated) for a job: stdin from /dev/null, stdout into a new
-   pipe (its read end, close-on-exec, is stored in *stdout_fd), stderr to STDERR_FD, every other
+   pipe (its read end, close-on-exec, is stored in *stdout_fd; with STDOUT_FD NULL, stdout goes to
+   STDERR_FD too), stderr to STDERR_FD, every other
    descriptor closed, default signal dispositions, an empty signal mask. Returns 0 with the child's
    pid in *pid (reap it with waitpid), or an errno value. */
 int csupport_spawn(const char *path, char *const argv[], char *const envp[], int stderr_fd, int *stdout_fd, int *pid);
@@ -36,4 +37,8 @@ int csupport_spawn(const char *path, char *const argv[], char *const envp[], int
 /* waitpid(pid, 0) retried on EINTR: 0 with the exit code in *code (or -1) and the ending signal in
    *sig (or 0); -1 when waitpid fails. */
 int csupport_wait_child(int pid, int *code, int *sig);
+
+/* waitpid(pid, WNOHANG): 1 with *code and *sig as above when the child has exited (it is reaped),
+   0 while it runs, -1 when waitpid fails. */
+int csupport_try_wait_child(int pid, int *code, int *sig);
 #endif

@@ -56,7 +56,7 @@ extension Coordinator {
             case .put: try put(msg, w, now: now)
             case .bye:
                 Log.info("worker \(w.id) leaving")
-                removeWorker(w, outcome: "handback", reason: "worker left", counts: false)
+                removeWorker(w, outcome: .handback, reason: "worker left", counts: false)
                 ops.append(.workerState(id: w.id, state: "left"))
             default: throw SweepError.protocolViolation("\(msg.command.rawValue) is not a worker command")
             }
@@ -188,7 +188,7 @@ extension Coordinator {
         for ref in w.running where !claimed.contains(ref) {
             // We thought it ran this; it does not know it (lost on the way): requeue, not its fault.
             w.running.remove(ref)
-            attemptFailed(ref, outcome: "lost", reason: "worker \(w.id) reconnected without it", counts: false)
+            attemptFailed(ref, outcome: .lost, reason: "worker \(w.id) reconnected without it", counts: false)
         }
         send(w, WireMessage(.welcome, WelcomeHeader(heartbeatMs: timing.heartbeatMs, liveness: timing.liveness, cancel: cancel)))
     }
@@ -251,12 +251,12 @@ extension Coordinator {
         let resultBytes = msg.payload.first ?? Array("{}".utf8)
         guard (try? FastJSON.parse(resultBytes))?.object != nil else {
             Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): result is not a JSON object, counted as a failure")
-            attemptFailed(ref, outcome: "failed", reason: "result is not a JSON object", counts: true)
+            attemptFailed(ref, outcome: .failed, reason: "result is not a JSON object", counts: true)
             return
         }
         for (file, hash) in h.artifacts where file.utf8.count > Wire.maxNameBytes || !artifacts.has(hash) {
             Log.warn("DONE \(h.job) attempt \(h.attempt) from \(w.id): artifact \(file.prefix(Wire.maxNameBytes)) (\(hash.prefix(12))) was never uploaded")
-            attemptFailed(ref, outcome: "failed", reason: "artifact \(file.prefix(Wire.maxNameBytes)) missing", counts: true)
+            attemptFailed(ref, outcome: .failed, reason: "artifact \(file.prefix(Wire.maxNameBytes)) missing", counts: true)
             return
         }
         let artifactsJSON = h.artifacts.isEmpty ? "{}" : String(decoding: (try? JSONEncoder().encode(h.artifacts)) ?? Data("{}".utf8), as: UTF8.self)
@@ -281,9 +281,9 @@ extension Coordinator {
         if !w.epochs.isEmpty { w.epochs[ref] = nil }
         let reason = String(h.reason.prefix(2000))
         if h.handback {
-            attemptFailed(ref, outcome: "handback", reason: reason, counts: false)
+            attemptFailed(ref, outcome: .handback, reason: reason, counts: false)
         } else {
-            attemptFailed(ref, outcome: "failed", reason: reason, counts: true, permanent: h.permanent == true)
+            attemptFailed(ref, outcome: .failed, reason: reason, counts: true, permanent: h.permanent == true)
         }
     }
 

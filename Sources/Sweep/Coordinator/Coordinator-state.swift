@@ -199,20 +199,22 @@ extension Coordinator {
     /// An attempt ended without a result. `counts`: towards max attempts (failure, death);
     /// handbacks and cancellations do not.
     /// `permanent`: the job's input is at fault, so it fails now rather than after `maxAttempts`.
-    func attemptFailed(_ ref: JobRef, outcome: String, reason: String, counts: Bool, permanent: Bool = false) {
+    func attemptFailed(_ ref: JobRef, outcome: AttemptOutcome, reason: String, counts: Bool, permanent: Bool = false) {
         guard let i = jobIndex[ref.job] else { return }
         let e = jobs[i]
         guard let w = e.runningOn.removeValue(forKey: ref.attempt) else { return }
         ops.append(.attemptEnded(ref, outcome: outcome, reason: reason))
         if e.terminal || !e.runningOn.isEmpty { return }  // another attempt is still going
         if counts { e.failures += 1 }
-        progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome): \(reason)", kind: e.planned.kind, coordinator: self, important: true)
+        progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome.rawValue): \(reason)", kind: e.planned.kind, coordinator: self, important: true)
         if permanent {
             failJob(e, reason: "input error, not retried: \(reason)")
         } else if e.failures >= e.maxAttempts {
-            let reasons = ((try? store.attemptReasons(job: ref.job)) ?? [])
-                .filter { $0.0 != ref.attempt }
-                .map { "attempt \($0.0) on \($0.1): \($0.2) (\($0.3))" } + ["attempt \(ref.attempt) on \(w): \(outcome) (\(reason))"]
+            let earlier: [AttemptRow] = ((try? store.attempts(job: ref.job)) ?? []).filter { $0.attempt != ref.attempt }
+            let lines: [String] = earlier.map { a in
+                "attempt \(a.attempt) on \(a.worker): \(a.outcome?.rawValue ?? "") (\(a.reason ?? ""))"
+            }
+            let reasons = lines + ["attempt \(ref.attempt) on \(w): \(outcome.rawValue) (\(reason))"]
             failJob(e, reason: "failed after \(e.failures) attempts: " + reasons.joined(separator: "; "))
         } else {
             e.state = .queued
@@ -235,7 +237,7 @@ extension Coordinator {
     func cancelOtherAttempts(_ e: JobEntry, except attempt: Int, reason: String) {
         for (a, wid) in e.runningOn where a != attempt {
             let ref = JobRef(job: e.planned.id, attempt: a)
-            ops.append(.attemptEnded(ref, outcome: "cancelled", reason: reason))
+            ops.append(.attemptEnded(ref, outcome: .cancelled, reason: reason))
             if let w = workers[wid] {
                 w.running.remove(ref)
                 w.progress[ref.job] = nil; w.epochs[ref] = nil
@@ -281,7 +283,7 @@ extension Coordinator {
                 w.epochs[ref] = nil
                 send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: ref.attempt, reason: reason)))
                 ops.append(.event(kind: "timeout", job: ref.job, attempt: ref.attempt, worker: w.id, detail: reason))
-                attemptFailed(ref, outcome: "failed", reason: reason, counts: true)
+                attemptFailed(ref, outcome: .failed, reason: reason, counts: true)
             }
         }
     }
@@ -293,12 +295,12 @@ extension Coordinator {
 
     func declareDead(_ w: WorkerEntry, reason: String) {
         Log.warn("\(reason): declared dead, \(w.running.count) job(s) go back to the queue")
-        removeWorker(w, outcome: "dead", reason: reason, counts: true)
+        removeWorker(w, outcome: .dead, reason: reason, counts: true)
         ops.append(.workerState(id: w.id, state: "dead"))
         ops.append(.event(kind: "worker-dead", job: nil, attempt: nil, worker: w.id, detail: reason))
     }
 
-    func removeWorker(_ w: WorkerEntry, outcome: String, reason: String, counts: Bool) {
+    func removeWorker(_ w: WorkerEntry, outcome: AttemptOutcome, reason: String, counts: Bool) {
         workers[w.id] = nil
         if workerByRoute[w.route] == w.id { workerByRoute[w.route] = nil }
         for ref in w.running.sorted(by: { $0.job < $1.job }) { attemptFailed(ref, outcome: outcome, reason: reason, counts: counts) }

@@ -28,7 +28,7 @@ struct AttemptMirror {
             switch op {
             case .dispatch(let ref, _), .reattach(let ref, _): set(ref, "running", onlyExisting: false)
             case .done(let ref, _, _, _, _): set(ref, "done", onlyExisting: true)
-            case .attemptEnded(let ref, let o, _): set(ref, o, onlyExisting: true)
+            case .attemptEnded(let ref, let o, _): set(ref, o.rawValue, onlyExisting: true)
             default: break
             }
         }
@@ -39,9 +39,8 @@ extension Coordinator {
     /// Reads every attempt's outcome once (after the startup commits); later ops keep it current.
     func loadAttemptMirror() throws {
         var m = AttemptMirror()
-        for r in try store.rows("SELECT job, attempt, COALESCE(outcome, 'running') AS o FROM attempts") {
-            guard let job = r["job"], let a = r["attempt"].flatMap({ Int($0) }) else { continue }
-            m.set(JobRef(job: job, attempt: a), r["o"] ?? "running", onlyExisting: false)
+        for a in try store.attempts() {
+            m.set(JobRef(job: a.job, attempt: a.attempt), a.outcome?.rawValue ?? JobState.running.rawValue, onlyExisting: false)
         }
         m.loaded = true
         attemptMirror = m
@@ -73,7 +72,8 @@ extension Coordinator {
             case .done, .failed: break
             }
         }
-        s.jobs = ["queued": queued, "running": running, "done": doneCount, "failed": failedCount].filter { $0.value > 0 }
+        s.jobs = [JobState.queued.rawValue: queued, JobState.running.rawValue: running, JobState.done.rawValue: doneCount,
+                  JobState.failed.rawValue: failedCount].filter { $0.value > 0 }
         s.workers = workers.values.sorted { $0.id < $1.id }.map { w in
             SweepStatus.WorkerStatus(
                 id: w.id, host: w.host, state: "alive", slots: w.slots, seenAgo: max(0, now - (w.expiry - timing.deadAfter)),

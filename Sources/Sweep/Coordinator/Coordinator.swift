@@ -147,7 +147,7 @@ public final class Coordinator {
         var orphaned: [String: [Int: String]] = [:]
         for (ref, worker) in try store.orphanedAttempts() { orphaned[ref.job, default: [:]][ref.attempt] = worker }
         for (ref, worker) in open {
-            ops.append(.attemptEnded(ref, outcome: "orphaned", reason: "coordinator restarted while \(worker) ran it"))
+            ops.append(.attemptEnded(ref, outcome: .orphaned, reason: "coordinator restarted while \(worker) ran it"))
             orphaned[ref.job, default: [:]][ref.attempt] = worker
         }
         let grace = options.reattachGrace ?? timing.deadAfter
@@ -156,13 +156,13 @@ public final class Coordinator {
             let e = JobEntry(index: i, planned: s.job, attempt: s.attempt, failures: s.failures, maxAttempts: s.maxAttempts)
             e.orphaned = orphaned[s.job.id] ?? [:]
             switch s.state {
-            case "done": e.state = .done
-            case "failed": e.state = .failed; e.reason = s.reason
-            case "running":
+            case .done: e.state = .done
+            case .failed: e.state = .failed; e.reason = s.reason
+            case .running:
                 e.state = .waiting
                 ops.append(.requeue(job: s.job.id, failures: s.failures))
                 e.notBefore = now + grace
-            default: e.state = .waiting
+            case .queued: e.state = .waiting
             }
             jobs.append(e)
             jobIndex[s.job.id] = i

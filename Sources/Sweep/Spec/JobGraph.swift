@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// One job of the sweep as planned (and stored): what to run, what it needs first, what inputs it gets.
@@ -59,8 +60,10 @@ public enum JobGraph {
                     modelInput = givenModel
                 } else {
                     baselineID = "train-s\(seed)"
+                    var training = s.training
+                    training.seed = UInt64(truncatingIfNeeded: seed)
                     let spec = TrainJobSpec(job: baselineID, seed: seed, imageSize: s.imageSize, model: s.model,
-                                            training: s.training, data: data, validationSplit: s.validationSplit)
+                                            training: training, data: data, validationSplit: s.validationSplit)
                     jobs.append(PlannedJob(id: baselineID, kind: "train", spec: try json(spec), deps: [], inputs: datasetInput))
                     deps = [baselineID]
                     modelInput = .output(JobFiles.model, of: baselineID, file: JobFiles.model)

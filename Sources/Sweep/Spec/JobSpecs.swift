@@ -1,9 +1,9 @@
-import Imaging
+import Basics
 
 /// The job spec JSON the coordinator sends with each `train` / `compress` JOB (payload frame 0),
 /// and that `ranksweep exec-job --spec FILE` reads. Plain Codable structs with the Swift property
-/// names as JSON keys, so the Pipeline side can decode them directly (or map them onto its own
-/// TrainSpec/CompressSpec).
+/// names as JSON keys; the settings are the very types the training loop runs (Basics'
+/// TrainingSettings, FineTuneSettings, DatasetOptions), so nothing is copied field by field.
 ///
 /// Inputs arrive as files under the job's `--inputs` directory:
 /// - `inputs/dataset/` — the unpacked dataset folder when the sweep has `data_root` (absent for synthetic data);
@@ -63,32 +63,6 @@ public struct DataSpec: Codable, Sendable, Equatable {
     }
 }
 
-/// Baseline training settings; the defaults are the seed pipeline's (a sweep file that omits a key
-/// gets these; `SweepSpec.defaultPipeline` picks smaller ones so `ranksweep run` finishes in minutes).
-public struct TrainingSpec: Codable, Sendable, Equatable {
-    public var epochs: Int
-    public var batchSize: Int
-    /// Adam learning rate.
-    public var lr: Double
-    /// Early stopping: epochs without validation improvement before stopping.
-    public var patience: Int
-    /// Reduce-LR-on-plateau: epochs without improvement before the learning rate drops 10x.
-    public var lrPatience: Int
-    /// Random flips, brightness and contrast during training.
-    public var augment: Bool
-    public init(epochs: Int = 100, batchSize: Int = 16, lr: Double = 1e-4, patience: Int = 15, lrPatience: Int = 4, augment: Bool = true) {
-        self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.patience = patience
-        self.lrPatience = lrPatience; self.augment = augment
-    }
-}
-
-/// Fine-tuning after compression (defaults: the 5 epochs at learning rate 1e-5).
-public struct FineTuneSpec: Codable, Sendable, Equatable {
-    public var epochs: Int
-    public var lr: Double
-    public init(epochs: Int = 5, lr: Double = 1e-5) { self.epochs = epochs; self.lr = lr }
-}
-
 /// Spec of a `train` job: train one baseline U-Net.
 public struct TrainJobSpec: Codable, Sendable, Equatable {
     /// This job's id (e.g. `train-s42`), for names in results.
@@ -98,7 +72,9 @@ public struct TrainJobSpec: Codable, Sendable, Equatable {
     /// Images are resized to imageSize x imageSize.
     public var imageSize: Int
     public var model: ModelSpec
-    public var training: TrainingSpec
+    /// The sweep file's `baseline` settings (Basics' TrainingSettings, the type training runs),
+    /// with `seed` set to this job's seed.
+    public var training: TrainingSettings
     public var data: DataSpec
     /// Fraction of images held out for validation.
     public var validationSplit: Double
@@ -116,11 +92,13 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     public var rank: Int?
     /// ARSVD: the fraction of singular-value energy each layer keeps (0 < tau <= 1).
     public var tau: Double?
-    public var fineTune: FineTuneSpec
+    /// The sweep file's `fine_tune` settings (Basics' FineTuneSettings, the type CompressJob runs).
+    public var fineTune: FineTuneSettings
     public var seed: Int
     public var imageSize: Int
     public var model: ModelSpec
     public var data: DataSpec
+    /// Batch size of evaluation, recalibration and fine-tuning: the sweep's `baseline.batch_size`.
     public var batchSize: Int
     public var validationSplit: Double
     /// The user's own baseline file (the sweep's `baseline_model`), for error messages; nil when

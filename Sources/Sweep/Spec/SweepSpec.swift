@@ -1,9 +1,10 @@
 import Basics
 import Foundation
-import Imaging
 import Yams
 
-/// A sweep file (YAML). Every key is optional; unknown keys and bad values are errors naming the
+/// A sweep file (YAML). Every key is optional — an absent one takes the default of the type it sets
+/// (TrainingSettings, FineTuneSettings, DatasetOptions, SyntheticSpec, ModelSpec, this struct's
+/// properties), never a literal repeated here; unknown keys and bad values are errors naming the
 /// key and the file. A file with only test job lists (`noop`, `sleep`, `jobs`) has no pipeline.
 ///
 /// ```yaml
@@ -13,7 +14,7 @@ import Yams
 /// model: {base_filters: 16, depth: 4, channels: 3}
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
 /// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85]}
-/// fine_tune: {epochs: 5, lr: 0.00001}
+/// fine_tune: {epochs: 5, lr: 0.00001, patience: 2}
 /// seeds: [42]
 /// max_attempts: 3
 /// job_timeout: 3600                  # seconds per attempt (optional; default none): longer is cancelled and fails
@@ -33,10 +34,10 @@ public struct SweepSpec: Sendable, Equatable {
     /// True when the file gave `model.channels`; otherwise the channels follow the data's own kind
     /// (gray when every image is gray), settled before the sweep starts.
     public var channelsGiven = false
-    public var training = TrainingSpec()
+    public var training = TrainingSettings()
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
-    public var fineTune = FineTuneSpec()
+    public var fineTune = FineTuneSettings()
     public var seeds: [Int] = [42]
     public var maxAttempts = 3
     /// Seconds an attempt may run (from dispatch) before the coordinator cancels it; nil: no limit.
@@ -50,14 +51,15 @@ public struct SweepSpec: Sendable, Equatable {
     public var extraJobs: [ExtraJobs] = []
 
     public struct SleepJobs: Sendable, Equatable {
-        public var count: Int
-        public var seconds: Double
+        public var count = 1
+        public var seconds = 1.0
         /// Run through `exec-job` in a child process instead of a worker thread.
         public var inChild = false
         /// The child writes an output file of this many bytes (exercises artifact upload).
         public var produceBytes = 0
         /// The job gets the dataset archive as input (exercises artifact download).
         public var withDataset = false
+        public init(count: Int = 1, seconds: Double = 1.0) { self.count = count; self.seconds = seconds }
     }
 
     public struct ExtraJobs: Sendable, Equatable {
@@ -69,13 +71,17 @@ public struct SweepSpec: Sendable, Equatable {
 
     public init() {}
 
+    /// The top-level keys that make a sweep run the train/compress pipeline.
+    public static let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
+                                                   "fine_tune", "seeds", "baseline_model", "validation_split", "dataset"]
+
     /// The sweep `ranksweep run` uses with no file: the whole pipeline on the synthetic set.
     public static var defaultPipeline: SweepSpec {
         var s = SweepSpec()
         s.synthetic = SyntheticSpec()
         // Small enough to finish in a few minutes on two cores, large enough to learn the task.
-        s.training = TrainingSpec(epochs: 8, batchSize: 8, lr: 1e-3, patience: 5, lrPatience: 3)
-        s.fineTune = FineTuneSpec(epochs: 3, lr: 1e-4)
+        s.training = TrainingSettings(epochs: 8, batchSize: 8, learningRate: 1e-3, patience: 5, lrPatience: 3)
+        s.fineTune = FineTuneSettings(epochs: 3, learningRate: 1e-4)
         return s
     }
 
@@ -100,13 +106,12 @@ public struct SweepSpec: Sendable, Equatable {
         var spec = SweepSpec()
         guard let root = node else { throw SweepError.invalid("\(file): empty sweep file") }
         let m = try YAMLMap(root, path: "", file: file)
-        let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
-                                         "fine_tune", "seeds", "baseline_model", "validation_split", "dataset"]
         spec.pipeline = !m.keys.isDisjoint(with: pipelineKeys) || m.keys.isEmpty
         spec.dataRoot = try m.string("data_root")
         if let s = try m.map("synthetic") {
-            spec.synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? 96, size: try s.int("size", min: 8) ?? 64,
-                                           seed: try s.int("seed") ?? 7)
+            let defaults = SyntheticSpec()
+            spec.synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? defaults.count, size: try s.int("size", min: 8) ?? defaults.size,
+                                           seed: try s.int("seed") ?? defaults.seed)
             try s.finish()
         }
         if let s = try m.map("dataset") {
@@ -127,20 +132,17 @@ public struct SweepSpec: Sendable, Equatable {
             let channels = try s.int("channels", min: 1)
             if let c = channels, c != 1 && c != 3 { throw s.error("channels", "must be 1 (gray) or 3 (RGB), got \(c)") }
             spec.channelsGiven = channels != nil
-            spec.model = ModelSpec(baseFilters: try s.int("base_filters", min: 1) ?? 16, depth: try s.int("depth", min: 1) ?? 4,
-                                   channels: channels ?? 3)
+            let defaults = ModelSpec()
+            spec.model = ModelSpec(baseFilters: try s.int("base_filters", min: 1) ?? defaults.baseFilters,
+                                   depth: try s.int("depth", min: 1) ?? defaults.depth, channels: channels ?? defaults.channels)
             try s.finish()
         }
         if let s = try m.map("baseline") {
-            var t = TrainingSpec()
-            t.epochs = try s.int("epochs", min: 1) ?? t.epochs
-            t.batchSize = try s.int("batch_size", min: 1) ?? t.batchSize
-            t.lr = try s.double("lr", positive: true) ?? t.lr
-            t.patience = try s.int("patience", min: 1) ?? t.patience
-            t.lrPatience = try s.int("lr_patience", min: 1) ?? t.lrPatience
-            t.augment = try s.bool("augment") ?? t.augment
+            spec.training = TrainingSettings(epochs: try s.int("epochs", min: 1), batchSize: try s.int("batch_size", min: 1),
+                                             learningRate: try s.double("lr", positive: true).map { Float($0) },
+                                             patience: try s.int("patience", min: 1), lrPatience: try s.int("lr_patience", min: 1),
+                                             augment: try s.bool("augment"))
             try s.finish()
-            spec.training = t
         }
         if let s = try m.map("compression") {
             spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
@@ -148,8 +150,8 @@ public struct SweepSpec: Sendable, Equatable {
             try s.finish()
         }
         if let s = try m.map("fine_tune") {
-            let defaults = FineTuneSpec()
-            spec.fineTune = FineTuneSpec(epochs: try s.int("epochs", min: 0) ?? defaults.epochs, lr: try s.double("lr", positive: true) ?? defaults.lr)
+            spec.fineTune = FineTuneSettings(epochs: try s.int("epochs", min: 0), learningRate: try s.double("lr", positive: true).map { Float($0) },
+                                             patience: try s.int("patience", min: 1))
             try s.finish()
         }
         spec.seeds = try m.intList("seeds", min: nil) ?? spec.seeds
@@ -159,12 +161,14 @@ public struct SweepSpec: Sendable, Equatable {
         spec.baselineModel = try m.string("baseline_model")
         spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
         if spec.validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }
-        spec.noop = try m.int("noop", min: 0) ?? 0
+        spec.noop = try m.int("noop", min: 0) ?? spec.noop
         if let s = try m.map("sleep") {
-            var j = SleepJobs(count: try s.int("count", min: 0) ?? 1, seconds: try s.double("seconds", positive: false) ?? 1)
-            j.inChild = try s.bool("in_child") ?? false
-            j.produceBytes = try s.int("produce_bytes", min: 0) ?? 0
-            j.withDataset = try s.bool("with_dataset") ?? false
+            var j = SleepJobs()
+            j.count = try s.int("count", min: 0) ?? j.count
+            j.seconds = try s.double("seconds", positive: false) ?? j.seconds
+            j.inChild = try s.bool("in_child") ?? j.inChild
+            j.produceBytes = try s.int("produce_bytes", min: 0) ?? j.produceBytes
+            j.withDataset = try s.bool("with_dataset") ?? j.withDataset
             try s.finish()
             spec.sleep = j
         }

@@ -4,9 +4,8 @@ import Foundation
 /// read-only SQLite) or a running coordinator (`Coordinator.statusSnapshot()`, sent as the
 /// STATUS-REPLY payload). One model, one renderer (`render`), so both print the same way.
 ///
-/// Job states use the store's words: `queued` (waiting for a dependency, or ready), `running`,
-/// `done`, `failed`. Attempt outcomes likewise: `running` for open attempts, then `done`,
-/// `failed`, `dead`, `handback`, `orphaned`, `cancelled`, `lost`.
+/// Job states are `JobState`'s raw values (the wire carries them as JSON keys); attempt outcomes
+/// are `AttemptOutcome`'s, with `running` for open attempts.
 public struct SweepStatus: Codable, Sendable, Equatable {
     /// `Wire.statusSchema` of the sender.
     public var schema = Wire.statusSchema
@@ -48,10 +47,10 @@ public struct SweepStatus: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public func count(_ state: String) -> Int { jobs[state] ?? 0 }
+    public func count(_ state: JobState) -> Int { jobs[state.rawValue] ?? 0 }
 
     /// Jobs neither done nor failed.
-    public var left: Int { total - count("done") - count("failed") }
+    public var left: Int { total - count(.done) - count(.failed) }
 
     // MARK: rendering (the one renderer)
 
@@ -73,7 +72,7 @@ public struct SweepStatus: Codable, Sendable, Equatable {
         }
         let outcomes = attempts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !outcomes.isEmpty { out.append("attempts: " + outcomes.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
-        if let rate, rate > 0, count("done") > 0, left > 0 {
+        if let rate, rate > 0, count(.done) > 0, left > 0 {
             let eta = Double(left) / rate
             out.append("ETA: about \(Int(eta.rounded()))s at the rate so far (\(String(format: "%.2f", rate)) jobs/s)")
         } else if left == 0 {
@@ -88,35 +87,27 @@ public struct SweepStatus: Codable, Sendable, Equatable {
     /// Reads the snapshot from the store (read-only queries).
     public static func load(store: SweepStore) throws -> SweepStatus {
         var s = SweepStatus()
-        for r in try store.rows("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state") {
-            s.jobs[r["state"] ?? "?"] = Int(r["n"] ?? "") ?? 0
-        }
-        s.total = s.jobs.values.reduce(0, +)
-        let running = try store.rows("SELECT id, attempt, worker, progress FROM jobs WHERE state = 'running' ORDER BY id")
+        let jobs = try store.jobs(), attempts = try store.attempts(), results = try store.results()
+        for j in jobs { s.jobs[j.state.rawValue, default: 0] += 1 }
+        s.total = jobs.count
+        let running = jobs.filter { $0.state == .running }.sorted { $0.id < $1.id }
         let now = Date().timeIntervalSince1970
-        for w in try store.rows("SELECT id, host, slots, state, last_seen FROM workers ORDER BY id") {
-            let jobs = running.filter { $0["worker"] == w["id"] }.map { r -> RunningJob in
-                var j = RunningJob(job: r["id"] ?? "?", attempt: Int(r["attempt"] ?? "") ?? 0)
-                if let p = r["progress"], let d = p.data(using: .utf8),
-                   let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+        for w in try store.workers() {
+            let jobs = running.filter { $0.worker == w.id }.map { r -> RunningJob in
+                var j = RunningJob(job: r.id, attempt: r.attempt)
+                if let p = r.progress, let o = try? JSONSerialization.jsonObject(with: Data(p.utf8)) as? [String: Any] {
                     j.epoch = o["epoch"] as? Int
                     j.epochs = o["epochs"] as? Int
                 }
                 return j
             }
-            s.workers.append(WorkerStatus(id: w["id"] ?? "?", host: w["host"] ?? "?", state: w["state"] ?? "?",
-                                          slots: Int(w["slots"] ?? "") ?? 0, seenAgo: now - (Double(w["last_seen"] ?? "") ?? now),
-                                          running: jobs))
+            s.workers.append(WorkerStatus(id: w.id, host: w.host, state: w.state, slots: w.slots, seenAgo: now - w.lastSeen, running: jobs))
         }
-        for r in try store.rows("SELECT COALESCE(outcome, 'running') AS o, COUNT(*) AS n FROM attempts GROUP BY o") {
-            s.attempts[r["o"] ?? "?"] = Int(r["n"] ?? "") ?? 0
-        }
-        let done = try store.count("SELECT COUNT(*) FROM results")
-        let first = try store.rows("SELECT MIN(started) AS s FROM attempts").first?["s"].flatMap(Double.init)
-        let last = try store.rows("SELECT MAX(finished) AS f FROM results").first?["f"].flatMap(Double.init)
-        if let first, let last, done > 0, last > first { s.rate = Double(done) / (last - first) }
-        s.failedJobs = try store.rows("SELECT id, reason FROM jobs WHERE state = 'failed' ORDER BY id LIMIT \(failedShown)")
-            .map { FailedJob(job: $0["id"] ?? "?", reason: $0["reason"] ?? "") }
+        for a in attempts { s.attempts[a.outcome?.rawValue ?? JobState.running.rawValue, default: 0] += 1 }
+        let first = attempts.map(\.started).min(), last = results.map(\.finished).max()
+        if let first, let last, !results.isEmpty, last > first { s.rate = Double(results.count) / (last - first) }
+        s.failedJobs = jobs.filter { $0.state == .failed }.sorted { $0.id < $1.id }.prefix(failedShown)
+            .map { FailedJob(job: $0.id, reason: $0.reason ?? "") }
         return s
     }
 }

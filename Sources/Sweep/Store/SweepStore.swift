@@ -41,7 +41,7 @@ public final class SweepStore {
                 CREATE TABLE jobs (
                     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,
                     deps TEXT NOT NULL, inputs TEXT NOT NULL,
-                    state TEXT NOT NULL,            -- queued | running | done | failed
+                    state TEXT NOT NULL,            -- JobState (StoreRecords.swift)
                     attempt INTEGER NOT NULL,       -- last attempt number issued (0: never dispatched)
                     failures INTEGER NOT NULL,      -- attempts that count towards max_attempts
                     max_attempts INTEGER NOT NULL,
@@ -49,7 +49,7 @@ public final class SweepStore {
                 CREATE TABLE attempts (
                     job TEXT NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL,
                     started REAL NOT NULL, ended REAL,
-                    outcome TEXT,                   -- NULL while open | done | failed | dead | handback | orphaned | cancelled
+                    outcome TEXT,                   -- NULL while open | AttemptOutcome (StoreRecords.swift)
                     reason TEXT, PRIMARY KEY (job, attempt));
                 CREATE TABLE results (
                     job TEXT PRIMARY KEY, attempt INTEGER NOT NULL, worker TEXT NOT NULL,
@@ -121,7 +121,7 @@ public final class SweepStore {
 
     public struct StoredJob {
         public var job: PlannedJob
-        public var state: String
+        public var state: JobState
         public var attempt: Int
         public var failures: Int
         public var maxAttempts: Int
@@ -130,18 +130,9 @@ public final class SweepStore {
     }
 
     public func loadJobs() throws -> [StoredJob] {
-        let dec = JSONDecoder()
-        return try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, kind, spec, deps, inputs, state, attempt, failures, max_attempts, reason FROM jobs ORDER BY seq").map { r in
-                let id: String = r["id"]
-                guard let deps = try? dec.decode([String].self, from: Data((r["deps"] as String).utf8)),
-                      let inputs = try? dec.decode([PlannedInput].self, from: Data((r["inputs"] as String).utf8)) else {
-                    throw SweepError.invalid("\(self.path): table jobs, job \"\(id)\": deps or inputs is not the JSON this build wrote; use a new --state-dir")
-                }
-                return StoredJob(job: PlannedJob(id: r["id"], kind: r["kind"], spec: r["spec"], deps: deps, inputs: inputs),
-                                 state: r["state"], attempt: r["attempt"], failures: r["failures"], maxAttempts: r["max_attempts"],
-                                 reason: r["reason"])
-            }
+        try jobs().map { r in
+            StoredJob(job: PlannedJob(id: r.id, kind: r.kind, spec: r.spec, deps: r.deps, inputs: r.inputs),
+                      state: r.state, attempt: r.attempt, failures: r.failures, maxAttempts: r.maxAttempts, reason: r.reason)
         }
     }
 
@@ -250,21 +241,7 @@ public final class SweepStore {
 
     /// Produced artifacts of finished jobs (file name -> hash), to resolve their dependents' inputs.
     public func resultArtifacts() throws -> [String: [String: String]] {
-        let dec = JSONDecoder()
-        return try db.read { db in
-            var out: [String: [String: String]] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT job, artifacts FROM results") {
-                out[r["job"]] = try dec.decode([String: String].self, from: Data((r["artifacts"] as String).utf8))
-            }
-            return out
-        }
-    }
-
-    public func attemptReasons(job: String) throws -> [(Int, String, String, String)] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT attempt, worker, COALESCE(outcome, ''), COALESCE(reason, '') FROM attempts WHERE job = ? ORDER BY attempt",
-                             arguments: [job]).map { ($0[0], $0[1], $0[2], $0[3]) }
-        }
+        Dictionary(try results().map { ($0.job, $0.artifacts) }, uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: writes
@@ -274,7 +251,7 @@ public final class SweepStore {
         case dispatch(JobRef, worker: String)
         case reattach(JobRef, worker: String)
         case done(JobRef, worker: String, result: String, artifacts: String, seconds: Double)
-        case attemptEnded(JobRef, outcome: String, reason: String)
+        case attemptEnded(JobRef, outcome: AttemptOutcome, reason: String)
         case requeue(job: String, failures: Int)
         case failJob(job: String, failures: Int, reason: String)
         case progress(job: String, text: String)
@@ -318,7 +295,7 @@ public final class SweepStore {
                         .execute(arguments: [now, ref.job, ref.attempt, worker])
                 case .attemptEnded(let ref, let outcome, let reason):
                     try db.cachedStatement(sql: "UPDATE attempts SET ended = ?, outcome = ?, reason = ? WHERE job = ? AND attempt = ?")
-                        .execute(arguments: [now, outcome, reason, ref.job, ref.attempt])
+                        .execute(arguments: [now, outcome.rawValue, reason, ref.job, ref.attempt])
                 case .requeue(let job, let failures):
                     try db.cachedStatement(sql: "UPDATE jobs SET state = 'queued', failures = ?, worker = NULL, updated = ? WHERE id = ?")
                         .execute(arguments: [failures, now, job])
@@ -356,13 +333,13 @@ public final class SweepStore {
         }
     }
 
-    // MARK: queries for tests and `status`
+    // MARK: raw SQL for tests only (internal: readers use the typed API in StoreRecords.swift)
 
-    public func count(_ sql: String, _ args: StatementArguments = []) throws -> Int {
+    func count(_ sql: String, _ args: StatementArguments = []) throws -> Int {
         try db.read { try Int.fetchOne($0, sql: sql, arguments: args) ?? 0 }
     }
 
-    public func rows(_ sql: String, _ args: StatementArguments = []) throws -> [[String: String]] {
+    func rows(_ sql: String, _ args: StatementArguments = []) throws -> [[String: String]] {
         try db.read { db in
             try Row.fetchAll(db, sql: sql, arguments: args).map { row in
                 var d: [String: String] = [:]

@@ -198,12 +198,14 @@ enum JobRunner {
 /// noticed an exit (`waitUntilExit` blocked forever with the child already gone), leaving the job
 /// "running" on a live worker for good. waitpid on the pid cannot miss the exit. See
 /// `csupport_spawn` for what the child gets (no descriptor but stdin/stdout/stderr, default signals).
-struct SpawnedChild {
-    let pid: Int32
-    /// The read end of the child's stdout; the caller closes it.
-    let stdoutFD: Int32
+/// Public: the executable starts its local workers and the report hook with it too.
+public struct SpawnedChild: Sendable {
+    public let pid: Int32
+    /// The read end of the child's stdout (the caller closes it), or -1 when stdout shares stderr's file.
+    public let stdoutFD: Int32
 
-    init(path: String, arguments: [String], environment: [String: String], stderrPath: String) throws {
+    /// Starts `path`. With `stdoutToStderrFile`, stdout goes into the stderr file too (nothing to drain).
+    public init(path: String, arguments: [String], environment: [String: String], stderrPath: String, stdoutToStderrFile: Bool = false) throws {
         let errFD = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard errFD >= 0 else { throw SweepError.io("cannot open \(stderrPath): \(String(cString: strerror(errno)))") }
         defer { close(errFD) }
@@ -211,16 +213,29 @@ struct SpawnedChild {
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in argv + envp { free(p) } }
         var fd: Int32 = -1, pid: Int32 = 0
-        let rc = csupport_spawn(path, argv, envp, errFD, &fd, &pid)
+        let rc = stdoutToStderrFile ? csupport_spawn(path, argv, envp, errFD, nil, &pid) : csupport_spawn(path, argv, envp, errFD, &fd, &pid)
         guard rc == 0 else { throw SweepError.io("cannot start \(path): \(String(cString: strerror(rc)))") }
         self.pid = pid
         stdoutFD = fd
     }
 
     /// Blocks until the child exits: its exit code, or the signal that ended it.
-    func wait() -> (code: Int32, signal: Int32?) {
+    public func wait() -> (code: Int32, signal: Int32?) {
         var code: Int32 = -1, sig: Int32 = 0
         guard csupport_wait_child(pid, &code, &sig) == 0 else { return (-1, nil) }
         return (code, sig == 0 ? nil : sig)
     }
+
+    /// The child's end when it has exited (then it is reaped: call once), nil while it runs.
+    public func exitIfEnded() -> (code: Int32, signal: Int32?)? {
+        var code: Int32 = -1, sig: Int32 = 0
+        switch csupport_try_wait_child(pid, &code, &sig) {
+        case 1: return (code, sig == 0 ? nil : sig)
+        case 0: return nil
+        default: return (-1, nil)
+        }
+    }
+
+    /// Sends SIGTERM.
+    public func terminate() { kill(pid, SIGTERM) }
 }

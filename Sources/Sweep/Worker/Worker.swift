@@ -172,7 +172,9 @@ public final class Worker {
                     for ref in Array(active.keys) { cancelJob(ref, reason: "sweep complete") }
                     sweepComplete = true
                 case .refused, .leaving:
-                    Log.error("coordinator refused us: \(h.reason)")
+                    // A protocol mismatch names both sides' versions in one line.
+                    let ours = h.reason.contains("protocol") ? "; this worker speaks protocol \(Wire.version): install the coordinator's ranksweep here" : ""
+                    Log.error("coordinator refused us: \(h.reason)\(ours)")
                     exitCode = 2
                     sweepComplete = true
                 }

@@ -1,3 +1,7 @@
+// The training and fine-tuning settings: one type per concern, each default defined once here.
+// They sit in Basics because three modules read them: a sweep file sets them (Sweep), they travel
+// unchanged inside job specs, and the training loop runs them (Pipeline).
+
 /// Training hyper-parameters. Defaults are the seed pipeline's (Keras callbacks):
 /// EarlyStopping(val_loss, patience 15, restore best) and ReduceLROnPlateau(val_loss, factor 0.1,
 /// patience 4, min_lr 1e-7, min_delta 1e-4).
@@ -22,6 +26,18 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// The defaults with the given values replacing them (nil: the default).
+    public init(epochs: Int? = nil, batchSize: Int? = nil, learningRate: Float? = nil, patience: Int? = nil, lrPatience: Int? = nil,
+                augment: Bool? = nil) {
+        self.init()
+        if let epochs { self.epochs = epochs }
+        if let batchSize { self.batchSize = batchSize }
+        if let learningRate { self.learningRate = learningRate }
+        if let patience { self.patience = patience }
+        if let lrPatience { self.lrPatience = lrPatience }
+        if let augment { self.augment = augment }
+    }
+
     /// A one-line reason these settings cannot run, or nil.
     public var problem: String? {
         if epochs < 1 { return "epochs must be at least 1, got \(epochs)" }
@@ -34,27 +50,19 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// How BatchNorm statistics stay meaningful on small data sets (issue: a Keras U-Net trained on 14
-/// images at batch 4 — 4 steps per epoch — scored Dice 0.015 in inference mode against 0.835 with
-/// batch statistics, because momentum 0.99 needs hundreds of steps to forget its initial values).
-///
-/// 1. Momentum adapts to the steps per epoch unless set: `min(0.99, 0.05^(1/steps))`, so the
-///    initial statistics weigh at most 5% after one epoch (0.47 at 4 steps, 0.97 at 100, 0.99 from
-///    about 300 steps on: Keras's default for large sets).
-/// 2. When an epoch has fewer than `exactValidationBelowSteps` steps, the statistics are recalibrated
-///    exactly on the training set before each validation pass, so validation loss (and with it early
-///    stopping and the LR schedule) reflects the weights, not the lag of a moving average. Cost: one
-///    forward pass over the training set per epoch, about a third of an epoch's compute — small,
-///    since only small sets take this path.
-/// 3. The final (best) model is recalibrated before it is saved and scored (`recalibrateBatchNorm`).
-public enum BatchNormPolicy {
-    public static let exactValidationBelowSteps = 32
+/// Fine-tuning after compression (defaults: 5 epochs, learning rate 1e-5, early stopping with
+/// patience 2 restoring the best weights; no LR schedule within so few epochs).
+public struct FineTuneSettings: Codable, Sendable, Equatable {
+    public var epochs: Int = 5
+    public var learningRate: Float = 1e-5
+    public var patience: Int = 2
+    public init() {}
 
-    public static func momentum(stepsPerEpoch: Int, explicit: Float?) -> Float {
-        if let explicit { return explicit }
-        let adapted = Float(pow(0.05, 1.0 / Double(max(1, stepsPerEpoch))))
-        return min(0.99, adapted)
+    /// The defaults with the given values replacing them (nil: the default).
+    public init(epochs: Int? = nil, learningRate: Float? = nil, patience: Int? = nil) {
+        self.init()
+        if let epochs { self.epochs = epochs }
+        if let learningRate { self.learningRate = learningRate }
+        if let patience { self.patience = patience }
     }
 }
-
-import Foundation

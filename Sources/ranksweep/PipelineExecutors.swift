@@ -1,29 +1,19 @@
+import Basics
 import Compression
 import Engine
 import Foundation
 import Imaging
 import Pipeline
+import Reports
+import Sweep
 
 /// The `train` and `compress` job kinds: the sweep's job specs mapped onto Pipeline's jobs, run in
 /// the worker's child process (`ranksweep exec-job`). Each returns Pipeline's own result
 /// (`metrics.json` / `result.json` shape) as the job's result object; the files the job writes
-/// (model, history, per-layer table) travel back to the coordinator as artifacts.
-public enum PipelineExecutors {
-    public static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress]
-
-    /// Same data and split on every host: synthetic sets are regenerated from their seed, folders
-    /// arrive as the `dataset` input; the split seed is the job's seed for train and compress alike.
-    static func dataSource(_ data: DataSpec, seed: Int, validationSplit: Double, ctx: ExecJobContext) -> DataSource {
-        var source = DataSource(splitSeed: UInt64(seed), validationFraction: validationSplit, testFraction: 0.1)
-        if let dir = data.datasetDir {
-            source.root = ctx.input(dir)
-            source.datasetOptions = data.datasetOptions
-        } else if let synthetic = data.synthetic {
-            source.syntheticCount = synthetic.count
-            source.syntheticSeed = UInt64(synthetic.seed)
-        }
-        return source
-    }
+/// (model, history, per-layer table) travel back to the coordinator as artifacts. The job spec
+/// becomes Pipeline's spec in one place (Reports/JobSpecMapping.swift), shared with the overlays.
+enum PipelineExecutors {
+    static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress]
 
     /// Runs a job body; a bad input file becomes a `JobInputError` (not retried) whose message
     /// names the user's own files instead of the worker's cached copies under `inputs/`.
@@ -69,18 +59,7 @@ public enum PipelineExecutors {
 
     static let train: ExecJobExecutor = { ctx in
         let job = try ctx.decodeSpec(TrainJobSpec.self)
-        var settings = TrainingSettings()
-        settings.epochs = job.training.epochs
-        settings.batchSize = job.training.batchSize
-        settings.learningRate = Float(job.training.lr)
-        settings.patience = job.training.patience
-        settings.lrPatience = job.training.lrPatience
-        settings.augment = job.training.augment
-        settings.seed = UInt64(job.seed)
-        let spec = TrainSpec(data: dataSource(job.data, seed: job.seed, validationSplit: job.validationSplit, ctx: ctx),
-                             imageSize: job.imageSize,
-                             model: UNetConfig(inputChannels: job.model.channels, baseFilters: job.model.baseFilters, depth: job.model.depth),
-                             training: settings)
+        let spec = TrainSpec(job: job, inputsDir: ctx.inputsDir)
         let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: nil) {
             try TrainJob.run(spec, outDir: ctx.outDir, events: progressSink(ctx))
         }
@@ -89,11 +68,7 @@ public enum PipelineExecutors {
 
     static let compress: ExecJobExecutor = { ctx in
         let job = try ctx.decodeSpec(CompressJobSpec.self)
-        let method = try CompressionMethod(name: job.method, rank: job.rank, tau: job.tau)
-        var spec = CompressSpec(method: method,
-                                data: dataSource(job.data, seed: job.seed, validationSplit: job.validationSplit, ctx: ctx))
-        spec.fineTune.epochs = job.fineTune.epochs
-        spec.fineTune.learningRate = Float(job.fineTune.lr)
+        let spec = try CompressSpec(job: job, inputsDir: ctx.inputsDir)
         let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
             try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, events: progressSink(ctx))
         }
