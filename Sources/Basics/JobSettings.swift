@@ -38,6 +38,29 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if let augment { self.augment = augment }
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case epochs, batchSize, learningRate, patience, lrPatience, lrFactor, minLearningRate, augment, seed, bnMomentum
+        case recalibrateBatchNorm, exactValidation
+    }
+
+    /// Absent keys take the defaults (a hand-written job spec, a model file older than a field).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? epochs
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? learningRate
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? patience
+        lrPatience = try c.decodeIfPresent(Int.self, forKey: .lrPatience) ?? lrPatience
+        lrFactor = try c.decodeIfPresent(Float.self, forKey: .lrFactor) ?? lrFactor
+        minLearningRate = try c.decodeIfPresent(Float.self, forKey: .minLearningRate) ?? minLearningRate
+        augment = try c.decodeIfPresent(Bool.self, forKey: .augment) ?? augment
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        bnMomentum = try c.decodeIfPresent(Float.self, forKey: .bnMomentum)
+        recalibrateBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .recalibrateBatchNorm) ?? recalibrateBatchNorm
+        exactValidation = try c.decodeIfPresent(Bool.self, forKey: .exactValidation)
+    }
+
     /// A one-line reason these settings cannot run, or nil.
     public var problem: String? {
         if epochs < 1 { return "epochs must be at least 1, got \(epochs)" }
@@ -64,5 +87,14 @@ public struct FineTuneSettings: Codable, Sendable, Equatable {
         if let epochs { self.epochs = epochs }
         if let learningRate { self.learningRate = learningRate }
         if let patience { self.patience = patience }
+    }
+
+    private enum CodingKeys: String, CodingKey { case epochs, learningRate, patience }
+
+    /// Absent keys take the defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(epochs: try c.decodeIfPresent(Int.self, forKey: .epochs), learningRate: try c.decodeIfPresent(Float.self, forKey: .learningRate),
+                  patience: try c.decodeIfPresent(Int.self, forKey: .patience))
     }
 }

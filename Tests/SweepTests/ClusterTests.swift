@@ -236,7 +236,7 @@ extension ClusterTests {
     /// the worker's cached copy. A job that merely fails is still retried.
     func testInputErrorsFailAtOnceNamingTheUsersFile() throws {
         let compressSpec = """
-            {job: "svd-r2-s1", baselineJob: "train-s9", method: svd, rank: 2, fineTune: {epochs: 0, lr: 0.0001}, seed: 1,
+            {job: "svd-r2-s1", baselineJob: "train-s9", method: svd, rank: 2, fineTune: {epochs: 0, learningRate: 0.0001}, seed: 1,
              imageSize: 32, model: {baseFilters: 4, depth: 2, channels: 3}, data: {synthetic: {count: 12, size: 32, seed: 1}},
              batchSize: 4, validationSplit: 0.1}
             """

@@ -381,7 +381,10 @@ final class NetnsClusterTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/hosts/pinned.test/.ranksweep/bin/ranksweep"), "copy=no copies nothing")
         let done = { (try? SweepStore(stateDir: dir + "/state", readOnly: true).results()) ?? [] }
         eventually(60, "sweep done on the copied binaries") { done().count == 60 }
-        XCTAssertEqual(Set(done().map(\.worker)).count, 2, "both deployed hosts took jobs: \(Set(done().map(\.worker)))")
+        let joined = (try? SweepStore(stateDir: dir + "/state", readOnly: true).workers().map(\.id)) ?? []
+        XCTAssertTrue(joined.contains { $0.hasPrefix("fresh-") } && joined.contains { $0.hasPrefix("old-") },
+                      "both deployed hosts' workers joined: \(joined)")
+        XCTAssertFalse(joined.contains { $0.hasPrefix("pinned-") }, "the refused host never joined: \(joined)")
         let stop = try runScript([launch, "--hosts", dir + "/my.hosts", "stop"], log: dir + "/stop.log", timeout: 60, env: env)
         XCTAssertEqual(stop.status, 0, stop.output)
         try? FileManager.default.removeItem(atPath: dir)
