@@ -63,7 +63,8 @@ public final class ProgressView {
 
     func finish(coordinator c: Coordinator) {
         guard enabled else { return }
-        update(now: Clock.now(), coordinator: c)
+        // Plain mode already logged the final count when the last job ended.
+        if terminal { update(now: Clock.now(), coordinator: c) }
         display.finish()
     }
 
