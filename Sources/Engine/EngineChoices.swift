@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The engine's per-CPU choices, decided once at start-up from what the process runs on, and
 /// recorded with every timing and in a training run's metrics: results are deterministic for a
@@ -29,10 +30,19 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
     /// enough, on every CPU kind (measured A/B on Intel AVX-512; see the README's engine section).
     /// RANKSWEEP_WINOGRAD=off or =N (minimum channels) overrides it, for measurements.
-    static let winogradThreshold: Int? = {
+    static var winogradThreshold: Int? {
+        let n = winogradSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    /// The threshold from now on (nil: off); for A/B measurements in one process.
+    static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
+
+    /// 0: off.
+    private static let winogradSetting = Atomic<Int>({
         let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD"]
-        if text == "off" { return nil }
+        if text == "off" { return 0 }
         if let text, let n = Int(text), n >= 1 { return n }
         return 32
-    }()
+    }())
 }
