@@ -2,8 +2,7 @@ import Engine
 import Foundation
 
 /// Debian's OpenBLAS 0.3.21 does not know many AVX-512 CPUs: on Intel Xeon family 6 model 207 it
-/// loads its Prescott kernels (18-24 GFLOP/s sgemm), elsewhere Haswell's, and on AMD Zen 4/5 Zen's
-/// (AVX2). With `OPENBLAS_CORETYPE=SkylakeX` its sgemm runs several times faster on the same CPU
+/// loads its Prescott kernels (18-24 GFLOP/s sgemm), on other machines Haswell's (AVX2). With `OPENBLAS_CORETYPE=SkylakeX` its sgemm runs several times faster on the same CPU
 /// (`ranksweep bench engine` prints the ceiling). The core type is read when the library loads,
 /// before `main`, so the only way to set it from inside is to re-exec ourselves once with it in the
 /// environment. That happens when the CPU has every AVX-512 subset the SkylakeX kernels use and the
