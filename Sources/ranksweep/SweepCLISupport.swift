@@ -86,7 +86,7 @@ final class LocalWorkers: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: SweepCLI.executable)
             p.arguments = ["worker", "--connect", endpoint, "--name", "local\(k)"] + extraArgs
             if let logDir {
-                try Files.makeDirectory(logDir)
+                try AtomicFile.makeDirectory(logDir)
                 let path = logDir + "/worker-\(k).log"
                 FileManager.default.createFile(atPath: path, contents: nil)
                 p.standardError = FileHandle(forWritingAtPath: path)
