@@ -13,7 +13,8 @@ Usage:
 
 unet-small uses batch 8; unet-paper uses batch 4 and times training steps only. With --json the
 last line printed is one JSON object: {"model", "tensorflow", "parameters", "trainable", "batch",
-"train_step_seconds", "infer_batch_seconds", ...}.
+"train_step_seconds", "infer_batch_seconds", "train_step_cpu_seconds", "infer_batch_cpu_seconds", ...}:
+wall seconds (perf_counter) and process CPU seconds, all threads (process_time), of each timed step.
 
 Needs TensorFlow (e.g. `python3 -m venv /opt/tf-venv && /opt/tf-venv/bin/pip install tensorflow-cpu`,
 then run it with /opt/tf-venv/bin/python). Exit codes: 0 ok, 3 TensorFlow not installed,
@@ -132,25 +133,28 @@ def main():
           f"parameters {params:,} ({trainable:,} trainable)", flush=True)
 
     model.train_on_batch(x, y)  # warm-up: traces and compiles the train function
-    train = []
+    # Wall time and process CPU time (all threads, as the engine's CLOCK_PROCESS_CPUTIME_ID) of each step.
+    train, train_cpu = [], []
     for _ in range(args.steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.train_on_batch(x, y)
         train.append(time.perf_counter() - start)
-    infer = []
+        train_cpu.append(time.process_time() - cpu_start)
+    infer, infer_cpu = [], []
     if args.model == "small" and args.infer_batches > 0:
         model.predict_on_batch(x)  # warm-up
         for _ in range(args.infer_batches):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             model.predict_on_batch(x)
             infer.append(time.perf_counter() - start)
+            infer_cpu.append(time.process_time() - cpu_start)
 
-    med = statistics.median(train)
-    print(f"  training  {batch / med:.1f} images/s (median step {med:.3f} s, min {min(train):.3f}, "
+    med, cpu_med = statistics.median(train), statistics.median(train_cpu)
+    print(f"  training  {batch / med:.1f} images/s (median step {med:.3f} s wall, {cpu_med:.3f} CPU-s; min {min(train):.3f}, "
           f"max {max(train):.3f}), {3 * gflop * batch / med:.0f} GFLOP/s")
     if infer:
-        imed = statistics.median(infer)
-        print(f"  inference {batch / imed:.1f} images/s (median batch {imed:.3f} s, best "
+        imed, icpu_med = statistics.median(infer), statistics.median(infer_cpu)
+        print(f"  inference {batch / imed:.1f} images/s (median batch {imed:.3f} s wall, {icpu_med:.3f} CPU-s; best "
               f"{batch / min(infer):.1f} images/s), {gflop * batch / imed:.0f} GFLOP/s")
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS {peak_rss_mib:.0f} MiB", flush=True)
@@ -160,6 +164,8 @@ def main():
             "batch": batch, "threads": args.threads,
             "train_step_seconds": [round(t, 6) for t in train],
             "infer_batch_seconds": [round(t, 6) for t in infer],
+            "train_step_cpu_seconds": [round(t, 6) for t in train_cpu],
+            "infer_batch_cpu_seconds": [round(t, 6) for t in infer_cpu],
             "peak_rss_mib": round(peak_rss_mib, 1),
         }))
     return 0

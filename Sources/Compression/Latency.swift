@@ -1,3 +1,4 @@
+import Basics
 import Engine
 
 /// Inference latency of one model: milliseconds per image over several timed runs.
@@ -15,22 +16,37 @@ public struct LatencyMeasurement: Codable, Sendable, Equatable {
     public var medianMsPerImage: Double
     /// Fastest sample: the least disturbed by other jobs (quoted as "median (best …)").
     public var bestMsPerImage: Double
+    /// Process CPU milliseconds (all threads) per image of each sample: steady where wall time swings
+    /// with the machine's load (nil in results written before it was recorded).
+    public var cpuSamplesMsPerImage: [Double]?
+    /// Median of each interleaved round's samples (wall), in round order (nil when not measured in rounds).
+    public var roundMediansMsPerImage: [Double]?
+    public var roundMediansCPUMsPerImage: [Double]?
 }
 
 /// A baseline and a compressed model timed in the same run, interleaved.
 public struct LatencyComparison: Codable, Sendable, Equatable {
     public var baseline: LatencyMeasurement
     public var compressed: LatencyMeasurement
-    /// Baseline median / compressed median: above 1 means the compressed model is faster.
+    /// Baseline median / compressed median (medians of the rounds' medians, wall time): above 1
+    /// means the compressed model is faster.
     public var speedUp: Double
+    /// The same ratio in process CPU time, and each round's wall ratio (their min-max is the spread).
+    public var cpuSpeedUp: Double?
+    public var roundSpeedUps: [Double]?
+
+    /// Largest minus smallest round speed-up (0 with one round).
+    public var spread: Double { roundSpeedUps.map { ($0.max() ?? 0) - ($0.min() ?? 0) } ?? 0 }
 }
 
 /// Inference latency: forwards in inference mode (moving BatchNorm statistics) on a fixed random
 /// batch, the same batch and BLAS threads for every model compared.
 ///
 /// Shared machines swing by up to 1.8x between runs, so a speed-up is only quoted from
-/// `compare`, which alternates the two models run by run (and which goes first), so drift in the
-/// machine's load hits both alike.
+/// `compareInferenceLatency`: rounds in which the two models alternate run by run (and which goes
+/// first), so drift in the machine's load hits both alike; each model's figure is the median of its
+/// rounds' medians, and the rounds' ratios give the spread. Every run is also timed in process CPU
+/// time, which a half-core stretch does not inflate.
 public enum Latency {
     /// Median milliseconds per image of `model` over `runs` timed forwards of `batch` images of
     /// `imageSize x imageSize`, after `warmup` untimed ones (first-touch allocation, caches).
@@ -40,12 +56,14 @@ public enum Latency {
         let x = input(for: model, batch: batch, imageSize: imageSize, seed: seed)
         for _ in 0..<warmup { _ = model.forward(x, training: false) }
         let samples = (0..<runs).map { _ in time(model, x) }
-        return measurement(samples, batch: batch, imageSize: imageSize, warmup: warmup)
+        return measurement(samples, rounds: nil, batch: batch, imageSize: imageSize, warmup: warmup)
     }
 
-    /// Both models timed in one run, interleaved, on the same input; `speedUp = baseline / compressed`.
+    /// Both models timed in one run, in `rounds` rounds of `runs` interleaved runs each, on the same
+    /// input; `speedUp = baseline / compressed` of the medians of the rounds' medians.
     public static func compareInferenceLatency(baseline: UNet, compressed: UNet, batch: Int, imageSize: Int, runs: Int,
-                               warmup: Int, seed: UInt64 = 0) throws(CompressionError) -> LatencyComparison {
+                               warmup: Int, rounds: Int = 3, seed: UInt64 = 0) throws(CompressionError) -> LatencyComparison {
+        guard rounds >= 1 else { throw CompressionError("latency: rounds must be at least 1, got \(rounds)") }
         try check(model: baseline, batch: batch, imageSize: imageSize, runs: runs, warmup: warmup)
         try check(model: compressed, batch: batch, imageSize: imageSize, runs: runs, warmup: warmup)
         guard baseline.config.inputChannels == compressed.config.inputChannels else {
@@ -56,17 +74,26 @@ public enum Latency {
             _ = baseline.forward(x, training: false)
             _ = compressed.forward(x, training: false)
         }
-        var a: [Double] = [], b: [Double] = []
-        for run in 0..<runs {
-            if run % 2 == 0 {
-                a.append(time(baseline, x)); b.append(time(compressed, x))
-            } else {
-                b.append(time(compressed, x)); a.append(time(baseline, x))
+        var a: [Sample] = [], b: [Sample] = []
+        var roundsA: [(wall: Double, cpu: Double)] = [], roundsB: [(wall: Double, cpu: Double)] = []
+        for _ in 0..<rounds {
+            var ra: [Sample] = [], rb: [Sample] = []
+            for run in 0..<runs {
+                if run % 2 == 0 {
+                    ra.append(time(baseline, x)); rb.append(time(compressed, x))
+                } else {
+                    rb.append(time(compressed, x)); ra.append(time(baseline, x))
+                }
             }
+            roundsA.append((Engine.median(ra.map(\.wall)), Engine.median(ra.map(\.cpu))))
+            roundsB.append((Engine.median(rb.map(\.wall)), Engine.median(rb.map(\.cpu))))
+            a += ra; b += rb
         }
-        let base = measurement(a, batch: batch, imageSize: imageSize, warmup: warmup)
-        let comp = measurement(b, batch: batch, imageSize: imageSize, warmup: warmup)
-        return LatencyComparison(baseline: base, compressed: comp, speedUp: base.medianMsPerImage / comp.medianMsPerImage)
+        let base = measurement(a, rounds: roundsA, batch: batch, imageSize: imageSize, warmup: warmup)
+        let comp = measurement(b, rounds: roundsB, batch: batch, imageSize: imageSize, warmup: warmup)
+        let cpuBase = Engine.median(roundsA.map(\.cpu)), cpuComp = Engine.median(roundsB.map(\.cpu))
+        return LatencyComparison(baseline: base, compressed: comp, speedUp: base.medianMsPerImage / comp.medianMsPerImage,
+                                 cpuSpeedUp: cpuBase / cpuComp, roundSpeedUps: zip(roundsA, roundsB).map { $0.wall / $1.wall })
     }
 
 
@@ -87,20 +114,25 @@ public enum Latency {
         return x
     }
 
+    /// Wall and process CPU milliseconds per image of one run.
+    private struct Sample { var wall: Double, cpu: Double }
+
     /// Milliseconds per image of one inference forward of `x`.
-    private static func time(_ model: UNet, _ x: Tensor) -> Double {
-        let clock = ContinuousClock()
-        let start = clock.now
+    private static func time(_ model: UNet, _ x: Tensor) -> Sample {
+        let start = monotonicSeconds(), cpuStart = processCPUSeconds()
         let y = model.forward(x, training: false)
-        let elapsed = clock.now - start
+        let (wall, cpu) = (monotonicSeconds() - start, processCPUSeconds() - cpuStart)
         precondition(y.count == x.batch * x.height * x.width, "latency: unexpected output \(y.shape)")
-        let ms = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15
-        return ms / Double(x.batch)
+        return Sample(wall: 1e3 * wall / Double(x.batch), cpu: 1e3 * cpu / Double(x.batch))
     }
 
-    private static func measurement(_ samples: [Double], batch: Int, imageSize: Int, warmup: Int) -> LatencyMeasurement {
-        LatencyMeasurement(batch: batch, imageHeight: imageSize, imageWidth: imageSize, blasThreads: BLAS.threads,
-                           blasCore: BLAS.coreName, warmupRuns: warmup, samplesMsPerImage: samples,
-                           medianMsPerImage: Engine.median(samples), bestMsPerImage: samples.min()!)
+    private static func measurement(_ samples: [Sample], rounds: [(wall: Double, cpu: Double)]?, batch: Int, imageSize: Int,
+                                    warmup: Int) -> LatencyMeasurement {
+        let wall = samples.map(\.wall)
+        return LatencyMeasurement(batch: batch, imageHeight: imageSize, imageWidth: imageSize, blasThreads: BLAS.threads,
+                                  blasCore: BLAS.coreName, warmupRuns: warmup, samplesMsPerImage: wall,
+                                  medianMsPerImage: Engine.median(rounds?.map(\.wall) ?? wall), bestMsPerImage: wall.min()!,
+                                  cpuSamplesMsPerImage: samples.map(\.cpu), roundMediansMsPerImage: rounds?.map(\.wall),
+                                  roundMediansCPUMsPerImage: rounds?.map(\.cpu))
     }
 }

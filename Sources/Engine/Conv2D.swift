@@ -63,6 +63,12 @@ public final class Conv2D: ConvolutionLayer {
 
     private var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 }
 
+    /// Whether forward and the input gradient run by Winograd F(2x2, 3x3) (see `EngineChoices`).
+    var usesWinograd: Bool {
+        guard kernelHeight == 3, kernelWidth == 3, let minimum = EngineChoices.winogradThreshold else { return false }
+        return min(inChannels, outChannels) >= minimum
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -99,6 +105,13 @@ public final class Conv2D: ConvolutionLayer {
                             (scaled ?? []).withUnsafeBufferPointer { sb in
                                 pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!,
                                                  bias: biasPointer, relu: relu, into: yb.baseAddress!)
+                            }
+                        } else if usesWinograd {
+                            let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
+                            matrices.withUnsafeBufferPointer { mb in
+                                Winograd.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
+                                                  targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
+                                                  workspace: workspace)
                             }
                         } else {
                             let matrix = RowConvolution.matrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout, columnScale: scale)
@@ -160,11 +173,23 @@ public final class Conv2D: ConvolutionLayer {
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
                             } else {
-                                let matrix = RowConvolution.gradientMatrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
+                                // With Winograd, the band pass computes dW only and dX is a Winograd
+                                // convolution of dY with the rotated kernel.
+                                let winograd = inputGradientNeeded && usesWinograd
+                                let matrix = inputGradientNeeded && !winograd
+                                    ? RowConvolution.gradientMatrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout) : [0]
                                 partials = matrix.withUnsafeBufferPointer { mb in
                                     RowConvolution.backward(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
                                                             cin: cin, cout: cout, kh: kh, kw: kw, gradientMatrix: mb.baseAddress!,
-                                                            inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil, workspace: workspace)
+                                                            inputGradient: inputGradientNeeded && !winograd ? dxb.baseAddress! : nil,
+                                                            workspace: workspace)
+                                }
+                                if winograd {
+                                    let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
+                                    matrices.withUnsafeBufferPointer { mb in
+                                        Winograd.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,
+                                                          targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!, workspace: workspace)
+                                    }
                                 }
                                 RowConvolution.accumulate(partials, into: dkb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
                             }

@@ -12,12 +12,19 @@ public enum EngineBenchmark {
         public var forwardGFLOPPerImage: Double
         public var trainStepSeconds: [Double]
         public var inferBatchSeconds: [Double]
-        /// Per-layer wall time summed over the timed training steps and inference batches (empty
+        /// Process CPU seconds (all threads) of the same steps and batches: steady on a shared
+        /// machine where a process sometimes gets half a core and wall time swings.
+        public var trainStepCPUSeconds: [Double] = []
+        public var inferBatchCPUSeconds: [Double] = []
+        /// Per-layer CPU time summed over the timed training steps and inference batches (empty
         /// unless asked for).
         public var trainingLayerSeconds: [LayerProfile.Entry] = []
         public var inferenceLayerSeconds: [LayerProfile.Entry] = []
 
         public var medianTrainStep: Double { median(trainStepSeconds) }
+        public var medianTrainStepCPU: Double { median(trainStepCPUSeconds) }
+        public var medianInferBatch: Double { median(inferBatchSeconds) }
+        public var medianInferBatchCPU: Double { median(inferBatchCPUSeconds) }
         public var trainingImagesPerSecond: Double { Double(batch) / medianTrainStep }
         public var inferenceImagesPerSecond: Double { inferBatchSeconds.isEmpty ? 0 : Double(batch) / median(inferBatchSeconds) }
         /// Training counts 3x the forward FLOPs (forward, input gradient, weight gradient).
@@ -25,22 +32,33 @@ public enum EngineBenchmark {
         public var inferenceGFLOPPerSecond: Double { forwardGFLOPPerImage * inferenceImagesPerSecond }
     }
 
+    /// The sgemm ceiling: every run's rate at n x n x n in GFLOP per wall second and per CPU second.
+    public struct Ceiling: Sendable {
+        public var wallRates: [Double]
+        public var cpuRates: [Double]
+    }
+
     /// Every run's sgemm rate at n x n x n, in GFLOP/s.
-    public static func sgemmPeak(n: Int = 2048, runs: Int = 5) -> [Double] {
+    public static func sgemmPeak(n: Int = 2048, runs: Int = 5) -> [Double] { sgemmCeiling(n: n, runs: runs).wallRates }
+
+    /// Every run's sgemm rate at n x n x n, per wall second and per CPU second.
+    public static func sgemmCeiling(n: Int = 2048, runs: Int = 5) -> Ceiling {
         let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
-        var rates: [Double] = []
+        var rates: [Double] = [], cpuRates: [Double] = []
         for _ in 0..<runs {
-            let start = monotonicSeconds()
+            let start = monotonicSeconds(), cpuStart = processCPUSeconds()
             // OpenBLAS's own threads: the library's ceiling, as reference figures measure it.
             BLAS.withLibraryThreads {
                 a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
                     BLAS.gemmSerial(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
                 } } }
             }
-            rates.append(2 * Double(n) * Double(n) * Double(n) / (monotonicSeconds() - start) / 1e9)
+            let gflop = 2 * Double(n) * Double(n) * Double(n) / 1e9
+            rates.append(gflop / (monotonicSeconds() - start))
+            cpuRates.append(gflop / (processCPUSeconds() - cpuStart))
         }
-        return rates
+        return Ceiling(wallRates: rates, cpuRates: cpuRates)
     }
 
     /// Times `trainSteps` training steps (forward, loss, backward, Adam) and `inferBatches`
@@ -70,18 +88,20 @@ public enum EngineBenchmark {
         trainStep()
         if profileLayers { model.profile = LayerProfile() }
         for i in 0..<trainSteps {
-            let start = monotonicSeconds()
+            let start = monotonicSeconds(), cpuStart = processCPUSeconds()
             trainStep()
             figures.trainStepSeconds.append(monotonicSeconds() - start)
+            figures.trainStepCPUSeconds.append(processCPUSeconds() - cpuStart)
             progress("\(name): training step \(i + 1)/\(trainSteps) \(String(format: "%.3f", figures.trainStepSeconds.last!)) s")
         }
         if let profile = model.profile { figures.trainingLayerSeconds = profile.entries; model.profile = nil }
         if inferBatches > 0 { _ = model.forward(x, training: false) }
         if profileLayers { model.profile = LayerProfile() }
         for _ in 0..<inferBatches {
-            let start = monotonicSeconds()
+            let start = monotonicSeconds(), cpuStart = processCPUSeconds()
             _ = model.forward(x, training: false)
             figures.inferBatchSeconds.append(monotonicSeconds() - start)
+            figures.inferBatchCPUSeconds.append(processCPUSeconds() - cpuStart)
         }
         if let profile = model.profile { figures.inferenceLayerSeconds = profile.entries; model.profile = nil }
         return figures

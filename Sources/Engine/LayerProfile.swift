@@ -1,7 +1,8 @@
 import Basics
-/// Wall time per layer and direction, summed over the steps a model runs while a profile is set
-/// (`UNet.profile`). For finding where a training step goes (`ranksweep bench engine --layers`);
-/// off by default, and costs two clock reads per layer call when on.
+/// Process CPU time (all threads) per layer and direction, summed over the steps a model runs while
+/// a profile is set (`UNet.profile`). For finding where a training step goes (`ranksweep bench
+/// engine --layers`); CPU time, because on a shared machine a layer's wall time swings with the
+/// load while its CPU time does not. Off by default; costs two clock reads per layer call when on.
 public final class LayerProfile {
     public struct Entry: Sendable {
         public var key: String
@@ -14,12 +15,12 @@ public final class LayerProfile {
 
     public init() {}
 
-    /// Runs `body`, adding its wall time to `key` (first use fixes the key's position in `entries`).
+    /// Runs `body`, adding its CPU time to `key` (first use fixes the key's position in `entries`).
     @inline(__always)
     public func time<T>(_ key: @autoclosure () -> String, _ body: () -> T) -> T {
-        let start = monotonicSeconds()
+        let start = processCPUSeconds()
         let result = body()
-        let elapsed = monotonicSeconds() - start
+        let elapsed = processCPUSeconds() - start
         let k = key()
         if let i = index[k] {
             entries[i].seconds += elapsed

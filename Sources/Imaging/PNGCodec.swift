@@ -65,9 +65,7 @@ public enum PNGCodec {
         precondition((1...4).contains(hwc.shape[2]), "PNGCodec.write: 1-4 channels, got \(hwc.shape[2])")
         precondition(bitDepth == 8 || bitDepth == 16, "PNGCodec.write: bit depth 8 or 16, got \(bitDepth)")
         precondition(hwc.shape[0] > 0 && hwc.shape[1] > 0, "PNGCodec.write: empty image \(hwc.shape)")
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent().path
-        let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temporary = AtomicFile.temporaryPath(beside: path)
         var message = [CChar](repeating: 0, count: 512)
         let rc = hwc.storage.withUnsafeBufferPointer { samples in
             cpngs_write(temporary, samples.baseAddress, UInt32(hwc.shape[1]), UInt32(hwc.shape[0]),
@@ -77,10 +75,8 @@ public enum PNGCodec {
             unlink(temporary)
             throw ImageFileError(path: path, reason: string(message))
         }
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ImageFileError(path: path, reason: "cannot move the written file into place: \(reason)")
+        do { try AtomicFile.commit(temporary, to: path) } catch {
+            throw ImageFileError(path: path, reason: "cannot move the written file into place: \(error)")
         }
     }
 

@@ -1,3 +1,4 @@
+import Basics
 import Engine
 import Foundation
 
@@ -48,38 +49,26 @@ public enum SyntheticDataset {
                 throw DatasetError.outputNotEmpty(path: dir)
             }
         }
-        let url = URL(fileURLWithPath: dir)
-        let parent = url.deletingLastPathComponent().path
-        let temporary = parent + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
-            try fm.createDirectory(atPath: parent, withIntermediateDirectories: true)
-            try fm.createDirectory(atPath: temporary + "/images", withIntermediateDirectories: true)
-            try fm.createDirectory(atPath: temporary + "/masks", withIntermediateDirectories: true)
-        } catch {
-            try? fm.removeItem(atPath: temporary)
-            throw DatasetError.fileSystem(path: dir, reason: "cannot create folder: \(error.localizedDescription)")
-        }
         let width = nameWidth(count)
-        let written: [(pair: ImageMaskPair, foreground: Double)]
+        var written: [(pair: ImageMaskPair, foreground: Double)] = []
+        let created: Bool
         do {
-            written = try parallelMap(count) { i in
-                let name = paddedName(i, width: width)
-                let s = sample(index: i, size: size, seed: seed, channels: channels, name: name)
-                try PNGCodec.write(s.image, to: "\(temporary)/images/\(name).png")
-                try PNGCodec.write(s.mask, to: "\(temporary)/masks/\(name).png")
-                return (ImageMaskPair(name: name, image: "images/\(name).png", masks: ["masks/\(name).png"]), s.foregroundFraction)
+            created = try AtomicFile.writeDirectory(at: dir) { temporary in
+                try AtomicFile.makeDirectory(temporary + "/images")
+                try AtomicFile.makeDirectory(temporary + "/masks")
+                written = try parallelMap(count) { i in
+                    let name = paddedName(i, width: width)
+                    let s = sample(index: i, size: size, seed: seed, channels: channels, name: name)
+                    try PNGCodec.write(s.image, to: "\(temporary)/images/\(name).png")
+                    try PNGCodec.write(s.mask, to: "\(temporary)/masks/\(name).png")
+                    return (ImageMaskPair(name: name, image: "images/\(name).png", masks: ["masks/\(name).png"]), s.foregroundFraction)
+                }
             }
-        } catch {
-            try? fm.removeItem(atPath: temporary)
-            throw error
+        } catch let e as FileError {
+            throw DatasetError.fileSystem(path: dir, reason: e.description)
         }
-        // rename(2) replaces a missing or empty folder, and fails on a non-empty one (a racing writer).
-        if rename(temporary, dir) != 0 {
-            let code = errno
-            try? fm.removeItem(atPath: temporary)
-            if code == ENOTEMPTY || code == EEXIST { throw DatasetError.outputNotEmpty(path: dir) }
-            throw DatasetError.fileSystem(path: dir, reason: "cannot move the finished set into place: \(String(cString: strerror(code)))")
-        }
+        // A racing writer finished first: the folder is there and not empty.
+        if !created { throw DatasetError.outputNotEmpty(path: dir) }
         return WriteResult(pairs: written.map(\.pair),
                            meanForegroundFraction: written.map(\.foreground).reduce(0, +) / Double(count),
                            emptyMasks: written.filter { $0.foreground == 0 }.count)

@@ -57,6 +57,9 @@ public struct TrainResult: Codable, Sendable {
     public var imageSize: Int
     public var blasThreads: Int
     public var warnings: [String]
+    /// The engine's per-CPU choices for this run (kernel family, threads, Winograd): results are
+    /// deterministic for the same choices (nil in metrics written before they were recorded).
+    public var engine: EngineChoices? = nil
 }
 
 public enum TrainJob {
@@ -107,7 +110,8 @@ public enum TrainJob {
             epochsRun: outcome.history.count, bestEpoch: outcome.bestEpoch, stoppedBy: outcome.stoppedBy,
             trainingSeconds: outcome.seconds, totalSeconds: monotonicSeconds() - start,
             batchNormMomentum: model.batchNorms.first?.momentum ?? 0, split: data.summary,
-            data: spec.data.description, imageSize: spec.imageSize, blasThreads: BLAS.threads, warnings: data.warnings)
+            data: spec.data.description, imageSize: spec.imageSize, blasThreads: BLAS.threads, warnings: data.warnings,
+            engine: .current)
         try OutputFiles.writeJSON(result, to: outDir + "/" + metricsFile)
         return result
     }

@@ -5,37 +5,58 @@ import Foundation
 
 /// `ranksweep bench compression`: the seed's sweep grid on a randomly initialised U-Net —
 /// parameter and FLOP reduction (compare a numpy count of the same model) and the inference speed-up,
-/// baseline and compressed timed interleaved in the same run.
+/// baseline and compressed timed in interleaved rounds in the same run. It first times the model
+/// against an unchanged copy of itself: that self-check should read 1.00x ± 0.03, and tells how far
+/// the other figures can be trusted on this machine at this moment.
 struct BenchCompression: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "compression",
         abstract: "Reduction and latency speed-up of svd 50/100/150 and arsvd 0.95/0.9/0.85 on a random U-Net.")
 
     @Option(name: .customLong("base-filters"), help: "Base filters (16 = unet-small).") var baseFilters = 16
     @Option(name: .customLong("image-size"), help: "Input size.") var imageSize = 128
-    @Option(help: "Timed runs per model (median reported).") var runs = 10
+    @Option(name: .customLong("input-channels"), help: "Input channels (3 = RGB, 1 = gray).") var inputChannels = 3
+    @Option(help: "Timed runs per model in each round.") var runs = 6
+    @Option(help: "Interleaved rounds (the figure is the median of the rounds' medians).") var rounds = 5
     @Option(help: "Batch size of the latency runs.") var batch = 8
 
     func validate() throws {
-        guard baseFilters >= 1, runs >= 1, batch >= 1 else { throw ValidationError("--base-filters, --runs and --batch must be positive") }
+        guard baseFilters >= 1, runs >= 1, rounds >= 1, batch >= 1, inputChannels >= 1 else {
+            throw ValidationError("--base-filters, --runs, --rounds, --batch and --input-channels must be positive")
+        }
         guard imageSize >= 16, imageSize % 16 == 0 else { throw ValidationError("--image-size must be a multiple of 16") }
     }
 
     func run() throws {
-        let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: baseFilters, depth: 4), seed: 1)
-        print("U-Net base \(baseFilters), \(imageSize)x\(imageSize)x3: \(model.parameterCount) parameters, "
-              + String(format: "%.3f GFLOP/image; BLAS %@, %d threads, batch %d", Double(model.flopsPerImage(height: imageSize, width: imageSize)) / 1e9,
-                       BLAS.coreName, BLAS.threads, batch))
-        print("| method | params after | param reduction | FLOP reduction | factorised | SVD s | baseline ms/img | compressed ms/img | speed-up |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        let model = UNet(config: UNetConfig(inputChannels: inputChannels, baseFilters: baseFilters, depth: 4), seed: 1)
+        print("CPU \(CPUModel.name); OpenBLAS \(BLAS.coreName), \(BLAS.threads) threads")
+        print("U-Net base \(baseFilters), \(imageSize)x\(imageSize)x\(inputChannels): \(model.parameterCount) parameters, "
+              + String(format: "%.3f GFLOP/image; batch %d, %d rounds of %d interleaved runs per model",
+                       Double(model.flopsPerImage(height: imageSize, width: imageSize)) / 1e9, batch, rounds, runs))
+        let same = try Latency.compareInferenceLatency(baseline: model, compressed: ModelCompressor.copy(of: model), batch: batch,
+                                                       imageSize: imageSize, runs: runs, warmup: 2, rounds: rounds)
+        let ok = abs(same.speedUp - 1) <= 0.03 && abs((same.cpuSpeedUp ?? 1) - 1) <= 0.03
+        print(String(format: "self-check (model against an unchanged copy): %.3fx wall (rounds %@), %.3fx CPU: %@",
+                     same.speedUp, roundList(same), same.cpuSpeedUp ?? 0,
+                     ok ? "within 1.00 ± 0.03" : "OUTSIDE 1.00 ± 0.03: the machine is too noisy for the figures below"))
+        print("| method | params after | param reduction | FLOP reduction | factorised | SVD s | baseline ms/img | compressed ms/img | speed-up wall | rounds | speed-up CPU | / FLOP ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         let methods: [CompressionMethod] = [.svd(rank: 50), .svd(rank: 100), .svd(rank: 150), .arsvd(tau: 0.95), .arsvd(tau: 0.9), .arsvd(tau: 0.85)]
         for method in methods {
             let (compressed, s) = try ModelCompressor.compress(model: model, method: method, imageSize: imageSize)
             let latency = try Latency.compareInferenceLatency(baseline: model, compressed: compressed, batch: batch,
-                                                              imageSize: imageSize, runs: runs, warmup: 2)
-            print(String(format: "| %@ | %d | %.1f%% | %.1f%% | %d/%d | %.3f | %.1f | %.1f | %.2fx |",
+                                                              imageSize: imageSize, runs: runs, warmup: 2, rounds: rounds)
+            let flopRatio = Double(s.flopsBefore) / Double(max(1, s.flopsAfter))
+            print(String(format: "| %@ | %d | %.1f%% | %.1f%% | %d/%d | %.3f | %.2f | %.2f | %.2fx | %@ | %.2fx | %.2f |",
                          method.description, s.parametersAfter, s.parameterReductionPercent, s.flopReductionPercent,
                          s.factorisedLayerCount, s.layers.count, s.decompositionSeconds,
-                         latency.baseline.medianMsPerImage, latency.compressed.medianMsPerImage, latency.speedUp))
+                         latency.baseline.medianMsPerImage, latency.compressed.medianMsPerImage, latency.speedUp,
+                         roundList(latency), latency.cpuSpeedUp ?? 0, (latency.cpuSpeedUp ?? 0) / flopRatio))
         }
+    }
+
+    /// "0.98-1.02": the smallest and largest round ratio.
+    private func roundList(_ c: LatencyComparison) -> String {
+        guard let r = c.roundSpeedUps, let lo = r.min(), let hi = r.max() else { return "-" }
+        return String(format: "%.2f-%.2f", lo, hi)
     }
 }

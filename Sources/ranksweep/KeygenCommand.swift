@@ -1,3 +1,4 @@
+import Basics
 import ArgumentParser
 import Foundation
 import Sweep
@@ -29,8 +30,8 @@ struct KeygenCommand: ParsableCommand {
             }
             var keys = try CurveKeyPair.generate()
             while CurveKeyPair.publishedTestKeys.contains(keys.publicKey) { keys = try CurveKeyPair.generate() }
-            try Files.writeAtomically(Data((keys.secretKey + "\n").utf8), to: sec, permissions: 0o600)
-            try Files.writeAtomically(Data((keys.publicKey + "\n").utf8), to: pub, permissions: 0o644)
+            try AtomicFile.write(Data((keys.secretKey + "\n").utf8), to: sec, permissions: 0o600)
+            try AtomicFile.write(Data((keys.publicKey + "\n").utf8), to: pub, permissions: 0o644)
             print("wrote \(pub) and \(sec)")
         }
     }

@@ -81,7 +81,7 @@ final class LocalWorkers: @unchecked Sendable {
 
     /// Starts `count` workers connecting to `endpoint`; their logs go to `logDir/worker-K.log` (nil: discarded).
     func start(count: Int, endpoint: String, extraArgs: [String], logDir: String?) throws {
-        if let logDir { try Files.makeDirectory(logDir) }
+        if let logDir { try AtomicFile.makeDirectory(logDir) }
         for k in 1 ... count {
             let log = logDir.map { $0 + "/worker-\(k).log" } ?? "/dev/null"
             let child: SpawnedChild

@@ -13,11 +13,15 @@ struct TensorFlowPeer {
         var threads: Int
         var trainStepSeconds: [Double]
         var inferBatchSeconds: [Double]
+        /// Process CPU seconds (all threads) of the same steps, as the engine measures its own.
+        var trainStepCPUSeconds: [Double]
+        var inferBatchCPUSeconds: [Double]
         var peakRssMib: Double?
 
         enum CodingKeys: String, CodingKey {
             case model, tensorflow, parameters, batch, threads
             case trainStepSeconds = "train_step_seconds", inferBatchSeconds = "infer_batch_seconds", peakRssMib = "peak_rss_mib"
+            case trainStepCPUSeconds = "train_step_cpu_seconds", inferBatchCPUSeconds = "infer_batch_cpu_seconds"
         }
     }
 
@@ -85,7 +89,7 @@ struct TensorFlowPeer {
         }
         guard let line = output.split(separator: "\n").last,
               let figures = try? JSONDecoder().decode(Figures.self, from: Data(line.utf8)) else {
-            throw PeerError("TensorFlow benchmark printed no result line (\(script))")
+            throw PeerError("TensorFlow benchmark printed no result line with wall and CPU times (\(script))")
         }
         return figures
     }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A directory of content-addressed files: `<dir>/<sha256>`. A file is only ever there complete and
@@ -8,7 +9,7 @@ public struct ArtifactStore: Sendable {
 
     public init(dir: String) throws {
         self.dir = dir
-        try Files.makeDirectory(dir + "/tmp")
+        try AtomicFile.makeDirectory(dir + "/tmp")
     }
 
     public func path(_ hash: String) -> String { dir + "/" + hash }

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A folder packed into one file, so a dataset travels as one content-addressed artifact.
@@ -60,7 +61,7 @@ public enum DirectoryArchive {
             defer { pos += n }
             return bytes[pos ..< pos + n]
         }
-        try Files.makeDirectory(directory)
+        try AtomicFile.makeDirectory(directory)
         while true {
             let len = Int(readLE(try take(4)))
             if len == 0 { break }
@@ -72,7 +73,7 @@ public enum DirectoryArchive {
             let size = Int(readLE(try take(8)))
             let content = try take(size)
             let full = directory + "/" + rel
-            try Files.makeDirectory((full as NSString).deletingLastPathComponent)
+            try AtomicFile.makeDirectory((full as NSString).deletingLastPathComponent)
             guard FileManager.default.createFile(atPath: full, contents: Data(content)) else { throw SweepError.io("cannot write \(full)") }
         }
     }

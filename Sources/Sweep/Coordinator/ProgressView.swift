@@ -14,8 +14,10 @@ import Foundation
 public final class ProgressView {
     let display: ProgressDisplay
     let enabled: Bool
-    /// Seconds each finished job of a kind took (this run).
-    var finishedSeconds: [String: [Double]] = [:]
+    /// Total seconds and count of the finished jobs of each kind (this run).
+    var finishedSeconds: [String: (total: Double, count: Int)] = [:]
+    /// Epochs in each job's spec, parsed once per job.
+    var specEpochs: [Int: Int?] = [:]
     /// Latest seconds per epoch seen for each kind.
     var secondsPerEpoch: [String: Double] = [:]
 
@@ -34,7 +36,8 @@ public final class ProgressView {
     /// A job finished in `seconds` (feeds the ETA).
     func jobFinished(kind: String, seconds: Double) {
         guard seconds.isFinite, seconds >= 0 else { return }
-        finishedSeconds[kind, default: []].append(seconds)
+        let f = finishedSeconds[kind] ?? (0, 0)
+        finishedSeconds[kind] = (f.total + seconds, f.count + 1)
     }
 
     /// An epoch of a running job took `seconds` (feeds the ETA).
@@ -63,7 +66,8 @@ public final class ProgressView {
 
     func finish(coordinator c: Coordinator) {
         guard enabled else { return }
-        update(now: Clock.now(), coordinator: c)
+        // Plain mode already logged the final count when the last job ended.
+        if terminal { update(now: Clock.now(), coordinator: c) }
         display.finish()
     }
 
@@ -77,13 +81,13 @@ public final class ProgressView {
                 let kind = j.planned.kind
                 if let e = w.epochs[r], let epoch = e.epoch, let epochs = e.epochs, let spe = secondsPerEpoch[kind] {
                     runningLeft.append(Double(max(0, epochs - epoch)) * spe)
-                } else if let d = typicalSeconds(kind: kind, spec: j.planned.spec) {
+                } else if let d = typicalSeconds(j) {
                     runningLeft.append(d / 2)
                 } else { return nil }
             }
         }
         for j in c.jobs where j.state == .queued || j.state == .waiting {
-            guard let d = typicalSeconds(kind: j.planned.kind, spec: j.planned.spec) else { return nil }
+            guard let d = typicalSeconds(j) else { return nil }
             queuedWork += d
         }
         if runningLeft.isEmpty && queuedWork == 0 { return c.terminalCount == c.jobs.count ? 0 : nil }
@@ -93,14 +97,16 @@ public final class ProgressView {
     }
 
     /// How long a job of this kind is expected to take.
-    func typicalSeconds(kind: String, spec: String) -> Double? {
-        if let done = finishedSeconds[kind], !done.isEmpty { return done.reduce(0, +) / Double(done.count) }
+    func typicalSeconds(_ job: JobEntry) -> Double? {
+        let kind = job.planned.kind
+        if let done = finishedSeconds[kind], done.count > 0 { return done.total / Double(done.count) }
         // Training-like jobs: their epochs at the seconds per epoch seen so far (a compress job
         // fine-tunes the baseline's model, so the baseline's epoch time is a fair first guess).
         guard let spe = secondsPerEpoch[kind] ?? secondsPerEpoch["train"] else {
             return kind == "noop" ? 0 : nil
         }
-        return Double(Self.epochs(inSpec: spec) ?? 1) * spe + spe
+        if specEpochs[job.index] == nil { specEpochs[job.index] = .some(Self.epochs(inSpec: job.planned.spec)) }
+        return Double((specEpochs[job.index] ?? nil) ?? 1) * spe + spe
     }
 
     /// `training.epochs` or `fineTune.epochs` of a job spec's JSON.

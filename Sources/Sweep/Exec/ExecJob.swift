@@ -1,3 +1,4 @@
+import Basics
 import CSupport
 import Foundation
 
@@ -85,7 +86,7 @@ public enum ExecJob {
         let result = try executor(ctx)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try Files.writeAtomically(try enc.encode(result), to: ctx.output(JobFiles.result))
+        try AtomicFile.write(try enc.encode(result), to: ctx.output(JobFiles.result))
     }
 
     /// The test kinds every build has: `fail`, `crash`, `sleep` (child path), `hang` (never ends and
@@ -127,7 +128,7 @@ public enum ExecJob {
                 var bytes = [UInt8](repeating: 0, count: spec.produceBytes)
                 var x: UInt32 = 2463534242
                 for i in 0 ..< bytes.count { x ^= x << 13; x ^= x >> 17; x ^= x << 5; bytes[i] = UInt8(truncatingIfNeeded: x) }
-                try Files.writeAtomically(Data(bytes), to: ctx.output("out.bin"))
+                try AtomicFile.write(Data(bytes), to: ctx.output("out.bin"))
                 result["produced"] = .string(SHA256Hasher.hex(bytes))
             }
             return result

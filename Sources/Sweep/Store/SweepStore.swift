@@ -22,7 +22,7 @@ public final class SweepStore {
         if readOnly {
             guard Files.exists(path) else { throw SweepError.invalid("state dir \(stateDir) has no \(SweepStore.fileName)") }
         } else {
-            try Files.makeDirectory(stateDir)
+            try AtomicFile.makeDirectory(stateDir)
             config.journalMode = .wal
             config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         }

@@ -104,8 +104,8 @@ enum JobRunner {
         let work = s.cacheDir + "/jobs/\(s.ref.job)-a\(s.ref.attempt)-\(getpid())"
         try? FileManager.default.removeItem(atPath: work)
         let inputsDir = work + "/inputs", outDir = work + "/out"
-        try Files.makeDirectory(inputsDir)
-        try Files.makeDirectory(outDir)
+        try AtomicFile.makeDirectory(inputsDir)
+        try AtomicFile.makeDirectory(outDir)
         for input in s.inputs {
             var target = artifacts.path(input.hash)
             if input.unpack { target = try unpacked(input.hash, cacheDir: s.cacheDir, artifacts: artifacts) }
@@ -113,7 +113,7 @@ enum JobRunner {
             try FileManager.default.createSymbolicLink(atPath: inputsDir + "/" + input.name, withDestinationPath: target)
         }
         let specPath = work + "/spec.json"
-        try Files.writeAtomically(Data(s.spec), to: specPath)
+        try AtomicFile.write(Data(s.spec), to: specPath)
         let stderrPath = work + "/stderr.log"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
 
@@ -167,13 +167,12 @@ enum JobRunner {
         return (Array(result), outputs)
     }
 
-    /// Unpacks a directory archive once per cache (temp dir, then rename: never half there).
+    /// Unpacks a directory archive once per cache (`AtomicFile.writeDirectory`: never half there).
     static func unpacked(_ hash: String, cacheDir: String, artifacts: ArtifactStore) throws -> String {
         let dir = cacheDir + "/unpacked/" + hash
         if Files.isDirectory(dir) { return dir }
-        let tmp = cacheDir + "/unpacked/.tmp-\(hash.prefix(12))-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        try DirectoryArchive.unpack(archive: artifacts.path(hash), to: tmp)
-        if rename(tmp, dir) != 0 { try? FileManager.default.removeItem(atPath: tmp) }
+        // Another job may unpack the same archive at the same time: whoever renames first wins.
+        try AtomicFile.writeDirectory(at: dir) { try DirectoryArchive.unpack(archive: artifacts.path(hash), to: $0) }
         return dir
     }
 
