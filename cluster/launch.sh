@@ -152,7 +152,9 @@ ensure_binary() {
     copy=$(probe "$t" "$copied")
     if [[ $copy == "$ours" ]]; then W_RUN[$i]=$copied; say "$n: using $copied (ranksweep $LOCAL_VERSION)"; return 0; fi
     if [[ ${W_COPY[$i]} == yes ]]; then
-        say "$n: $want on $t is ${got:+ranksweep ${got%|*}, not $LOCAL_VERSION}${got:-missing}; copying $LOCAL_FILE to $copied"
+        local found="missing"
+        [[ -n $got ]] && found="ranksweep ${got%|*}, not $LOCAL_VERSION"
+        say "$n: $want on $t is $found; copying $LOCAL_FILE to $copied"
         remote "$t" "mkdir -p $(q "$REMOTE_DIR/bin")" &&
             run scp -q "${SSH_ARGS[@]}" "$LOCAL_FILE" "$t:$copied.new" &&
             remote "$t" "chmod 755 $(q "$copied.new") && mv -f $(q "$copied.new") $(q "$copied")" ||

@@ -39,6 +39,7 @@ struct CoordinatorCommand: ParsableCommand {
     var jobTimeout: Double?
 
     @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var report: ReportOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -68,7 +69,7 @@ struct CoordinatorCommand: ParsableCommand {
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
             Log.role = "coordinator"
             _ = csupport_install_stop_handlers()
-            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
+            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
             let summary = try c.run()
             if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }

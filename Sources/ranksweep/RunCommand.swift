@@ -51,6 +51,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Progress display: auto, plain, none.") var progress = "auto"
 
     @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var report: ReportOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -100,7 +101,7 @@ struct RunCommand: ParsableCommand {
             Log.role = "coordinator"
             _ = csupport_install_stop_handlers()
             print("sweep state in \(dir); \(workers) local worker(s) x \(t) thread(s); worker logs in \(dir)/logs")
-            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted)
+            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
             let summary = try c.run()
             local.stop(within: summary.interrupted ? 0.5 : 5)
             if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }

@@ -28,6 +28,9 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "With --connect: seconds to wait for an answer.")
     var timeout: Double = Double(Wire.defaultStatusTimeoutMs) / 1000
 
+    @Flag(help: "Print the status as one JSON object (the same content; for scripts).")
+    var json = false
+
     func validate() throws {
         if (stateDir == nil) == (connect == nil) { throw ValidationError("give --state-dir DIR or --connect ENDPOINT (one of them)") }
         if (key == nil) != (serverKey == nil) { throw ValidationError("CURVE needs both --key and --server-key") }
@@ -39,7 +42,8 @@ struct StatusCommand: ParsableCommand {
         try SweepCLI.guarded {
             if let stateDir {
                 let store = try SweepStore(stateDir: stateDir, readOnly: true)
-                print(try SweepStatus.load(store: store).render(source: "in \(stateDir)"))
+                let status = try SweepStatus.load(store: store)
+                print(try json ? status.json(source: stateDir) : status.render(source: "in \(stateDir)"))
             } else if let connect {
                 var keys: CurveKeyPair?, server: String?
                 if let key, let serverKey {
@@ -47,7 +51,7 @@ struct StatusCommand: ParsableCommand {
                     server = try CurveKeyPair.readKey(serverKey, what: "coordinator public key")
                 }
                 let status = try StatusClient.fetch(endpoint: connect, keys: keys, serverKey: server, timeoutMs: Int(timeout * 1000))
-                print(status.render(source: "at \(connect)"))
+                print(try json ? status.json(source: connect) : status.render(source: "at \(connect)"))
             }
         }
     }

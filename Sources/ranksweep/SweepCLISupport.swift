@@ -23,6 +23,18 @@ enum SweepCLI {
     static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
 }
 
+/// The live report's throttle, shared by coordinator and run.
+struct ReportOptions: ParsableArguments {
+    @Option(name: .customLong("report-interval"), help: "Refresh STATE_DIR/report at most every this many seconds while the sweep runs, when new results arrived.")
+    var reportInterval: Double = 30
+
+    func validate() throws {
+        if !(reportInterval >= 1 && reportInterval <= 86_400) { throw ValidationError("--report-interval must be in 1...86400 seconds") }
+    }
+
+    func reporter(stateDir: String) -> LiveReport { LiveReport(stateDir: stateDir, interval: reportInterval) }
+}
+
 /// Heartbeat flags shared by coordinator, worker and run (tests use short ones).
 struct TimingOptions: ParsableArguments {
     @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in ms (default 1000, env RANKSWEEP_HEARTBEAT_MS).")
@@ -44,30 +56,12 @@ struct TimingOptions: ParsableArguments {
     }
 }
 
-/// Where the lead plugs the report in: called when a sweep completes (coordinator and run).
+/// Where the executable plugs into the coordinator: the completion line, and the report kept
+/// current while the sweep runs (`LiveReport`).
 enum SweepHooks {
-    /// Prints the outcome and writes the report (`STATE_DIR/report`). The report runs as a child
-    /// process (`ranksweep report`): the coordinator never runs the engine (the overlays need
-    /// predictions), and a report that fails, or crashes, is logged without touching the sweep.
+    /// Prints the outcome; the final report follows from `LiveReport` without blocking the coordinator.
     static func sweepCompleted(_ summary: SweepSummary, _ store: SweepStore) throws {
-        let line = "sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)"
-        print(line)
-        // The report's stdout and stderr go to one file, printed or logged once it exits.
-        let outputPath = summary.stateDir + "/report.log"
-        do {
-            let child = try SpawnedChild(path: SweepCLI.executable, arguments: ["report", "--state-dir", summary.stateDir],
-                                         environment: ProcessInfo.processInfo.environment, stderrPath: outputPath, stdoutToStderrFile: true)
-            let end = child.wait()
-            let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
-            if end.signal == nil && end.code == 0 {
-                if !text.isEmpty { print(text) }
-            } else {
-                Log.error("report failed (\(end.signal.map { "signal \($0)" } ?? "exit \(end.code)")): \(text)")
-            }
-        } catch {
-            Log.error("cannot start the report (\(SweepCLI.executable) report): \(error)")
-        }
+        print("sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)")
     }
 }
 

@@ -23,6 +23,11 @@ enum Harness {
         return d
     }
 
+    /// Removes a test's temp dir, unless RANKSWEEP_KEEP_TEST_DIRS is set (to read its logs after a failure).
+    static func removeTempDir(_ dir: String) {
+        if ProcessInfo.processInfo.environment["RANKSWEEP_KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
     static func freePort() -> Int { Int.random(in: 20000 ... 60000) }
 
     static func write(_ text: String, _ path: String) {
@@ -31,21 +36,38 @@ enum Harness {
     }
 }
 
+/// A child process with stdout and stderr in a log file, started and reaped with the project's own
+/// spawn (`SpawnedChild`: waitpid on the pid). Not Foundation's `Process`, which learns of an exit
+/// through a descriptor the child inherits: when a script leaves a background process behind (a
+/// launched worker), `waitUntilExit` never returns and the suite hangs.
+final class TestChild: @unchecked Sendable {
+    let child: SpawnedChild
+    private var end: (code: Int32, signal: Int32?)?
+
+    init(_ path: String, _ arguments: [String], environment: [String: String], log: String) throws {
+        child = try SpawnedChild(path: path, arguments: arguments, environment: environment, stderrPath: log, stdoutToStderrFile: true)
+    }
+
+    var processIdentifier: Int32 { child.pid }
+    var isRunning: Bool {
+        if end == nil { end = child.exitIfEnded() }
+        return end == nil
+    }
+    /// The exit code, or the signal number that ended it (as Foundation reports it); -1 while running.
+    var terminationStatus: Int32 { isRunning ? -1 : (end!.signal ?? end!.code) }
+    func waitUntilExit() { if end == nil { end = child.wait() } }
+    func terminate() { kill(child.pid, SIGTERM) }
+    deinit { if isRunning { kill(child.pid, SIGKILL); waitUntilExit() } }
+}
+
 /// A spawned ranksweep process with its output in a log file.
 final class Proc {
-    let process = Process()
+    let process: TestChild
     let log: String
 
     init(_ args: [String], log: String) throws {
         self.log = log
-        FileManager.default.createFile(atPath: log, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Harness.binary)
-        process.arguments = args
-        process.environment = Harness.env
-        let fh = FileHandle(forWritingAtPath: log)
-        process.standardOutput = fh
-        process.standardError = fh
-        try process.run()
+        process = try TestChild(Harness.binary, args, environment: Harness.env, log: log)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -62,8 +84,6 @@ final class Proc {
         if process.isRunning { kill9(); return nil }
         return process.terminationStatus
     }
-
-    deinit { if process.isRunning { kill(pid, SIGKILL) } }
 }
 
 /// Polls until `cond` holds or the time is up.
@@ -114,5 +134,6 @@ final class Cluster {
     deinit {
         for w in workers where w.process.isRunning { w.kill9() }
         if let c = coordinator, c.process.isRunning { c.kill9() }
+        Harness.removeTempDir(dir)
     }
 }

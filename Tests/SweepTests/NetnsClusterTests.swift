@@ -11,16 +11,7 @@ final class NetnsClusterTests: XCTestCase {
     /// Runs a script with bash; output (stdout + stderr) into a file, returned with the exit status.
     func runScript(_ args: [String], log: String, timeout: Double, env: [String: String] = ProcessInfo.processInfo.environment)
         throws -> (status: Int32?, output: String) {
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = args
-        p.environment = env
-        let fh = FileHandle(forWritingAtPath: log)
-        p.standardOutput = fh
-        p.standardError = fh
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let p = try TestChild("/bin/bash", args, environment: env, log: log)
         let end = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < end { usleep(100_000) }
         var status: Int32? = nil
@@ -154,20 +145,13 @@ final class NetnsClusterTests: XCTestCase {
         defer { _ = try? runScript(["-c", "ip netns del \(ns)"], log: dir + "/nsdel.log", timeout: 10) }
         XCTAssertEqual(try runScript(["-c", "ip netns add \(ns) && ip -n \(ns) link set lo up"], log: dir + "/ns.log", timeout: 10).status, 0)
         let state = dir + "/state"
-        func sbatch(_ restart: Int, log: String) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            p.arguments = ["netns", "exec", ns, "env", "PATH=\(dir)/bin:/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)",
+        func sbatch(_ restart: Int, log: String) throws -> TestChild {
+            try TestChild("/usr/sbin/ip", ["netns", "exec", ns, "env", "PATH=\(dir)/bin:/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)",
                            "RANKSWEEP_COORDINATOR_ADDR=127.0.0.1", "RANKSWEEP_PORT=\(Harness.freePort())", "SLURM_JOB_NUM_NODES=2",
                            "SLURM_JOB_ID=4242", "SLURM_RESTART_COUNT=\(restart)", "SLURM_CPUS_ON_NODE=2", "RANKSWEEP_HEARTBEAT_MS=100",
                            "RANKSWEEP_LIVENESS=5", "RANKSWEEP_NO_REEXEC=1", "TMPDIR=\(dir)",
-                           "bash", Self.clusterDir + "/slurm/ranksweep.sbatch", dir + "/sweep.yaml", state]
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let fh = FileHandle(forWritingAtPath: log)
-            p.standardOutput = fh
-            p.standardError = fh
-            try p.run()
-            return p
+                           "bash", Self.clusterDir + "/slurm/ranksweep.sbatch", dir + "/sweep.yaml", state],
+                          environment: ProcessInfo.processInfo.environment, log: log)
         }
         let results = { (try? SweepStore(stateDir: state, readOnly: true).count("SELECT COUNT(*) FROM results WHERE job LIKE 'sleep-%'")) ?? 0 }
 
@@ -213,19 +197,12 @@ final class NetnsClusterTests: XCTestCase {
         let state = dir + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         let port = Harness.freePort()
-        func job(_ script: String, _ args: [String], _ env: [String], log: String) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["PATH=/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)", "RANKSWEEP_COORDINATOR_ADDR=127.0.0.1",
+        func job(_ script: String, _ args: [String], _ env: [String], log: String) throws -> TestChild {
+            try TestChild("/usr/bin/env", ["PATH=/usr/bin:/bin", "RANKSWEEP_BIN=\(Harness.binary)", "RANKSWEEP_COORDINATOR_ADDR=127.0.0.1",
                            "RANKSWEEP_BIND_ADDR=127.0.0.1", "RANKSWEEP_PORT=\(port)", "SLURM_CPUS_ON_NODE=2", "RANKSWEEP_HEARTBEAT_MS=100",
                            "RANKSWEEP_LIVENESS=5", "RANKSWEEP_NO_REEXEC=1", "TMPDIR=\(dir)"] + env
-                + ["bash", Self.clusterDir + "/slurm/" + script] + args
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let fh = FileHandle(forWritingAtPath: log)
-            p.standardOutput = fh
-            p.standardError = fh
-            try p.run()
-            return p
+                + ["bash", Self.clusterDir + "/slurm/" + script] + args,
+                          environment: ProcessInfo.processInfo.environment, log: log)
         }
         let workers = try (0 ..< 2).map { task in
             try job("ranksweep-workers.sbatch", [state], ["SLURM_ARRAY_JOB_ID=77", "SLURM_ARRAY_TASK_ID=\(task)"], log: dir + "/worker-\(task).out")
@@ -349,7 +326,8 @@ final class NetnsClusterTests: XCTestCase {
             chmod(dir + "/hosts/\(host)/opt/ranksweep", 0o755)
         }
         let port = Harness.freePort()
-        Harness.write("noop: 60\n", dir + "/sweep.yaml")
+        // Long enough (10 s of sleeps on one slot) that the second host, which gets its copy later, joins.
+        Harness.write("noop: 20\nsleep: {count: 20, seconds: 0.5}\n", dir + "/sweep.yaml")
         Harness.write("""
             COORDINATOR_ENDPOINT=tcp://127.0.0.1:\(port)
             BIND=tcp://127.0.0.1:\(port)
@@ -380,7 +358,7 @@ final class NetnsClusterTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/hosts/pinned.test/.ranksweep/bin/ranksweep"), "copy=no copies nothing")
         let done = { (try? SweepStore(stateDir: dir + "/state", readOnly: true).results()) ?? [] }
-        eventually(60, "sweep done on the copied binaries") { done().count == 60 }
+        eventually(90, "sweep done on the copied binaries") { done().count == 40 }
         let joined = (try? SweepStore(stateDir: dir + "/state", readOnly: true).workers().map(\.id)) ?? []
         XCTAssertTrue(joined.contains { $0.hasPrefix("fresh-") } && joined.contains { $0.hasPrefix("old-") },
                       "both deployed hosts' workers joined: \(joined)")

@@ -10,6 +10,7 @@ import Foundation
 public final class Coordinator {
     let options: CoordinatorOptions
     let onSweepComplete: SweepCompletionHook
+    let reporter: SweepReporter?
     let timing: Timing
     let store: SweepStore
     let artifacts: ArtifactStore
@@ -67,9 +68,11 @@ public final class Coordinator {
     /// Per-job timeout in seconds (nil: none): `--job-timeout`, else the sweep's `job_timeout`.
     var jobTimeout: Double?
 
-    public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in }) throws {
+    public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in },
+                reporter: SweepReporter? = nil) throws {
         self.options = options
         self.onSweepComplete = onSweepComplete
+        self.reporter = reporter
         timing = options.timing
         if options.serverKeys == nil && !options.insecure && !Endpoint.isLoopback(options.bind) {
             throw SweepError.invalid("--bind \(options.bind) is not a loopback address: give CURVE keys (--keys DIR) or pass --insecure")
@@ -245,8 +248,11 @@ public final class Coordinator {
             if completedAt == nil {
                 progressView.update(now: now, coordinator: self)
                 if terminalCount == jobs.count { completedAt = try complete() }
-            } else if now - completedAt! > timing.heartbeat {
-                // Linger one heartbeat after completion so workers hear BYE, then leave.
+            }
+            let reportPending = reporter?.cycle(now: now, finished: doneCount + failedCount, complete: completedAt != nil) ?? false
+            if let completedAt, now - completedAt > timing.heartbeat, !reportPending {
+                // Linger one heartbeat after completion so workers hear BYE (and until the final
+                // report is written, still answering STATUS), then leave.
                 return summary(interrupted: false)
             }
         }

@@ -59,6 +59,16 @@ public struct SweepSummary: Sendable {
 /// and the state is committed. The report generator plugs in here (reads results from the store).
 public typealias SweepCompletionHook = (SweepSummary, SweepStore) throws -> Void
 
+/// Keeps a sweep's report current while it runs (the executable's `LiveReport`). Called on the
+/// coordinator thread once per poll cycle, after the cycle's commit, so it must return at once:
+/// start work in a child process, never wait for it.
+public protocol SweepReporter: AnyObject {
+    /// `finished`: done + failed jobs so far; `complete`: every job is terminal (and committed).
+    /// Returns true while the final report is still being written: the coordinator keeps serving
+    /// (heartbeats, STATUS, late HELLOs) until it is.
+    func cycle(now: Double, finished: Int, complete: Bool) -> Bool
+}
+
 /// Loopback endpoints need no encryption; anything else needs CURVE or `--insecure`.
 public enum Endpoint {
     public static func isLoopback(_ endpoint: String) -> Bool {

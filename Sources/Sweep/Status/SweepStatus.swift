@@ -52,6 +52,27 @@ public struct SweepStatus: Codable, Sendable, Equatable {
     /// Jobs neither done nor failed.
     public var left: Int { total - count(.done) - count(.failed) }
 
+    /// Seconds left at the rate so far (nil without a rate, or when nothing is left).
+    public var etaSeconds: Double? {
+        guard let rate, rate > 0, count(.done) > 0, left > 0 else { return nil }
+        return Double(left) / rate
+    }
+
+    /// `status --json`: the same content as `render`, for scripts. The snapshot's fields plus
+    /// `source`, `left`, `complete` and `etaSeconds`; keys sorted, so the output is stable.
+    public func json(source: String) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        var object = try JSONSerialization.jsonObject(with: try encoder.encode(self)) as? [String: Any] ?? [:]
+        object["source"] = source
+        object["left"] = left
+        object["complete"] = left == 0
+        object["etaSeconds"] = etaSeconds.map { ($0 * 10).rounded() / 10 } ?? NSNull()
+        if rate == nil { object["rate"] = NSNull() }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self)
+    }
+
     // MARK: rendering (the one renderer)
 
     /// The lines `ranksweep status` prints. `source` says where they come from ("in DIR",
@@ -72,8 +93,7 @@ public struct SweepStatus: Codable, Sendable, Equatable {
         }
         let outcomes = attempts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !outcomes.isEmpty { out.append("attempts: " + outcomes.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
-        if let rate, rate > 0, count(.done) > 0, left > 0 {
-            let eta = Double(left) / rate
+        if let eta = etaSeconds, let rate {
             out.append("ETA: about \(Int(eta.rounded()))s at the rate so far (\(String(format: "%.2f", rate)) jobs/s)")
         } else if left == 0 {
             out.append("complete")
