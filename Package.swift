@@ -29,6 +29,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
+        // The engine's innermost elementwise loops in C (Winograd tile transforms): fast to compile, vectorised per CPU.
+        .target(name: "CKernels"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
         // log, the monotonic clock, the progress display; and the settings that travel from a sweep file
         // into the training loop unchanged (TrainingSettings, FineTuneSettings, DatasetOptions).
@@ -41,7 +43,7 @@ let package = Package(
         .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
         // The neural-network engine: tensors, layers (LowRankConv2D included), U-Net, losses, Adam, safetensors.
-        .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport"]),
+        .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport", "CKernels"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.

@@ -13,6 +13,9 @@ public struct LayerDecision: Codable, Sendable, Equatable {
         case pastBreakEven(rank: Int, breakEven: Double)
         /// A convolution type compression does not know how to factorise.
         case unsupportedLayer(type: String)
+        /// The pair was timed against the full layer at compression time (inference, this model's
+        /// image size) and was not faster: fewer FLOPs that run slower are no win.
+        case slowerThanFull(fullMs: Double, factorisedMs: Double)
 
         public var description: String {
             switch self {
@@ -21,6 +24,8 @@ public struct LayerDecision: Codable, Sendable, Equatable {
             case .pastBreakEven(let rank, let breakEven):
                 "rank \(rank) >= break-even \(String(format: "%.2f", breakEven))"
             case .unsupportedLayer(let type): "unsupported layer type \(type)"
+            case .slowerThanFull(let full, let factorised):
+                String(format: "factorised not faster: %.3f ms/image vs full %.3f (measured)", factorised, full)
             }
         }
     }
@@ -54,6 +59,10 @@ public struct LayerDecision: Codable, Sendable, Equatable {
     public var factorised: Bool
     /// Why the layer was kept full (nil when factorised).
     public var skipReason: SkipReason?
+    /// Inference CPU milliseconds per image of the full layer and of the factorised pair, timed
+    /// against each other at compression time (nil when not timed: no pair, or timing off).
+    public var measuredFullMs: Double?
+    public var measuredFactorisedMs: Double?
     /// The kernel's singular values, descending (empty when not decomposed): the energy curve.
     public var singularValues: [Float]
 
@@ -64,7 +73,7 @@ public struct LayerDecision: Codable, Sendable, Equatable {
 /// Saved as `{"kind": "pastBreakEven", "text": "rank 50 >= break-even 23.35", "rank": 50, "breakEven": 23.35}`,
 /// so a report can print the text without knowing the cases.
 extension LayerDecision.SkipReason {
-    private enum CodingKeys: String, CodingKey { case kind, text, rank, breakEven, type }
+    private enum CodingKeys: String, CodingKey { case kind, text, rank, breakEven, type, fullMs, factorisedMs }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -82,6 +91,10 @@ extension LayerDecision.SkipReason {
         case .unsupportedLayer(let type):
             try c.encode("unsupportedLayer", forKey: .kind)
             try c.encode(type, forKey: .type)
+        case .slowerThanFull(let full, let factorised):
+            try c.encode("slowerThanFull", forKey: .kind)
+            try c.encode(full, forKey: .fullMs)
+            try c.encode(factorised, forKey: .factorisedMs)
         }
     }
 
@@ -94,6 +107,9 @@ extension LayerDecision.SkipReason {
             self = .pastBreakEven(rank: try c.decode(Int.self, forKey: .rank),
                                   breakEven: try c.decode(Double.self, forKey: .breakEven))
         case "unsupportedLayer": self = .unsupportedLayer(type: try c.decode(String.self, forKey: .type))
+        case "slowerThanFull":
+            self = .slowerThanFull(fullMs: try c.decode(Double.self, forKey: .fullMs),
+                                   factorisedMs: try c.decode(Double.self, forKey: .factorisedMs))
         case let other:
             throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown skip reason '\(other)'")
         }

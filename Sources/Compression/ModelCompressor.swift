@@ -18,6 +18,8 @@ public struct CompressionSummary: Codable, Sendable, Equatable {
     public var flopsAfter: Int
     public var flopReductionPercent: Double
     public var factorisedLayerCount: Int
+    /// How pairs were timed against full layers (nil: not timed; see `LayerTiming`).
+    public var layerTiming: LayerTiming?
     /// One per convolution slot, forward order, head last.
     public var layers: [LayerDecision]
     /// Wall time of all the SVDs (seconds), for comparison with other tools.
@@ -27,11 +29,15 @@ public struct CompressionSummary: Codable, Sendable, Equatable {
 /// Compresses a U-Net by factorising its convolutions (the README's "ranksweep compress" section).
 public enum ModelCompressor {
     /// Knobs the public entry point fixes; tests change them.
-    struct Options: Sendable {
+    struct Options {
         /// Keep a layer full when its rank would not save parameters. Off only to check that a
         /// model factorised everywhere at full rank reproduces the original.
         var enforceBreakEven = true
         var svdStrategy = SVD.Strategy.divideAndConquerWithFallback
+        /// Time each pair against its full layer and keep the full one unless the pair is faster.
+        var layerTiming: LayerTiming?
+        /// Stands in for `LayerTiming.measure` (tests: a decision that does not depend on the machine).
+        var layerTimer: ((_ full: any ConvolutionLayer, _ pair: LowRankConv2D) -> (fullMs: Double, factorisedMs: Double))?
     }
 
     /// A compressed copy of `model` (the input is not modified) and what was done.
@@ -39,15 +45,18 @@ public enum ModelCompressor {
     /// Every 3x3 convolution is decomposed; the method picks its rank; the layer is factorised
     /// unless the pair would not have fewer weights (`rank >= break-even`). The output head and
     /// slots that are already factorised stay as they are. FLOPs are counted for images of
-    /// `imageSize x imageSize`, which must be a multiple of `2^depth`.
-    public static func compress(model: UNet, method: CompressionMethod,
-                                imageSize: Int) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
-        try compress(model: model, method: method, imageSize: imageSize, options: Options())
+    /// `imageSize x imageSize`, which must be a multiple of `2^depth`. With `layerTiming`, each pair
+    /// is also timed against the full layer and used only when it is faster (see `LayerTiming`):
+    /// the result then depends on the machine, which the summary records.
+    public static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
+                                layerTiming: LayerTiming? = nil) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
+        try compress(model: model, method: method, imageSize: imageSize, options: Options(layerTiming: layerTiming))
     }
 
     static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
                          options: Options) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
         try method.validate()
+        try options.layerTiming?.validate()
         let multiple = 1 << model.config.depth
         guard imageSize > 0 && imageSize % multiple == 0 else {
             throw CompressionError("image size \(imageSize) must be a positive multiple of \(multiple) for a depth-\(model.config.depth) U-Net")
@@ -102,6 +111,22 @@ public enum ModelCompressor {
                 continue
             }
             let pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: compressed.workspace)
+            var measured: (fullMs: Double, factorisedMs: Double)?
+            if let timer = options.layerTimer {
+                measured = timer(full, pair)
+            } else if let timing = options.layerTiming {
+                measured = timing.measure(full: full, pair: pair, norm: slot.norm, size: slot.size)
+            }
+            if let m = measured {
+                let (fullMs, factorisedMs) = m
+                decision.measuredFullMs = fullMs
+                decision.measuredFactorisedMs = factorisedMs
+                if !(factorisedMs < fullMs) {
+                    decision.skipReason = .slowerThanFull(fullMs: fullMs, factorisedMs: factorisedMs)
+                    decisions.append(decision)
+                    continue
+                }
+            }
             compressed.replaceConvolution(named: full.name, with: pair)
             decision.rank = rank
             decision.factorised = true
@@ -122,7 +147,7 @@ public enum ModelCompressor {
             parameterReductionPercent: percentReduction(before.params, after.params),
             flopsBefore: before.flops, flopsAfter: after.flops,
             flopReductionPercent: percentReduction(before.flops, after.flops),
-            factorisedLayerCount: decisions.filter(\.factorised).count,
+            factorisedLayerCount: decisions.filter(\.factorised).count, layerTiming: options.layerTimer == nil ? options.layerTiming : nil,
             layers: decisions, decompositionSeconds: seconds)
         return (compressed, summary)
     }
@@ -140,19 +165,19 @@ public enum ModelCompressor {
         return copy
     }
 
-    /// Each convolution slot with the side of the feature map it runs on (square images).
-    static func convolutionSlots(of model: UNet, imageSize: Int) -> [(layer: any ConvolutionLayer, size: Int, isHead: Bool)] {
-        var slots: [(layer: any ConvolutionLayer, size: Int, isHead: Bool)] = []
-        for (level, block) in model.encoders.enumerated() {
-            slots += [(block.conv1, imageSize >> level, false), (block.conv2, imageSize >> level, false)]
+    typealias Slot = (layer: any ConvolutionLayer, size: Int, isHead: Bool, norm: BatchNorm?)
+
+    /// Each convolution slot with the side of the feature map it runs on (square images) and the
+    /// BatchNorm that inference folds into it (none for the head).
+    static func convolutionSlots(of model: UNet, imageSize: Int) -> [Slot] {
+        var slots: [Slot] = []
+        func add(_ block: ConvBlock, _ size: Int) {
+            slots += [(block.conv1, size, false, block.bn1), (block.conv2, size, false, block.bn2)]
         }
-        let deepest = imageSize >> model.config.depth
-        slots += [(model.bottleneck.conv1, deepest, false), (model.bottleneck.conv2, deepest, false)]
-        for level in stride(from: model.config.depth - 1, through: 0, by: -1) {
-            let block = model.decoders[level]
-            slots += [(block.conv1, imageSize >> level, false), (block.conv2, imageSize >> level, false)]
-        }
-        slots.append((model.head, imageSize, true))
+        for (level, block) in model.encoders.enumerated() { add(block, imageSize >> level) }
+        add(model.bottleneck, imageSize >> model.config.depth)
+        for level in stride(from: model.config.depth - 1, through: 0, by: -1) { add(model.decoders[level], imageSize >> level) }
+        slots.append((model.head, imageSize, true, nil))
         precondition(slots.map(\.layer.name) == model.convolutions.map(\.name),
                      "ModelCompressor: convolution slots out of step with UNet.convolutions")
         return slots

@@ -62,7 +62,9 @@ public enum CompressJob {
         let batch = spec.batchSize ?? trainSpec.training.batchSize
         let baselineScore = Evaluation.evaluate(baseline, on: data.test, batchSize: batch)
 
-        let (model, summary) = try ModelCompressor.compress(model: baseline, method: spec.method, imageSize: trainSpec.imageSize)
+        // Each pair is timed against its full layer; one that is not faster stays full (LayerTiming).
+        let (model, summary) = try ModelCompressor.compress(model: baseline, method: spec.method, imageSize: trainSpec.imageSize,
+                                                            layerTiming: LayerTiming(batch: spec.latencyBatch))
         events(.note(String(format: "%@: %d layers factorised, parameters -%.1f%%, FLOPs -%.1f%%", spec.method.description,
                             summary.factorisedLayerCount, summary.parameterReductionPercent, summary.flopReductionPercent)))
         let afterFactorisation = Evaluation.evaluate(model, on: data.test, batchSize: batch)

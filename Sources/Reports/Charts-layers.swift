@@ -21,6 +21,7 @@ extension Charts {
             texts.append(layers.map { l in
                 guard let d = decisions[l.name] else { return "" }
                 if let rank = d.rank { return String(rank) }
+                if case .slowerThanFull = d.skipReason { return "slower" }
                 return d.skipReason == .outputHead ? "head" : "full"
             })
         }
@@ -37,7 +38,8 @@ extension Charts {
         }
         return Chart(id: "ranks", title: panel.title, caption:
             "Rows are finished compression jobs, columns the model's convolutions in forward order; each cell holds the rank that layer kept "
-            + "(\"full\": kept as a full convolution because the factorised pair would not save parameters; \"head\": the 1x1 output head, never factorised). "
+            + "(\"full\": kept as a full convolution because the factorised pair would not save parameters; \"slower\": kept full because the pair, "
+            + "timed against the full layer at compression time, was not faster; \"head\": the 1x1 output head, never factorised). "
             + "The first row gives each layer's full rank; the colour is rank / full rank. SVD asks for the same rank everywhere, ARSVD adapts it per layer.",
             svg: doc.render())
     }

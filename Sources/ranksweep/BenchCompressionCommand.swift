@@ -1,34 +1,46 @@
 import ArgumentParser
+import Basics
 import Compression
 import Engine
 import Foundation
 
-/// `ranksweep bench compression`: the seed's sweep grid on a randomly initialised U-Net —
-/// parameter and FLOP reduction (compare a numpy count of the same model) and the inference speed-up,
-/// baseline and compressed timed in interleaved rounds in the same run. It first times the model
-/// against an unchanged copy of itself: that self-check should read 1.00x ± 0.03, and tells how far
-/// the other figures can be trusted on this machine at this moment.
+/// `ranksweep bench compression`: the seed's sweep grid on randomly initialised U-Nets (by default
+/// unet-small, 3 channels, and the held-out-style 1-channel model, both base 16) — parameter and
+/// FLOP reduction (compare a numpy count of the same model) and the inference speed-up, baseline
+/// and compressed timed in interleaved rounds in the same run, next to the FLOP ratio. Layers are
+/// timed at compression as `compress` does (a pair that is not faster stays full). Each model is
+/// first timed against an unchanged copy of itself: that self-check should read 1.00x ± 0.03, and
+/// tells how far the other figures can be trusted on this machine at this moment.
 struct BenchCompression: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "compression",
-        abstract: "Reduction and latency speed-up of svd 50/100/150 and arsvd 0.95/0.9/0.85 on a random U-Net.")
+        abstract: "Reduction and latency speed-up of svd 50/100/150 and arsvd 0.95/0.9/0.85 on random U-Nets.")
 
     @Option(name: .customLong("base-filters"), help: "Base filters (16 = unet-small).") var baseFilters = 16
     @Option(name: .customLong("image-size"), help: "Input size.") var imageSize = 128
-    @Option(name: .customLong("input-channels"), help: "Input channels (3 = RGB, 1 = gray).") var inputChannels = 3
+    @Option(name: .customLong("input-channels"), parsing: .upToNextOption,
+            help: "Input channels of each model benchmarked (3 = unet-small's RGB, 1 = the held-out-style gray model).")
+    var inputChannels: [Int] = [3, 1]
     @Option(help: "Timed runs per model in each round.") var runs = 6
     @Option(help: "Interleaved rounds (the figure is the median of the rounds' medians).") var rounds = 5
     @Option(help: "Batch size of the latency runs.") var batch = 8
+    @Flag(name: .customLong("no-layer-timing"), help: "Factorise by rank alone, without timing each pair against its full layer.")
+    var noLayerTiming = false
 
     func validate() throws {
-        guard baseFilters >= 1, runs >= 1, rounds >= 1, batch >= 1, inputChannels >= 1 else {
+        guard baseFilters >= 1, runs >= 1, rounds >= 1, batch >= 1, !inputChannels.isEmpty, inputChannels.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--base-filters, --runs, --rounds, --batch and --input-channels must be positive")
         }
         guard imageSize >= 16, imageSize % 16 == 0 else { throw ValidationError("--image-size must be a multiple of 16") }
     }
 
     func run() throws {
-        let model = UNet(config: UNetConfig(inputChannels: inputChannels, baseFilters: baseFilters, depth: 4), seed: 1)
         print("CPU \(CPUModel.name); OpenBLAS \(BLAS.coreName), \(BLAS.threads) threads")
+        for channels in inputChannels { try benchmark(inputChannels: channels) }
+    }
+
+    private func benchmark(inputChannels: Int) throws {
+        let model = UNet(config: UNetConfig(inputChannels: inputChannels, baseFilters: baseFilters, depth: 4), seed: 1)
+        print("")
         print("U-Net base \(baseFilters), \(imageSize)x\(imageSize)x\(inputChannels): \(model.parameterCount) parameters, "
               + String(format: "%.3f GFLOP/image; batch %d, %d rounds of %d interleaved runs per model",
                        Double(model.flopsPerImage(height: imageSize, width: imageSize)) / 1e9, batch, rounds, runs))
@@ -38,17 +50,22 @@ struct BenchCompression: ParsableCommand {
         print(String(format: "self-check (model against an unchanged copy): %.3fx wall (rounds %@), %.3fx CPU: %@",
                      same.speedUp, roundList(same), same.cpuSpeedUp ?? 0,
                      ok ? "within 1.00 ± 0.03" : "OUTSIDE 1.00 ± 0.03: the machine is too noisy for the figures below"))
-        print("| method | params after | param reduction | FLOP reduction | factorised | SVD s | baseline ms/img | compressed ms/img | speed-up wall | rounds | speed-up CPU | / FLOP ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        let timing = noLayerTiming ? nil : LayerTiming(batch: batch, runs: 7)
+        print("| method | params after | param reduction | FLOP reduction | FLOP ratio | factorised | kept full: not faster | SVD+timing s "
+              + "| baseline ms/img | compressed ms/img | speed-up wall | rounds | speed-up CPU | CPU speed-up / FLOP ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         let methods: [CompressionMethod] = [.svd(rank: 50), .svd(rank: 100), .svd(rank: 150), .arsvd(tau: 0.95), .arsvd(tau: 0.9), .arsvd(tau: 0.85)]
         for method in methods {
-            let (compressed, s) = try ModelCompressor.compress(model: model, method: method, imageSize: imageSize)
+            let start = monotonicSeconds()
+            let (compressed, s) = try ModelCompressor.compress(model: model, method: method, imageSize: imageSize, layerTiming: timing)
+            let seconds = monotonicSeconds() - start
             let latency = try Latency.compareInferenceLatency(baseline: model, compressed: compressed, batch: batch,
                                                               imageSize: imageSize, runs: runs, warmup: 2, rounds: rounds)
             let flopRatio = Double(s.flopsBefore) / Double(max(1, s.flopsAfter))
-            print(String(format: "| %@ | %d | %.1f%% | %.1f%% | %d/%d | %.3f | %.2f | %.2f | %.2fx | %@ | %.2fx | %.2f |",
-                         method.description, s.parametersAfter, s.parameterReductionPercent, s.flopReductionPercent,
-                         s.factorisedLayerCount, s.layers.count, s.decompositionSeconds,
+            let slower = s.layers.filter { if case .slowerThanFull = $0.skipReason { true } else { false } }.count
+            print(String(format: "| %@ | %d | %.1f%% | %.1f%% | %.2f | %d/%d | %d | %.2f | %.2f | %.2f | %.2fx | %@ | %.2fx | %.2f |",
+                         method.description, s.parametersAfter, s.parameterReductionPercent, s.flopReductionPercent, flopRatio,
+                         s.factorisedLayerCount, s.layers.count, slower, seconds,
                          latency.baseline.medianMsPerImage, latency.compressed.medianMsPerImage, latency.speedUp,
                          roundList(latency), latency.cpuSpeedUp ?? 0, (latency.cpuSpeedUp ?? 0) / flopRatio))
         }

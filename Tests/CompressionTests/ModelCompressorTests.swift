@@ -171,6 +171,95 @@ final class ModelCompressorTests: XCTestCase {
         XCTAssertEqual(loaded.forward(x, training: false), compressed.forward(x, training: false))
     }
 
+    /// With layer timing, a pair that does not run faster than its full layer is not used: the slot
+    /// keeps the full convolution (its outputs unchanged, its FLOPs counted as full) and says why,
+    /// with both figures. A timer stands in for the clock so the decision is the test's.
+    func testPairsThatAreNotFasterStayFullAndSayWhy() throws {
+        let model = randomisedUNet(tiny, seed: 23)
+        var timed: [String] = []
+        var options = ModelCompressor.Options()
+        options.layerTimer = { full, pair in
+            timed.append(full.name)
+            XCTAssertEqual(pair.inChannels, full.inChannels)
+            XCTAssertEqual(pair.outChannels, full.outChannels)
+            // enc1_conv2 and dec0_conv1: the pair measures slower (equal counts as not faster too).
+            switch full.name {
+            case "enc1_conv2": return (fullMs: 1.0, factorisedMs: 1.5)
+            case "dec0_conv1": return (fullMs: 2.0, factorisedMs: 2.0)
+            default: return (fullMs: 2.0, factorisedMs: 1.0)
+            }
+        }
+        let (compressed, summary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, options: options)
+        let (untimed, plain) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16)
+        // Only pairs that would be used are timed: not the head, not layers past break-even.
+        XCTAssertEqual(timed, plain.layers.filter(\.factorised).map(\.name))
+        XCTAssertGreaterThanOrEqual(timed.count, 4)
+        let byName = Dictionary(uniqueKeysWithValues: summary.layers.map { ($0.name, $0) })
+        let slow = try XCTUnwrap(byName["enc1_conv2"])
+        XCTAssertFalse(slow.factorised)
+        XCTAssertNil(slow.rank)
+        XCTAssertEqual(slow.chosenRank, 2)
+        XCTAssertEqual(slow.skipReason, .slowerThanFull(fullMs: 1.0, factorisedMs: 1.5))
+        XCTAssertEqual(slow.skipReasonText, "factorised not faster: 1.500 ms/image vs full 1.000 (measured)")
+        XCTAssertEqual(slow.flopsAfter, slow.flopsBefore)
+        XCTAssertEqual(slow.parametersAfter, slow.parametersBefore)
+        XCTAssertEqual(slow.measuredFullMs, 1.0)
+        XCTAssertEqual(slow.measuredFactorisedMs, 1.5)
+        XCTAssertEqual(byName["dec0_conv1"]?.skipReason, .slowerThanFull(fullMs: 2.0, factorisedMs: 2.0))
+        let fast = try XCTUnwrap(byName["enc1_conv1"])
+        XCTAssertTrue(fast.factorised)
+        XCTAssertEqual(fast.measuredFactorisedMs, 1.0)
+        // The model holds exactly the pairs the summary says, and the rest as they were.
+        for (layer, decision) in zip(compressed.convolutions, summary.layers) {
+            XCTAssertEqual(layer is LowRankConv2D, decision.factorised, decision.name)
+        }
+        XCTAssertEqual(summary.factorisedLayerCount, plain.factorisedLayerCount - 2)
+        // The model's FLOPs: the plain compression's, with the two slots back at their full cost.
+        let plainByName = Dictionary(uniqueKeysWithValues: plain.layers.map { ($0.name, $0) })
+        let restored = ["enc1_conv2", "dec0_conv1"].map { byName[$0]!.flopsBefore - plainByName[$0]!.flopsAfter }.reduce(0, +)
+        XCTAssertGreaterThan(restored, 0)
+        XCTAssertEqual(summary.flopsAfter, plain.flopsAfter + restored)
+        let x = randomTensor([2, 16, 16, 3], seed: 6, scale: 0.5, offset: 0.5)
+        XCTAssertEqual(compressed.convolutions.first { $0.name == "enc1_conv2" } is Conv2D, true)
+        XCTAssertNotEqual(compressed.forward(x, training: false), untimed.forward(x, training: false))
+        // The reason survives JSON with its figures.
+        let json = try JSONEncoder().encode(summary)
+        XCTAssertTrue(String(decoding: json, as: UTF8.self).contains("slowerThanFull"))
+        XCTAssertEqual(try JSONDecoder().decode(CompressionSummary.self, from: json), summary)
+    }
+
+    /// Layer timing on this machine: every pair that would be used is timed (CPU time, positive),
+    /// and it is used exactly when it measured faster; the summary records the timing settings.
+    func testLayerTimingOnThisMachineDecidesByItsMeasurements() throws {
+        let model = randomisedUNet(tiny, seed: 24)
+        let timing = LayerTiming(batch: 2, runs: 3)
+        let (compressed, summary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, layerTiming: timing)
+        let (_, plain) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16)
+        XCTAssertEqual(summary.layerTiming, timing)
+        XCTAssertNil(plain.layerTiming)
+        for (d, p) in zip(summary.layers, plain.layers) {
+            guard p.factorised else {
+                XCTAssertNil(d.measuredFullMs, d.name)
+                XCTAssertEqual(d.skipReason, p.skipReason, d.name)
+                continue
+            }
+            let full = try XCTUnwrap(d.measuredFullMs, d.name), pair = try XCTUnwrap(d.measuredFactorisedMs, d.name)
+            XCTAssertGreaterThanOrEqual(full, 0, d.name)
+            XCTAssertGreaterThanOrEqual(pair, 0, d.name)
+            XCTAssertEqual(d.factorised, pair < full, d.name)
+            if !d.factorised { XCTAssertEqual(d.skipReason, .slowerThanFull(fullMs: full, factorisedMs: pair), d.name) }
+        }
+        XCTAssertEqual(compressed.convolutions.filter { $0 is LowRankConv2D }.count, summary.factorisedLayerCount)
+        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16,
+                                                          layerTiming: LayerTiming(batch: 0, runs: 3))) {
+            XCTAssertEqual("\($0)", "layer timing: batch must be at least 1, got 0")
+        }
+        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16,
+                                                          layerTiming: LayerTiming(batch: 1, runs: 0))) {
+            XCTAssertEqual("\($0)", "layer timing: runs must be at least 1, got 0")
+        }
+    }
+
     func testBadRequestsAreClearErrors() {
         let model = UNet(config: tiny, seed: 1)
         XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 0), imageSize: 16)) {

@@ -52,9 +52,12 @@ final class WinogradTests: XCTestCase {
             let x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(10 + index))
             let k = randomTensor([3, 3, s.cin, s.cout], seed: UInt64(20 + index), scale: 0.1)
             let b = index % 2 == 0 ? randomTensor([s.cout], seed: UInt64(30 + index)) : nil
-            let err = errorRelativeToScale(winograd(x, kernel: k, bias: b).storage, directConvolution(x, kernel: k, bias: b))
+            let y = winograd(x, kernel: k, bias: b)
+            let err = errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: b))
             worst = max(worst, err)
             XCTAssertLessThan(err, 1e-5, "shape \(s)")
+            // The fused ReLU is exactly the clamp of the same sums.
+            XCTAssertEqual(winograd(x, kernel: k, bias: b, relu: true).storage, y.storage.map { max($0, 0) }, "shape \(s)")
         }
         print("Winograd F(2x2,3x3): worst error relative to the output's scale \(worst)")
     }

@@ -1,0 +1,71 @@
+#include "ckernels.h"
+
+/* Eight floats, unaligned: tensors start anywhere. Without AVX the compiler splits each operation
+   into two SSE ones; with it (the avx2 clone below) they are single instructions. */
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+
+/* Macros, not functions: a function taking or returning v8 would have a different ABI in each clone. */
+#define load8(p) (*(const v8 *)(p))
+#define store8(p, v) (*(v8 *)(p) = (v))
+
+#define INPUT_TRANSFORM(T, LOAD, STORE)                                                          \
+    do {                                                                                         \
+        T d00 = LOAD(d[0] + ch), d01 = LOAD(d[1] + ch), d02 = LOAD(d[2] + ch), d03 = LOAD(d[3] + ch);     \
+        T d10 = LOAD(d[4] + ch), d11 = LOAD(d[5] + ch), d12 = LOAD(d[6] + ch), d13 = LOAD(d[7] + ch);     \
+        T d20 = LOAD(d[8] + ch), d21 = LOAD(d[9] + ch), d22 = LOAD(d[10] + ch), d23 = LOAD(d[11] + ch);   \
+        T d30 = LOAD(d[12] + ch), d31 = LOAD(d[13] + ch), d32 = LOAD(d[14] + ch), d33 = LOAD(d[15] + ch); \
+        /* Rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3. */                       \
+        T t[4][4] = {{d00 - d20, d01 - d21, d02 - d22, d03 - d23},                               \
+                     {d10 + d20, d11 + d21, d12 + d22, d13 + d23},                               \
+                     {d20 - d10, d21 - d11, d22 - d12, d23 - d13},                               \
+                     {d10 - d30, d11 - d31, d12 - d32, d13 - d33}};                              \
+        /* Columns, the same on each row. */                                                     \
+        for (int r = 0; r < 4; r++) {                                                            \
+            STORE(out + (r * 4) * stride + ch, t[r][0] - t[r][2]);                               \
+            STORE(out + (r * 4 + 1) * stride + ch, t[r][1] + t[r][2]);                           \
+            STORE(out + (r * 4 + 2) * stride + ch, t[r][2] - t[r][1]);                           \
+            STORE(out + (r * 4 + 3) * stride + ch, t[r][1] - t[r][3]);                           \
+        }                                                                                        \
+    } while (0)
+
+#define LOAD1(p) (*(p))
+#define STORE1(p, v) (*(p) = (v))
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, long stride) {
+    long ch = 0;
+    for (; ch + 8 <= c; ch += 8) INPUT_TRANSFORM(v8, load8, store8);
+    for (; ch < c; ch++) INPUT_TRANSFORM(float, LOAD1, STORE1);
+}
+
+#define OUTPUT_TRANSFORM(T, LOAD, STORE, ZERO, BIAS, MAX0)                                       \
+    do {                                                                                         \
+        T a[16];                                                                                 \
+        for (int k = 0; k < 16; k++) a[k] = LOAD(m + k * stride + ch);                           \
+        /* Rows: o0 = m0 + m1 + m2, o1 = m1 - m2 - m3; then the same on the columns. */          \
+        T o0[4], o1[4];                                                                          \
+        for (int j = 0; j < 4; j++) {                                                            \
+            o0[j] = a[j] + a[4 + j] + a[8 + j];                                                  \
+            o1[j] = a[4 + j] - a[8 + j] - a[12 + j];                                             \
+        }                                                                                        \
+        T b = bias ? BIAS : ZERO;                                                                \
+        T v[4] = {o0[0] + o0[1] + o0[2] + b, o0[1] - o0[2] - o0[3] + b,                          \
+                  o1[0] + o1[1] + o1[2] + b, o1[1] - o1[2] - o1[3] + b};                         \
+        for (int i = 0; i < 4; i++) {                                                            \
+            if (!y[i]) continue;                                                                 \
+            STORE(y[i] + ch, relu ? MAX0(v[i]) : v[i]);                                          \
+        }                                                                                        \
+    } while (0)
+
+typedef int i8 __attribute__((vector_size(32), aligned(4)));
+/* Lanes below zero cleared (NaN kept, as the scalar form does). */
+#define max0_8(v) ((v8)((i8)(v) & ~((v) < zero8)))
+#define max0_1(v) ((v) < 0 ? 0.0f : (v))
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[4]) {
+    long ch = 0;
+    v8 zero8 = {0};
+    for (; ch + 8 <= c; ch += 8) OUTPUT_TRANSFORM(v8, load8, store8, zero8, load8(bias + ch), max0_8);
+    for (; ch < c; ch++) OUTPUT_TRANSFORM(float, LOAD1, STORE1, 0.0f, bias[ch], max0_1);
+}
