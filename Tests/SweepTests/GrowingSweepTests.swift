@@ -28,7 +28,7 @@ final class GrowingSweepTests: XCTestCase {
         let m = PlanMerge.merge(existing: old, planned: grown, allowChanges: false)
         XCTAssertEqual(m.changes, [])
         XCTAssertEqual(m.kept, ["train-s1": "train-s1", "svd-r2-ftlr0.0001-s1": "svd-r2-s1"])
-        XCTAssertEqual(m.added.map(\.id), ["svd-r2-ftlr0.0003-s1", "svd-r3-ftlr0.0001-s1", "svd-r3-ftlr0.0003-s1"])
+        XCTAssertEqual(m.added.map(\.id), ["svd-r3-ftlr0.0001-s1", "svd-r2-ftlr0.0003-s1", "svd-r3-ftlr0.0003-s1"])
         XCTAssertTrue(m.added.allSatisfy { $0.deps == ["train-s1"] })
 
         // A changed baseline setting: refused, naming the setting and every job it invalidates.
@@ -74,7 +74,7 @@ final class GrowingSweepTests: XCTestCase {
         let second = try c.startCoordinator(tag: "-2")
         try c.startWorker("b")
         XCTAssertEqual(second.wait(120), 0, second.output)
-        XCTAssertTrue(second.output.contains("2 job(s) kept, 3 new: svd-r2-ftlr0.0003-s1, svd-r3-ftlr0.0001-s1, svd-r3-ftlr0.0003-s1"), second.output)
+        XCTAssertTrue(second.output.contains("2 job(s) kept, 3 new: svd-r3-ftlr0.0001-s1, svd-r2-ftlr0.0003-s1, svd-r3-ftlr0.0003-s1"), second.output)
         let after = try c.store().results()
         XCTAssertEqual(after.count, 5)
         for r in before { XCTAssertEqual(after.first { $0.job == r.job }, r, "\(r.job) kept its result, not run again") }

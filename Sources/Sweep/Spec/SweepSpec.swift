@@ -391,7 +391,7 @@ struct YAMLMap {
     /// non-empty and without repeats. Errors name the key and the line of the offending value.
     func axis<T: Equatable>(_ key: String, _ what: String, _ read: (Node) -> T?, check: (T) -> String? = { _ in nil }) throws -> [T]? {
         guard let n = raw(key) else { return nil }
-        let items = n.sequence.map(Array.init) ?? [n]
+        let items = n.sequence.map { Array($0) } ?? [n]
         if n.sequence != nil && items.isEmpty { throw error(key, "needs at least one value") }
         var out: [T] = []
         for item in items {
