@@ -95,7 +95,7 @@ final class TargetSearchTests: XCTestCase {
         XCTAssertEqual(tauProbe.job, "arsvd-t0.81-s1")
 
         for (yaml, expected) in [("target: {method: svd}\n", "target (line 1) needs recovery"),
-                                 ("target: {recovery: 99}\n", "target.recovery (line 1) is a fraction"),
+                                 ("target: {recovery: 99}\n", "target.recovery (line 1) is a share of the baseline's Dice"),
                                  ("target: {recovery: 0.9, method: lasso}\n", "must be svd, arsvd or both"),
                                  ("target: {recovery: 0.9, rank_range: [9, 2]}\n", "rank_range (line 1) must be [lowest, highest]")] {
             XCTAssertThrowsError(try SweepSpec.parse(yaml: yaml, file: "t.yaml")) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
@@ -156,6 +156,9 @@ final class TargetSearchClusterTests: XCTestCase {
         for (job, r) in probed { replay.record(try XCTUnwrap(definitions[0].index(ofJob: job)), recovery: r) }
         XCTAssertTrue(replay.finished)
         let a = replay.answer
+        // The figures for the note: the search's answer beside the full grid.
+        print("target recovery \(target): search (\(probed.count) jobs) meets \(a.meets.map { "\($0)" } ?? "-") misses \(a.misses.map { "\($0)" } ?? "-"); grid "
+              + (1 ... 8).map { "r\($0)=\(String(format: "%.4f", gridRecovery["svd-r\($0)-s1"]!))" }.joined(separator: " "))
         XCTAssertTrue(a.tight, "\(a)")
         let rank = { (v: Double) in "svd-r\(Int(v))-s1" }
         if let meets = a.meets { XCTAssertGreaterThanOrEqual(gridRecovery[rank(meets)]!, target, "the grid agrees it meets") }
