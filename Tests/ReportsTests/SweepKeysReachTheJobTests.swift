@@ -35,8 +35,8 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             validation_split: 0.2
             """
         let top = Set(yaml.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
-        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model"]).isSubset(of: top),
-                      "the test sets every pipeline key (synthetic and baseline_model: the next tests)")
+        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model", "target"]).isSubset(of: top),
+                      "the test sets every pipeline key (synthetic and baseline_model: the next tests; target: TargetSearchTests)")
         let (sweep, jobs) = try plan(yaml)
         XCTAssertEqual(sweep.maxAttempts, 6)
         XCTAssertEqual(sweep.jobTimeout, 123.5)
