@@ -31,6 +31,7 @@ final class RetryTests: XCTestCase {
         let sweep = try String(contentsOfFile: Harness.root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
             .replacingOccurrences(of: "max_attempts: 2", with: "max_attempts: 1")
             .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9]}", with: "{svd_ranks: [2], arsvd_taus: []}")
+            + "job_timeout: 0.001\n"   // the baseline cannot finish in time: it fails, and its compress job with it
         let c = Cluster("retry", sweep: sweep)
         let coord = try c.startCoordinator()
 
@@ -39,8 +40,8 @@ final class RetryTests: XCTestCase {
         XCTAssertEqual(refused.process.terminationStatus, 1)
         XCTAssertTrue(refused.output.contains("is in use by a running coordinator (pid \(coord.pid))"), refused.output)
 
-        // A worker that dies in its first job: with one attempt allowed the baseline fails, and its compress job with it.
-        try c.startWorker("crashy", extra: ["--fault", "crash-mid-job"])
+        // With one attempt allowed the timed-out baseline fails, and its compress job with it.
+        try c.startWorker("first")
         XCTAssertEqual(coord.wait(120), 2, coord.output)
         XCTAssertEqual(c.count("SELECT COUNT(*) FROM jobs WHERE state = 'failed'"), 2)
 
@@ -55,11 +56,12 @@ final class RetryTests: XCTestCase {
         XCTAssertEqual(rows.map(\.state), [.queued, .queued])
         XCTAssertEqual(rows.map(\.failures), [0, 0])
 
-        let again = try c.startCoordinator(tag: "-2")
+        let again = try c.startCoordinator(extra: ["--job-timeout", "600"], tag: "-2")
         try c.startWorker("good")
         XCTAssertEqual(again.wait(120), 0, again.output)
         XCTAssertEqual(c.count("SELECT COUNT(*) FROM results"), 2)
         let attempts = try c.store().attempts(job: "train-s1")
-        XCTAssertEqual(attempts.map(\.outcome), [.dead, .done], "the retry is attempt 2; attempt 1 stays in the history")
+        XCTAssertEqual(attempts.map(\.outcome), [.failed, .done], "the retry is attempt 2; attempt 1 stays in the history")
+        XCTAssertTrue(attempts[0].reason?.contains("timed out") ?? false, "\(attempts)")
     }
 }

@@ -111,11 +111,13 @@ final class TargetSearchClusterTests: XCTestCase {
         image_size: 32
         model: {base_filters: 4, depth: 2, channels: 3}
         baseline: {epochs: 2, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3, augment: true}
-        fine_tune: {epochs: 1, lr: 0.0001}
+        fine_tune: {epochs: 0}
         seeds: [1]
         max_attempts: 2
 
         """
+    // No fine-tuning: the recovery is the factorised model's, which rises with the rank (with
+    // fine-tuning, a 2-epoch baseline is beaten at random ranks and the curve is noise).
 
     func recoveries(_ c: Cluster) throws -> [String: Double] {
         var out: [String: Double] = [:]
@@ -133,9 +135,10 @@ final class TargetSearchClusterTests: XCTestCase {
         XCTAssertEqual(g.wait(300), 0, g.output)
         let gridRecovery = try recoveries(grid)
         XCTAssertEqual(gridRecovery.count, 8)
-        let values = gridRecovery.values.sorted()
-        XCTAssertLessThan(values.first!, values.last!, "the ranks differ in recovery: \(gridRecovery)")
-        let target = (values.first! + values.last!) / 2
+        let lowest = gridRecovery["svd-r1-s1"]!, highest = gridRecovery["svd-r8-s1"]!
+        XCTAssertLessThan(lowest, highest, "rank 8 keeps more than rank 1: \(gridRecovery)")
+        // Rank 1 misses and rank 8 meets: a bracket exists between them.
+        let target = (lowest + highest) / 2
 
         let search = Cluster("search", sweep: Self.base + "target: {recovery: \(target), method: svd, max_jobs: 5, rank_range: [1, 8]}\n")
         let s = try search.startCoordinator()
@@ -160,6 +163,8 @@ final class TargetSearchClusterTests: XCTestCase {
         print("target recovery \(target): search (\(probed.count) jobs) meets \(a.meets.map { "\($0)" } ?? "-") misses \(a.misses.map { "\($0)" } ?? "-"); grid "
               + (1 ... 8).map { "r\($0)=\(String(format: "%.4f", gridRecovery["svd-r\($0)-s1"]!))" }.joined(separator: " "))
         XCTAssertTrue(a.tight, "\(a)")
+        XCTAssertNotNil(a.meets, "\(a)")
+        XCTAssertNotNil(a.misses, "\(a)")
         let rank = { (v: Double) in "svd-r\(Int(v))-s1" }
         if let meets = a.meets { XCTAssertGreaterThanOrEqual(gridRecovery[rank(meets)]!, target, "the grid agrees it meets") }
         if let misses = a.misses { XCTAssertLessThan(gridRecovery[rank(misses)]!, target, "the grid agrees it misses") }
