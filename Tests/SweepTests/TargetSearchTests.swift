@@ -116,8 +116,9 @@ final class TargetSearchClusterTests: XCTestCase {
         max_attempts: 2
 
         """
-    // No fine-tuning: the recovery is the factorised model's, which rises with the rank (with
-    // fine-tuning, a 2-epoch baseline is beaten at random ranks and the curve is noise).
+    // No fine-tuning (shorter). A 2-epoch baseline makes the recovery curve noisy (not monotone in
+    // the rank), so the test checks what bisection promises: the bracket it closes is a neighbouring
+    // miss/meet pair by the grid's own numbers.
 
     func recoveries(_ c: Cluster) throws -> [String: Double] {
         var out: [String: Double] = [:]
