@@ -44,7 +44,8 @@ public enum Charts {
 
     // MARK: 1. Dice after fine-tuning against parameter reduction
 
-    static func pareto(_ rows: [ResultRow]) -> Chart {
+    /// `group`: a baseline configuration's label; its chart gets its own id and title.
+    static func pareto(_ rows: [ResultRow], group: (index: Int, label: String)? = nil) -> Chart {
         let done = rows.filter { $0.kind == "compress" && $0.diceAfterFineTune != nil && $0.parameterReductionPercent != nil }
         func series(_ method: String, _ name: String, _ shape: MarkerShape) -> Series {
             let mine = done.filter { $0.method == method }
@@ -57,7 +58,7 @@ public enum Charts {
         let points = done.map { (x: $0.parameterReductionPercent!, y: $0.diceAfterFineTune!) }
         var front = Series(name: "Pareto front", colour: Palette.front, points: Pareto.front(points).map { points[$0] }, dash: "5 3")
         front.width = 2
-        var panel = XYPanel(title: "1. Dice after fine-tuning vs parameter reduction",
+        var panel = XYPanel(title: group.map { "Dice after fine-tuning vs parameter reduction: \($0.label)" } ?? "1. Dice after fine-tuning vs parameter reduction",
                             xLabel: "parameter reduction (% of baseline parameters)", yLabel: "test Dice after fine-tuning (0–1)",
                             series: [front, series("svd", "SVD (fixed rank)", .circle), series("arsvd", "ARSVD (energy tau)", .triangle)])
         panel.references = baselineReferences(rows, threshold: Recommendation.recoveryThreshold)
@@ -70,7 +71,7 @@ public enum Charts {
         legend += panel.references.map { LegendEntry($0.label, colour: $0.colour, sample: .line(dash: $0.dash)) }
         ChartDrawing.legend(doc, legend, x: r.right + 20, y: r.y)
         if let note = missingNote(rows) { doc.text(r.x, r.bottom + 52, note, size: 10.5, fill: "#b00020") }
-        return Chart(id: "pareto", title: panel.title, caption:
+        return Chart(id: group.map { "pareto-\($0.index + 1)" } ?? "pareto", title: panel.title, caption:
             "Each point is one compression job: its parameter reduction against its test Dice after fine-tuning; SVD and ARSVD in two colours and shapes. "
             + "The dashed green line joins the Pareto front (no other job has both a larger reduction and a higher Dice); the grey line is the baseline's Dice, the pink dotted line \(Int(Recommendation.recoveryThreshold))% of it.",
             svg: doc.render())

@@ -54,6 +54,23 @@ public struct ReportContent: Sendable {
 
     public var multiSeed: Bool { Set(rows.compactMap(\.seed)).count > 1 }
 
+    /// The rows by baseline configuration (one group when no baseline axis varies).
+    public var groups: [BaselineGroup] { BaselineGroup.of(tableRows) }
+    /// Each group's Pareto chart, when there are several groups.
+    public var groupCharts: [Chart] = []
+    /// The targeted searches' answers (`target:`).
+    public var targetAnswers: [TargetAnswer] = []
+
+    /// The summary across baseline configurations: label, baseline Dice, the most compressive
+    /// setting that keeps `Recommendation.recoveryThreshold`, its reduction and Dice.
+    public static let groupSummaryHeader = ["Baseline configuration", "Baseline Dice", "Most compressive kept", "Param reduction", "Dice after FT"]
+    public func groupSummaryCells(_ g: BaselineGroup) -> [String] {
+        let dash = "–", kept = g.mostCompressiveKept
+        return [g.label, g.baselineDice.map { String(format: "%.4f", $0) } ?? dash, kept.map { $0.label + " (\($0.job))" } ?? "none",
+                kept?.parameterReductionPercent.map { String(format: "%.1f%%", $0) } ?? dash,
+                kept?.diceAfterFineTune.map { String(format: "%.4f", $0) } ?? dash]
+    }
+
     /// "complete: 4 done, 0 failed" or "partial: 2 done, 1 failed, 1 running, 3 queued".
     public var statusLine: String {
         let counts = ["done", "failed", "running", "queued"].map { s in (s, jobs.filter { $0.status.rawValue == s }.count) }
@@ -65,8 +82,8 @@ public struct ReportContent: Sendable {
     /// Rows in table order: each seed's baseline first, then its compression jobs (SVD by rank, ARSVD by tau).
     public var tableRows: [ResultRow] {
         rows.sorted { a, b in
-            func key(_ r: ResultRow) -> (Int, Int, String, Double) {
-                (r.seed ?? 0, r.method == "baseline" ? 0 : 1, r.method == "baseline" ? "" : r.method == "svd" ? "a" : "b",
+            func key(_ r: ResultRow) -> (String, Int, Int, String, Double) {
+                (GridAxis.groupLabel(r.axes), r.seed ?? 0, r.method == "baseline" ? 0 : 1, r.method == "baseline" ? "" : r.method == "svd" ? "a" : "b",
                  Double(r.rank ?? 0) + (r.tau.map { -$0 } ?? 0))
             }
             return key(a) < key(b)

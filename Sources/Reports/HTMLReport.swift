@@ -42,6 +42,34 @@ public enum HTMLReport {
         }
         h.append("</tbody></table>")
 
+        if !c.targetAnswers.isEmpty {
+            h.append("<h2>Targeted search</h2>")
+            h.append("<p class=\"meta\">The most compressive setting whose Dice after fine-tuning keeps the target share of the baseline's, and the next more compressive one that misses it (the bracket).</p><ul>")
+            for a in c.targetAnswers { h.append("<li>\(e(a.sentence))</li>") }
+            h.append("</ul>")
+        }
+        let groups = c.groups
+        if groups.count > 1 {
+            h.append("<h2>By baseline configuration</h2>")
+            h.append("<p class=\"meta\">Most compressive kept: the largest parameter reduction whose Dice after fine-tuning keeps \(Int(Recommendation.recoveryThreshold))% of its own baseline's.</p>")
+            h.append("<table><thead><tr>" + ReportContent.groupSummaryHeader.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
+            for g in groups { h.append("<tr>" + c.groupSummaryCells(g).map { "<td>\(e($0))</td>" }.joined() + "</tr>") }
+            h.append("</tbody></table>")
+            for (i, g) in groups.enumerated() {
+                h.append("<h3>\(e(g.label))</h3><table>")
+                h.append("<thead><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
+                for r in g.rows {
+                    h.append("<tr\(r.method == "baseline" ? " class=\"baseline\"" : "") title=\"\(e(r.job))\">"
+                             + ComparisonTable.cells(r, multiSeed: c.multiSeed).map { "<td>\(e($0))</td>" }.joined() + "</tr>")
+                }
+                h.append("</tbody></table>")
+                if i < c.groupCharts.count {
+                    let chart = c.groupCharts[i]
+                    h.append("<figure id=\"\(e(chart.id))\">" + chart.svg + "<figcaption>\(e(chart.caption))</figcaption></figure>")
+                }
+            }
+        }
+
         h.append("<h2>Which method works best</h2>")
         h.append("<p>" + c.recommendation.sentences.map(e).joined(separator: " ") + "</p>")
 

@@ -15,6 +15,27 @@ public enum MarkdownReport {
         md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
         for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
         md.append("")
+        if !c.targetAnswers.isEmpty {
+            md.append("## Targeted search\n")
+            md.append("The most compressive setting whose Dice after fine-tuning keeps the target share of the baseline's, and the next more compressive one that misses it (the bracket).\n")
+            for a in c.targetAnswers { md.append("- " + escape(a.sentence)) }
+            md.append("")
+        }
+        let groups = c.groups
+        if groups.count > 1 {
+            md.append("## By baseline configuration\n")
+            md.append("Most compressive kept: the largest parameter reduction whose Dice after fine-tuning keeps \(Int(Recommendation.recoveryThreshold))% of its own baseline's.\n")
+            md.append(row(ReportContent.groupSummaryHeader))
+            md.append(row(ReportContent.groupSummaryHeader.enumerated().map { $0.offset == 0 || $0.offset == 2 ? "---" : "---:" }))
+            for g in groups { md.append(row(c.groupSummaryCells(g))) }
+            for g in groups {
+                md.append("\n### \(g.label)\n")
+                md.append(row(header))
+                md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
+                for r in g.rows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+            }
+            md.append("")
+        }
         md.append("## Which method works best\n")
         md.append(c.recommendation.paragraph + "\n")
         let problems = c.problemLines
@@ -31,7 +52,7 @@ public enum MarkdownReport {
         }
         md.append("## Charts\n")
         md.append("In `report.html` (self-contained, opens in any browser):\n")
-        for chart in c.charts { md.append("- **\(chart.title)** — \(chart.caption)") }
+        for chart in c.charts + c.groupCharts { md.append("- **\(chart.title)** — \(chart.caption)") }
         md.append("")
         md.append("## Overlays\n")
         if c.overlays.isEmpty { md.append("None written.") }

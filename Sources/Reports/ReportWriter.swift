@@ -46,8 +46,13 @@ public struct ReportWriter {
                 for o in overlayImages {
                     overlayData[o.file] = fm.contents(atPath: tmp + "/" + ReportWriter.files.overlays + "/" + o.file)
                 }
-                let content = ReportContent(stateDir: stateDir, generated: now, rows: rows, recommendation: recommendation,
+                var content = ReportContent(stateDir: stateDir, generated: now, rows: rows, recommendation: recommendation,
                                             charts: Charts.all(results, rows), overlays: overlayImages, notes: notes, jobs: results.jobs)
+                content.targetAnswers = TargetAnswer.all(results)
+                let groups = content.groups
+                if groups.count > 1 {
+                    content.groupCharts = groups.enumerated().map { Charts.pareto($0.element.rows, group: ($0.offset, $0.element.label)) }
+                }
                 statusLine = content.statusLine
                 try save(ResultsTable.csv(rows), tmp + "/" + ReportWriter.files.csv)
                 try save(json(content), tmp + "/" + ReportWriter.files.json)
@@ -66,6 +71,7 @@ public struct ReportWriter {
         var status: String
         var thresholds: [String: Double]
         var recommendation: Recommendation
+        var targetSearches: [TargetAnswer]
         var rows: [ResultRow]
         var overlays: [OverlayImage]
         var notes: [String]
@@ -76,7 +82,7 @@ public struct ReportWriter {
                                 complete: c.jobs.allSatisfy { $0.status == .done || $0.status == .failed }, status: c.statusLine,
                                 thresholds: ["recoveryPercent": Recommendation.recoveryThreshold,
                                              "weakBaselineDice": Recommendation.weakBaselineDice],
-                                recommendation: c.recommendation, rows: c.rows, overlays: c.overlays, notes: c.notes)
+                                recommendation: c.recommendation, targetSearches: c.targetAnswers, rows: c.rows, overlays: c.overlays, notes: c.notes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

@@ -14,6 +14,8 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var rank: Int?
     public var tau: Double?
     public var seed: Int?
+    /// The value of each varied grid axis (`GridAxis` raw value -> value) for this job.
+    public var axes: [String: String] = [:]
     /// `done`, `failed`, `running` or `queued`.
     public var status: String
     public var failureReason: String?
@@ -65,12 +67,16 @@ public struct ResultRow: Codable, Sendable, Equatable {
 /// The sweep's jobs as rows, and their CSV.
 public enum ResultsTable {
     public static func rows(_ results: SweepResults) -> [ResultRow] {
-        givenBaselineRows(results) + results.jobs.compactMap { job in
+        let varied = GridAxis.varied(results)
+        return givenBaselineRows(results) + results.jobs.compactMap { job in
+            var row: ResultRow
             switch job.kind {
-            case "train": return baselineRow(job, results)
-            case "compress": return compressRow(job)
+            case "train": row = baselineRow(job, results)
+            case "compress": row = compressRow(job)
             default: return nil
             }
+            for axis in varied { row.axes[axis.rawValue] = axis.value(job, results) }
+            return row
         }
     }
 
@@ -156,10 +162,15 @@ public enum ResultsTable {
 
     /// RFC 4180 CSV, one row per job; numbers in Swift's shortest round-trip form (the stored
     /// values exactly), empty cells where a value is missing.
+    /// One column per varied grid axis follows `seed` (none when the sweep varies only ranks, taus and seeds).
     public static func csv(_ rows: [ResultRow]) -> String {
-        var table = CSVTable(header: csvColumns)
+        let axes = GridAxis.allCases.map(\.rawValue).filter { a in rows.contains { $0.axes[a] != nil } }
+        let seedColumn = csvColumns.firstIndex(of: "seed")! + 1
+        var header = csvColumns
+        header.insert(contentsOf: axes, at: seedColumn)
+        var table = CSVTable(header: header)
         for r in rows {
-            let cells: [String?] = [
+            var cells: [String?] = [
                 r.job, r.kind, r.method, r.rank.map(String.init), r.tau.map(number), r.seed.map(String.init), r.status,
                 r.parameters.map(String.init), r.parameterReductionPercent.map(number), r.flops.map(String.init),
                 r.flopReductionPercent.map(number), r.latencyMs.map(number), r.baselineLatencyMs.map(number),
@@ -168,6 +179,7 @@ public enum ResultsTable {
                 r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
                 r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
             ]
+            cells.insert(contentsOf: axes.map { r.axes[$0] }, at: seedColumn)
             table.append(cells.map { $0 ?? "" })
         }
         return table.text

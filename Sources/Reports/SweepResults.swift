@@ -52,6 +52,8 @@ public struct SweepResults: Sendable {
     public var stateDir: String
     /// In plan order (train jobs first within each seed).
     public var jobs: [JobRecord]
+    /// The targeted searches of the sweep (`target:`), as the coordinator stored them.
+    public var searches: [SearchDefinition] = []
 
     public var trainJobs: [JobRecord] { jobs.filter { $0.kind == "train" } }
     public var compressJobs: [JobRecord] { jobs.filter { $0.kind == "compress" } }
@@ -77,8 +79,12 @@ public struct SweepResults: Sendable {
             throw ReportError("state dir \(stateDir) has no \(SweepStore.fileName) (not a sweep state dir)")
         }
         let jobRows: [JobRow], attemptRows: [AttemptRow], resultRows: [JobResultRow], workerRows: [WorkerRow]
+        var searches: [SearchDefinition] = []
         do {
             let store = try SweepStore(stateDir: stateDir, readOnly: true)
+            if let text = try store.meta("target_searches") {
+                searches = try decode([SearchDefinition].self, text, "\(stateDir)/\(SweepStore.fileName): meta target_searches")
+            }
             jobRows = try store.jobs()
             attemptRows = try store.attempts()
             resultRows = try store.results()
@@ -120,7 +126,7 @@ public struct SweepResults: Sendable {
             }
             jobs.append(job)
         }
-        return SweepResults(stateDir: stateDir, jobs: jobs)
+        return SweepResults(stateDir: stateDir, jobs: jobs, searches: searches)
     }
 
     /// JSON as the jobs write it (NaN and infinities as the strings "nan", "inf", "-inf").

@@ -38,6 +38,10 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed (overrides the sweep's job_timeout for this run).")
     var jobTimeout: Double?
 
+    @Flag(name: .customLong("allow-changes"),
+          help: "On an existing state dir: run jobs whose settings the sweep file changes as new jobs beside the old ones (otherwise refused).")
+    var allowChanges = false
+
     @OptionGroup var timingOptions: TimingOptions
     @OptionGroup var report: ReportOptions
     @OptionGroup var logging: LoggingOptions
@@ -66,6 +70,7 @@ struct CoordinatorCommand: ParsableCommand {
             o.insecure = insecure
             o.jobTimeout = jobTimeout
             o.timing = timingOptions.timing
+            o.allowChanges = allowChanges
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
             Log.role = "coordinator"
             _ = csupport_install_stop_handlers()

@@ -29,6 +29,7 @@ struct RankSweep: ParsableCommand {
             CoordinatorCommand.self,
             WorkerCommand.self,
             StatusCommand.self,
+            RetryCommand.self,
             ReportCommand.self,
             KeygenCommand.self,
             BenchCommand.self,

@@ -50,6 +50,10 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Progress display: auto, plain, none.") var progress = "auto"
 
+    @Flag(name: .customLong("allow-changes"),
+          help: "On an existing state dir: run jobs whose settings the sweep file changes as new jobs beside the old ones (otherwise refused).")
+    var allowChanges = false
+
     @OptionGroup var timingOptions: TimingOptions
     @OptionGroup var report: ReportOptions
     @OptionGroup var logging: LoggingOptions
@@ -70,8 +74,8 @@ struct RunCommand: ParsableCommand {
             var spec = try sweepFile.map { try SweepSpec.load(path: $0) } ?? SweepSpec.defaultPipeline
             if let s = svdRanks { spec.svdRanks = try ListFlag.ints(s, flag: "--svd-ranks") }
             if let t = arsvdTaus { spec.arsvdTaus = try ListFlag.doubles(t, flag: "--arsvd-taus") }
-            if let e = epochs { spec.training.epochs = e }
-            if let b = batchSize { spec.training.batchSize = b }
+            if let e = epochs { spec.training.epochs = e; spec.axes.epochs = nil }
+            if let b = batchSize { spec.training.batchSize = b; spec.axes.batchSize = nil }
             if let d = dataRoot { spec.dataRoot = UserPath.absolute(d); spec.synthetic = nil }
             if layout.options != DatasetOptions() { spec.datasetOptions = layout.options }
             if let m = model { spec.baselineModel = UserPath.absolute(m) }
@@ -87,6 +91,7 @@ struct RunCommand: ParsableCommand {
             o.sweep = spec
             o.sweepSource = sweepFile ?? "the default sweep"
             o.timing = timingOptions.timing
+            o.allowChanges = allowChanges
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
             let local = LocalWorkers()
             var args = ["--threads", String(t), "--cache-dir", dir + "/worker-cache"]

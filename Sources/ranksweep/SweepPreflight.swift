@@ -11,7 +11,7 @@ import Sweep
 enum SweepPreflight {
     static func check(_ spec: inout SweepSpec) throws {
         // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
-        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty
+        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty || spec.target != nil
         guard spec.pipeline, trains || compresses else { return }
         // The folder as the jobs will read it: the sweep file's dataset options included.
         let options = spec.datasetOptions

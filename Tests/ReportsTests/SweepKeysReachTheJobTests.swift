@@ -35,8 +35,8 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             validation_split: 0.2
             """
         let top = Set(yaml.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
-        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model"]).isSubset(of: top),
-                      "the test sets every pipeline key (synthetic and baseline_model: the next tests)")
+        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model", "target"]).isSubset(of: top),
+                      "the test sets every pipeline key (synthetic and baseline_model: the next tests; target: TargetSearchTests)")
         let (sweep, jobs) = try plan(yaml)
         XCTAssertEqual(sweep.maxAttempts, 6)
         XCTAssertEqual(sweep.jobTimeout, 123.5)
@@ -91,5 +91,47 @@ final class SweepKeysReachTheJobTests: XCTestCase {
         XCTAssertEqual(t.training, { var d = TrainingSettings(); d.seed = 3; return d }())
         let c = try CompressSpec(job: try JSONDecoder().decode(CompressJobSpec.self, from: Data(jobs[1].spec.utf8)), inputsDir: "/nowhere")
         XCTAssertEqual(c.fineTune, FineTuneSettings())
+    }
+
+    /// A list at every grid axis: each value reaches the jobs unchanged, every combination is
+    /// planned once, and the job ids name the values.
+    func testEveryAxisValueReachesItsJobsUnchanged() throws {
+        let (_, jobs) = try plan("""
+            synthetic: {count: 12, size: 40, seed: 5}
+            image_size: [32, 48]
+            model: {base_filters: [3, 5], depth: [1, 2], channels: 1}
+            baseline: {epochs: [2, 3], batch_size: [4, 6], lr: [0.0025, 0.0005], augment: [true, false]}
+            compression: {svd_ranks: [3], arsvd_taus: []}
+            fine_tune: {epochs: [1, 2], lr: [0.0007, 0.0009]}
+            seeds: [7, 8]
+            """)
+        struct Baseline: Hashable { var size, bf, depth, epochs, batch: Int; var lr: Float; var augment: Bool; var seed: Int }
+        var baselines = Set<Baseline>()
+        for job in jobs where job.kind == "train" {
+            let spec = try JSONDecoder().decode(TrainJobSpec.self, from: Data(job.spec.utf8))
+            let t = TrainSpec(job: spec, inputsDir: "/nowhere")
+            let b = Baseline(size: t.imageSize, bf: t.model.baseFilters, depth: t.model.depth, epochs: t.training.epochs,
+                             batch: t.training.batchSize, lr: t.training.learningRate, augment: t.training.augment, seed: spec.seed)
+            XCTAssertTrue(baselines.insert(b).inserted, "\(job.id) is planned once")
+            XCTAssertEqual(job.id, "train-is\(b.size)-bf\(b.bf)-d\(b.depth)-lr\(b.lr)-ep\(b.epochs)-bs\(b.batch)-\(b.augment ? "aug" : "noaug")-s\(b.seed)")
+            XCTAssertEqual(t.model.inputChannels, 1)
+        }
+        XCTAssertEqual(baselines.count, 256, "2 values at each of 7 baseline axes x 2 seeds")
+        XCTAssertEqual(Set(baselines.map(\.lr)), [Float(0.0025), Float(0.0005)])
+        var fineTunes = Set<String>()
+        let compresses = jobs.filter { $0.kind == "compress" }
+        XCTAssertEqual(compresses.count, 256 * 4)
+        for job in compresses {
+            let spec = try JSONDecoder().decode(CompressJobSpec.self, from: Data(job.spec.utf8))
+            let c = try CompressSpec(job: spec, inputsDir: "/nowhere")
+            let base = try JSONDecoder().decode(TrainJobSpec.self, from: Data(jobs.first { $0.id == spec.baselineJob }!.spec.utf8))
+            XCTAssertEqual(c.batchSize, base.training.batchSize)
+            XCTAssertEqual(spec.imageSize, base.imageSize)
+            XCTAssertEqual(spec.model, base.model)
+            XCTAssertEqual(c.fineTune.patience, FineTuneSettings().patience)
+            XCTAssertTrue(job.id.hasSuffix("-ftlr\(c.fineTune.learningRate)-ftep\(c.fineTune.epochs)-s\(spec.seed)"), job.id)
+            fineTunes.insert("\(c.fineTune.learningRate)/\(c.fineTune.epochs)")
+        }
+        XCTAssertEqual(fineTunes, ["0.0007/1", "0.0007/2", "0.0009/1", "0.0009/2"])
     }
 }

@@ -34,7 +34,8 @@ final class SweepSpecTests: XCTestCase {
             ("baseline: {epochs: 0}\n", "baseline.epochs (line 1) must be at least 1"),
             ("baseline: {lr: fast}\n", "baseline.lr (line 1) must be a number"),
             ("model: {base_filters: 16, dept: 3}\n", "unknown key model.dept"),
-            ("seeds: 42\n", "seeds (line 1) must be a list"),
+            ("seeds: []\n", "seeds (line 1) needs at least one value"),
+            ("seeds: {a: 1}\n", "seeds (line 1) must be an integer"),
             ("- a\n- b\n", "the top level must be a mapping"),
             ("noop: [1\n", "not valid YAML"),
             ("data_root: /x\nsynthetic: {count: 2}\n", "give data_root or synthetic"),
@@ -43,6 +44,52 @@ final class SweepSpecTests: XCTestCase {
             XCTAssertThrowsError(try SweepSpec.parse(yaml: yaml, file: "s.yaml"), yaml) { e in
                 XCTAssertTrue("\(e)".contains(expected), "\(yaml) -> \(e)")
                 XCTAssertTrue("\(e)".contains("s.yaml"), "\(e)")
+            }
+        }
+    }
+
+    func testGridAxesMakeTheProductSharingBaselines() throws {
+        let s = try SweepSpec.parse(yaml: """
+            synthetic: {count: 16, size: 32, seed: 3}
+            model: {base_filters: [4, 8], depth: 2}
+            baseline: {epochs: 2, lr: [0.001, 0.003]}
+            compression: {svd_ranks: [2], arsvd_taus: []}
+            fine_tune: {lr: [0.0001, 0.0002]}
+            seeds: 1
+            """, file: "s.yaml")
+        let jobs = try JobGraph.plan(s) { _, _ in ("", 0) }
+        let trains = jobs.filter { $0.kind == "train" }.map(\.id)
+        XCTAssertEqual(trains, ["train-bf4-lr0.001-s1", "train-bf4-lr0.003-s1", "train-bf8-lr0.001-s1", "train-bf8-lr0.003-s1"],
+                       "one baseline per (base_filters, lr); the fine-tune lr list does not multiply baselines")
+        let compress = jobs.filter { $0.kind == "compress" }
+        XCTAssertEqual(compress.count, 8)
+        XCTAssertEqual(Array(compress.map(\.id).prefix(2)), ["svd-r2-bf4-lr0.001-ftlr0.0001-s1", "svd-r2-bf4-lr0.001-ftlr0.0002-s1"])
+        for c in compress {
+            let spec = try JSONDecoder().decode(CompressJobSpec.self, from: Data(c.spec.utf8))
+            XCTAssertEqual(c.deps, [spec.baselineJob])
+            let base = try JSONDecoder().decode(TrainJobSpec.self, from: Data(jobs.first { $0.id == spec.baselineJob }!.spec.utf8))
+            XCTAssertEqual(base.model, spec.model, "\(c.id) compresses the baseline of its own model shape")
+            XCTAssertTrue(c.id.contains("lr\(base.training.learningRate)-"), c.id)
+            XCTAssertTrue(c.id.contains("ftlr\(spec.fineTune.learningRate)-"), c.id)
+        }
+        // Single values keep today's ids, so existing state dirs stay valid.
+        let plain = try JobGraph.plan(try SweepSpec.parse(yaml: "baseline: {lr: [0.001]}\ncompression: {svd_ranks: [2], arsvd_taus: []}\n", file: "s.yaml")) { _, _ in ("", 0) }
+        XCTAssertEqual(plain.map(\.id), ["train-s42", "svd-r2-s42"])
+    }
+
+    func testAxisErrorsNameKeyAndLine() {
+        let cases: [(String, String)] = [
+            ("baseline:\n  lr:\n    - 0.001\n    - fast\n", "s.yaml: baseline.lr (line 4) must be a number or a list of them, got \"fast\""),
+            ("model:\n  depth: [2, 0]\n", "model.depth (line 2) must be at least 1, got 0"),
+            ("fine_tune:\n  epochs: [1, 1]\n", "fine_tune.epochs (line 2) lists 1 twice"),
+            ("baseline: {augment: [true, maybe]}\n", "baseline.augment (line 1) must be true or false"),
+            ("image_size: [64, 4]\n", "image_size (line 1) must be at least 8"),
+            ("baseline: {batch_size: []}\n", "baseline.batch_size (line 1) needs at least one value"),
+            ("baseline_model: m.safetensors\nbaseline: {epochs: [1, 2]}\n", "a list at baseline.epochs has nothing to train"),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try SweepSpec.parse(yaml: yaml, file: "s.yaml"), yaml) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(yaml) -> \(e)")
             }
         }
     }
@@ -153,7 +200,7 @@ final class ArtifactTests: XCTestCase {
 
 final class StoreResumeTests: XCTestCase {
     /// Running jobs become queued (their attempt orphaned, not counted as a failure); finished
-    /// results stay; a second coordinator on the same dir with another sweep is refused.
+    /// results stay; a second coordinator on the same dir is refused while the first lives.
     func testResumeSemantics() throws {
         let dir = Harness.tempDir("resume")
         var spec = SweepSpec()
@@ -186,8 +233,9 @@ final class StoreResumeTests: XCTestCase {
         XCTAssertNotNil(c.acceptDone(JobRef(job: "noop-3", attempt: 1), worker: "w1", resultJSON: "{}", artifactsJSON: "{}", seconds: 0, now: 1),
                         "never dispatched attempt dropped")
 
-        spec.noop = 4
-        o.sweep = spec
-        XCTAssertThrowsError(try Coordinator(options: o)) { XCTAssertTrue("\($0)".contains("holds a different sweep"), "\($0)") }
+        // While it lives, the state dir is locked: a second coordinator (or `retry`) is refused, naming it.
+        XCTAssertThrowsError(try Coordinator(options: o)) {
+            XCTAssertTrue("\($0)".contains("is in use by a running coordinator (pid \(getpid()))"), "\($0)")
+        }
     }
 }

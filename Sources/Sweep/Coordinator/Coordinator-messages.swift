@@ -105,7 +105,7 @@ extension Coordinator {
             return
         }
         let h = try msg.decode(HelloHeader.self)
-        if terminalCount == jobs.count {
+        if terminalCount == jobs.count && searchesFinished {
             sendTo(route: route, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
             return
         }

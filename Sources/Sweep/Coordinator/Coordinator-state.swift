@@ -193,6 +193,7 @@ extension Coordinator {
             de.remainingDeps -= 1
             if de.remainingDeps == 0 && de.state == .waiting { makeReady(de) }
         }
+        searchResult(e, resultJSON: resultJSON)
         return nil
     }
 
@@ -231,6 +232,7 @@ extension Coordinator {
         terminalCount += 1
         ops.append(.failJob(job: e.planned.id, failures: e.failures, reason: reason))
         Log.warn("job \(e.planned.id) FAILED: \(reason)")
+        searchResult(e, resultJSON: nil)
         for d in e.dependents { failJob(jobs[d], reason: "dependency \(e.planned.id) failed") }
     }
 

@@ -14,6 +14,8 @@ public final class Coordinator {
     let timing: Timing
     let store: SweepStore
     let artifacts: ArtifactStore
+    /// Held while this coordinator lives: `retry` (and a second coordinator) refuse the state dir.
+    let lock: StateLock
     let context: ZMQContext
     var router: ZMQSocket!
 
@@ -25,6 +27,8 @@ public final class Coordinator {
     /// Jobs a restarted coordinator holds back until `notBefore` so their workers can reattach.
     var held: [Int] = []
     var producedArtifacts: [String: [String: String]] = [:]
+    /// Targeted searches (`target:`), whose probes are added as jobs while the sweep runs.
+    var searches: [SearchEntry] = []
     var terminalCount = 0
     var doneCount = 0
     var failedCount = 0
@@ -80,6 +84,8 @@ public final class Coordinator {
         if options.serverKeys != nil && options.allowlist.isEmpty {
             throw SweepError.invalid("CURVE is on but the allowlist of worker keys is empty")
         }
+        try AtomicFile.makeDirectory(options.stateDir)
+        lock = try StateLock(stateDir: options.stateDir, purpose: "one coordinator per state dir; stop it first")
         store = try SweepStore(stateDir: options.stateDir)
         // An impossible row (hand-edited, or left by an older build) is one clear error here, not
         // a trap later in every restart.
@@ -98,22 +104,23 @@ public final class Coordinator {
 
     func loadOrCreateSweep() throws {
         var planned: [PlannedJob]? = nil
+        var plannedSearches: [SearchDefinition]? = nil
         if let sweep = options.sweep {
-            planned = try JobGraph.plan(sweep) { path, isDir in
+            (planned, plannedSearches) = try JobGraph.planWithSearches(sweep) { path, isDir in
                 let ref = isDir ? try self.artifacts.importDirectory(path) : try self.artifacts.importFile(path)
                 return ref
             }
         }
         if let existing = try store.meta("plan_hash") {
-            if let planned, JobPlanHash.of(planned) != existing {
-                throw SweepError.invalid("state dir \(options.stateDir) holds a different sweep than \(options.sweepSource); use a new --state-dir")
+            if let planned, let sweep = options.sweep, JobPlanHash.of(planned) != existing {
+                try extendSweep(planned, sweep)
             }
             Log.info("resuming the sweep in \(options.stateDir)")
         } else {
             guard let planned, let sweep = options.sweep else {
                 throw SweepError.invalid("state dir \(options.stateDir) holds no sweep yet: give --sweep FILE")
             }
-            guard !planned.isEmpty else { throw SweepError.invalid("\(options.sweepSource) defines no jobs") }
+            guard !planned.isEmpty || !(plannedSearches ?? []).isEmpty else { throw SweepError.invalid("\(options.sweepSource) defines no jobs") }
             try store.createSweep(jobs: planned, maxAttempts: sweep.maxAttempts, planHash: JobPlanHash.of(planned),
                                   sweepJSON: "\(sweep)")
             for j in planned where j.inputs.contains(where: { $0.hash != nil }) {
@@ -124,7 +131,30 @@ public final class Coordinator {
         try resolveJobTimeout()
         identities = try store.workerIdentities()
         try loadJobs()
+        try loadSearches(plannedSearches)
         try loadAttemptMirror()
+    }
+
+    /// A sweep file that differs from the state dir's sweep: keep every job it shares, add the
+    /// new ones; a changed setting of an existing job is refused with what changed and which jobs
+    /// it would invalidate, unless `allowChanges` (then the changed jobs are added beside the old).
+    func extendSweep(_ planned: [PlannedJob], _ sweep: SweepSpec) throws {
+        let existing = try store.loadJobs().map(\.job)
+        let merge = PlanMerge.merge(existing: existing, planned: planned, allowChanges: options.allowChanges)
+        if !merge.changes.isEmpty {
+            throw SweepError.invalid(merge.refusal(stateDir: options.stateDir, source: options.sweepSource))
+        }
+        try store.addJobs(merge.added, maxAttempts: sweep.maxAttempts, planHash: JobPlanHash.of(planned), sweepJSON: "\(sweep)",
+                          event: "sweep-extended")
+        for j in merge.added {
+            for i in j.inputs { if let h = i.hash, let s = i.size { ops.append(.artifact(hash: h, size: s, origin: "input:\(i.name)")) } }
+        }
+        if merge.added.isEmpty {
+            Log.info("\(options.sweepSource) adds no job to the sweep in \(options.stateDir)")
+        } else {
+            Log.info("\(options.sweepSource) extends the sweep: \(merge.kept.count) job(s) kept, \(merge.added.count) new: "
+                     + merge.added.map(\.id).joined(separator: ", "))
+        }
     }
 
     /// `--job-timeout` for this run, else the sweep file's `job_timeout`. The file's value is kept in
@@ -209,7 +239,8 @@ public final class Coordinator {
         options.onBound?(endpoint)
 
         var completedAt: Double? = nil
-        if terminalCount == jobs.count { completedAt = try complete() }
+        advanceSearches()
+        if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
         var nextLiveness = Clock.now() + timing.heartbeat
         while true {
             if csupport_stop_requested() != 0 {
@@ -228,6 +259,7 @@ public final class Coordinator {
             let now = Clock.now()
             if completedAt == nil {
                 releaseHeld(now)
+                advanceSearches()
                 dispatch(now)
             }
             if now >= nextLiveness {
@@ -247,7 +279,7 @@ public final class Coordinator {
             }
             if completedAt == nil {
                 progressView.update(now: now, coordinator: self)
-                if terminalCount == jobs.count { completedAt = try complete() }
+                if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
             }
             let reportPending = reporter?.cycle(now: now, finished: doneCount + failedCount, complete: completedAt != nil) ?? false
             if let completedAt, now - completedAt > timing.heartbeat, !reportPending {

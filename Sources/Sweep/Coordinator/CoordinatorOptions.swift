@@ -8,6 +8,9 @@ public struct CoordinatorOptions: Sendable {
     public var stateDir: String
     /// The sweep to create; nil resumes the one in the state dir. Given on resume, it must match.
     public var sweep: SweepSpec?
+    /// A sweep file that changes settings of jobs the state dir has: run those as new jobs beside
+    /// the old ones (otherwise the coordinator refuses, naming what changed).
+    public var allowChanges = false
     /// Name of the sweep file, for messages.
     public var sweepSource = "sweep"
     /// Server key pair: CURVE on. Nil: plain TCP (only on loopback unless `insecure`).

@@ -32,13 +32,20 @@ public struct PlannedInput: Codable, Sendable, Equatable {
     }
 }
 
-/// Turns a sweep spec into its job graph: one `train` per (model config, seed), one `compress`
-/// per (baseline, method, rank/tau) depending on it; test jobs (`noop`, `sleep`, `jobs:`) have no deps.
+/// Turns a sweep spec into its job graph: one `train` per (baseline configuration, seed), one
+/// `compress` per (baseline, fine-tune configuration, method, rank/tau) depending on it; test jobs (`noop`, `sleep`, `jobs:`) have no deps.
 public enum JobGraph {
     /// `importArtifact(path, isDirectory)` stores a file or a packed folder in the coordinator's
     /// artifact store and returns its address; planning calls it for the data root and baseline model.
     public static func plan(_ s: SweepSpec, importArtifact: (String, Bool) throws -> (hash: String, size: Int64)) throws -> [PlannedJob] {
+        try planWithSearches(s, importArtifact: importArtifact).jobs
+    }
+
+    /// The jobs, and the targeted searches (`target:`) whose compress jobs the coordinator creates as results arrive.
+    public static func planWithSearches(_ s: SweepSpec, importArtifact: (String, Bool) throws -> (hash: String, size: Int64)) throws
+        -> (jobs: [PlannedJob], searches: [SearchDefinition]) {
         var jobs: [PlannedJob] = []
+        var searches: [SearchDefinition] = []
         if s.pipeline {
             var datasetInput: [PlannedInput] = []
             var data = DataSpec(synthetic: s.synthetic)
@@ -52,32 +59,49 @@ public enum JobGraph {
                 guard Files.exists(model), !Files.isDirectory(model) else { throw SweepError.invalid("baseline_model \(model) is not a file") }
                 givenModel = .artifact(JobFiles.model, try importArtifact(model, false), unpack: false)
             }
-            for seed in s.seeds {
-                var baselineID = "given"
-                var deps: [String] = []
-                var modelInput: PlannedInput
-                if let givenModel {
-                    modelInput = givenModel
-                } else {
-                    baselineID = "train-s\(seed)"
-                    var training = s.training
-                    training.seed = UInt64(truncatingIfNeeded: seed)
-                    let spec = TrainJobSpec(job: baselineID, seed: seed, imageSize: s.imageSize, model: s.model,
-                                            training: training, data: data, validationSplit: s.validationSplit)
-                    jobs.append(PlannedJob(id: baselineID, kind: "train", spec: try json(spec), deps: [], inputs: datasetInput))
-                    deps = [baselineID]
-                    modelInput = .output(JobFiles.model, of: baselineID, file: JobFiles.model)
+            for config in GridPoint.all(s) {
+                for seed in s.seeds {
+                    var baselineID = "given"
+                    var deps: [String] = []
+                    var modelInput: PlannedInput
+                    if let givenModel {
+                        modelInput = givenModel
+                    } else {
+                        baselineID = (["train"] + config.baselineTags + ["s\(seed)"]).joined(separator: "-")
+                        var training = config.training
+                        training.seed = UInt64(truncatingIfNeeded: seed)
+                        let spec = TrainJobSpec(job: baselineID, seed: seed, imageSize: config.imageSize, model: config.model,
+                                                training: training, data: data, validationSplit: s.validationSplit)
+                        jobs.append(PlannedJob(id: baselineID, kind: "train", spec: try json(spec), deps: [], inputs: datasetInput))
+                        deps = [baselineID]
+                        modelInput = .output(JobFiles.model, of: baselineID, file: JobFiles.model)
+                    }
+                    for fineTune in config.fineTunes {
+                        func compress(_ method: String, rank: Int?, tau: Double?) throws {
+                            let setting = rank.map { "r\($0)" } ?? tau.map { "t\($0)" } ?? ""
+                            let id = ([method, setting] + config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
+                            let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
+                                                       fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
+                                                       data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
+                                                       baselineOrigin: s.baselineModel)
+                            jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
+                                                   inputs: datasetInput + [modelInput]))
+                        }
+                        for r in s.svdRanks { try compress("svd", rank: r, tau: nil) }
+                        for t in s.arsvdTaus { try compress("arsvd", rank: nil, tau: t) }
+                        for method in s.target?.methods ?? [] {
+                            let suffix = (config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
+                            let template = CompressJobSpec(job: "", baselineJob: baselineID, method: method, rank: nil, tau: nil,
+                                                           fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
+                                                           data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
+                                                           baselineOrigin: s.baselineModel)
+                            searches.append(SearchDefinition(name: "\(method)-\(suffix)", method: method, idSuffix: suffix,
+                                                             candidates: s.target!.candidates(method: method, model: config.model),
+                                                             target: s.target!.recovery, maxJobs: s.target!.maxJobs, maxAttempts: s.maxAttempts, template: template,
+                                                             deps: deps, inputs: datasetInput + [modelInput]))
+                        }
+                    }
                 }
-                func compress(_ id: String, _ method: String, rank: Int?, tau: Double?) throws {
-                    let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
-                                               fineTune: s.fineTune, seed: seed, imageSize: s.imageSize, model: s.model,
-                                               data: data, batchSize: s.training.batchSize, validationSplit: s.validationSplit,
-                                               baselineOrigin: s.baselineModel)
-                    jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
-                                           inputs: datasetInput + [modelInput]))
-                }
-                for r in s.svdRanks { try compress("svd-r\(r)-s\(seed)", "svd", rank: r, tau: nil) }
-                for t in s.arsvdTaus { try compress("arsvd-t\(t)-s\(seed)", "arsvd", rank: nil, tau: t) }
             }
         }
         let width = max(1, String(s.noop).count)
@@ -103,7 +127,7 @@ public enum JobGraph {
         }
         var seen = Set<String>()
         for j in jobs where !seen.insert(j.id).inserted { throw SweepError.invalid("two jobs are named \(j.id) (duplicate seeds or ranks?)") }
-        return jobs
+        return (jobs, searches)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
@@ -123,4 +147,100 @@ public struct SleepSpec: Codable, Sendable, Equatable {
     public init(seconds: Double, inChild: Bool = false, produceBytes: Int = 0) {
         self.seconds = seconds; self.inChild = inChild; self.produceBytes = produceBytes
     }
+}
+
+/// One baseline configuration of the grid (a point of the product of the baseline, model and
+/// image-size axes) with the fine-tune configurations its compress jobs take. Its tags name the
+/// values of the axes the file gave as lists of several values, so a single-valued sweep keeps
+/// the ids it always had (`train-s42`, `svd-r50-s42`).
+struct GridPoint {
+    var imageSize: Int
+    var model: ModelSpec
+    var training: TrainingSettings
+    var baselineTags: [String]
+    var fineTunes: [(settings: FineTuneSettings, tags: [String])]
+
+    static func all(_ s: SweepSpec) -> [GridPoint] {
+        let a = s.axes
+        func values<T>(_ list: [T]?, _ scalar: T) -> [T] { list ?? [scalar] }
+        func tag<T>(_ list: [T]?, _ prefix: String, _ v: T) -> [String] { (list?.count ?? 0) > 1 ? [prefix + "\(v)"] : [] }
+        var fineTunes: [(settings: FineTuneSettings, tags: [String])] = []
+        for lr in values(a.fineTuneLearningRate, s.fineTune.learningRate) {
+            for ep in values(a.fineTuneEpochs, s.fineTune.epochs) {
+                var f = s.fineTune
+                f.learningRate = lr; f.epochs = ep
+                fineTunes.append((f, tag(a.fineTuneLearningRate, "ftlr", lr) + tag(a.fineTuneEpochs, "ftep", ep)))
+            }
+        }
+        var out: [GridPoint] = []
+        for size in values(a.imageSize, s.imageSize) {
+            for bf in values(a.baseFilters, s.model.baseFilters) {
+                for depth in values(a.depth, s.model.depth) {
+                    for lr in values(a.learningRate, s.training.learningRate) {
+                        for ep in values(a.epochs, s.training.epochs) {
+                            for bs in values(a.batchSize, s.training.batchSize) {
+                                for aug in values(a.augment, s.training.augment) {
+                                    var model = s.model
+                                    model.baseFilters = bf; model.depth = depth
+                                    var t = s.training
+                                    t.learningRate = lr; t.epochs = ep; t.batchSize = bs; t.augment = aug
+                                    let tags = tag(a.imageSize, "is", size) + tag(a.baseFilters, "bf", bf) + tag(a.depth, "d", depth)
+                                        + tag(a.learningRate, "lr", lr) + tag(a.epochs, "ep", ep) + tag(a.batchSize, "bs", bs)
+                                        + ((a.augment?.count ?? 0) > 1 ? [aug ? "aug" : "noaug"] : [])
+                                    out.append(GridPoint(imageSize: size, model: model, training: t, baselineTags: tags, fineTunes: fineTunes))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// One targeted search as planned: a method on one baseline (and fine-tune configuration), the
+/// settings it may probe, and how to make the compress job of a probe. Stored in the state dir's
+/// meta (`target_searches`), so a resumed coordinator and the report know the searches without
+/// the sweep file.
+public struct SearchDefinition: Codable, Sendable, Equatable {
+    /// `svd-s1`: the method and the ids' suffix.
+    public var name: String
+    public var method: String
+    /// The end of every probe's id after its setting (`s1`, `lr0.001-s1`).
+    public var idSuffix: String
+    /// Most compressive first.
+    public var candidates: [Double]
+    /// Required recovery, a fraction.
+    public var target: Double
+    public var maxJobs: Int
+    /// The sweep's `max_attempts`, for each probe.
+    public var maxAttempts: Int
+    /// The probes' spec with `job`, `rank` and `tau` to fill in.
+    public var template: CompressJobSpec
+    public var deps: [String]
+    public var inputs: [PlannedInput]
+
+    /// The job id of the probe at `index` (the id a grid job of the same setting has).
+    public func jobID(_ index: Int) -> String {
+        let c = candidates[index]
+        let setting = method == "svd" ? "r\(Int(c))" : "t\(c)"
+        return "\(method)-\(setting)-\(idSuffix)"
+    }
+
+    /// The compress job that probes candidate `index`.
+    public func job(_ index: Int) throws -> PlannedJob {
+        var spec = template
+        spec.job = jobID(index)
+        if method == "svd" { spec.rank = Int(candidates[index]) } else { spec.tau = candidates[index] }
+        return PlannedJob(id: spec.job, kind: "compress", spec: try JobGraph.json(spec), deps: deps, inputs: inputs)
+    }
+
+    /// The index a probe's job id stands for, if it is one of this search's.
+    public func index(ofJob id: String) -> Int? {
+        guard id.hasSuffix("-" + idSuffix), id.hasPrefix(method + "-") else { return nil }
+        return candidates.indices.first { jobID($0) == id }
+    }
+
+    public var search: TargetSearch { TargetSearch(candidates: candidates, target: target, maxJobs: maxJobs) }
 }

@@ -15,7 +15,10 @@ import Yams
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
 /// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85]}
 /// fine_tune: {epochs: 5, lr: 0.00001, patience: 2}
+/// # Grid axes: a list at baseline lr/epochs/batch_size/augment, model base_filters/depth,
+/// # image_size, fine_tune lr/epochs (and seeds); the grid is their product (SweepAxes).
 /// seeds: [42]
+/// target: {recovery: 0.99, method: both, max_jobs: 8, rank_range: [1, 256], tau_range: [0.5, 0.999]}   # a question instead of a grid
 /// max_attempts: 3
 /// job_timeout: 3600                  # seconds per attempt (optional; default none): longer is cancelled and fails
 /// baseline_model: model.safetensors   # optional: skip training, compress this model
@@ -35,10 +38,14 @@ public struct SweepSpec: Sendable, Equatable {
     /// (gray when every image is gray), settled before the sweep starts.
     public var channelsGiven = false
     public var training = TrainingSettings()
+    /// Settings the file gave as lists (the grid); the scalar fields above hold each list's first value.
+    public var axes = SweepAxes()
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
     public var fineTune = FineTuneSettings()
     public var seeds: [Int] = [42]
+    /// A targeted search (`target:`): the coordinator bisects rank/tau per baseline instead of a fixed grid.
+    public var target: TargetSpec?
     public var maxAttempts = 3
     /// Seconds an attempt may run (from dispatch) before the coordinator cancels it; nil: no limit.
     public var jobTimeout: Double?
@@ -73,7 +80,7 @@ public struct SweepSpec: Sendable, Equatable {
 
     /// The top-level keys that make a sweep run the train/compress pipeline.
     public static let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
-                                                   "fine_tune", "seeds", "baseline_model", "validation_split", "dataset"]
+                                                   "fine_tune", "seeds", "baseline_model", "validation_split", "dataset", "target"]
 
     /// The sweep `ranksweep run` uses with no file: the whole pipeline on the synthetic set.
     public static var defaultPipeline: SweepSpec {
@@ -127,21 +134,28 @@ public struct SweepSpec: Sendable, Equatable {
         }
         if spec.dataRoot != nil && spec.synthetic != nil { throw m.error("data_root", "give data_root or synthetic, not both") }
         if spec.pipeline && spec.dataRoot == nil && spec.synthetic == nil { spec.synthetic = SyntheticSpec() }
-        spec.imageSize = try m.int("image_size", min: 8) ?? spec.imageSize
+        spec.axes.imageSize = try m.intAxis("image_size", min: 8)
+        spec.imageSize = spec.axes.imageSize?.first ?? spec.imageSize
         if let s = try m.map("model") {
             let channels = try s.int("channels", min: 1)
             if let c = channels, c != 1 && c != 3 { throw s.error("channels", "must be 1 (gray) or 3 (RGB), got \(c)") }
             spec.channelsGiven = channels != nil
             let defaults = ModelSpec()
-            spec.model = ModelSpec(baseFilters: try s.int("base_filters", min: 1) ?? defaults.baseFilters,
-                                   depth: try s.int("depth", min: 1) ?? defaults.depth, channels: channels ?? defaults.channels)
+            spec.axes.baseFilters = try s.intAxis("base_filters", min: 1)
+            spec.axes.depth = try s.intAxis("depth", min: 1)
+            spec.model = ModelSpec(baseFilters: spec.axes.baseFilters?.first ?? defaults.baseFilters,
+                                   depth: spec.axes.depth?.first ?? defaults.depth, channels: channels ?? defaults.channels)
             try s.finish()
         }
         if let s = try m.map("baseline") {
-            spec.training = TrainingSettings(epochs: try s.int("epochs", min: 1), batchSize: try s.int("batch_size", min: 1),
-                                             learningRate: try s.double("lr", positive: true).map { Float($0) },
+            spec.axes.epochs = try s.intAxis("epochs", min: 1)
+            spec.axes.batchSize = try s.intAxis("batch_size", min: 1)
+            spec.axes.learningRate = try s.floatAxis("lr")
+            spec.axes.augment = try s.boolAxis("augment")
+            spec.training = TrainingSettings(epochs: spec.axes.epochs?.first, batchSize: spec.axes.batchSize?.first,
+                                             learningRate: spec.axes.learningRate?.first,
                                              patience: try s.int("patience", min: 1), lrPatience: try s.int("lr_patience", min: 1),
-                                             augment: try s.bool("augment"))
+                                             augment: spec.axes.augment?.first)
             try s.finish()
         }
         if let s = try m.map("compression") {
@@ -150,12 +164,37 @@ public struct SweepSpec: Sendable, Equatable {
             try s.finish()
         }
         if let s = try m.map("fine_tune") {
-            spec.fineTune = FineTuneSettings(epochs: try s.int("epochs", min: 0), learningRate: try s.double("lr", positive: true).map { Float($0) },
+            spec.axes.fineTuneEpochs = try s.intAxis("epochs", min: 0)
+            spec.axes.fineTuneLearningRate = try s.floatAxis("lr")
+            spec.fineTune = FineTuneSettings(epochs: spec.axes.fineTuneEpochs?.first, learningRate: spec.axes.fineTuneLearningRate?.first,
                                              patience: try s.int("patience", min: 1))
             try s.finish()
         }
-        spec.seeds = try m.intList("seeds", min: nil) ?? spec.seeds
-        if spec.seeds.isEmpty { throw m.error("seeds", "needs at least one seed") }
+        spec.seeds = try m.intAxis("seeds", min: nil) ?? spec.seeds
+        if let t = try m.map("target") {
+            var target = TargetSpec()
+            guard let recovery = try t.double("recovery", positive: true) else { throw m.error("target", "needs recovery (e.g. 0.99: keep 99% of the baseline's Dice)") }
+            // A share, not a percentage (a short-trained baseline can be beaten after fine-tuning: up to 2).
+            if recovery > 2 { throw t.error("recovery", "is a share of the baseline's Dice (0.99 keeps 99%), got \(recovery)") }
+            target.recovery = recovery
+            if let method = try t.string("method") {
+                guard let methods = TargetSpec.methods(method) else { throw t.error("method", "must be svd, arsvd or both, got \(method)") }
+                target.methods = methods
+            }
+            target.maxJobs = try t.int("max_jobs", min: 1) ?? target.maxJobs
+            if let r = try t.intList("rank_range", min: 1) {
+                guard r.count == 2, r[0] <= r[1] else { throw t.error("rank_range", "must be [lowest, highest] rank") }
+                target.rankRange = r
+            }
+            if let r = try t.doubleList("tau_range", range: 0 ... 1, excludingZero: true) {
+                guard r.count == 2, r[0] < r[1] else { throw t.error("tau_range", "must be [lowest, highest] tau") }
+                target.tauRange = r
+            }
+            try t.finish()
+            spec.target = target
+            // The question replaces the grid unless the file asks for a grid too.
+            if !m.keys.contains("compression") { spec.svdRanks = []; spec.arsvdTaus = [] }
+        }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.jobTimeout = try m.double("job_timeout", positive: true)
         spec.baselineModel = try m.string("baseline_model")
@@ -189,7 +228,69 @@ public struct SweepSpec: Sendable, Equatable {
             }
         }
         try m.finish()
+        if spec.baselineModel != nil, let key = spec.axes.trainingOnlyAxis {
+            throw m.error("baseline_model", "gives the baseline, so a list at \(key) has nothing to train")
+        }
         return spec
+    }
+}
+
+/// `target:` — the most compressive setting whose Dice after fine-tuning keeps `recovery` of the
+/// baseline's, searched per method and baseline within `maxJobs` compress jobs (TargetSearch).
+public struct TargetSpec: Sendable, Equatable {
+    public var recovery = 0.99
+    /// `svd`, `arsvd` or both.
+    public var methods = ["svd", "arsvd"]
+    public var maxJobs = 8
+    /// [lowest, highest] rank searched; nil: 1 up to the bottleneck's channels (`base_filters << depth`).
+    public var rankRange: [Int]?
+    /// [lowest, highest] tau searched, in steps of `tauStep`.
+    public var tauRange = [0.5, 0.999]
+    public static let tauStep = 0.001
+    public init() {}
+
+    static func methods(_ name: String) -> [String]? {
+        switch name {
+        case "svd": return ["svd"]
+        case "arsvd": return ["arsvd"]
+        case "both": return ["svd", "arsvd"]
+        default: return nil
+        }
+    }
+
+    /// The settings searched for a method, most compressive first.
+    public func candidates(method: String, model: ModelSpec) -> [Double] {
+        if method == "svd" {
+            let r = rankRange ?? [1, max(1, model.baseFilters << model.depth)]
+            return (r[0] ... r[1]).map(Double.init)
+        }
+        let lo = Int((tauRange[0] / TargetSpec.tauStep).rounded()), hi = Int((tauRange[1] / TargetSpec.tauStep).rounded())
+        return (lo ... max(lo, hi)).map { (Double($0) * TargetSpec.tauStep * 1000).rounded() / 1000 }
+    }
+}
+
+/// The settings a sweep file may give as a list (nil: a single value, held by SweepSpec's scalar
+/// field). The grid is the product of the lists; fine-tune axes share their baselines.
+public struct SweepAxes: Sendable, Equatable {
+    public var imageSize: [Int]?
+    public var baseFilters: [Int]?
+    public var depth: [Int]?
+    public var learningRate: [Float]?
+    public var epochs: [Int]?
+    public var batchSize: [Int]?
+    public var augment: [Bool]?
+    public var fineTuneLearningRate: [Float]?
+    public var fineTuneEpochs: [Int]?
+    public init() {}
+
+    /// The first axis given as a list of several values that only a trained baseline uses.
+    var trainingOnlyAxis: String? {
+        if (baseFilters?.count ?? 0) > 1 { return "model.base_filters" }
+        if (depth?.count ?? 0) > 1 { return "model.depth" }
+        if (learningRate?.count ?? 0) > 1 { return "baseline.lr" }
+        if (epochs?.count ?? 0) > 1 { return "baseline.epochs" }
+        if (augment?.count ?? 0) > 1 { return "baseline.augment" }
+        return nil
     }
 }
 
@@ -285,6 +386,43 @@ struct YAMLMap {
             }
             return v
         }
+    }
+
+    /// A key that takes one value or a list of them (a grid axis): nil when absent; a list must be
+    /// non-empty and without repeats. Errors name the key and the line of the offending value.
+    func axis<T: Equatable>(_ key: String, _ what: String, _ read: (Node) -> T?, check: (T) -> String? = { _ in nil }) throws -> [T]? {
+        guard let n = raw(key) else { return nil }
+        let items = n.sequence.map { Array($0) } ?? [n]
+        if n.sequence != nil && items.isEmpty { throw error(key, "needs at least one value") }
+        var out: [T] = []
+        for item in items {
+            let line = item.mark.map { " (line \($0.line))" } ?? ""
+            guard let v = read(item) else {
+                throw SweepError.invalid("\(file): \(path)\(key)\(line) must be \(what)\(n.sequence != nil ? " or a list of them" : ""), got \"\(item.string ?? "?")\"")
+            }
+            if let problem = check(v) { throw SweepError.invalid("\(file): \(path)\(key)\(line) \(problem)") }
+            if out.contains(v) { throw SweepError.invalid("\(file): \(path)\(key)\(line) lists \(item.string ?? "a value") twice") }
+            out.append(v)
+        }
+        return out
+    }
+
+    func intAxis(_ key: String, min: Int?) throws -> [Int]? {
+        try axis(key, "an integer", { $0.scalar != nil ? $0.int : nil }) { v in
+            if let min, v < min { return "must be at least \(min), got \(v)" }
+            return nil
+        }
+    }
+
+    /// A positive number (a learning rate), as the Float training runs.
+    func floatAxis(_ key: String) throws -> [Float]? {
+        try axis(key, "a number", { n in n.scalar == nil ? nil : (n.float ?? n.int.map(Double.init)).flatMap { $0.isFinite ? Float($0) : nil } }) { v in
+            v > 0 && v.isFinite ? nil : "must be positive, got \(v)"
+        }
+    }
+
+    func boolAxis(_ key: String) throws -> [Bool]? {
+        try axis(key, "true or false", { $0.scalar != nil ? $0.bool : nil })
     }
 
     func finish() throws {

@@ -117,6 +117,45 @@ public final class SweepStore {
         }
     }
 
+    /// Appends jobs to an existing sweep (a grown sweep file, or a targeted search's next probes)
+    /// after the ones it has, and records the new plan hash when given, in one transaction.
+    public func addJobs(_ jobs: [PlannedJob], maxAttempts: Int, planHash: String?, sweepJSON: String?, event: String) throws {
+        let now = Clock.wall()
+        try db.write { db in
+            for (k, v) in [("plan_hash", planHash), ("sweep", sweepJSON)] {
+                if let v { try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v]) }
+            }
+            let first = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), -1) + 1 FROM jobs") ?? 0
+            let st = try db.makeStatement(sql: """
+                INSERT INTO jobs(id, seq, kind, spec, deps, inputs, state, attempt, failures, max_attempts, updated)
+                VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)
+                """)
+            let enc = JSONEncoder()
+            for (i, j) in jobs.enumerated() {
+                let deps = String(decoding: try enc.encode(j.deps), as: UTF8.self)
+                let inputs = String(decoding: try enc.encode(j.inputs), as: UTF8.self)
+                try st.execute(arguments: [j.id, first + i, j.kind, j.spec, deps, inputs, maxAttempts, now])
+            }
+            if !jobs.isEmpty {
+                try db.execute(sql: "INSERT INTO events(time, kind, detail) VALUES (?, ?, ?)", arguments: [now, event, "\(jobs.count) jobs added"])
+            }
+        }
+    }
+
+    /// Puts failed jobs back in the queue with a fresh attempt budget (`failures` 0; the attempt
+    /// number goes on, so attempts stay unique), in one transaction, with a `retry` event each.
+    public func requeueForRetry(_ ids: [String]) throws {
+        let now = Clock.wall()
+        try db.write { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE jobs SET state = 'queued', failures = 0, reason = NULL, worker = NULL, updated = ? WHERE id = ? AND state = 'failed'",
+                               arguments: [now, id])
+                try db.execute(sql: "INSERT INTO events(time, kind, job, detail) VALUES (?, 'retry', ?, 'requeued with a fresh attempt budget')",
+                               arguments: [now, id])
+            }
+        }
+    }
+
     // MARK: loading (resume)
 
     public struct StoredJob {
