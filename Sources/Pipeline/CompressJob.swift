@@ -17,6 +17,10 @@ public struct CompressSpec: Codable, Sendable, Equatable {
     /// Latency: batch and timed runs (median reported), same threads for baseline and compressed.
     public var latencyBatch: Int = 8
     public var latencyRuns: Int = 7
+    /// Time each factorised pair against the full layer it replaces and keep the full one when the
+    /// pair is not faster (`LayerTiming`). Off: every eligible layer is factorised, so the result
+    /// depends only on the model and the method, not on the machine or its load.
+    public var layerTiming: Bool = true
 
     public init(method: CompressionMethod, fineTune: FineTuneSettings = FineTuneSettings(), data: DataSource? = nil, batchSize: Int? = nil) {
         self.method = method; self.fineTune = fineTune; self.data = data; self.batchSize = batchSize
@@ -64,7 +68,7 @@ public enum CompressJob {
 
         // Each pair is timed against its full layer; one that is not faster stays full (LayerTiming).
         let (model, summary) = try ModelCompressor.compress(model: baseline, method: spec.method, imageSize: trainSpec.imageSize,
-                                                            layerTiming: LayerTiming(batch: spec.latencyBatch))
+                                                            layerTiming: spec.layerTiming ? LayerTiming(batch: spec.latencyBatch) : nil)
         events(.note(String(format: "%@: %d layers factorised, parameters -%.1f%%, FLOPs -%.1f%%", spec.method.description,
                             summary.factorisedLayerCount, summary.parameterReductionPercent, summary.flopReductionPercent)))
         let afterFactorisation = Evaluation.evaluate(model, on: data.test, batchSize: batch)

@@ -49,5 +49,6 @@ extension CompressSpec {
                   data: DataSource(job: job.data, seed: job.seed, validationSplit: job.validationSplit,
                                    datasetRoot: job.data.datasetDir.map { inputsDir + "/" + $0 }),
                   batchSize: job.batchSize)
+        if let layerTiming = job.layerTiming { self.layerTiming = layerTiming }
     }
 }

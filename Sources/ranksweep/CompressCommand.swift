@@ -27,6 +27,8 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = FineTuneSettings().epochs
     @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = FineTuneSettings().learningRate
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
+    @Flag(inversion: .prefixedNo, help: "Time each factorised pair against its full layer and keep the full one when the pair is not faster (--no-layer-timing: factorise every eligible layer; machine-independent).")
+    var layerTiming = true
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var layout: DatasetLayoutOptions
     @OptionGroup var logging: LoggingOptions
@@ -73,6 +75,7 @@ struct Compress: ParsableCommand {
         var rows: [(CompressionMethod, CompressResult)] = []
         for m in all {
             var spec = CompressSpec(method: m)
+            spec.layerTiming = layerTiming
             spec.fineTune.epochs = finetuneEpochs
             spec.fineTune.learningRate = finetuneLr
             if let dataRoot { spec.data = DataSource(root: UserPath.absolute(dataRoot)); spec.data?.datasetOptions = layout.options }

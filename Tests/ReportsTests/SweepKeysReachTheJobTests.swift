@@ -27,7 +27,7 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             image_size: 48
             model: {base_filters: 6, depth: 2, channels: 1}
             baseline: {epochs: 7, batch_size: 5, lr: 0.00025, patience: 9, lr_patience: 2, augment: false}
-            compression: {svd_ranks: [3], arsvd_taus: [0.75]}
+            compression: {svd_ranks: [3], arsvd_taus: [0.75], layer_timing: false}
             fine_tune: {epochs: 4, lr: 0.0003, patience: 3}
             seeds: [-5, 11]
             max_attempts: 6
@@ -67,6 +67,7 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             XCTAssertEqual(c.fineTune.learningRate, Float(0.0003))
             XCTAssertEqual(c.fineTune.patience, 3)
             XCTAssertEqual(c.batchSize, 5, "baseline.batch_size sets the compress job's batches too")
+            XCTAssertFalse(c.layerTiming, "compression.layer_timing reaches the compress job")
             XCTAssertEqual(c.data?.validationFraction, 0.2)
             XCTAssertEqual(c.data?.datasetOptions?.maskThreshold, 99)
             XCTAssertEqual(job.imageSize, 48)
@@ -91,6 +92,8 @@ final class SweepKeysReachTheJobTests: XCTestCase {
         XCTAssertEqual(t.training, { var d = TrainingSettings(); d.seed = 3; return d }())
         let c = try CompressSpec(job: try JSONDecoder().decode(CompressJobSpec.self, from: Data(jobs[1].spec.utf8)), inputsDir: "/nowhere")
         XCTAssertEqual(c.fineTune, FineTuneSettings())
+        XCTAssertTrue(c.layerTiming, "layer timing is on unless the sweep turns it off")
+        XCTAssertFalse(jobs[1].spec.contains("layerTiming"), "an absent key adds nothing to the job spec (plans of older state dirs match)")
     }
 
     /// A list at every grid axis: each value reaches the jobs unchanged, every combination is

@@ -83,7 +83,7 @@ public enum JobGraph {
                             let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
                                                        fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                        data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
-                                                       baselineOrigin: s.baselineModel)
+                                                       baselineOrigin: s.baselineModel, layerTiming: s.layerTiming)
                             jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
                                                    inputs: datasetInput + [modelInput]))
                         }
@@ -94,7 +94,7 @@ public enum JobGraph {
                             let template = CompressJobSpec(job: "", baselineJob: baselineID, method: method, rank: nil, tau: nil,
                                                            fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                            data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
-                                                           baselineOrigin: s.baselineModel)
+                                                           baselineOrigin: s.baselineModel, layerTiming: s.layerTiming)
                             searches.append(SearchDefinition(name: "\(method)-\(suffix)", method: method, idSuffix: suffix,
                                                              candidates: s.target!.candidates(method: method, model: config.model),
                                                              target: s.target!.recovery, maxJobs: s.target!.maxJobs, maxAttempts: s.maxAttempts, template: template,

@@ -104,4 +104,6 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     /// The user's own baseline file (the sweep's `baseline_model`), for error messages; nil when
     /// the baseline is the output of `baselineJob`.
     public var baselineOrigin: String?
+    /// The sweep's `compression.layer_timing`; nil (absent from the spec): on, CompressSpec's default.
+    public var layerTiming: Bool? = nil
 }

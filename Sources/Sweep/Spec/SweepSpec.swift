@@ -13,7 +13,7 @@ import Yams
 /// image_size: 64
 /// model: {base_filters: 16, depth: 4, channels: 3}
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
-/// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85]}
+/// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85], layer_timing: true}   # false: factorise every eligible layer
 /// fine_tune: {epochs: 5, lr: 0.00001, patience: 2}
 /// # Grid axes: a list at baseline lr/epochs/batch_size/augment, model base_filters/depth,
 /// # image_size, fine_tune lr/epochs (and seeds); the grid is their product (SweepAxes).
@@ -43,6 +43,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
     public var fineTune = FineTuneSettings()
+    /// `compression.layer_timing` (nil: the compress job's default, on).
+    public var layerTiming: Bool?
     public var seeds: [Int] = [42]
     /// A targeted search (`target:`): the coordinator bisects rank/tau per baseline instead of a fixed grid.
     public var target: TargetSpec?
@@ -161,6 +163,7 @@ public struct SweepSpec: Sendable, Equatable {
         if let s = try m.map("compression") {
             spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
             spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
+            spec.layerTiming = try s.bool("layer_timing")
             try s.finish()
         }
         if let s = try m.map("fine_tune") {
