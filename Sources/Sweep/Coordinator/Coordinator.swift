@@ -66,6 +66,8 @@ public final class Coordinator {
     var attemptMirror = AttemptMirror()
     /// Per-job timeout in seconds (nil: none): `--job-timeout`, else the sweep's `job_timeout`.
     var jobTimeout: Double?
+    /// Each train/fine-tune job's newest checkpoint (Coordinator-checkpoints.swift).
+    var checkpointBook = CheckpointBook()
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in }) throws {
         self.options = options
@@ -121,6 +123,7 @@ public final class Coordinator {
         try resolveJobTimeout()
         identities = try store.workerIdentities()
         try loadJobs()
+        try loadCheckpoints()
         try loadAttemptMirror()
     }
 
