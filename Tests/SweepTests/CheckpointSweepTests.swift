@@ -151,17 +151,17 @@ final class CheckpointSweepTests: XCTestCase {
         XCTAssertEqual(job["checkpointSeconds"] as? Double, 0, "JOB carries checkpoint_seconds: \(job)")
         let bytes = Array("not really a checkpoint".utf8)
         let hash = SHA256Hasher.hex(bytes)
-        func checkpoint(_ peer: HostilePeer, attempt: Int, epoch: Int, hash: String, size: Int) throws {
+        func sendCheckpoint(_ peer: HostilePeer, attempt: Int, epoch: Int, hash: String, size: Int) throws {
             try peer.send("CHECKPOINT", "{\"v\":\(v),\"job\":\"\(name)\",\"attempt\":\(attempt),\"epoch\":\(epoch),\"hash\":\"\(hash)\",\"size\":\(size)}")
         }
         // The owner names an artifact it never uploaded.
-        try checkpoint(owner, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
+        try sendCheckpoint(owner, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
         // Another registered peer: no attempt of its own, so neither its upload nor its CHECKPOINT counts.
         let thief = try HostilePeer(endpoint: c.endpoint)
         try thief.hello(id: "thief-1", secret: HostilePeerTests.secret())
         _ = try thief.waitFor("WELCOME", 5)
         try thief.put(hash: hash, offset: 0, size: Int64(bytes.count), bytes: bytes)
-        try checkpoint(thief, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
+        try sendCheckpoint(thief, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
         try thief.roundTrip()
         try owner.roundTrip()
         XCTAssertEqual(checkpoint(c), nil, "nothing recorded")
@@ -169,13 +169,13 @@ final class CheckpointSweepTests: XCTestCase {
         // one with an impossible epoch is dropped, and only its own is recorded.
         try owner.put(hash: hash, offset: 0, size: Int64(bytes.count), bytes: bytes)
         _ = try owner.waitFor("PUTACK", 5)
-        try checkpoint(owner, attempt: 2, epoch: 1, hash: hash, size: bytes.count)
-        try checkpoint(owner, attempt: 1, epoch: 0, hash: hash, size: bytes.count)
-        try checkpoint(thief, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
+        try sendCheckpoint(owner, attempt: 2, epoch: 1, hash: hash, size: bytes.count)
+        try sendCheckpoint(owner, attempt: 1, epoch: 0, hash: hash, size: bytes.count)
+        try sendCheckpoint(thief, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
         try thief.roundTrip()
         try owner.roundTrip()
         XCTAssertEqual(checkpoint(c), nil, "still nothing recorded")
-        try checkpoint(owner, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
+        try sendCheckpoint(owner, attempt: 1, epoch: 1, hash: hash, size: bytes.count)
         try owner.roundTrip()
         eventually(5, "the owner's checkpoint recorded") { checkpoint(c)?.hash == hash }
         XCTAssertEqual(c.count("SELECT COALESCE(SUM(count), 0) FROM events WHERE kind = 'refused' AND worker = 'thief-1'"), 3)
