@@ -91,9 +91,9 @@ public enum CompressJob {
                                                           imageSize: trainSpec.imageSize, runs: spec.latencyRuns, warmup: 1)
         var extra = metadata
         // A Keras baseline had no training settings: the compressed model records the ones used here.
-        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = String(decoding: try JSONEncoder().encode(trainSpec), as: UTF8.self) }
-        extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
-        try model.save(to: outDir + "/" + modelFile, metadata: extra)
+        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = try OutputFiles.metadataJSON(trainSpec) }
+        extra["ranksweep.compression"] = try OutputFiles.metadataJSON(spec.method)
+        try OutputFiles.saveModel(model, to: outDir + "/" + modelFile, metadata: extra)
         try layersCSV(summary).write(to: outDir + "/" + layersFile)
         try OutputFiles.writeHistory(outcome?.history ?? [], to: outDir + "/" + historyFile)
         func recovery(_ after: Double, _ base: Double) -> Double { base > 0 ? 100 * after / base : 0 }

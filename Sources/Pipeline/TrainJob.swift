@@ -106,8 +106,8 @@ public enum TrainJob {
         }
         let test = Evaluation.evaluate(model, on: data.test, batchSize: batch)
         let batchStats = Evaluation.evaluate(model, on: data.test, batchSize: batch, training: true)
-        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        try model.save(to: outDir + "/" + modelFile, metadata: [specKey: specJSON])
+        let specJSON = try OutputFiles.metadataJSON(spec)
+        try OutputFiles.saveModel(model, to: outDir + "/" + modelFile, metadata: [specKey: specJSON])
         try OutputFiles.writeHistory(outcome.history, to: outDir + "/" + historyFile)
         let result = TrainResult(
             test: test, testWithBatchStatistics: batchStats, testBeforeRecalibration: before,
