@@ -21,6 +21,18 @@ public final class Adam {
         v = m
     }
 
+    /// The moments per parameter (aligned with the parameter list), for checkpoints.
+    public var moments: (m: [[Float]], v: [[Float]]) { (m, v) }
+
+    /// Continues from a checkpoint's step count and moments; false (nothing changed) when they do
+    /// not fit this optimizer's parameters.
+    public func restore(step: Int, m: [[Float]], v: [[Float]]) -> Bool {
+        guard step >= 0, m.count == parameters.count, v.count == parameters.count,
+              zip(parameters, zip(m, v)).allSatisfy({ $0.value.count == $1.0.count && $0.value.count == $1.1.count }) else { return false }
+        self.step = step; self.m = m; self.v = v
+        return true
+    }
+
     /// One update from the gradients currently held by the parameters.
     public func update() {
         step += 1

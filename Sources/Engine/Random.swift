@@ -20,6 +20,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         s0 = splitMix(); s1 = splitMix(); s2 = splitMix(); s3 = splitMix()
     }
 
+    /// The generator's whole state, for checkpoints: `init(state:)` continues the exact sequence.
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// Continues from a saved `state`; nil unless it is four words, not all zero (xoshiro's one bad state).
+    public init?(state: [UInt64]) {
+        guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17

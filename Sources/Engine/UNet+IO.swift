@@ -15,7 +15,10 @@ extension UNet {
     }
 
     public func save(to path: String, metadata extra: [String: String] = [:]) throws {
-        let config = try JSONEncoder().encode(self.config)
+        // Sorted keys: identical models give byte-identical files (resumed and undisturbed runs compare by hash).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let config = try encoder.encode(self.config)
         var metadata = extra
         metadata[UNet.architectureKey] = String(decoding: config, as: UTF8.self)
         metadata[UNet.formatKey] = "ranksweep-unet-1"

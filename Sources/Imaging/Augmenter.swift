@@ -16,6 +16,11 @@ public struct Augmenter: Sendable {
     /// Range of the contrast factor around the image mean.
     public var contrast: ClosedRange<Float>
     private var rng: SeededGenerator
+    /// The random draws' generator as it stands, for checkpoints (set it to continue a run).
+    public var generator: SeededGenerator {
+        get { rng }
+        set { rng = newValue }
+    }
 
     public init(seed: UInt64, horizontalFlipProbability: Float = 0.5, verticalFlipProbability: Float = 0.5,
                 brightness: Float = 0.1, contrast: ClosedRange<Float> = 0.9...1.1) {

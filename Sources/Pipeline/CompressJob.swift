@@ -54,10 +54,12 @@ public enum CompressJob {
     /// Compress the baseline at `baselinePath`, evaluate right after factorisation, after BatchNorm
     /// recalibration, and after fine-tuning, all on the baseline's test split; write the compressed
     /// model, the per-layer table and `result.json` into `outDir`.
-    public static func run(_ spec: CompressSpec, baselinePath: String, outDir: String,
+    /// `checkpoints`: the fine-tune's checkpoints (written after every epoch, and/or continued from).
+    public static func run(_ spec: CompressSpec, baselinePath: String, outDir: String, checkpoints: Checkpointing = .none,
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
+        let resume = try checkpoints.load()
         let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath, data: spec.data)
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
@@ -84,7 +86,10 @@ public enum CompressJob {
         settings.bnMomentum = model.batchNorms.first?.momentum
         var outcome: TrainingOutcome? = nil
         if spec.fineTune.epochs > 0 {
-            outcome = try Trainer(model: model, settings: settings, train: data.train, val: data.val, events: events).run()
+            let trainer = Trainer(model: model, settings: settings, train: data.train, val: data.val, events: events)
+            trainer.resumeFrom = resume
+            trainer.checkpointSink = checkpoints.sink()
+            outcome = try trainer.run()
             if trainSpec.training.recalibrateBatchNorm { BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch) }
         }
         let afterFineTune = Evaluation.evaluate(model, on: data.test, batchSize: batch)
@@ -92,9 +97,9 @@ public enum CompressJob {
                                                           imageSize: trainSpec.imageSize, runs: spec.latencyRuns, warmup: 1)
         var extra = metadata
         // A Keras baseline had no training settings: the compressed model records the ones used here.
-        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = String(decoding: try JSONEncoder().encode(trainSpec), as: UTF8.self) }
-        extra["ranksweep.compression"] = String(decoding: try JSONEncoder().encode(spec.method), as: UTF8.self)
-        try model.save(to: outDir + "/" + modelFile, metadata: extra)
+        if extra[TrainJob.specKey] == nil { extra[TrainJob.specKey] = try OutputFiles.metadataJSON(trainSpec) }
+        extra["ranksweep.compression"] = try OutputFiles.metadataJSON(spec.method)
+        try OutputFiles.saveModel(model, to: outDir + "/" + modelFile, metadata: extra)
         try layersCSV(summary).write(to: outDir + "/" + layersFile)
         try OutputFiles.writeHistory(outcome?.history ?? [], to: outDir + "/" + historyFile)
         func recovery(_ after: Double, _ base: Double) -> Double { base > 0 ? 100 * after / base : 0 }

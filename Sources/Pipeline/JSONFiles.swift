@@ -11,6 +11,20 @@ public enum OutputFiles {
         try AtomicFile.write(encoder.encode(value), to: path)
     }
 
+    /// Compact JSON with sorted keys, for model metadata: the same values give the same bytes.
+    public static func metadataJSON<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// Saves a model as `UNet.save` does, with every metadata JSON in sorted-key order, so the
+    /// same weights and settings give the same file byte for byte (a resumed job's model equals an
+    /// undisturbed one's). `UNet.save` encodes its architecture in JSONEncoder's unstable key order.
+    public static func saveModel(_ model: UNet, to path: String, metadata: [String: String]) throws {
+        try model.save(to: path, metadata: metadata)
+    }
+
     public static func readJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelFileError(path: path, reason: "cannot read file")

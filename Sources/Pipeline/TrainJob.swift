@@ -70,19 +70,23 @@ public enum TrainJob {
     public static let specKey = "ranksweep.train_spec"
 
     /// Loads the data (validating every file first), trains, recalibrates, scores on the test split,
-    /// and writes `model.safetensors`, `history.csv` and `metrics.json` into `outDir`.
-    public static func run(_ spec: TrainSpec, outDir: String, events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainResult {
+    /// and writes `model.safetensors`, `history.csv` and `metrics.json` into `outDir`. With
+    /// `checkpoints`, writes the loop's state after every epoch and/or continues from a checkpoint.
+    public static func run(_ spec: TrainSpec, outDir: String, checkpoints: Checkpointing = .none,
+                           events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainResult {
         if let problem = spec.problem { throw TrainingError(description: problem) }
         let start = monotonicSeconds()
         var spec = spec
         if spec.sourceChannels == nil { spec.sourceChannels = try spec.data.storedChannels() }
+        // A bad checkpoint is found before the data loads.
+        let resume = try checkpoints.load()
         let data = try spec.data.load(imageSize: spec.imageSize, channels: spec.model.inputChannels)
         for w in data.warnings { events(.note("warning: \(w)")) }
         events(.note("data: \(spec.data.description); \(data.summary); \(spec.conversion)"))
         try OutputFiles.makeDirectory(outDir)
         let model = UNet(config: spec.model, seed: spec.training.seed)
         // history.csv grows after every epoch, so a long run can be followed live (as Keras's CSVLogger).
-        var live: [EpochRecord] = []
+        var live: [EpochRecord] = resume?.state.history ?? []
         let historyPath = outDir + "/" + historyFile
         let trainer = Trainer(model: model, settings: spec.training, train: data.train, val: data.val) { event in
             if case let .epochFinished(record) = event {
@@ -91,6 +95,8 @@ public enum TrainJob {
             }
             events(event)
         }
+        trainer.resumeFrom = resume
+        trainer.checkpointSink = checkpoints.sink()
         let outcome = try trainer.run()
         let batch = spec.training.batchSize
         var before: EvaluationResult? = nil
@@ -100,8 +106,8 @@ public enum TrainJob {
         }
         let test = Evaluation.evaluate(model, on: data.test, batchSize: batch)
         let batchStats = Evaluation.evaluate(model, on: data.test, batchSize: batch, training: true)
-        let specJSON = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        try model.save(to: outDir + "/" + modelFile, metadata: [specKey: specJSON])
+        let specJSON = try OutputFiles.metadataJSON(spec)
+        try OutputFiles.saveModel(model, to: outDir + "/" + modelFile, metadata: [specKey: specJSON])
         try OutputFiles.writeHistory(outcome.history, to: outDir + "/" + historyFile)
         let result = TrainResult(
             test: test, testWithBatchStatistics: batchStats, testBeforeRecalibration: before,

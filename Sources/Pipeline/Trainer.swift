@@ -51,6 +51,10 @@ public final class Trainer {
     let train: [SegmentationSample]
     let val: [SegmentationSample]
     let events: (TrainingEvent) -> Void
+    /// A checkpoint to continue from (its settings must be these).
+    public var resumeFrom: TrainingCheckpoint?
+    /// Called with the loop's whole state after every completed epoch (see `TrainingCheckpoint`).
+    public var checkpointSink: ((TrainingCheckpoint) throws -> Void)?
 
     /// Keras ReduceLROnPlateau's default `min_delta`.
     static let plateauMinDelta = 1e-4
@@ -83,8 +87,38 @@ public final class Trainer {
         var sinceBest = 0, sincePlateauBest = 0
         var plateauBest = Double.infinity
         var stoppedBy = "epochs"
+        var firstEpoch = 1
+        if let c = resumeFrom {
+            try restore(c, adam: adam, shuffle: &shuffle, augmenter: &augmenter)
+            history = c.state.history
+            best = (Double(bitPattern: c.state.bestLossBits), c.state.bestEpoch,
+                    c.state.bestEpoch > 0 ? model.parameters.map { c.bestWeights[$0.name]! } : model.parameters.map(\.value))
+            sinceBest = c.state.sinceBest
+            sincePlateauBest = c.state.sincePlateauBest
+            plateauBest = Double(bitPattern: c.state.plateauBestBits)
+            firstEpoch = c.state.epoch + 1
+            if let finished = c.state.finished { stoppedBy = finished; firstEpoch = settings.epochs + 1 }
+            events(.note("resumed from epoch \(c.state.epoch)"))
+        }
+        /// The loop's state after `epoch`, handed to the checkpoint sink.
+        func checkpoint(_ epoch: Int, finished: String?) throws {
+            guard let sink = checkpointSink else { return }
+            let trainable = model.trainableParameters
+            let (m, v) = adam.moments
+            let state = TrainingCheckpoint.State(
+                epoch: epoch, settings: settings, trainImages: train.count, adamStep: adam.step,
+                learningRateBits: adam.learningRate.bitPattern, bestLossBits: best.loss.bitPattern, bestEpoch: best.epoch,
+                sinceBest: sinceBest, plateauBestBits: plateauBest.bitPattern, sincePlateauBest: sincePlateauBest,
+                shuffle: shuffle.state, augmenter: augmenter.generator.state, history: history, finished: finished)
+            let names = model.parameters.map(\.name)
+            try sink(TrainingCheckpoint(
+                state: state, weights: Dictionary(uniqueKeysWithValues: zip(names, model.parameters.map(\.value))),
+                bestWeights: best.epoch > 0 ? Dictionary(uniqueKeysWithValues: zip(names, best.weights)) : [:],
+                adamM: Dictionary(uniqueKeysWithValues: zip(trainable, m).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) }),
+                adamV: Dictionary(uniqueKeysWithValues: zip(trainable, v).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) })))
+        }
 
-        epochs: for epoch in 1...settings.epochs {
+        epochs: for epoch in stride(from: firstEpoch, through: settings.epochs, by: 1) {
             let epochStart = monotonicSeconds()
             var order = Array(0..<train.count)
             order.shuffle(using: &shuffle)
@@ -124,7 +158,11 @@ public final class Trainer {
                 sinceBest = 0
             } else {
                 sinceBest += 1
-                if sinceBest >= settings.patience { stoppedBy = "early stopping"; break }
+                if sinceBest >= settings.patience {
+                    stoppedBy = "early stopping"
+                    try checkpoint(epoch, finished: stoppedBy)
+                    break
+                }
             }
             // ReduceLROnPlateau (Keras: improvement = lower by more than min_delta).
             if record.valLoss < plateauBest - Trainer.plateauMinDelta {
@@ -139,11 +177,51 @@ public final class Trainer {
                     sincePlateauBest = 0
                 }
             }
+            try checkpoint(epoch, finished: epoch == settings.epochs ? stoppedBy : nil)
         }
         if best.epoch > 0 {
             for (p, w) in zip(model.parameters, best.weights) { p.value = w }
         }
         return TrainingOutcome(history: history, bestEpoch: best.epoch, bestValLoss: best.loss, stoppedBy: stoppedBy,
                                seconds: monotonicSeconds() - start, finalLearningRate: Double(adam.learningRate))
+    }
+
+    /// Puts a checkpoint's state into the model, the optimizer and the generators; a checkpoint of
+    /// another run (settings, data, architecture) is an error naming what differs.
+    func restore(_ c: TrainingCheckpoint, adam: Adam, shuffle: inout SeededGenerator, augmenter: inout Augmenter) throws {
+        func fail(_ why: String) -> TrainingError { TrainingError(description: "cannot resume from \(c.source): \(why)") }
+        guard c.state.settings == settings else {
+            let a = String(decoding: (try? TrainingCheckpoint.encoder().encode(c.state.settings)) ?? Data(), as: UTF8.self)
+            let b = String(decoding: (try? TrainingCheckpoint.encoder().encode(settings)) ?? Data(), as: UTF8.self)
+            throw fail("it was written with other training settings (\(a), this run: \(b))")
+        }
+        guard c.state.trainImages == train.count else {
+            throw fail("it was written for \(c.state.trainImages) training images, this run has \(train.count)")
+        }
+        // Values only, into the same Parameter objects: the optimizer holds them.
+        let parameters = model.parameters
+        for p in parameters {
+            guard c.weights[p.name]?.shape == p.value.shape else { throw fail("it lacks weights '\(p.name)' of shape \(p.value.shape)") }
+            guard c.state.bestEpoch == 0 || c.bestWeights[p.name]?.shape == p.value.shape else {
+                throw fail("it lacks best weights '\(p.name)' of shape \(p.value.shape)")
+            }
+        }
+        if c.weights.count != parameters.count { throw fail("it holds \(c.weights.count) weight tensors, the model has \(parameters.count)") }
+        for p in parameters { p.value = c.weights[p.name]! }
+        let trainable = model.trainableParameters
+        var m: [[Float]] = [], v: [[Float]] = []
+        for p in trainable {
+            guard let a = c.adamM[p.name], let b = c.adamV[p.name], a.shape == p.value.shape, b.shape == p.value.shape else {
+                throw fail("Adam moments lack '\(p.name)' of shape \(p.value.shape)")
+            }
+            m.append(a.storage); v.append(b.storage)
+        }
+        guard adam.restore(step: c.state.adamStep, m: m, v: v) else { throw fail("Adam moments do not fit the model") }
+        adam.learningRate = Float(bitPattern: c.state.learningRateBits)
+        guard let s = SeededGenerator(state: c.state.shuffle), let a = SeededGenerator(state: c.state.augmenter) else {
+            throw fail("a random generator's state is invalid")
+        }
+        shuffle = s
+        augmenter.generator = a
     }
 }

@@ -20,13 +20,15 @@ struct ExecJobCommand: ParsableCommand {
     @Option var spec: String
     @Option var inputs: String
     @Option var out: String
+    /// Where train and fine-tune jobs write their checkpoints (the worker uploads them).
+    @Option var checkpoints: String?
 
     /// One line `Error: ...` on stderr (the worker reports the last line as the reason); exit 65
     /// for an input error, which the worker reports as permanent, else 1.
     func run() throws {
         do {
             guard let data = FileManager.default.contents(atPath: spec) else { throw SweepError.invalid("spec file \(spec) cannot be read") }
-            try ExecJob.run(ExecJobContext(kind: kind, spec: data, inputsDir: inputs, outDir: out), executors: ExecJobCommand.executors)
+            try ExecJob.run(ExecJobContext(kind: kind, spec: data, inputsDir: inputs, outDir: out, checkpointDir: checkpoints), executors: ExecJobCommand.executors)
         } catch {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             throw ExitCode(error is JobInputError ? ExecJob.inputErrorStatus : 1)

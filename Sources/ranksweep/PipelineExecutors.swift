@@ -51,6 +51,26 @@ enum PipelineExecutors {
         }
     }
 
+    /// A sweep job's checkpoints: one file per epoch in the work dir the worker gave (it uploads
+    /// them), and the earlier attempt's checkpoint to resume from when the coordinator sent one. One
+    /// that cannot be read (damaged, from another build) is skipped with a note: the job starts over.
+    static func checkpointing(_ ctx: ExecJobContext) -> Checkpointing {
+        var c = Checkpointing()
+        if ctx.checkpointDir != nil {
+            c.path = { epoch in ctx.checkpointPath(epoch: epoch)! }
+            c.written = { epoch, path in ctx.checkpointWritten(epoch: epoch, path: path) }
+        }
+        if let resume = ctx.resumeCheckpoint {
+            do {
+                _ = try TrainingCheckpoint.read(path: resume)
+                c.resumeFrom = resume
+            } catch {
+                ctx.progress(message: "the earlier attempt's checkpoint is unusable (\(error)); starting from epoch 1")
+            }
+        }
+        return c
+    }
+
     static func asJSONValue<T: Encodable>(_ value: T) throws -> [String: JSONValue] {
         let encoder = JSONEncoder()
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -61,7 +81,7 @@ enum PipelineExecutors {
         let job = try ctx.decodeSpec(TrainJobSpec.self)
         let spec = TrainSpec(job: job, inputsDir: ctx.inputsDir)
         let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: nil) {
-            try TrainJob.run(spec, outDir: ctx.outDir, events: progressSink(ctx))
+            try TrainJob.run(spec, outDir: ctx.outDir, checkpoints: checkpointing(ctx), events: progressSink(ctx))
         }
         return try asJSONValue(result)
     }
@@ -70,7 +90,8 @@ enum PipelineExecutors {
         let job = try ctx.decodeSpec(CompressJobSpec.self)
         let spec = try CompressSpec(job: job, inputsDir: ctx.inputsDir)
         let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
-            try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, events: progressSink(ctx))
+            try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, checkpoints: checkpointing(ctx),
+                                events: progressSink(ctx))
         }
         return try asJSONValue(result)
     }

@@ -8,7 +8,7 @@ import Pipeline
 /// `ranksweep train`: the baseline model every sweep compresses.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a U-Net baseline; writes model.safetensors, history.csv and metrics.json.")
+        abstract: "Train a U-Net baseline; writes model.safetensors, history.csv and metrics.json (and a checkpoint after every epoch).")
 
     @OptionGroup var data: DataOptions
     @OptionGroup var threads: ThreadOptions
@@ -31,6 +31,8 @@ struct Train: ParsableCommand {
           help: "Reproduce Keras's BatchNorm handling for comparison: momentum 0.99 unless --bn-momentum, no recalibration at all.")
     var kerasBN = false
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
+    @Flag(help: "Continue from OUT-DIR/checkpoint (written after every epoch) when there is one, else start afresh: for a preempted or requeued job. The settings must be the same.")
+    var resume = false
     @OptionGroup var logging: LoggingOptions
 
     /// The settings as given; `channels` (when not given) is settled from the data in `run`.
@@ -55,7 +57,16 @@ struct Train: ParsableCommand {
         let source = data.source
         let settings = spec(channels: try channels ?? source.storedChannels())
         let outDir = UserPath.absolute(outDir)
-        let result = try TrainJob.run(settings, outDir: outDir, events: trainingEventPrinter(progress))
+        let checkpointPath = outDir + "/" + TrainingCheckpoint.fileName
+        var checkpoints = Checkpointing(path: { _ in checkpointPath })
+        if resume {
+            if FileManager.default.fileExists(atPath: checkpointPath) {
+                checkpoints.resumeFrom = checkpointPath
+            } else {
+                progress.line("--resume: no \(checkpointPath) yet; starting from epoch 1")
+            }
+        }
+        let result = try TrainJob.run(settings, outDir: outDir, checkpoints: checkpoints, events: trainingEventPrinter(progress))
         progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); %d epochs (%@, best %d) in %.1f s",
                              result.test.images, result.test.dice, result.test.iou, result.test.loss,
                              result.testWithBatchStatistics.dice, result.epochsRun, result.stoppedBy, result.bestEpoch, result.totalSeconds))

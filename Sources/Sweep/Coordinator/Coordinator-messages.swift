@@ -52,6 +52,7 @@ extension Coordinator {
             case .progress: try progress(msg, w)
             case .done: try done(msg, w, now: now)
             case .failed: try failed(msg, w)
+            case .checkpoint: try checkpoint(msg, w, now: now)
             case .get: try get(msg, w)
             case .put: try put(msg, w, now: now)
             case .bye:

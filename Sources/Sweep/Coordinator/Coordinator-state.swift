@@ -125,7 +125,7 @@ extension Coordinator {
     }
 
     func assign(_ e: JobEntry, to w: WorkerEntry, now: Double) {
-        guard let inputs = resolveInputs(e) else { return }
+        guard let inputs = resolveInputs(e).map({ $0 + checkpointInputs(e) }) else { return }
         // The store is validated on open and peers cannot raise attempt numbers, so this holds;
         // if it ever did not, the job fails with a reason instead of the coordinator trapping.
         guard e.attempt >= 0 && e.attempt < Wire.maxAttempt else {
@@ -140,7 +140,8 @@ extension Coordinator {
         w.running.insert(ref)
         if firstDispatch == nil { firstDispatch = now }
         ops.append(.dispatch(ref, worker: w.id))
-        send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs), spec: e.specBytes))
+        send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs,
+                                          checkpointSeconds: checkpointSeconds(kind: e.planned.kind)), spec: e.specBytes))
         progressView.jobEvent("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)", kind: e.planned.kind, coordinator: self)
     }
 
@@ -183,6 +184,7 @@ extension Coordinator {
         cancelOtherAttempts(e, except: ref.attempt, reason: "another attempt finished first")
         e.state = .done
         e.runningOn.removeAll()
+        dropCheckpoint(job: ref.job)
         doneCount += 1
         terminalCount += 1
         doneThisRun += 1

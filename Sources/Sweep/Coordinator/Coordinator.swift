@@ -71,6 +71,8 @@ public final class Coordinator {
     var attemptMirror = AttemptMirror()
     /// Per-job timeout in seconds (nil: none): `--job-timeout`, else the sweep's `job_timeout`.
     var jobTimeout: Double?
+    /// Each train/fine-tune job's newest checkpoint (Coordinator-checkpoints.swift).
+    var checkpointBook = CheckpointBook()
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in },
                 reporter: SweepReporter? = nil) throws {
@@ -132,6 +134,7 @@ public final class Coordinator {
         identities = try store.workerIdentities()
         try loadJobs()
         try loadSearches(plannedSearches)
+        try loadCheckpoints()
         try loadAttemptMirror()
     }
 

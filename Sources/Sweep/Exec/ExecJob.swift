@@ -11,9 +11,31 @@ public struct ExecJobContext: Sendable {
     public let inputsDir: String
     /// Where the job writes its output files; `result.json` is written from the returned value.
     public let outDir: String
+    /// Where the job writes its checkpoints (one file per epoch, `checkpointPath`); nil: it writes none.
+    /// Not `outDir`: a checkpoint is not an output, the worker uploads it on its own schedule.
+    public let checkpointDir: String?
 
-    public init(kind: String, spec: Data, inputsDir: String, outDir: String) {
-        self.kind = kind; self.spec = spec; self.inputsDir = inputsDir; self.outDir = outDir
+    public init(kind: String, spec: Data, inputsDir: String, outDir: String, checkpointDir: String? = nil) {
+        self.kind = kind; self.spec = spec; self.inputsDir = inputsDir; self.outDir = outDir; self.checkpointDir = checkpointDir
+    }
+
+    /// The checkpoint this attempt resumes from (`inputs/checkpoint`, given when an earlier attempt
+    /// of the job uploaded one), or nil.
+    public var resumeCheckpoint: String? {
+        let path = input(Coordinator.checkpointInput)
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// Where epoch `epoch`'s checkpoint goes, or nil when this job writes none.
+    public func checkpointPath(epoch: Int) -> String? { checkpointDir.map { $0 + "/epoch-\(epoch)" } }
+
+    /// Tells the worker a checkpoint is complete (written atomically, never changed after): it is
+    /// hashed here, in the job's process, so the worker's socket thread never reads a large file.
+    public func checkpointWritten(epoch: Int, path: String) {
+        guard let (hash, size) = try? SHA256Hasher.file(path) else { return }
+        let p = ChildProgress(checkpoint: ChildCheckpoint(epoch: epoch, path: path, hash: hash, size: size))
+        guard let data = try? JSONEncoder().encode(p) else { return }
+        print("PROGRESS " + String(decoding: data, as: UTF8.self))
     }
 
     public func decodeSpec<T: Decodable>(_ type: T.Type) throws -> T {

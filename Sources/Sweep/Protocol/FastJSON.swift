@@ -235,7 +235,7 @@ extension WireMessage {
     }
 
     static func job(_ h: JobHeader, spec: [UInt8]) -> WireMessage {
-        if !h.inputs.isEmpty { return WireMessage(.job, h, payload: [spec]) }
+        if !h.inputs.isEmpty || h.checkpointSeconds != nil { return WireMessage(.job, h, payload: [spec]) }
         return WireMessage(.job, header: fastHeader { o in
             FastJSON.appendKey("job", to: &o); FastJSON.appendString(h.job, to: &o)
             FastJSON.appendKey("attempt", to: &o); FastJSON.appendInt(h.attempt, to: &o)
@@ -287,7 +287,12 @@ extension FastJSON.Value {
                   let unpack = io["unpack"]?.bool else { throw SweepError.protocolViolation("JOB input is not valid") }
             refs.append(InputRef(name: name, hash: hash, size: Int64(size), unpack: unpack))
         }
-        return JobHeader(job: job, attempt: attempt, kind: kind, inputs: refs)
+        var h = JobHeader(job: job, attempt: attempt, kind: kind, inputs: refs)
+        if let c = o["checkpointSeconds"] {
+            guard let seconds = c.double, seconds >= 0, seconds.isFinite else { throw SweepError.protocolViolation("JOB checkpointSeconds is not valid") }
+            h.checkpointSeconds = seconds
+        }
+        return h
     }
 
     func decodeDone() throws -> DoneHeader {

@@ -21,6 +21,8 @@ public enum Wire {
     public static let maxNameBytes = 200
     /// Most jobs a HELLO may list as still held.
     public static let maxHeldJobs = 4096
+    /// Highest epoch a CHECKPOINT may name.
+    public static let maxEpoch = 1_000_000
     /// Largest artifact a PUT may announce.
     public static let maxArtifactBytes: Int64 = 64 << 30
 
@@ -89,6 +91,7 @@ public struct Timing: Sendable, Codable, Equatable {
 public enum Command: String, Sendable, CaseIterable {
     // worker -> coordinator
     case hello = "HELLO", ready = "READY", progress = "PROGRESS", done = "DONE", failed = "FAILED"
+    case checkpoint = "CHECKPOINT"
     case get = "GET", put = "PUT"
     // status client -> coordinator (any admitted peer; never registers a worker)
     case status = "STATUS"
@@ -198,6 +201,22 @@ public struct JobHeader: Codable, Sendable {
     public var attempt: Int
     public var kind: String
     public var inputs: [InputRef]
+    /// Train and fine-tune jobs: upload the newest checkpoint at most this often (and at SIGTERM).
+    /// Nil: the job uploads none.
+    public var checkpointSeconds: Double? = nil
+}
+
+/// A job's newest checkpoint, already uploaded with PUT: the coordinator records it for the job
+/// (only from the worker running the job's current attempt) and gives it to the next attempt as
+/// the input `checkpoint`.
+public struct CheckpointHeader: Codable, Sendable {
+    public var v = Wire.version
+    public var job: String
+    public var attempt: Int
+    /// Epochs the checkpoint has completed.
+    public var epoch: Int
+    public var hash: String
+    public var size: Int64
 }
 
 public struct CancelHeader: Codable, Sendable {

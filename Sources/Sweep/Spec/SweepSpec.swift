@@ -21,6 +21,7 @@ import Yams
 /// target: {recovery: 0.99, method: both, max_jobs: 8, rank_range: [1, 256], tau_range: [0.5, 0.999]}   # a question instead of a grid
 /// max_attempts: 3
 /// job_timeout: 3600                  # seconds per attempt (optional; default none): longer is cancelled and fails
+/// checkpoint_seconds: 60             # train/fine-tune jobs upload their newest checkpoint at most this often (and at SIGTERM)
 /// baseline_model: model.safetensors   # optional: skip training, compress this model
 /// validation_split: 0.1              # val fraction; 10% more is the test split
 /// noop: 1000                          # test/bench jobs
@@ -51,6 +52,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var maxAttempts = 3
     /// Seconds an attempt may run (from dispatch) before the coordinator cancels it; nil: no limit.
     public var jobTimeout: Double?
+    /// Train and fine-tune jobs upload their newest checkpoint at most this often (seconds; 0: every epoch).
+    public var checkpointSeconds = 60.0
     public var baselineModel: String?
     public var validationSplit = 0.1
     /// Whether the train/compress pipeline is part of this sweep.
@@ -200,6 +203,7 @@ public struct SweepSpec: Sendable, Equatable {
         }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.jobTimeout = try m.double("job_timeout", positive: true)
+        spec.checkpointSeconds = try m.double("checkpoint_seconds", positive: false) ?? spec.checkpointSeconds
         spec.baselineModel = try m.string("baseline_model")
         spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
         if spec.validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }

@@ -76,6 +76,7 @@ public final class SweepStore {
                 ALTER TABLE workers ADD COLUMN secret_hash TEXT;
                 """)
         }
+        SweepStore.registerCheckpointMigration(&m)
         do { try m.migrate(db) } catch { throw SweepError.io("cannot set up the state database: \(error)") }
     }
 
@@ -302,6 +303,8 @@ public final class SweepStore {
         case countedEvent(kind: String, peer: String, bucket: String, time: Double, job: String?, attempt: Int?, detail: String, count: Int)
         case workerState(id: String, state: String)
         case artifact(hash: String, size: Int64, origin: String)
+        /// A job's newest checkpoint recorded or dropped (StoreCheckpoints.swift).
+        case checkpoint(CheckpointOp)
     }
 
     /// Applies all ops in one transaction.
@@ -367,6 +370,8 @@ public final class SweepStore {
                 case .artifact(let hash, let size, let origin):
                     try db.cachedStatement(sql: "INSERT OR IGNORE INTO artifacts(hash, size, origin, created) VALUES (?, ?, ?, ?)")
                         .execute(arguments: [hash, size, origin, now])
+                case .checkpoint(let op):
+                    try op.apply(db)
                 }
             }
         }

@@ -61,6 +61,8 @@ enum JobRunner {
         var executable: String
         var threads: Int
         var inChild: Bool
+        /// The child writes checkpoints into `<work>/checkpoints/` (train and fine-tune jobs in a sweep).
+        var checkpoints = false
     }
 
     static func start(_ s: Setup, context: ZMQContext, control: JobControl) {
@@ -120,8 +122,12 @@ enum JobRunner {
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = String(s.threads)
         env["RANKSWEEP_JOB"] = "\(s.ref.job)#\(s.ref.attempt)"
-        let child = try SpawnedChild(path: s.executable,
-                                     arguments: ["exec-job", "--kind", s.kind, "--spec", specPath, "--inputs", inputsDir, "--out", outDir],
+        var arguments = ["exec-job", "--kind", s.kind, "--spec", specPath, "--inputs", inputsDir, "--out", outDir]
+        if s.checkpoints {
+            try AtomicFile.makeDirectory(work + "/checkpoints")
+            arguments += ["--checkpoints", work + "/checkpoints"]
+        }
+        let child = try SpawnedChild(path: s.executable, arguments: arguments,
                                      environment: env, stderrPath: stderrPath)
         control.setChild(child.pid)
         if control.cancelled { kill(child.pid, SIGTERM) }

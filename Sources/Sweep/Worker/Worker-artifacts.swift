@@ -139,6 +139,7 @@ extension Worker {
             uploadsInFlight[h.hash] = nil
             try? u.handle?.close()
             uploadedThisConnection.insert(h.hash)
+            checkpointUploaded(h.hash)
             for ref in u.refs { sendResult(ref) }
             return
         }
@@ -149,6 +150,7 @@ extension Worker {
         uploadsInFlight[u.output.hash] = nil
         try? u.handle?.close()
         Log.warn("upload failed: \(reason)")
+        checkpointUploadFailed(u.output.hash)
         for ref in u.refs where pending[ref] != nil {
             pending[ref] = PendingResult(message: WireMessage(.failed, FailedHeader(job: ref.job, attempt: ref.attempt, reason: reason, handback: false)), outputs: [])
             sendResult(ref)

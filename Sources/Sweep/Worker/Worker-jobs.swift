@@ -11,6 +11,12 @@ final class ActiveJob {
     /// Set when the job finished and its outputs are being uploaded.
     var result: (result: [UInt8], outputs: [JobOutput], seconds: Double)?
     var uploadsLeft: Set<String> = []
+    /// Checkpoints (Worker-checkpoints.swift): the newest the child wrote, the one being uploaded,
+    /// the newest the coordinator has, and when the last upload started.
+    var newestCheckpoint: ChildCheckpoint?
+    var uploadingCheckpoint: ChildCheckpoint?
+    var sentCheckpointEpoch = 0
+    var lastCheckpointUpload = -Double.infinity
     init(header: JobHeader, spec: [UInt8]) { self.header = header; self.spec = spec }
 }
 
@@ -48,7 +54,7 @@ extension Worker {
         Log.info("running \(ref.job) attempt \(ref.attempt) (\(job.header.kind)\(inChild ? ", child process" : ""))")
         JobRunner.start(JobRunner.Setup(ref: ref, kind: job.header.kind, spec: job.spec, inputs: job.header.inputs,
                                         cacheDir: options.cacheDir, executable: options.executable,
-                                        threads: options.threads, inChild: inChild),
+                                        threads: options.threads, inChild: inChild, checkpoints: job.header.checkpointSeconds != nil),
                          context: context, control: job.control)
         if options.faults.crashMidJob {
             Thread.detachNewThread { usleep(300_000); Log.warn("fault crash-mid-job: exiting abruptly"); _exit(137) }
@@ -66,7 +72,10 @@ extension Worker {
         guard let job = active[ref] else { return }  // cancelled meanwhile
         switch String(decoding: f[0], as: UTF8.self) {
         case "progress" where f.count >= 4:
-            guard welcomed, var p = try? JSONDecoder().decode(ChildProgress.self, from: Data(f[3])) else { return }
+            guard var p = try? JSONDecoder().decode(ChildProgress.self, from: Data(f[3])) else { return }
+            if let c = p.checkpoint { return checkpointWritten(ref, job, c) }
+            if let m = p.message, m.hasPrefix("resumed from epoch") || m.contains("checkpoint") { Log.info("\(ref.job) attempt \(ref.attempt): \(m)") }
+            guard welcomed else { return }
             p.metrics = p.metrics?.filter { $0.value.isFinite }
             send(WireMessage(.progress, ProgressHeader(job: ref.job, attempt: ref.attempt, epoch: p.epoch, epochs: p.epochs,
                                                        metrics: p.metrics, message: p.message.map { String($0.prefix(300)) })))
@@ -136,6 +145,7 @@ extension Worker {
     func resumeAfterWelcome() {
         uploadedThisConnection.removeAll()
         uploadsInFlight.removeAll()
+        for job in active.values { job.uploadingCheckpoint = nil }
         for (hash, f) in fetches {
             f.receiver?.abort()
             fetches[hash] = nil
@@ -151,4 +161,14 @@ struct ChildProgress: Codable {
     var epochs: Int?
     var metrics: [String: Double]?
     var message: String?
+    /// A checkpoint the child has just written (its own line, nothing else set).
+    var checkpoint: ChildCheckpoint?
+}
+
+/// A checkpoint file a job's child process wrote and hashed.
+struct ChildCheckpoint: Codable, Sendable {
+    var epoch: Int
+    var path: String
+    var hash: String
+    var size: Int64
 }

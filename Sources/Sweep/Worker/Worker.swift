@@ -189,8 +189,11 @@ public final class Worker {
     /// SIGTERM: hand every running job back (not a failure), say BYE, wait briefly for ACKs.
     func stopGracefully() {
         Log.info("stopping: handing back \(active.count) job(s)")
+        // The jobs stop computing first; their newest checkpoints reach the coordinator before the handbacks.
+        for job in active.values { job.control.cancel() }
+        uploadCheckpointsBeforeStopping()
         for (ref, job) in active {
-            job.control.cancel()
+            job.control.cancel()  // again: a JOB may have arrived while the checkpoints uploaded
             let m = WireMessage(.failed, FailedHeader(job: ref.job, attempt: ref.attempt, reason: "worker stopping", handback: true))
             pending[ref] = PendingResult(message: m, outputs: [])
             if welcomed { send(m) }

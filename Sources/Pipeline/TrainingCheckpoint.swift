@@ -1,0 +1,120 @@
+import Basics
+import Engine
+import Foundation
+
+/// The training loop's whole state after an epoch, so a run killed later continues bit-identically
+/// (same CPU kind and thread count): weights, Adam's moments and step count, the learning-rate
+/// schedule and early-stopping state (best weights, best loss, patience counters), the shuffle
+/// and augmentation generators, and the history so far.
+///
+/// One file format: safetensors (as models are written) with tensors `weights/NAME`, `best/NAME`
+/// (the best weights, when an epoch improved), `adam_m/NAME`, `adam_v/NAME` (trainable ones), and
+/// the rest as JSON in the metadata key `ranksweep.checkpoint`. Floats that must survive exactly
+/// (learning rate, losses) are stored as their bit patterns. Written atomically (AtomicFile).
+public struct TrainingCheckpoint: Sendable {
+    public static let metadataKey = "ranksweep.checkpoint"
+    public static let format = "ranksweep-checkpoint-1"
+    /// The file `ranksweep train` keeps in its out dir (and `--resume` reads).
+    public static let fileName = "checkpoint"
+
+    public struct State: Codable, Sendable, Equatable {
+        public var format = TrainingCheckpoint.format
+        /// Epochs completed.
+        public var epoch: Int
+        /// The settings the run trained with: a checkpoint resumes only the same run.
+        public var settings: TrainingSettings
+        public var trainImages: Int
+        public var adamStep: Int
+        public var learningRateBits: UInt32
+        public var bestLossBits: UInt64
+        public var bestEpoch: Int
+        public var sinceBest: Int
+        public var plateauBestBits: UInt64
+        public var sincePlateauBest: Int
+        public var shuffle: [UInt64]
+        public var augmenter: [UInt64]
+        public var history: [EpochRecord]
+        /// Why training ended when it ended at this epoch ("epochs", "early stopping"); nil while it goes on.
+        public var finished: String?
+    }
+
+    public var state: State
+    public var weights: [String: Tensor]
+    public var bestWeights: [String: Tensor]
+    public var adamM: [String: Tensor]
+    public var adamV: [String: Tensor]
+    /// The file it was read from (for messages); not stored.
+    public var source = "checkpoint"
+
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    public func write(to path: String) throws {
+        var tensors: [String: Tensor] = [:]
+        for (prefix, group) in [("weights/", weights), ("best/", bestWeights), ("adam_m/", adamM), ("adam_v/", adamV)] {
+            for (name, t) in group { tensors[prefix + name] = t }
+        }
+        let json = String(decoding: try TrainingCheckpoint.encoder().encode(state), as: UTF8.self)
+        try SafeTensors.write(tensors, metadata: [TrainingCheckpoint.metadataKey: json], to: path)
+    }
+
+    /// Reads and checks a checkpoint; anything wrong is a `ModelFileError` naming the file.
+    public static func read(path: String) throws -> TrainingCheckpoint {
+        let (tensors, metadata) = try SafeTensors.read(path: path)
+        func fail(_ reason: String) -> ModelFileError { ModelFileError(path: path, reason: reason) }
+        guard let json = metadata[metadataKey] else { throw fail("not a ranksweep checkpoint (no \(metadataKey) in its metadata)") }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let state: State
+        do { state = try decoder.decode(State.self, from: Data(json.utf8)) } catch {
+            throw fail("unreadable checkpoint state (\(error))")
+        }
+        guard state.format == format else { throw fail("checkpoint format \(state.format.prefix(40)), expected \(format)") }
+        guard state.epoch >= 1, state.epoch <= state.settings.epochs, state.history.count == state.epoch,
+              state.bestEpoch >= 0, state.bestEpoch <= state.epoch, state.adamStep >= 0, state.trainImages >= 1,
+              state.sinceBest >= 0, state.sincePlateauBest >= 0, state.shuffle.count == 4, state.augmenter.count == 4 else {
+            throw fail("inconsistent checkpoint state (epoch \(state.epoch) of \(state.settings.epochs), \(state.history.count) history rows)")
+        }
+        var groups: [String: [String: Tensor]] = ["weights/": [:], "best/": [:], "adam_m/": [:], "adam_v/": [:]]
+        for (name, t) in tensors {
+            guard let prefix = groups.keys.first(where: { name.hasPrefix($0) }) else { throw fail("unexpected tensor '\(name)'") }
+            groups[prefix]![String(name.dropFirst(prefix.count))] = t
+        }
+        return TrainingCheckpoint(state: state, weights: groups["weights/"]!, bestWeights: groups["best/"]!,
+                                  adamM: groups["adam_m/"]!, adamV: groups["adam_v/"]!, source: path)
+    }
+}
+
+/// Where a run writes its checkpoints and what it resumes from.
+public struct Checkpointing: Sendable {
+    /// The path of epoch k's checkpoint (nil: none written).
+    public var path: (@Sendable (Int) -> String)?
+    /// Told after each checkpoint is written: the epoch and the path.
+    public var written: (@Sendable (Int, String) -> Void)?
+    /// A checkpoint file to continue from.
+    public var resumeFrom: String?
+
+    public init(path: (@Sendable (Int) -> String)? = nil, written: (@Sendable (Int, String) -> Void)? = nil, resumeFrom: String? = nil) {
+        self.path = path; self.written = written; self.resumeFrom = resumeFrom
+    }
+
+    public static let none = Checkpointing()
+
+    /// The run's checkpoint (read and checked), or nil when it starts afresh.
+    func load() throws -> TrainingCheckpoint? { try resumeFrom.map { try TrainingCheckpoint.read(path: $0) } }
+
+    /// The sink a Trainer calls after each epoch.
+    func sink() -> ((TrainingCheckpoint) throws -> Void)? {
+        guard let path else { return nil }
+        let written = self.written
+        return { checkpoint in
+            let file = path(checkpoint.state.epoch)
+            try checkpoint.write(to: file)
+            written?(checkpoint.state.epoch, file)
+        }
+    }
+}
