@@ -59,7 +59,7 @@ public enum CompressJob {
                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> CompressResult {
         let start = monotonicSeconds()
         try spec.method.validate()
-        let resume = try checkpoints.load()
+        var resume = try checkpoints.load()
         let (baseline, metadata, trainSpec) = try loadBaseline(path: baselinePath, data: spec.data)
         let source = spec.data ?? trainSpec.data
         let data = try source.load(imageSize: trainSpec.imageSize, channels: baseline.config.inputChannels)
@@ -73,6 +73,12 @@ public enum CompressJob {
                                                             layerTiming: spec.layerTiming ? LayerTiming(batch: spec.latencyBatch) : nil)
         events(.note(String(format: "%@: %d layers factorised, parameters -%.1f%%, FLOPs -%.1f%%", spec.method.description,
                             summary.factorisedLayerCount, summary.parameterReductionPercent, summary.flopReductionPercent)))
+        // A fine-tune checkpoint fits only the layers its run factorised. With layer timing a new
+        // attempt can decide differently (another machine, another load): then fine-tune anew.
+        if let r = resume, Set(r.weights.keys) != Set(model.parameters.map(\.name)) {
+            events(.note("the fine-tune checkpoint (epoch \(r.state.epoch)) holds other layers than this attempt factorised (layer timing decided differently); fine-tuning from the start"))
+            resume = nil
+        }
         let afterFactorisation = Evaluation.evaluate(model, on: data.test, batchSize: batch)
         BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
         let afterRecalibration = Evaluation.evaluate(model, on: data.test, batchSize: batch)

@@ -18,9 +18,9 @@ public enum OutputFiles {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    /// Saves a model as `UNet.save` does, with every metadata JSON in sorted-key order, so the
+    /// Saves a job's model (`UNet.save`); callers pass metadata JSON made with `metadataJSON`, so the
     /// same weights and settings give the same file byte for byte (a resumed job's model equals an
-    /// undisturbed one's). `UNet.save` encodes its architecture in JSONEncoder's unstable key order.
+    /// undisturbed one's).
     public static func saveModel(_ model: UNet, to path: String, metadata: [String: String]) throws {
         try model.save(to: path, metadata: metadata)
     }
