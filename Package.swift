@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
         // SVD / ARSVD factorisation into Engine's LowRankConv2D, BatchNorm recalibration, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
-        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training settings.
+        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training checkpoints.
         .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
         // Sweep spec and job specs, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator,
         // worker and child-process runner, SQLite store with its typed read API. Job executors are supplied

@@ -75,7 +75,7 @@ public enum CompressJob {
                             summary.factorisedLayerCount, summary.parameterReductionPercent, summary.flopReductionPercent)))
         // A fine-tune checkpoint fits only the layers its run factorised. With layer timing a new
         // attempt can decide differently (another machine, another load): then fine-tune anew.
-        if let r = resume, Set(r.weights.keys) != Set(model.parameters.map(\.name)) {
+        if let r = resume, r.weights.mapValues(\.shape) != Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.value.shape) }) {
             events(.note("the fine-tune checkpoint (epoch \(r.state.epoch)) holds other layers than this attempt factorised (layer timing decided differently); fine-tuning from the start"))
             resume = nil
         }

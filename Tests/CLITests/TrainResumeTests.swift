@@ -5,19 +5,7 @@ import XCTest
 /// `ranksweep train` on a preempted single host: it writes OUT/checkpoint after every epoch, and
 /// `--resume` continues from it to the same model an uninterrupted run writes.
 final class TrainResumeTests: XCTestCase {
-    /// Runs the binary (CLITests' path) to completion: status and output.
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLITests.binary)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try CLITests.runBinary(arguments) }
 
     func testTrainResumeAfterSIGKILLWritesTheSameModel() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rs-resume-\(UUID())").path

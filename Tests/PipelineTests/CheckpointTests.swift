@@ -131,4 +131,45 @@ final class CheckpointTests: XCTestCase {
         let history = try String(contentsOfFile: dir + "/b/history.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(history.count, 1 + 3)
     }
+
+    /// A compress job's fine-tune resumes like training: the same model file and scores as an
+    /// uninterrupted run. A checkpoint of another factorisation (layer timing decided otherwise on
+    /// the first attempt's machine) is dropped with a note: the fine-tune starts over, nothing fails.
+    func testCompressJobFineTuneResumesBitIdenticalAndDropsAForeignCheckpoint() throws {
+        let dir = try temporaryDirectory()
+        _ = try SyntheticDataset.write(to: dir + "/data", count: 16, size: 32, seed: 2)
+        var train = TrainSpec(data: DataSource(root: dir + "/data"), imageSize: 32, model: CheckpointTests.config)
+        train.training.epochs = 2; train.training.batchSize = 4; train.training.learningRate = 3e-3
+        _ = try TrainJob.run(train, outDir: dir + "/base")
+        let baseline = dir + "/base/model.safetensors"
+        func spec(rank: Int) -> CompressSpec {
+            var s = CompressSpec(method: .svd(rank: rank), fineTune: FineTuneSettings(epochs: 3, learningRate: 1e-3, patience: 5))
+            s.layerTiming = false
+            s.latencyRuns = 1
+            return s
+        }
+        let whole = try CompressJob.run(spec(rank: 2), baselinePath: baseline, outDir: dir + "/a",
+                                        checkpoints: Checkpointing(path: { "\(dir)/ck-\($0)" }))
+        var notes: [String] = []
+        let resumed = try CompressJob.run(spec(rank: 2), baselinePath: baseline, outDir: dir + "/b",
+                                          checkpoints: Checkpointing(resumeFrom: "\(dir)/ck-1")) { event in
+            if case let .note(text) = event { notes.append(text) }
+        }
+        XCTAssertTrue(notes.contains("resumed from epoch 1"), "\(notes)")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/a/model.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors")), "the model file is bit-identical")
+        XCTAssertEqual(resumed.afterFineTune, whole.afterFineTune)
+        XCTAssertEqual(resumed.fineTuneEpochs, whole.fineTuneEpochs)
+
+        // Rank 1 on a rank-2 checkpoint: other shapes, so the fine-tune starts over, as a fresh rank-1 run does.
+        notes = []
+        let foreign = try CompressJob.run(spec(rank: 1), baselinePath: baseline, outDir: dir + "/c",
+                                          checkpoints: Checkpointing(resumeFrom: "\(dir)/ck-1")) { event in
+            if case let .note(text) = event { notes.append(text) }
+        }
+        XCTAssertTrue(notes.contains { $0.contains("holds other layers than this attempt factorised") }, "\(notes)")
+        XCTAssertFalse(notes.contains("resumed from epoch 1"), "\(notes)")
+        let fresh = try CompressJob.run(spec(rank: 1), baselinePath: baseline, outDir: dir + "/d")
+        XCTAssertEqual(foreign.afterFineTune, fresh.afterFineTune)
+    }
 }
