@@ -163,7 +163,9 @@ public struct SweepSpec: Sendable, Equatable {
                                              augment: spec.axes.augment?.first)
             try s.finish()
         }
+        var gridGiven = false
         if let s = try m.map("compression") {
+            gridGiven = s.keys.contains("svd_ranks") || s.keys.contains("arsvd_taus")
             spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
             spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
             spec.layerTiming = try s.bool("layer_timing")
@@ -199,7 +201,8 @@ public struct SweepSpec: Sendable, Equatable {
             try t.finish()
             spec.target = target
             // The question replaces the grid unless the file asks for a grid too.
-            if !m.keys.contains("compression") { spec.svdRanks = []; spec.arsvdTaus = [] }
+            // (`compression: {layer_timing: false}` alone is not a grid.)
+            if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
         }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.jobTimeout = try m.double("job_timeout", positive: true)

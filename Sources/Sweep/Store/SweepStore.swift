@@ -104,17 +104,22 @@ public final class SweepStore {
             for (k, v) in [("plan_hash", planHash), ("sweep", sweepJSON), ("created", String(now))] {
                 try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v])
             }
-            let st = try db.makeStatement(sql: """
-                INSERT INTO jobs(id, seq, kind, spec, deps, inputs, state, attempt, failures, max_attempts, updated)
-                VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)
-                """)
-            let enc = JSONEncoder()
-            for (i, j) in jobs.enumerated() {
-                let deps = String(decoding: try enc.encode(j.deps), as: UTF8.self)
-                let inputs = String(decoding: try enc.encode(j.inputs), as: UTF8.self)
-                try st.execute(arguments: [j.id, i, j.kind, j.spec, deps, inputs, maxAttempts, now])
-            }
+            try SweepStore.insertQueued(jobs, firstSeq: 0, maxAttempts: maxAttempts, now: now, db)
             try db.execute(sql: "INSERT INTO events(time, kind, detail) VALUES (?, 'sweep-created', ?)", arguments: [now, "\(jobs.count) jobs"])
+        }
+    }
+
+    /// Inserts planned jobs as queued, numbered from `firstSeq` in plan order.
+    private static func insertQueued(_ jobs: [PlannedJob], firstSeq: Int, maxAttempts: Int, now: Double, _ db: Database) throws {
+        let st = try db.makeStatement(sql: """
+            INSERT INTO jobs(id, seq, kind, spec, deps, inputs, state, attempt, failures, max_attempts, updated)
+            VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)
+            """)
+        let enc = JSONEncoder()
+        for (i, j) in jobs.enumerated() {
+            let deps = String(decoding: try enc.encode(j.deps), as: UTF8.self)
+            let inputs = String(decoding: try enc.encode(j.inputs), as: UTF8.self)
+            try st.execute(arguments: [j.id, firstSeq + i, j.kind, j.spec, deps, inputs, maxAttempts, now])
         }
     }
 
@@ -127,16 +132,7 @@ public final class SweepStore {
                 if let v { try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v]) }
             }
             let first = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), -1) + 1 FROM jobs") ?? 0
-            let st = try db.makeStatement(sql: """
-                INSERT INTO jobs(id, seq, kind, spec, deps, inputs, state, attempt, failures, max_attempts, updated)
-                VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)
-                """)
-            let enc = JSONEncoder()
-            for (i, j) in jobs.enumerated() {
-                let deps = String(decoding: try enc.encode(j.deps), as: UTF8.self)
-                let inputs = String(decoding: try enc.encode(j.inputs), as: UTF8.self)
-                try st.execute(arguments: [j.id, first + i, j.kind, j.spec, deps, inputs, maxAttempts, now])
-            }
+            try SweepStore.insertQueued(jobs, firstSeq: first, maxAttempts: maxAttempts, now: now, db)
             if !jobs.isEmpty {
                 try db.execute(sql: "INSERT INTO events(time, kind, detail) VALUES (?, ?, ?)", arguments: [now, event, "\(jobs.count) jobs added"])
             }
