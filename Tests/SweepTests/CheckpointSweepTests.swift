@@ -122,7 +122,9 @@ final class CheckpointSweepTests: XCTestCase {
             ((try? c.store().attempts())?.filter { $0.job.hasPrefix("train") }.map(\.outcome) ?? []) == [.handback]
         }
         let k = try XCTUnwrap(checkpoint(c)).epoch
-        XCTAssertGreaterThanOrEqual(k, 3, "the newest checkpoint was uploaded at SIGTERM")
+        // Epoch 3 reported means epoch 2's checkpoint was written before it began (epoch 3's may
+        // still be on its way when the signal lands): anything past the throttled epoch 1 came at SIGTERM.
+        XCTAssertGreaterThanOrEqual(k, 2, "the newest checkpoint was uploaded at SIGTERM")
         XCTAssertLessThan(k, epochs)
         let attempts = try c.store().attempts().filter { $0.job.hasPrefix("train") }
         XCTAssertEqual(attempts.map(\.outcome), [.handback], "\(attempts)")
