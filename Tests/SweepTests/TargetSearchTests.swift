@@ -164,6 +164,10 @@ final class TargetSearchClusterTests: XCTestCase {
         XCTAssertLessThan(probed.count, 8, "fewer jobs than the grid")
         for (job, r) in probed { XCTAssertEqual(r, gridRecovery[job]!, accuracy: 1e-9, "\(job): same data, same job, same result") }
         XCTAssertTrue(s.output.contains("target search svd-s1"), s.output)
+        // `status` states the search's answer as the report does.
+        let status = try Proc(["status", "--state-dir", search.stateDir], log: search.dir + "/status.log")
+        XCTAssertEqual(status.wait(20), 0, status.output)
+        XCTAssertTrue(status.output.contains("target search SVD (svd-s1): rank "), status.output)
 
         // The bracket: the stored answer, replayed as the report does.
         let store = try search.store()

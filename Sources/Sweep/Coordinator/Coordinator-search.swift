@@ -29,16 +29,11 @@ extension Coordinator {
         searches = definitions.map(SearchEntry.init)
         if searches.isEmpty { return }
         let results = Dictionary(try store.results().map { ($0.job, $0.result) }, uniquingKeysWith: { a, _ in a })
-        for s in searches {
-            for e in jobs {
-                guard let i = s.definition.index(ofJob: e.planned.id) else { continue }
-                switch e.state {
-                case .done: s.search.record(i, recovery: Coordinator.recovery(results[e.planned.id]))
-                case .failed: s.search.record(i, recovery: nil)
-                default: s.search.markPending(i)
-                }
-            }
+        let states = jobs.map { e -> (id: String, state: JobState, recovery: Double?) in
+            let state: JobState = e.state == .done ? .done : e.state == .failed ? .failed : .queued   // the rest: pending
+            return (id: e.planned.id, state: state, recovery: Coordinator.recovery(results[e.planned.id]))
         }
+        for s in searches { s.search = s.definition.replay(states) }
     }
 
     /// Dice recovery as a fraction from a compress job's result JSON (nil: none, or not a number).

@@ -83,6 +83,9 @@ extension Coordinator {
         }
         s.attempts = attemptMirror.counts.filter { $0.value > 0 }
         if let first = firstDispatch, doneThisRun > 0, lastResult > first { s.rate = Double(doneThisRun) / (lastResult - first) }
+        if !searches.isEmpty {
+            s.searches = searches.map { $0.search.answer.sentence(search: $0.definition.name, method: $0.definition.method, target: $0.definition.target) }
+        }
         if failedCount > 0 {
             s.failedJobs = jobs.filter { $0.state == .failed }.sorted { $0.planned.id < $1.planned.id }.prefix(SweepStatus.failedShown)
                 .map { SweepStatus.FailedJob(job: $0.planned.id, reason: $0.reason ?? "") }

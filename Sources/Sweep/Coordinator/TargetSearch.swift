@@ -99,3 +99,45 @@ public struct TargetSearch: Sendable, Equatable {
                       tight: hi - lo == 1, jobs: results.count)
     }
 }
+
+extension TargetSearch.Answer {
+    /// "SVD (svd-s1): rank 6 keeps 99.30% of the baseline's Dice (target 99%); rank 5 misses it (97.10%). 5 job(s)."
+    /// One sentence for the report and `ranksweep status` alike.
+    public func sentence(search: String, method: String, target: Double) -> String {
+        func setting(_ v: Double) -> String { method == "svd" ? "rank \(Int(v))" : "tau \(v)" }
+        func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "?" }
+        let goal = String(format: "%g%%", target * 100)
+        var text = "\(method.uppercased()) (\(search)): "
+        if let meets {
+            text += "\(setting(meets)) keeps \(pct(meetsRecovery)) of the baseline's Dice (target \(goal))"
+            if let misses {
+                text += "; \(setting(misses)) misses it (\(pct(missesRecovery)))"
+            } else {
+                text += tight ? "; it is the most compressive setting searched" : ""
+            }
+        } else if let misses {
+            text += "no setting searched keeps \(goal): even \(setting(misses)) reaches only \(pct(missesRecovery))"
+        } else {
+            text += "no answer yet"
+        }
+        if !tight && (meets != nil || misses != nil) { text += "; the job budget ran out before the bracket closed" }
+        return text + ". \(jobs) job(s)."
+    }
+}
+
+extension SearchDefinition {
+    /// The bisection replayed from the jobs a state dir holds: done probes with their recovery (a
+    /// fraction; nil when not a number), failed ones as misses, the rest pending.
+    public func replay(_ jobs: [(id: String, state: JobState, recovery: Double?)]) -> TargetSearch {
+        var s = search
+        for job in jobs {
+            guard let i = index(ofJob: job.id) else { continue }
+            switch job.state {
+            case .done: s.record(i, recovery: job.recovery)
+            case .failed: s.record(i, recovery: nil)
+            default: s.markPending(i)
+            }
+        }
+        return s
+    }
+}

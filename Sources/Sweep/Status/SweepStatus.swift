@@ -19,6 +19,8 @@ public struct SweepStatus: Codable, Sendable, Equatable {
     public var rate: Double?
     /// The first failed jobs (at most `failedShown`), with their reasons.
     public var failedJobs: [FailedJob] = []
+    /// Each targeted search's answer so far, as the report states it (nil: the sweep has none).
+    public var searches: [String]? = nil
 
     public static let failedShown = 20
 
@@ -98,6 +100,7 @@ public struct SweepStatus: Codable, Sendable, Equatable {
         } else if left == 0 {
             out.append("complete")
         }
+        for line in searches ?? [] { out.append("target search \(line)") }
         for f in failedJobs { out.append("failed \(f.job): \(f.reason)") }
         return out.joined(separator: "\n")
     }
@@ -128,6 +131,12 @@ public struct SweepStatus: Codable, Sendable, Equatable {
         if let first, let last, !results.isEmpty, last > first { s.rate = Double(results.count) / (last - first) }
         s.failedJobs = jobs.filter { $0.state == .failed }.sorted { $0.id < $1.id }.prefix(failedShown)
             .map { FailedJob(job: $0.id, reason: $0.reason ?? "") }
+        if let text = try store.meta(Coordinator.searchesMetaKey),
+           let definitions = try? JSONDecoder().decode([SearchDefinition].self, from: Data(text.utf8)), !definitions.isEmpty {
+            let recovery = Dictionary(results.map { ($0.job, Coordinator.recovery($0.result)) }, uniquingKeysWith: { a, _ in a })
+            let states = jobs.map { (id: $0.id, state: $0.state, recovery: recovery[$0.id] ?? nil) }
+            s.searches = definitions.map { d in d.replay(states).answer.sentence(search: d.name, method: d.method, target: d.target) }
+        }
         return s
     }
 }
