@@ -282,6 +282,9 @@ extension Coordinator {
         if !w.epochs.isEmpty { w.epochs[ref] = nil }
         let reason = String(h.reason.prefix(2000))
         if h.handback {
+            // A worker hands jobs back only when it is stopping (SIGTERM; its BYE follows): give it
+            // nothing more, or the next dispatch would go to a worker on its way out.
+            w.ready = false
             attemptFailed(ref, outcome: .handback, reason: reason, counts: false)
         } else {
             attemptFailed(ref, outcome: .failed, reason: reason, counts: true, permanent: h.permanent == true)
