@@ -69,6 +69,12 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum
     }
 
+    /// Whether, among those, F(4x4, 3x3) runs on images of `height` x `width` (see `EngineChoices`).
+    func usesWinogradF4(height: Int, width: Int) -> Bool {
+        guard usesWinograd, let minimum = EngineChoices.winogradF4Threshold else { return false }
+        return min(inChannels, outChannels) >= minimum && min(height, width) >= WinogradF4.minimumSide
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -105,6 +111,13 @@ public final class Conv2D: ConvolutionLayer {
                             (scaled ?? []).withUnsafeBufferPointer { sb in
                                 pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!,
                                                  bias: biasPointer, relu: relu, into: yb.baseAddress!)
+                            }
+                        } else if usesWinogradF4(height: h, width: w) {
+                            let matrices = WinogradF4.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
+                            matrices.withUnsafeBufferPointer { mb in
+                                WinogradF4.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
+                                                    targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
+                                                    workspace: workspace)
                             }
                         } else if usesWinograd {
                             let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
@@ -184,7 +197,13 @@ public final class Conv2D: ConvolutionLayer {
                                                             inputGradient: inputGradientNeeded && !winograd ? dxb.baseAddress! : nil,
                                                             workspace: workspace)
                                 }
-                                if winograd {
+                                if winograd && usesWinogradF4(height: h, width: w) {
+                                    let matrices = WinogradF4.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
+                                    matrices.withUnsafeBufferPointer { mb in
+                                        WinogradF4.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,
+                                                            targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!, workspace: workspace)
+                                    }
+                                } else if winograd {
                                     let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
                                     matrices.withUnsafeBufferPointer { mb in
                                         Winograd.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,

@@ -15,16 +15,22 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// 3x3 convolutions with at least this many input and output channels run by
     /// Winograd F(2x2, 3x3) (`Winograd`), forward and input gradient; nil: never.
     public var winogradMinimumChannels: Int?
+    /// Of those, layers with at least this many input and output channels, on images of at least
+    /// `WinogradF4.minimumSide` pixels a side, run by F(4x4, 3x3) (`WinogradF4`) instead; nil: never
+    /// (and in metrics written before it existed).
+    public var winogradF4MinimumChannels: Int?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
-                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold)
+                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
+                      winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
+            + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
@@ -34,6 +40,22 @@ public struct EngineChoices: Codable, Sendable, Equatable {
         let n = winogradSetting.load(ordering: .relaxed)
         return n > 0 ? n : nil
     }
+
+    /// F(4x4, 3x3)'s threshold (see `winogradF4MinimumChannels`). RANKSWEEP_WINOGRAD_F4=off or =N
+    /// overrides it, for measurements.
+    static var winogradF4Threshold: Int? {
+        let n = winogradF4Setting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradF4Threshold(_ n: Int?) { winogradF4Setting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradF4Setting = Atomic<Int>({
+        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_F4"]
+        if text == "off" { return 0 }
+        if let text, let n = Int(text), n >= 1 { return n }
+        return 32
+    }())
 
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }

@@ -23,4 +23,10 @@ void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, co
 /* The HWIO 3x3 kernel (3, 3, cin, cout) rotated by 180 degrees with its channels swapped, as
    (3, 3, cout, cin): out[ky][kx][co][ci] = kernel[2-ky][2-kx][ci][co]. */
 void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out);
+
+/* Winograd F(4x4, 3x3), the same three transforms on 6x6 input tiles and 4x4 output tiles
+   (winograd_f4.c): 36 elements per tile, y[0..15] the output pixels row by row. */
+void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *out, long stride);
+void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]);
+void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out);
 #endif
