@@ -15,16 +15,21 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// 3x3 convolutions with at least this many input and output channels run by
     /// Winograd F(2x2, 3x3) (`Winograd`), forward and input gradient; nil: never.
     public var winogradMinimumChannels: Int?
+    /// The instruction set of the direct convolutions of narrow 3x3 layers (`DirectConvolution`:
+    /// "AVX-512", "AVX2" or "plain C"); nil: off, or a record from before they existed.
+    public var directConvolution: String?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
-                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold)
+                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
+                      directConvolution: DirectConvolution.isa?.name)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
+            + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
