@@ -65,19 +65,25 @@ int ckernels_direct_isa_supported(int isa) {
 
 /* A padded row holds a zero pixel, the row's w pixels, and zeros for the register blocks that run
    past the row's end (up to 16 pixels) and the gradient tiles that read past its last tap (up to
-   24 floats). A fourth row of zeros stands for rows beyond the image in the filter gradient. */
+   24 floats); its padding is zeroed once per call and never overwritten. A fourth row of zeros stands for rows beyond the image in the filter gradient. */
 long ckernels_direct_scratch_floats(long w, long channels) { return 4 * ((w + 18) * channels + 32); }
 
-/* rows[ky] = source row `row + ky - 1` of its image, padded, or NULL beyond the image. The padding
-   (zeros) is written once per call; only the pixels are copied per row. */
-static void padded_rows(const float *source, long h, long w, long c, long row, float *scratch, const float *rows[3]) {
+/* rows[ky] = source row `row + ky - 1` of its image, padded, or NULL beyond the image. Global
+   source row g lives in buffer g % 3 (three consecutive rows never share one), so going down an
+   image copies one new row per output row; held[b] is the row buffer b holds (-1: none). */
+static void padded_rows(const float *source, long h, long w, long c, long row, float *scratch, long held[3],
+                        const float *rows[3]) {
     const long length = (w + 18) * c + 32;
     const long y = row % h, image = row - y;
     for (int ky = 0; ky < 3; ky++) {
         const long sy = y + ky - 1;
         if (sy < 0 || sy >= h) { rows[ky] = NULL; continue; }
-        float *buffer = scratch + ky * length;
-        memcpy(buffer + c, source + (image + sy) * w * c, (size_t)(w * c) * sizeof(float));
+        const long g = image + sy;
+        float *buffer = scratch + (g % 3) * length;
+        if (held[g % 3] != g) {
+            memcpy(buffer + c, source + g * w * c, (size_t)(w * c) * sizeof(float));
+            held[g % 3] = g;
+        }
         rows[ky] = buffer;
     }
 }
@@ -95,9 +101,10 @@ static void zero_padding(float *scratch, long w, long c) {
 void ckernels_direct_conv3x3(int isa, const float *source, long h, long w, long cs, const float *kernel, long ct,
                              const float *bias, int relu, float *target, long row0, long row1, float *scratch) {
     zero_padding(scratch, w, cs);
+    long held[3] = {-1, -1, -1};
     for (long row = row0; row < row1; row++) {
         const float *rows[3];
-        padded_rows(source, h, w, cs, row, scratch, rows);
+        padded_rows(source, h, w, cs, row, scratch, held, rows);
         float *y = target + row * w * ct;
         switch (isa) {
         case CKERNELS_ISA_AVX512: forward_row_avx512(rows, w, cs, kernel, ct, bias, relu, y); break;
@@ -112,10 +119,11 @@ void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const
                                              float *scratch) {
     zero_padding(scratch, w, cin);
     const float *zero_row = scratch + 3 * ((w + 18) * cin + 32);
+    long held[3] = {-1, -1, -1};
     for (long row = row0; row < row1; row++) {
         const float *rows[3];
         /* Output row y takes source rows y - 1, y, y + 1 through tap rows 0, 1, 2. */
-        padded_rows(source, h, w, cin, row, scratch, rows);
+        padded_rows(source, h, w, cin, row, scratch, held, rows);
         const float *dy = gradient + row * w * cout;
         switch (isa) {
         case CKERNELS_ISA_AVX512: filter_row_avx512(rows, zero_row, dy, w, cin, cout, partial); break;
