@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Engine
 
@@ -202,5 +203,25 @@ final class DirectConvolutionTests: XCTestCase {
         // Plain C rounds each product; the fused variants do not, so they are different code paths.
         XCTAssertEqual(results[0].0, .plain)
         XCTAssertNotEqual(results[1].1[0], results[0].1[0], "\(results[1].0.name) forward equals plain C's bit for bit")
+    }
+
+    /// The choice is recorded (summary line, metrics.json), and a record from before it existed
+    /// still decodes, with no direct convolution.
+    func testEngineChoicesRecordTheInstructionSet() throws {
+        let best = try XCTUnwrap(DirectConvolution.ISA.allCases.last { $0.isSupported })
+        DirectConvolution.setISA(best)
+        let current = EngineChoices.current
+        XCTAssertEqual(current.directConvolution, best.name)
+        XCTAssertTrue(current.summary.hasSuffix("direct narrow 3x3 \(best.name)"), current.summary)
+        let decoded = try JSONDecoder().decode(EngineChoices.self, from: JSONEncoder().encode(current))
+        XCTAssertEqual(decoded, current)
+        DirectConvolution.setISA(nil)
+        XCTAssertNil(EngineChoices.current.directConvolution)
+        XCTAssertTrue(EngineChoices.current.summary.hasSuffix("direct narrow 3x3 off"), EngineChoices.current.summary)
+        XCTAssertNil(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 1), bias: nil).directISA)
+        let old = #"{"blasCore":"SkylakeX","threads":2,"winogradMinimumChannels":32}"#
+        let oldChoices = try JSONDecoder().decode(EngineChoices.self, from: Data(old.utf8))
+        XCTAssertEqual(oldChoices.blasCore, "SkylakeX")
+        XCTAssertNil(oldChoices.directConvolution)
     }
 }
