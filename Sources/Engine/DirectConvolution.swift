@@ -121,9 +121,7 @@ enum DirectConvolution {
     /// the forward convolution of dY with it.
     static func inputGradientKernel(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: 9 * cin * cout) { out, count in
-            for ky in 0..<3 { for kx in 0..<3 { for co in 0..<cout { for ci in 0..<cin {
-                out[((ky * 3 + kx) * cout + co) * cin + ci] = kernel[(((2 - ky) * 3 + (2 - kx)) * cin + ci) * cout + co]
-            } } } }
+            ckernels_rotate_swap_3x3(kernel, cin, cout, out.baseAddress!)
             count = 9 * cin * cout
         }
     }

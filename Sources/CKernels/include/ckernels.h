@@ -15,6 +15,15 @@ void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, 
    y[0..3] (output pixels (0,0), (0,1), (1,0), (1,1)); a NULL y[i] lies outside the image. */
 void ckernels_winograd_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[4]);
 
+/* Winograd F(2x2, 3x3) kernel transform: kernel is (3, 3, inputs, outputs) (HWIO); for every channel
+   pair (a, b), the 16 elements of G g Gᵀ, each multiplied by scale[b] when scale is not NULL, go
+   to u[k*inputs*outputs + a*outputs + b]. */
+void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u);
+
+/* The HWIO 3x3 kernel (3, 3, cin, cout) rotated by 180 degrees with its channels swapped, as
+   (3, 3, cout, cin): out[ky][kx][co][ci] = kernel[2-ky][2-kx][ci][co]. */
+void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out);
+
 /* Direct 3x3 convolutions ("same" padding, stride 1, NHWC source, HWIO kernel) for narrow layers,
    in register blocks of output pixels x 16 output channels (forward) or of kernel taps x 16 output
    channels (filter gradient), as oneDNN's brgemm kernels do. The ISA is chosen by the caller (one
