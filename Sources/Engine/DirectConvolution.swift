@@ -8,9 +8,13 @@ import Synchronization
 /// kernel row of 16 channels per FMA), and for the filter gradient a block of kernel taps x 16
 /// output channels stays in registers while an image row's pixels stream past.
 ///
-/// Where it is used: 3x3 layers that do not use Winograd and whose output channels (forward;
-/// input channels for the input gradient) are a multiple of 16. Their GEMMs in `RowConvolution`
-/// have only 16-48 columns, where OpenBLAS runs at about half its big-shape speed.
+/// Where it is used: 3x3 layers that do not use Winograd, with at most 32 channels in and out, and
+/// whose output channels (forward; input channels for the input gradient) are a multiple of 16.
+/// Their GEMMs in `RowConvolution` have only 16-48 columns, where OpenBLAS runs at about half its
+/// big-shape speed. Measured on an Intel Xeon (AVX-512, 2 threads, `bench engine --layers`, A/B with
+/// RANKSWEEP_DIRECT=off): unet-small's five narrow layers went from 130 to 79 CPU-ms per training
+/// step (forward 61-76 -> 106-114 GFLOP per CPU-second, backward 59-77 -> 101-124; the 3-channel
+/// first layer 19-26 -> 65-74).
 ///
 /// Determinism: each output sums its terms in one fixed order (tap row, tap column, input channel)
 /// whatever the thread count; the filter gradient is one partial per part (contiguous image rows,
@@ -56,7 +60,8 @@ enum DirectConvolution {
     }())
 
     /// Layers with more input or output channels than this keep going to `RowConvolution` (or
-    /// Winograd), whose GEMMs are wide enough there.
+    /// Winograd), whose GEMMs are wide enough there: with 64 (3->64, 16->64, 64->16) the forward
+    /// kernel ran at only 57-66 GFLOP/s on one AVX-512 thread, against 105-140 with 16 or 32.
     static let maximumChannels = 32
 
     /// Whether the kernels produce `channels` output channels (blocks of 16).
