@@ -75,6 +75,19 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum && min(height, width) >= WinogradF4.minimumSide
     }
 
+    /// The instruction set of the direct convolution (`DirectConvolution`) when forward runs by
+    /// it: narrow 3x3 layers not by Winograd, with a multiple of 16 output channels.
+    var directISA: DirectConvolution.ISA? {
+        guard kernelHeight == 3, kernelWidth == 3, !usesWinograd, max(inChannels, outChannels) <= DirectConvolution.maximumChannels,
+              DirectConvolution.accepts(targetChannels: outChannels) else { return nil }
+        return DirectConvolution.isa
+    }
+
+    /// The same for backward (dW, and dX when needed, whose output has `inChannels`).
+    var directBackwardISA: DirectConvolution.ISA? {
+        inputGradientNeeded && !DirectConvolution.accepts(targetChannels: inChannels) ? nil : directISA
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -118,6 +131,13 @@ public final class Conv2D: ConvolutionLayer {
                                 WinogradF4.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
                                                     targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
                                                     workspace: workspace)
+                            }
+                        } else if let isa = directISA {
+                            let scaled = scale.map { DirectConvolution.scaledKernel(kb.baseAddress!, cin: cin, cout: cout, scale: $0) }
+                            (scaled ?? []).withUnsafeBufferPointer { sb in
+                                DirectConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin,
+                                                           kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!, targetChannels: cout,
+                                                           bias: biasPointer, relu: relu, into: yb.baseAddress!, isa: isa, workspace: workspace)
                             }
                         } else if usesWinograd {
                             let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
@@ -185,6 +205,19 @@ public final class Conv2D: ConvolutionLayer {
                                 partials = pointwiseBackward(xb.baseAddress!, gradient: dyb.baseAddress!, rows: n * h * w,
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
+                            } else if let isa = directBackwardISA {
+                                partials = DirectConvolution.filterGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
+                                                                            cin: cin, cout: cout, isa: isa, workspace: workspace)
+                                if inputGradientNeeded {
+                                    let rotated = DirectConvolution.inputGradientKernel(kb.baseAddress!, cin: cin, cout: cout)
+                                    rotated.withUnsafeBufferPointer { rb in
+                                        DirectConvolution.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, kernel: rb.baseAddress!,
+                                                                   targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!,
+                                                                   isa: isa, workspace: workspace)
+                                    }
+                                }
+                                // The partials are HWIO, as the kernel.
+                                for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
                             } else {
                                 // With Winograd, the band pass computes dW only and dX is a Winograd
                                 // convolution of dY with the rotated kernel.

@@ -19,11 +19,15 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// `WinogradF4.minimumSide` pixels a side, run by F(4x4, 3x3) (`WinogradF4`) instead; nil: never
     /// (and in metrics written before it existed).
     public var winogradF4MinimumChannels: Int?
+    /// The instruction set of the direct convolutions of narrow 3x3 layers (`DirectConvolution`:
+    /// "AVX-512", "AVX2" or "plain C"); nil: off, or a record from before they existed.
+    public var directConvolution: String?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
                       threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
-                      winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold)
+                      winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
+                      directConvolution: DirectConvolution.isa?.name)
     }
 
     /// One line for logs and benchmark headers.
@@ -31,6 +35,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
             + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
+            + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
