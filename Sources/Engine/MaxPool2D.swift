@@ -1,3 +1,4 @@
+import CKernels
 /// Max pooling, 2x2 window, stride 2, on NHWC input with even height and width.
 /// Forward keeps, per output element, the flat index of the input element that won.
 public final class MaxPool2D: Layer {
@@ -71,23 +72,12 @@ public final class MaxPool2D: Layer {
             dy.storage.withUnsafeBufferPointer { gb in
                 winners.withUnsafeBufferPointer { wb in
                     let (dp, gp, wp) = (SendablePointer(db.baseAddress!), SendablePointer(gb.baseAddress!), SendablePointer(wb.baseAddress!))
+                    // Output row r = (image, i) writes input rows 2i and 2i+1 of that image: rows
+                    // 2r and 2r+1 counting across images.
                     Parallel.rows(n * oh, minimumPerPart: max(1, Parallel.elementwiseMinimum / (ow * c))) { range in
-                        for row in range {
-                            let img = row / oh, i = row % oh
-                            for j in 0..<ow {
-                                let base = dp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
-                                let o = (row * ow + j) * c
-                                // Scalar: widening the tap bytes for an 8-wide select costs more than
-                                // it saves on SSE2 (measured).
-                                for ch in 0..<c {
-                                    let g = gp.pointer[o + ch], tap = wp.pointer[o + ch]
-                                    base[ch] = tap == 0 ? g : 0
-                                    base[c + ch] = tap == 1 ? g : 0
-                                    base[w * c + ch] = tap == 2 ? g : 0
-                                    base[w * c + c + ch] = tap == 3 ? g : 0
-                                }
-                            }
-                        }
+                        let first = range.lowerBound
+                        ckernels_maxpool_backward(gp.pointer + first * ow * c, wp.pointer + first * ow * c, range.count, ow, c, w,
+                                                  dp.pointer + 2 * first * w * c)
                     }
                 }
             }

@@ -53,4 +53,10 @@ void ckernels_direct_conv3x3(int isa, const float *source, long h, long w, long 
 void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const float *gradient, long h, long w,
                                              long cin, long cout, long row0, long row1, float *partial,
                                              float *scratch);
+
+/* 2x2 max-pool backward of `rows` output rows (row = image * oh + i, the first at dy/taps/dx as
+   passed) of ow pixels and c channels, input rows w pixels wide: the winning tap (taps, 0-3 in
+   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. */
+void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long rows, long ow, long c, long w,
+                               float *dx);
 #endif
