@@ -21,7 +21,11 @@ enum Parallel {
 
     static func forEach(_ iterations: Int, _ body: @Sendable (Int) -> Void) {
         if iterations <= 1 { if iterations == 1 { body(0) }; return }
-        DispatchQueue.concurrentPerform(iterations: iterations, execute: body)
+        if WorkerPool.enabled && iterations < 1 << 16 {
+            WorkerPool.shared.run(iterations, body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: iterations, execute: body)
+        }
     }
 
     /// Elements below which an elementwise loop stays on one thread (waking a second costs more).
