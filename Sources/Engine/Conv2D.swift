@@ -172,6 +172,21 @@ public final class Conv2D: ConvolutionLayer {
                                 partials = pointwiseBackward(xb.baseAddress!, gradient: dyb.baseAddress!, rows: n * h * w,
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
+                            } else if usesWinograd && EngineChoices.winogradWeightGradient {
+                                // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
+                                // of dY with the rotated kernel.
+                                partials = []  // the bias gradient too is added by weightGradient
+                                let dk = dkb.baseAddress!
+                                let weightGradient = { (db: UnsafeMutablePointer<Float>?) in
+                                    Winograd.weightGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
+                                                            kernelGradient: dk, biasGradient: db, workspace: self.workspace)
+                                }
+                                if let bias {
+                                    bias.grad.storage.withUnsafeMutableBufferPointer { weightGradient($0.baseAddress!) }
+                                } else {
+                                    weightGradient(nil)
+                                }
+                                if inputGradientNeeded { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
                             } else {
                                 // With Winograd, the band pass computes dW only and dX is a Winograd
                                 // convolution of dY with the rotated kernel.
@@ -184,13 +199,7 @@ public final class Conv2D: ConvolutionLayer {
                                                             inputGradient: inputGradientNeeded && !winograd ? dxb.baseAddress! : nil,
                                                             workspace: workspace)
                                 }
-                                if winograd {
-                                    let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
-                                    matrices.withUnsafeBufferPointer { mb in
-                                        Winograd.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,
-                                                          targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!, workspace: workspace)
-                                    }
-                                }
+                                if winograd { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
                                 RowConvolution.accumulate(partials, into: dkb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
                             }
                             if let bias {
@@ -205,6 +214,16 @@ public final class Conv2D: ConvolutionLayer {
             }
         }
         return dx
+    }
+
+    /// dX as the Winograd convolution of dY with the rotated kernel.
+    private func winogradInputGradient(_ dy: UnsafePointer<Float>, n: Int, h: Int, w: Int, kernel: UnsafePointer<Float>,
+                                       into dx: UnsafeMutablePointer<Float>) {
+        let matrices = Winograd.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
+        matrices.withUnsafeBufferPointer { mb in
+            Winograd.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
+                              targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+        }
     }
 
     /// dW (cin x cout) = X^T dY and dBias = sum of dY into one partial per part (returned in part

@@ -16,15 +16,19 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// Winograd F(2x2, 3x3) (`Winograd`), forward and input gradient; nil: never.
     public var winogradMinimumChannels: Int?
 
+    /// Whether those layers' weight gradient runs by Winograd too (else by the row-im2col band
+    /// pass); nil in records written before it existed, when it did not.
+    public var winogradWeights: Bool?
+
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
-                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold)
+                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold, winogradWeights: winogradWeightGradient)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
-            + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
+            + (winogradMinimumChannels.map { "from \($0) channels" + (winogradWeights == false ? " (weight gradient by rows)" : "") } ?? "off")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
@@ -37,6 +41,10 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
+
+    /// Whether Winograd layers compute their weight gradient by Winograd (default) or by the
+    /// row-im2col band pass (RANKSWEEP_WINOGRAD_WEIGHTS=off, for A/B measurements).
+    static let winogradWeightGradient = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"] != "off"
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>({
