@@ -69,6 +69,12 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum
     }
 
+    /// Whether the weight gradient runs by Winograd too (see `EngineChoices`).
+    var usesWinogradWeightGradient: Bool {
+        guard usesWinograd, let minimum = EngineChoices.winogradWeightsThreshold else { return false }
+        return min(inChannels, outChannels) >= minimum
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -172,7 +178,7 @@ public final class Conv2D: ConvolutionLayer {
                                 partials = pointwiseBackward(xb.baseAddress!, gradient: dyb.baseAddress!, rows: n * h * w,
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
-                            } else if usesWinograd && EngineChoices.winogradWeightGradient {
+                            } else if usesWinogradWeightGradient {
                                 // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
                                 // of dY with the rotated kernel.
                                 partials = []  // the bias gradient too is added by weightGradient

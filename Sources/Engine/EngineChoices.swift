@@ -16,19 +16,21 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// Winograd F(2x2, 3x3) (`Winograd`), forward and input gradient; nil: never.
     public var winogradMinimumChannels: Int?
 
-    /// Whether those layers' weight gradient runs by Winograd too (else by the row-im2col band
-    /// pass); nil in records written before it existed, when it did not.
-    public var winogradWeights: Bool?
+    /// Winograd layers with at least this many input and output channels compute their weight
+    /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
+    /// pass; nil: never (as in records written before it existed).
+    public var winogradWeightsMinimumChannels: Int?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
-                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold, winogradWeights: winogradWeightGradient)
+                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
+                      winogradWeightsMinimumChannels: winogradWeightsThreshold)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
-            + (winogradMinimumChannels.map { "from \($0) channels" + (winogradWeights == false ? " (weight gradient by rows)" : "") } ?? "off")
+            + (winogradMinimumChannels.map { "from \($0) channels, weight gradient " + (winogradWeightsMinimumChannels.map { "from \($0)" } ?? "by rows") } ?? "off")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
@@ -42,9 +44,16 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
 
-    /// Whether Winograd layers compute their weight gradient by Winograd (default) or by the
-    /// row-im2col band pass (RANKSWEEP_WINOGRAD_WEIGHTS=off, for A/B measurements).
-    static let winogradWeightGradient = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"] != "off"
+    /// From 128 channels: on Intel AVX-512 (SkylakeX kernels) the Winograd weight gradient took
+    /// 0.63-0.8x the band pass's CPU time at 128-256 channels (8x8-16x16 images, batch 8) but
+    /// 1.1-1.2x at 32-64, where its 32-64-wide GEMMs are small and the transforms dominate.
+    /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
+    static let winogradWeightsThreshold: Int? = {
+        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"]
+        if text == "off" { return nil }
+        if let text, let n = Int(text), n >= 1 { return n }
+        return 128
+    }()
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>({

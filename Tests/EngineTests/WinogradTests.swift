@@ -173,6 +173,7 @@ final class WinogradTests: XCTestCase {
         let k = randomTensor([3, 3, 32, 48], seed: 5, scale: 0.1)
         let wide = Conv2D(name: "wide", kernel: k, bias: randomTensor([48], seed: 6))
         XCTAssertEqual(wide.usesWinograd, threshold <= 32)
+        XCTAssertEqual(wide.usesWinogradWeightGradient, threshold <= 32 && (EngineChoices.winogradWeightsThreshold ?? .max) <= 32)
         XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 3, 16], seed: 7), bias: nil).usesWinograd)
         XCTAssertFalse(Conv2D(name: "pointwise", kernel: randomTensor([1, 1, 64, 64], seed: 7), bias: nil).usesWinograd)
         let y = wide.forward(x, training: true)
@@ -199,5 +200,21 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThan(wide.kernel.grad.maxAbsDifference(directDk) / directDk.storage.map(abs).max()!, 1e-5)
         let directDb = (0..<48).map { c in partials.reduce(Float(0)) { $0 + $1.pointer[9 * 32 * 48 + c] } }
         XCTAssertLessThan(zip(wide.bias!.grad.storage, directDb).map { abs($0 - $1) }.max()! / directDb.map(abs).max()!, 1e-5)
+    }
+
+    func testConv2DWeightGradientByWinogradForWideLayers() throws {
+        let threshold = try XCTUnwrap(EngineChoices.winogradWeightsThreshold, "the Winograd weight gradient is on by default")
+        let channels = max(threshold, try XCTUnwrap(EngineChoices.winogradThreshold))
+        let x = randomTensor([2, 5, 3, channels], seed: 14)
+        let layer = Conv2D(name: "wide", kernel: randomTensor([3, 3, channels, channels + 3], seed: 15, scale: 0.1),
+                           bias: randomTensor([channels + 3], seed: 16))
+        XCTAssertTrue(layer.usesWinogradWeightGradient)
+        XCTAssertFalse(Conv2D(name: "narrower", kernel: randomTensor([3, 3, channels, channels - 1], seed: 15), bias: nil).usesWinogradWeightGradient)
+        let dy = randomTensor(layer.forward(x, training: true).shape, seed: 17)
+        layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
+        _ = layer.backward(dy)
+        let direct = directWeightGradient(x, gradient: dy)
+        XCTAssertLessThan(errorRelativeToScale(layer.kernel.grad.storage, direct.kernel), 1e-5)
+        XCTAssertLessThan(errorRelativeToScale(layer.bias!.grad.storage, direct.bias), 1e-5)
     }
 }
