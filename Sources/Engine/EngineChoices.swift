@@ -44,15 +44,15 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
 
-    /// From 128 channels: on Intel AVX-512 (SkylakeX kernels) the Winograd weight gradient took
-    /// 0.63-0.8x the band pass's CPU time at 128-256 channels (8x8-16x16 images, batch 8) but
-    /// 1.1-1.2x at 32-64, where its 32-64-wide GEMMs are small and the transforms dominate.
+    /// From 64 channels: on Intel AVX-512 (SkylakeX kernels, batch 8) the Winograd weight gradient
+    /// took 0.65-0.8x the band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
+    /// about the same at 32, where its 32-wide GEMMs are small and the transforms dominate.
     /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
     static let winogradWeightsThreshold: Int? = {
         let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"]
         if text == "off" { return nil }
         if let text, let n = Int(text), n >= 1 { return n }
-        return 128
+        return 64
     }()
 
     /// 0: off.
