@@ -70,6 +70,59 @@ void ckernels_winograd_output_tile(const float *m, long stride, long c, const fl
     for (; ch < c; ch++) OUTPUT_TRANSFORM(float, LOAD1, STORE1, 0.0f, bias[ch], max0_1);
 }
 
+/* G g Gᵀ for one 3x3 kernel g (g[k] for k = ky*3 + kx), vectorised over the output index b.
+   G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 (on each column), then the same on the rows of the
+   result; each of the 16 values multiplied by the column's scale. */
+#define KERNEL_TRANSFORM(T, LOAD, STORE, SCALE)                                                  \
+    do {                                                                                         \
+        T g[9];                                                                                  \
+        for (int k = 0; k < 9; k++) g[k] = LOAD(src + k * plane + b);                            \
+        T rows[12];                                                                              \
+        for (int kx = 0; kx < 3; kx++) {                                                         \
+            T g0 = g[kx], g1 = g[3 + kx], g2 = g[6 + kx];                                        \
+            rows[kx] = g0;                                                                       \
+            rows[3 + kx] = half * (g0 + g1 + g2);                                                \
+            rows[6 + kx] = half * (g0 - g1 + g2);                                                \
+            rows[9 + kx] = g2;                                                                   \
+        }                                                                                        \
+        T s = SCALE;                                                                             \
+        for (int i = 0; i < 4; i++) {                                                            \
+            T r0 = rows[i * 3], r1 = rows[i * 3 + 1], r2 = rows[i * 3 + 2];                      \
+            STORE(u + (i * 4) * plane + a * outputs + b, s * r0);                                \
+            STORE(u + (i * 4 + 1) * plane + a * outputs + b, s * (half * (r0 + r1 + r2)));       \
+            STORE(u + (i * 4 + 2) * plane + a * outputs + b, s * (half * (r0 - r1 + r2)));       \
+            STORE(u + (i * 4 + 3) * plane + a * outputs + b, s * r2);                            \
+        }                                                                                        \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u) {
+    const long plane = inputs * outputs;
+    for (long a = 0; a < inputs; a++) {
+        const float *src = kernel + a * outputs;
+        long b = 0;
+        {
+            const v8 half = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+            const v8 one = {1, 1, 1, 1, 1, 1, 1, 1};
+            for (; b + 8 <= outputs; b += 8) KERNEL_TRANSFORM(v8, load8, store8, scale ? load8(scale + b) : one);
+        }
+        const float half = 0.5f;
+        for (; b < outputs; b++) KERNEL_TRANSFORM(float, LOAD1, STORE1, scale ? scale[b] : 1.0f);
+    }
+}
+
+void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out) {
+    for (long k = 0; k < 9; k++) {
+        const float *src = kernel + (8 - k) * cin * cout;
+        float *dst = out + k * cin * cout;
+        /* Blocks of 8x8 keep both sides' cache lines in use. */
+        for (long co0 = 0; co0 < cout; co0 += 8)
+            for (long ci0 = 0; ci0 < cin; ci0 += 8)
+                for (long co = co0; co < co0 + 8 && co < cout; co++)
+                    for (long ci = ci0; ci < ci0 + 8 && ci < cin; ci++) dst[co * cin + ci] = src[ci * cout + co];
+    }
+}
+
 /* dM = A dY A^T of one tile's 2x2 output gradient (A^T = [[1,1,1,0],[0,1,-1,-1]]): each pair
    (p0, p1) lifts to (p0, p0 + p1, p0 - p1, -p1), first along rows, then along columns. */
 #define OUTPUT_GRADIENT_TRANSFORM(T, LOAD, STORE)                                                \

@@ -69,6 +69,25 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum
     }
 
+    /// Whether, among those, F(4x4, 3x3) runs on images of `height` x `width` (see `EngineChoices`).
+    func usesWinogradF4(height: Int, width: Int) -> Bool {
+        guard usesWinograd, let minimum = EngineChoices.winogradF4Threshold else { return false }
+        return min(inChannels, outChannels) >= minimum && min(height, width) >= WinogradF4.minimumSide
+    }
+
+    /// The instruction set of the direct convolution (`DirectConvolution`) when forward runs by
+    /// it: narrow 3x3 layers not by Winograd, with a multiple of 16 output channels.
+    var directISA: DirectConvolution.ISA? {
+        guard kernelHeight == 3, kernelWidth == 3, !usesWinograd, max(inChannels, outChannels) <= DirectConvolution.maximumChannels,
+              DirectConvolution.accepts(targetChannels: outChannels) else { return nil }
+        return DirectConvolution.isa
+    }
+
+    /// The same for backward (dW, and dX when needed, whose output has `inChannels`).
+    var directBackwardISA: DirectConvolution.ISA? {
+        inputGradientNeeded && !DirectConvolution.accepts(targetChannels: inChannels) ? nil : directISA
+    }
+
     /// Whether the weight gradient runs by Winograd too (see `EngineChoices`).
     var usesWinogradWeightGradient: Bool {
         guard usesWinograd, let minimum = EngineChoices.winogradWeightsThreshold else { return false }
@@ -111,6 +130,20 @@ public final class Conv2D: ConvolutionLayer {
                             (scaled ?? []).withUnsafeBufferPointer { sb in
                                 pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!,
                                                  bias: biasPointer, relu: relu, into: yb.baseAddress!)
+                            }
+                        } else if usesWinogradF4(height: h, width: w) {
+                            let matrices = WinogradF4.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
+                            matrices.withUnsafeBufferPointer { mb in
+                                WinogradF4.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
+                                                    targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
+                                                    workspace: workspace)
+                            }
+                        } else if let isa = directISA {
+                            let scaled = scale.map { DirectConvolution.scaledKernel(kb.baseAddress!, cin: cin, cout: cout, scale: $0) }
+                            (scaled ?? []).withUnsafeBufferPointer { sb in
+                                DirectConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin,
+                                                           kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!, targetChannels: cout,
+                                                           bias: biasPointer, relu: relu, into: yb.baseAddress!, isa: isa, workspace: workspace)
                             }
                         } else if usesWinograd {
                             let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
@@ -178,6 +211,19 @@ public final class Conv2D: ConvolutionLayer {
                                 partials = pointwiseBackward(xb.baseAddress!, gradient: dyb.baseAddress!, rows: n * h * w,
                                                              kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
                                 for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
+                            } else if let isa = directBackwardISA {
+                                partials = DirectConvolution.filterGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
+                                                                            cin: cin, cout: cout, isa: isa, workspace: workspace)
+                                if inputGradientNeeded {
+                                    let rotated = DirectConvolution.inputGradientKernel(kb.baseAddress!, cin: cin, cout: cout)
+                                    rotated.withUnsafeBufferPointer { rb in
+                                        DirectConvolution.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, kernel: rb.baseAddress!,
+                                                                   targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!,
+                                                                   isa: isa, workspace: workspace)
+                                    }
+                                }
+                                // The partials are HWIO, as the kernel.
+                                for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
                             } else if usesWinogradWeightGradient {
                                 // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
                                 // of dY with the rotated kernel.
@@ -222,13 +268,21 @@ public final class Conv2D: ConvolutionLayer {
         return dx
     }
 
-    /// dX as the Winograd convolution of dY with the rotated kernel.
+    /// dX as the Winograd convolution (F(4x4, 3x3) where it applies) of dY with the rotated kernel.
     private func winogradInputGradient(_ dy: UnsafePointer<Float>, n: Int, h: Int, w: Int, kernel: UnsafePointer<Float>,
                                        into dx: UnsafeMutablePointer<Float>) {
-        let matrices = Winograd.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
-        matrices.withUnsafeBufferPointer { mb in
-            Winograd.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
-                              targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+        if usesWinogradF4(height: h, width: w) {
+            let matrices = WinogradF4.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
+            matrices.withUnsafeBufferPointer { mb in
+                WinogradF4.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
+                                    targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+            }
+        } else {
+            let matrices = Winograd.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
+            matrices.withUnsafeBufferPointer { mb in
+                Winograd.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
+                                  targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+            }
         }
     }
 

@@ -15,7 +15,13 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// 3x3 convolutions with at least this many input and output channels run by
     /// Winograd F(2x2, 3x3) (`Winograd`), forward and input gradient; nil: never.
     public var winogradMinimumChannels: Int?
-
+    /// Of those, layers with at least this many input and output channels, on images of at least
+    /// `WinogradF4.minimumSide` pixels a side, run by F(4x4, 3x3) (`WinogradF4`) instead; nil: never
+    /// (and in metrics written before it existed).
+    public var winogradF4MinimumChannels: Int?
+    /// The instruction set of the direct convolutions of narrow 3x3 layers (`DirectConvolution`:
+    /// "AVX-512", "AVX2" or "plain C"); nil: off, or a record from before they existed.
+    public var directConvolution: String?
     /// Winograd layers with at least this many input and output channels compute their weight
     /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
     /// pass; nil: never (as in records written before it existed).
@@ -24,13 +30,18 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
                       threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
-                      winogradWeightsMinimumChannels: winogradWeightsThreshold)
+                      winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
+                      directConvolution: DirectConvolution.isa?.name,
+                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
-            + (winogradMinimumChannels.map { "from \($0) channels, weight gradient " + (winogradWeightsMinimumChannels.map { "from \($0)" } ?? "by rows") } ?? "off")
+            + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
+            + (winogradWeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
+            + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
+            + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
@@ -41,6 +52,22 @@ public struct EngineChoices: Codable, Sendable, Equatable {
         return n > 0 ? n : nil
     }
 
+    /// F(4x4, 3x3)'s threshold (see `winogradF4MinimumChannels`). RANKSWEEP_WINOGRAD_F4=off or =N
+    /// overrides it, for measurements.
+    static var winogradF4Threshold: Int? {
+        let n = winogradF4Setting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradF4Threshold(_ n: Int?) { winogradF4Setting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradF4Setting = Atomic<Int>({
+        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_F4"]
+        if text == "off" { return 0 }
+        if let text, let n = Int(text), n >= 1 { return n }
+        return 32
+    }())
+
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
 
@@ -48,12 +75,19 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// took 0.65-0.8x the band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
     /// about the same at 32, where its 32-wide GEMMs are small and the transforms dominate.
     /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
-    static let winogradWeightsThreshold: Int? = {
+    static var winogradWeightsThreshold: Int? {
+        let n = winogradWeightsSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradWeightsSetting = Atomic<Int>({
         let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"]
-        if text == "off" { return nil }
+        if text == "off" { return 0 }
         if let text, let n = Int(text), n >= 1 { return n }
         return 64
-    }()
+    }())
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>({

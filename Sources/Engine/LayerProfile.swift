@@ -2,11 +2,14 @@ import Basics
 /// Process CPU time (all threads) per layer and direction, summed over the steps a model runs while
 /// a profile is set (`UNet.profile`). For finding where a training step goes (`ranksweep bench
 /// engine --layers`); CPU time, because on a shared machine a layer's wall time swings with the
-/// load while its CPU time does not. Off by default; costs two clock reads per layer call when on.
+/// load while its CPU time does not. Wall time is kept too: CPU over wall is how many of the
+/// threads a layer kept busy (a serial stretch shows as 1.0). Off by default; costs four clock
+/// reads per layer call when on.
 public final class LayerProfile {
     public struct Entry: Sendable {
         public var key: String
         public var seconds: Double
+        public var wallSeconds: Double
         public var calls: Int
     }
 
@@ -18,16 +21,17 @@ public final class LayerProfile {
     /// Runs `body`, adding its CPU time to `key` (first use fixes the key's position in `entries`).
     @inline(__always)
     public func time<T>(_ key: @autoclosure () -> String, _ body: () -> T) -> T {
-        let start = processCPUSeconds()
+        let (start, wallStart) = (processCPUSeconds(), monotonicSeconds())
         let result = body()
-        let elapsed = processCPUSeconds() - start
+        let (elapsed, wall) = (processCPUSeconds() - start, monotonicSeconds() - wallStart)
         let k = key()
         if let i = index[k] {
             entries[i].seconds += elapsed
+            entries[i].wallSeconds += wall
             entries[i].calls += 1
         } else {
             index[k] = entries.count
-            entries.append(Entry(key: k, seconds: elapsed, calls: 1))
+            entries.append(Entry(key: k, seconds: elapsed, wallSeconds: wall, calls: 1))
         }
         return result
     }

@@ -46,30 +46,15 @@ enum Winograd {
         let (inputs, outputs) = forInputGradient ? (cout, cin) : (cin, cout)
         let plane = inputs * outputs
         return [Float](unsafeUninitializedCapacity: tileElements * plane) { out, count in
-            let u = out.baseAddress!
-            var g = [Float](repeating: 0, count: 9)
-            for a in 0..<inputs {
-                for b in 0..<outputs {
-                    for ky in 0..<3 { for kx in 0..<3 {
-                        g[ky * 3 + kx] = forInputGradient
-                            ? kernel[(((2 - ky) * 3 + (2 - kx)) * cin + b) * cout + a]
-                            : kernel[((ky * 3 + kx) * cin + a) * cout + b]
-                    } }
-                    let scale = columnScale?[b] ?? 1
-                    // G g: 4x3, rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2; then (G g) Gᵀ the same on columns.
-                    var rows = [Float](repeating: 0, count: 12)
-                    for kx in 0..<3 {
-                        let (g0, g1, g2) = (g[kx], g[3 + kx], g[6 + kx])
-                        rows[kx] = g0
-                        rows[3 + kx] = 0.5 * (g0 + g1 + g2)
-                        rows[6 + kx] = 0.5 * (g0 - g1 + g2)
-                        rows[9 + kx] = g2
-                    }
-                    for i in 0..<4 {
-                        let (r0, r1, r2) = (rows[i * 3], rows[i * 3 + 1], rows[i * 3 + 2])
-                        let values = [r0, 0.5 * (r0 + r1 + r2), 0.5 * (r0 - r1 + r2), r2]
-                        for j in 0..<4 { (u + (i * 4 + j) * plane + a * outputs + b).initialize(to: scale * values[j]) }
-                    }
+            (columnScale ?? []).withUnsafeBufferPointer { scale in
+                let scalePointer = columnScale == nil ? nil : scale.baseAddress
+                if forInputGradient {
+                    let rotated = UnsafeMutablePointer<Float>.allocate(capacity: 9 * plane)
+                    defer { rotated.deallocate() }
+                    ckernels_rotate_swap_3x3(kernel, cin, cout, rotated)
+                    ckernels_winograd_kernel(rotated, inputs, outputs, scalePointer, out.baseAddress!)
+                } else {
+                    ckernels_winograd_kernel(kernel, inputs, outputs, scalePointer, out.baseAddress!)
                 }
             }
             count = tileElements * plane

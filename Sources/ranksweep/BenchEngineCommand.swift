@@ -145,15 +145,18 @@ struct BenchEngine: ParsableCommand {
                      100 * forwardGFLOP / iwall / peak.wall, 100 * forwardGFLOP / icpu / peak.cpu))
     }
 
-    /// CPU milliseconds per step for each layer call, largest first, with its share of the step.
+    /// CPU milliseconds per step for each layer call, largest first, with its share of the step and
+    /// the threads it kept busy (CPU over wall time).
     private func printLayerTable(_ what: String, _ entries: [LayerProfile.Entry], per count: Int) {
         guard count > 0, !entries.isEmpty else { return }
         let steps = Double(count)
-        let total = entries.reduce(0) { $0 + $1.seconds }
-        print(String(format: "  where %@ goes (%.1f CPU-ms in timed layers):", what, 1000 * total / steps))
+        let total = entries.reduce(0) { $0 + $1.seconds }, totalWall = entries.reduce(0) { $0 + $1.wallSeconds }
+        print(String(format: "  where %@ goes (%.1f CPU-ms in timed layers, %.1f ms wall; CPU-ms, share, threads busy):",
+                     what, 1000 * total / steps, 1000 * totalWall / steps))
         for entry in entries.sorted(by: { $0.seconds > $1.seconds }) {
             print("    " + entry.key.padding(toLength: 28, withPad: " ", startingAt: 0)
-                  + String(format: " %8.2f ms  %5.1f%%", 1000 * entry.seconds / steps, 100 * entry.seconds / total))
+                  + String(format: " %8.2f ms  %5.1f%%  %4.2f", 1000 * entry.seconds / steps, 100 * entry.seconds / total,
+                           entry.seconds / max(entry.wallSeconds, 1e-9)))
         }
     }
 }

@@ -15,6 +15,45 @@ void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, 
    y[0..3] (output pixels (0,0), (0,1), (1,0), (1,1)); a NULL y[i] lies outside the image. */
 void ckernels_winograd_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[4]);
 
+/* Winograd F(2x2, 3x3) kernel transform: kernel is (3, 3, inputs, outputs) (HWIO); for every channel
+   pair (a, b), the 16 elements of G g Gᵀ, each multiplied by scale[b] when scale is not NULL, go
+   to u[k*inputs*outputs + a*outputs + b]. */
+void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u);
+
+/* The HWIO 3x3 kernel (3, 3, cin, cout) rotated by 180 degrees with its channels swapped, as
+   (3, 3, cout, cin): out[ky][kx][co][ci] = kernel[2-ky][2-kx][ci][co]. */
+void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out);
+
+/* Winograd F(4x4, 3x3), the same three transforms on 6x6 input tiles and 4x4 output tiles
+   (winograd_f4.c): 36 elements per tile, y[0..15] the output pixels row by row. */
+void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *out, long stride);
+void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]);
+void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out);
+
+/* Direct 3x3 convolutions ("same" padding, stride 1, NHWC source, HWIO kernel) for narrow layers,
+   in register blocks of output pixels x 16 output channels (forward) or of kernel taps x 16 output
+   channels (filter gradient), as oneDNN's brgemm kernels do. The ISA is chosen by the caller (one
+   per process, recorded), so that results are the same run to run; every ISA sums in the same
+   order, but plain C multiplies and adds where the others fuse them. */
+enum { CKERNELS_ISA_PLAIN = 0, CKERNELS_ISA_AVX2 = 1, CKERNELS_ISA_AVX512 = 2 };
+
+/* Whether this CPU runs the kernels of `isa` (AVX2 and AVX-512F both with FMA). */
+int ckernels_direct_isa_supported(int isa);
+
+/* Floats of scratch one call below needs, for rows of w pixels of `channels` channels. */
+long ckernels_direct_scratch_floats(long w, long channels);
+
+/* target rows [row0, row1) of the n*h image rows = conv3x3(source (n, h, w, cs), kernel (3, 3, cs, ct))
+   + bias (may be NULL), clamped at zero when relu is set. ct a multiple of 16. */
+void ckernels_direct_conv3x3(int isa, const float *source, long h, long w, long cs, const float *kernel, long ct,
+                             const float *bias, int relu, float *target, long row0, long row1, float *scratch);
+
+/* partial[(ky, kx, ci, co)] += dW of the output rows [row0, row1) (HWIO, as the kernel), and
+   partial[9 * cin * cout + co] += their bias gradient, summed row by row in order. cout a multiple of 16. */
+void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const float *gradient, long h, long w,
+                                             long cin, long cout, long row0, long row1, float *partial,
+                                             float *scratch);
+
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
    element k of A dY A^T for every channel goes to out + k*stride. */
@@ -23,4 +62,5 @@ void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, fl
 /* Winograd F(2x2, 3x3) weight gradient, kernel side: du holds the 16 transformed gradients
    dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout). */
 void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw);
+
 #endif
