@@ -18,7 +18,8 @@ import CKernels
 /// error stays within a few units of float32 rounding of the output's scale — measured at most
 /// 2e-6 relative to the largest output over random layers of 32-256 channels
 /// (`WinogradTests.testMatchesDirectConvolutionWithinBound`, which asserts 1e-5). F(4x4, 3x3)
-/// would cut 4x but its transforms grow the error by about 10x more; it is not used.
+/// (`WinogradF4`) cuts 4x at about 10x the error; it takes over forward and the input gradient
+/// of the wide layers on larger images (see `EngineChoices`), not the weight gradient.
 ///
 /// The weight gradient (`weightGradient`) runs in the same transform domain: 16 GEMMs of
 /// (cin x tiles)(tiles x cout) on the recomputed input transforms and the lifted output gradients,
@@ -30,7 +31,8 @@ import CKernels
 ///
 /// Work is split by tiles across threads and done in chunks that bound the scratch memory; each
 /// tile's outputs are computed by the same GEMM rows in the same order whatever the split, so the
-/// result does not depend on the thread count.
+/// convolution does not depend on the thread count (the weight gradient, a sum over tiles, does:
+/// see there).
 enum Winograd {
     /// Transformed input and output tile elements.
     static let tileElements = 16
