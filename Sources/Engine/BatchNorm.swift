@@ -1,3 +1,4 @@
+import CKernels
 /// Batch normalisation over the channel axis of NHWC input, as Keras's `BatchNormalization`.
 ///
 /// Training: normalise with the batch's mean and biased variance over (n, h, w), and move the
@@ -105,24 +106,9 @@ public final class BatchNorm: Layer {
             y.storage.withUnsafeMutableBufferPointer { yb in
                 let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!))
                 Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                    let (scale, shift, g, b) = (constants[0], constants[1], constants[2], constants[3])
-                    for r in range {
-                        let o = r * c
-                        var i = 0
-                        while i + 8 <= c {
-                            let v = (xp.pointer.load8(o + i) - shift.load8(i)) * scale.load8(i)
-                            var out = g.load8(i) * v + b.load8(i)
-                            if relu { out = out.replacing(with: 0, where: out .< 0) }
-                            yp.pointer.store8(out, o + i)
-                            i += 8
-                        }
-                        while i < c {
-                            let v = (xp.pointer[o + i] - shift[i]) * scale[i]
-                            let out = g[i] * v + b[i]
-                            yp.pointer[o + i] = relu ? max(out, 0) : out
-                            i += 1
-                        }
-                    }
+                    let o = range.lowerBound * c
+                    ckernels_bn_normalize(xp.pointer + o, range.count, c, constants[1], constants[0], constants[2], constants[3],
+                                          relu ? 1 : 0, yp.pointer + o)
                 }
             }
         }
@@ -169,26 +155,10 @@ public final class BatchNorm: Layer {
                         let (dp, xp, outp) = (SendablePointer(db.baseAddress!), SendablePointer(xb.baseAddress!), SendablePointer(outb.baseAddress!))
                         let mp = mask == nil ? nil : SendablePointer(mb.baseAddress!)
                         Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                            let (scale, meanDBeta, meanDGamma) = (constants[0], constants[1], constants[2])
-                            let (invStd, mean) = (normalisation[0], normalisation[1])
-                            for r in range {
-                                let o = r * c
-                                var i = 0
-                                while i + 8 <= c {
-                                    var d = dp.pointer.load8(o + i)
-                                    if let mp { d = d.replacing(with: 0, where: mp.pointer.load8(o + i) .<= 0) }
-                                    let xhat = (xp.pointer.load8(o + i) - mean.load8(i)) * invStd.load8(i)
-                                    outp.pointer.store8(scale.load8(i) * (d - meanDBeta.load8(i) - xhat * meanDGamma.load8(i)), o + i)
-                                    i += 8
-                                }
-                                while i < c {
-                                    var d = dp.pointer[o + i]
-                                    if let mp, mp.pointer[o + i] <= 0 { d = 0 }
-                                    let xhat = (xp.pointer[o + i] - mean[i]) * invStd[i]
-                                    outp.pointer[o + i] = scale[i] * (d - meanDBeta[i] - xhat * meanDGamma[i])
-                                    i += 1
-                                }
-                            }
+                            let o = range.lowerBound * c
+                            ckernels_bn_input_gradient(dp.pointer + o, xp.pointer + o, mp.map { $0.pointer + o }, normalisation[1],
+                                                       normalisation[0], constants[0], constants[1], constants[2], range.count, c,
+                                                       outp.pointer + o)
                         }
                     }
                 }
@@ -199,57 +169,38 @@ public final class BatchNorm: Layer {
 
     /// Per-channel sums of x and x^2 over `rows` rows of `channels`.
     static func channelSums(_ x: SendablePointer<Float>, rows: Int, channels c: Int) -> (sum: [Double], squares: [Double]) {
-        reduceChannels(Moments(x: x), rows: rows, channels: c)
+        reduceChannels(rows: rows, channels: c) { range, first, second, scratch in
+            ckernels_bn_moments(x.pointer + range.lowerBound * c, range.count, c, first, second, scratch)
+        }
     }
 
     /// Per-channel sums of d and d * xhat, where d is `dy` masked to zero wherever `mask` is not
     /// positive, and xhat = (input - mean) * invStd with `normalisation` = [invStd, mean].
     static func gradientSums(_ dy: SendablePointer<Float>, input: SendablePointer<Float>, normalisation: ChannelConstants,
                              mask: SendablePointer<Float>?, rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
-        let terms = GradientTerms(dy: dy, input: input, invStd: SendablePointer(normalisation[0]),
-                                  mean: SendablePointer(normalisation[1]), mask: mask)
-        return reduceChannels(terms, rows: rows, channels: c)
+        reduceChannels(rows: rows, channels: c) { range, first, second, scratch in
+            let o = range.lowerBound * c
+            ckernels_bn_gradient_sums(dy.pointer + o, input.pointer + o, mask.map { $0.pointer + o }, normalisation[1], normalisation[0],
+                                      range.count, c, first, second, scratch)
+        }
     }
 
-    /// Per-channel sums of the two quantities `terms` computes, over `rows` rows, split across
-    /// threads. Float partials over blocks of 64 rows keep the inner loop vectorised, Double totals
-    /// keep accuracy, and the parts are added in a fixed order (deterministic). Generic, not a
-    /// closure, so that the terms are inlined into the loop.
-    private static func reduceChannels<Terms: ChannelTerms>(_ terms: Terms, rows: Int, channels c: Int) -> ([Double], [Double]) {
+    /// Per-channel sums of two quantities over `rows` rows, split across threads: `sums` adds a
+    /// range of rows into two Double totals (in C, CKernels: float within blocks of 64 rows, Double
+    /// across them), and the parts are added in a fixed order (deterministic).
+    private static func reduceChannels(rows: Int, channels c: Int,
+                                       _ sums: @Sendable (Range<Int>, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
+                                                          UnsafeMutablePointer<Float>) -> Void) -> ([Double], [Double]) {
         let parts = Parallel.parts(rows: rows, minimumPerPart: max(64, Parallel.elementwiseMinimum / c))
         let totals = UnsafeMutablePointer<Double>.allocate(capacity: parts * 2 * c)
         totals.initialize(repeating: 0, count: parts * 2 * c)
         defer { totals.deallocate() }
         let out = SendablePointer(totals)
         Parallel.forEach(parts) { part in
-            let first = out.pointer + part * 2 * c, second = first + c
-            let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
-            defer { partial.deallocate() }
-            let partialSecond = partial + c
-            let range = Parallel.slice(rows, parts: parts, part)
-            var r = range.lowerBound
-            while r < range.upperBound {
-                let end = min(range.upperBound, r + 64)
-                partial.update(repeating: 0, count: 2 * c)
-                for rr in r..<end {
-                    let o = rr * c
-                    var i = 0
-                    while i + 8 <= c {
-                        let (a, b) = terms.vector(o, i)
-                        partial.store8(partial.load8(i) + a, i)
-                        partialSecond.store8(partialSecond.load8(i) + b, i)
-                        i += 8
-                    }
-                    while i < c {
-                        let (a, b) = terms.scalar(o, i)
-                        partial[i] += a
-                        partialSecond[i] += b
-                        i += 1
-                    }
-                }
-                for i in 0..<c { first[i] += Double(partial[i]); second[i] += Double(partialSecond[i]) }
-                r = end
-            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+            defer { scratch.deallocate() }
+            let first = out.pointer + part * 2 * c
+            sums(Parallel.slice(rows, parts: parts, part), first, first + c, scratch)
         }
         var first = [Double](repeating: 0, count: c), second = [Double](repeating: 0, count: c)
         for part in 0..<parts {
@@ -296,45 +247,4 @@ struct ChannelConstants: @unchecked Sendable {
     subscript(row: Int) -> UnsafeMutablePointer<Float> { base + row * length }
 
     func release() { base.deallocate() }
-}
-
-/// Two per-channel quantities of one row element, summed by `BatchNorm.reduceChannels`: for
-/// 8 channels from `i` (vector) or one (scalar), in the row at offset `o`.
-protocol ChannelTerms: Sendable {
-    func vector(_ o: Int, _ i: Int) -> (Float8, Float8)
-    func scalar(_ o: Int, _ i: Int) -> (Float, Float)
-}
-
-/// x and x^2: the batch statistics.
-private struct Moments: ChannelTerms {
-    let x: SendablePointer<Float>
-
-    @inline(__always) func vector(_ o: Int, _ i: Int) -> (Float8, Float8) {
-        let v = x.pointer.load8(o + i)
-        return (v, v * v)
-    }
-
-    @inline(__always) func scalar(_ o: Int, _ i: Int) -> (Float, Float) {
-        let v = x.pointer[o + i]
-        return (v, v * v)
-    }
-}
-
-/// d and d * xhat (d = dy, zero where the ReLU's output is not positive): dBeta and dGamma.
-private struct GradientTerms: ChannelTerms {
-    let dy: SendablePointer<Float>, input: SendablePointer<Float>
-    let invStd: SendablePointer<Float>, mean: SendablePointer<Float>
-    let mask: SendablePointer<Float>?
-
-    @inline(__always) func vector(_ o: Int, _ i: Int) -> (Float8, Float8) {
-        var d = dy.pointer.load8(o + i)
-        if let mask { d = d.replacing(with: 0, where: mask.pointer.load8(o + i) .<= 0) }
-        return (d, d * ((input.pointer.load8(o + i) - mean.pointer.load8(i)) * invStd.pointer.load8(i)))
-    }
-
-    @inline(__always) func scalar(_ o: Int, _ i: Int) -> (Float, Float) {
-        var d = dy.pointer[o + i]
-        if let mask, mask.pointer[o + i] <= 0 { d = 0 }
-        return (d, d * ((input.pointer[o + i] - mean.pointer[i]) * invStd.pointer[i]))
-    }
 }

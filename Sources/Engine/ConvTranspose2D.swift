@@ -43,22 +43,34 @@ public final class ConvTranspose2D: Layer {
     public func flops(height: Int, width: Int) -> Int { 2 * height * width * 4 * inChannels * outChannels }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.rank == 4, "ConvTranspose2D \(name): expected NHWC input, got \(x.shape)")
+        // Every output element is written once by the scatter.
+        var y = Tensor.uninitialized([x.shape[0], 2 * x.shape[1], 2 * x.shape[2], outChannels])
+        forward(x, training: training, into: &y, channelOffset: 0)
+        return y
+    }
+
+    /// Forward into channels `channelOffset ..< channelOffset + outChannels` of `joined`, an
+    /// `(n, 2h, 2w, c)` tensor: the U-Net's decoder writes the upsampled half of its concatenation
+    /// in place, with no copy. Every element of those channels is written.
+    public func forward(_ x: Tensor, training: Bool, into joined: inout Tensor, channelOffset: Int) {
         precondition(x.rank == 4 && x.shape[3] == inChannels,
                      "ConvTranspose2D \(name): expected NHWC input with \(inChannels) channels, got \(x.shape)")
         input = x
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rows = n * h * w, cout = outChannels, cin = inChannels, zc = 4 * cout
-        // Every output element is written once by the scatter below.
-        var y = Tensor.uninitialized([n, 2 * h, 2 * w, cout])
+        let stride = joined.rank == 4 ? joined.shape[3] : 0
+        precondition(joined.shape == [n, 2 * h, 2 * w, stride] && channelOffset >= 0 && channelOffset + cout <= stride,
+                     "ConvTranspose2D \(name): cannot write \(cout) channels at \(channelOffset) of \(joined.shape)")
         let parts = Parallel.parts(rows: rows, minimumPerPart: 64)
         let chunk = workspace.rowsPerChunk(rowLength: zc, rows: (rows + parts - 1) / parts)
         let buffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: chunk * zc)) }
         x.storage.withUnsafeBufferPointer { xb in
             kernel.value.storage.withUnsafeBufferPointer { kb in
                 bias.value.storage.withUnsafeBufferPointer { bb in
-                    y.storage.withUnsafeMutableBufferPointer { yb in
+                    joined.storage.withUnsafeMutableBufferPointer { yb in
                         let (source, weights, target, biases) = (SendablePointer(xb.baseAddress!), SendablePointer(kb.baseAddress!),
-                                                                 SendablePointer(yb.baseAddress!), SendablePointer(bb.baseAddress!))
+                                                                 SendablePointer(yb.baseAddress! + channelOffset), SendablePointer(bb.baseAddress!))
                         Parallel.forEach(parts) { part in
                             let z = buffers[part].pointer
                             let range = Parallel.slice(rows, parts: parts, part)
@@ -71,11 +83,11 @@ public final class ConvTranspose2D: Layer {
                                 for r in r0..<r1 {
                                     let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
                                     for dy in 0..<2 {
-                                        // pixels (2i+dy, 2j) and (2i+dy, 2j+1) are adjacent: 2*cout floats
-                                        let dst = target.pointer + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * cout
+                                        // pixels (2i+dy, 2j) and (2i+dy, 2j+1)
+                                        let dst = target.pointer + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * stride
                                         let src = z + (r - r0) * zc + dy * 2 * cout
                                         ConvTranspose2D.add(src, biases.pointer, into: dst, count: cout)
-                                        ConvTranspose2D.add(src + cout, biases.pointer, into: dst + cout, count: cout)
+                                        ConvTranspose2D.add(src + cout, biases.pointer, into: dst + stride, count: cout)
                                     }
                                 }
                                 r0 = r1
@@ -85,14 +97,21 @@ public final class ConvTranspose2D: Layer {
                 }
             }
         }
-        return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        backward(dy, channelOffset: 0)
+    }
+
+    /// Backward from channels `channelOffset ..< channelOffset + outChannels` of `dJoined`, the
+    /// gradient of the tensor forward wrote into (read in place).
+    public func backward(_ dJoined: Tensor, channelOffset: Int) -> Tensor {
         guard let x = input else { preconditionFailure("ConvTranspose2D \(name): backward before forward") }
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
-        precondition(dy.shape == [n, 2 * h, 2 * w, outChannels],
-                     "ConvTranspose2D \(name): dy \(dy.shape) does not match output of input \(x.shape)")
+        let stride = dJoined.rank == 4 ? dJoined.shape[3] : 0
+        precondition(dJoined.shape == [n, 2 * h, 2 * w, stride] && channelOffset >= 0 && channelOffset + outChannels <= stride,
+                     "ConvTranspose2D \(name): dy \(dJoined.shape) at channel \(channelOffset) does not match output of input \(x.shape)")
+        let dy = dJoined
         let rows = n * h * w, cout = outChannels, cin = inChannels, zc = 4 * cout
         var dx = Tensor.uninitialized(x.shape)
         let parts = Parallel.parts(rows: rows, minimumPerPart: 64)
@@ -105,7 +124,7 @@ public final class ConvTranspose2D: Layer {
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
                     dx.storage.withUnsafeMutableBufferPointer { dxb in
-                        let (gradient, source, weights, target) = (SendablePointer(dyb.baseAddress!), SendablePointer(xb.baseAddress!),
+                        let (gradient, source, weights, target) = (SendablePointer(dyb.baseAddress! + channelOffset), SendablePointer(xb.baseAddress!),
                                                                    SendablePointer(kb.baseAddress!), SendablePointer(dxb.baseAddress!))
                         Parallel.forEach(parts) { part in
                             let dz = buffers[part].pointer
@@ -119,10 +138,11 @@ public final class ConvTranspose2D: Layer {
                                 for r in r0..<r1 {
                                     let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
                                     for d in 0..<2 {
-                                        let src = gradient.pointer + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * cout
-                                        (dz + (r - r0) * zc + d * 2 * cout).update(from: src, count: 2 * cout)
+                                        let src = gradient.pointer + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * stride
+                                        (dz + (r - r0) * zc + d * 2 * cout).update(from: src, count: cout)
+                                        (dz + (r - r0) * zc + d * 2 * cout + cout).update(from: src + stride, count: cout)
                                         ConvTranspose2D.add(src, dB, into: dB, count: cout)
-                                        ConvTranspose2D.add(src + cout, dB, into: dB, count: cout)
+                                        ConvTranspose2D.add(src + stride, dB, into: dB, count: cout)
                                     }
                                 }
                                 // dK (4cout x cin) += dZ^T (4cout x m) * X (m x cin)

@@ -1,3 +1,4 @@
+import CKernels
 /// Max pooling, 2x2 window, stride 2, on NHWC input with even height and width.
 /// Forward keeps, per output element, the flat index of the input element that won.
 public final class MaxPool2D: Layer {
@@ -71,23 +72,12 @@ public final class MaxPool2D: Layer {
             dy.storage.withUnsafeBufferPointer { gb in
                 winners.withUnsafeBufferPointer { wb in
                     let (dp, gp, wp) = (SendablePointer(db.baseAddress!), SendablePointer(gb.baseAddress!), SendablePointer(wb.baseAddress!))
+                    // Output row r = (image, i) writes input rows 2i and 2i+1 of that image: rows
+                    // 2r and 2r+1 counting across images.
                     Parallel.rows(n * oh, minimumPerPart: max(1, Parallel.elementwiseMinimum / (ow * c))) { range in
-                        for row in range {
-                            let img = row / oh, i = row % oh
-                            for j in 0..<ow {
-                                let base = dp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
-                                let o = (row * ow + j) * c
-                                // Scalar: widening the tap bytes for an 8-wide select costs more than
-                                // it saves on SSE2 (measured).
-                                for ch in 0..<c {
-                                    let g = gp.pointer[o + ch], tap = wp.pointer[o + ch]
-                                    base[ch] = tap == 0 ? g : 0
-                                    base[c + ch] = tap == 1 ? g : 0
-                                    base[w * c + ch] = tap == 2 ? g : 0
-                                    base[w * c + c + ch] = tap == 3 ? g : 0
-                                }
-                            }
-                        }
+                        let first = range.lowerBound
+                        ckernels_maxpool_backward(gp.pointer + first * ow * c, wp.pointer + first * ow * c, range.count, ow, c, w,
+                                                  dp.pointer + 2 * first * w * c)
                     }
                 }
             }
@@ -96,50 +86,45 @@ public final class MaxPool2D: Layer {
     }
 }
 
-/// Channel concatenation of two NHWC tensors with equal n, h, w: `[a, b]` along the last axis.
+/// The U-Net decoder's channel concatenation (upsampled first, skip second), without copying the
+/// upsampled half: `ConvTranspose2D` writes its output into the joined tensor in place and reads
+/// its gradient from there; only the skip is copied in, and its gradient is added from there.
 public enum Concat {
-    public static func channels(_ a: Tensor, _ b: Tensor) -> Tensor {
-        precondition(a.rank == 4 && b.rank == 4 && a.shape.dropLast() == b.shape.dropLast(),
-                     "Concat: shapes \(a.shape) and \(b.shape) differ outside the channel axis")
-        let ca = a.shape[3], cb = b.shape[3], c = ca + cb
-        let pixels = a.count / ca
-        var out = Tensor.uninitialized(Array(a.shape.dropLast()) + [c])
-        out.storage.withUnsafeMutableBufferPointer { ob in
-            a.storage.withUnsafeBufferPointer { ab in
-                b.storage.withUnsafeBufferPointer { bb in
-                    let (op, ap, bp) = (SendablePointer(ob.baseAddress!), SendablePointer(ab.baseAddress!), SendablePointer(bb.baseAddress!))
-                    Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
-                        for p in range {
-                            (op.pointer + p * c).update(from: ap.pointer + p * ca, count: ca)
-                            (op.pointer + p * c + ca).update(from: bp.pointer + p * cb, count: cb)
-                        }
-                    }
+    /// `source (n, h, w, cs)` into channels `channelOffset ..< channelOffset + cs` of `joined (n, h, w, c)`.
+    public static func copy(_ source: Tensor, into joined: inout Tensor, channelOffset: Int) {
+        let cs = source.rank == 4 ? source.shape[3] : 0, c = joined.rank == 4 ? joined.shape[3] : 0
+        precondition(cs > 0 && source.shape.dropLast() == joined.shape.dropLast() && channelOffset >= 0 && channelOffset + cs <= c,
+                     "Concat: cannot place \(source.shape) at channel \(channelOffset) of \(joined.shape)")
+        let pixels = source.count / cs
+        joined.storage.withUnsafeMutableBufferPointer { ob in
+            source.storage.withUnsafeBufferPointer { sb in
+                let (op, sp) = (SendablePointer(ob.baseAddress! + channelOffset), SendablePointer(sb.baseAddress!))
+                Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
+                    for p in range { (op.pointer + p * c).update(from: sp.pointer + p * cs, count: cs) }
                 }
             }
         }
-        return out
     }
 
-    /// The gradient of `channels(a, b)` split back into its two parts.
-    public static func split(_ d: Tensor, firstChannels ca: Int) -> (Tensor, Tensor) {
-        let c = d.shape[3], cb = c - ca
-        precondition(ca > 0 && cb > 0, "Concat.split: \(ca) of \(c) channels")
-        let pixels = d.count / c
-        let prefix = Array(d.shape.dropLast())
-        var a = Tensor.uninitialized(prefix + [ca]), b = Tensor.uninitialized(prefix + [cb])
-        d.storage.withUnsafeBufferPointer { db in
-            a.storage.withUnsafeMutableBufferPointer { ab in
-                b.storage.withUnsafeMutableBufferPointer { bb in
-                    let (dp, ap, bp) = (SendablePointer(db.baseAddress!), SendablePointer(ab.baseAddress!), SendablePointer(bb.baseAddress!))
-                    Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
-                        for p in range {
-                            (ap.pointer + p * ca).update(from: dp.pointer + p * c, count: ca)
-                            (bp.pointer + p * cb).update(from: dp.pointer + p * c + ca, count: cb)
-                        }
+    /// `target (n, h, w, ct) += joined[..., channelOffset ..< channelOffset + ct]`: the gradient of a
+    /// tensor that `copy` placed there, added where it is needed.
+    public static func addChannels(of joined: Tensor, channelOffset: Int, into target: inout Tensor) {
+        let ct = target.rank == 4 ? target.shape[3] : 0, c = joined.rank == 4 ? joined.shape[3] : 0
+        precondition(ct > 0 && target.shape.dropLast() == joined.shape.dropLast() && channelOffset >= 0 && channelOffset + ct <= c,
+                     "Concat: cannot add channels \(channelOffset)..<\(channelOffset + ct) of \(joined.shape) to \(target.shape)")
+        let pixels = target.count / ct
+        target.storage.withUnsafeMutableBufferPointer { tb in
+            joined.storage.withUnsafeBufferPointer { jb in
+                let (tp, jp) = (SendablePointer(tb.baseAddress!), SendablePointer(jb.baseAddress! + channelOffset))
+                Parallel.rows(pixels, minimumPerPart: max(1, Parallel.elementwiseMinimum / c)) { range in
+                    for p in range {
+                        let (dst, src) = (tp.pointer + p * ct, jp.pointer + p * c)
+                        var i = 0
+                        while i + 8 <= ct { dst.store8(dst.load8(i) + src.load8(i), i); i += 8 }
+                        while i < ct { dst[i] += src[i]; i += 1 }
                     }
                 }
             }
         }
-        return (a, b)
     }
 }

@@ -121,8 +121,6 @@ public final class UNet {
         didSet { for block in blocks { block.profile = profile } }
     }
 
-    // Kept by forward for backward: channel count of each upsampled tensor before concat.
-    private var upChannels: [Int] = []
 
     /// Probabilities `(n, h, w, 1)` for a batch `x`. `training` selects batch statistics in BatchNorm.
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -138,11 +136,13 @@ public final class UNet {
             h = profile.time("pool\(level) forward") { pools[level].forward(s, training: training) }
         }
         h = bottleneck.forward(h, training: training)
-        upChannels = [Int](repeating: 0, count: config.depth)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            let u = profile.time("up\(level) forward") { ups[level].forward(h, training: training) }
-            upChannels[level] = u.shape[3]
-            let joined = profile.time("concat\(level) forward") { Concat.channels(u, skips[level]) }
+            // The upsampled tensor first, the skip second, as Keras concatenates them; the
+            // transposed convolution writes its half in place.
+            let skip = skips[level]
+            var joined = Tensor.uninitialized(Array(skip.shape.dropLast()) + [ups[level].outChannels + skip.shape[3]])
+            profile.time("up\(level) forward") { ups[level].forward(h, training: training, into: &joined, channelOffset: 0) }
+            profile.time("concat\(level) forward") { Concat.copy(skip, into: &joined, channelOffset: ups[level].outChannels) }
             h = decoders[level].forward(joined, training: training)
         }
         let logits = profile.time("head forward") { head.forward(h, training: training) }
@@ -154,18 +154,22 @@ public final class UNet {
     public func backward(_ dProbabilities: Tensor) -> Tensor {
         let dLogits = profile.time("sigmoid backward") { sigmoid.backward(dProbabilities) }
         var d = profile.time("head backward") { head.backward(dLogits) }
-        var dSkips = [Tensor?](repeating: nil, count: config.depth)
+        // Each decoder's input gradient, kept until its skip's encoder level: the skip's part is read
+        // from it in place.
+        var dJoined = [Tensor?](repeating: nil, count: config.depth)
         for level in 0..<config.depth {
             let dCat = decoders[level].backward(d)
-            let (dUp, dSkip) = profile.time("concat\(level) backward") { Concat.split(dCat, firstChannels: upChannels[level]) }
-            dSkips[level] = dSkip
-            d = profile.time("up\(level) backward") { ups[level].backward(dUp) }
+            dJoined[level] = dCat
+            d = profile.time("up\(level) backward") { ups[level].backward(dCat, channelOffset: 0) }
         }
         d = bottleneck.backward(d)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
             d = profile.time("pool\(level) backward") { pools[level].backward(d) }
             // The skip feeds both the pool and the decoder: gradients add.
-            profile.time("skip\(level) backward") { d.add(dSkips[level]!) }
+            profile.time("skip\(level) backward") {
+                Concat.addChannels(of: dJoined[level]!, channelOffset: ups[level].outChannels, into: &d)
+            }
+            dJoined[level] = nil
             d = encoders[level].backward(d)
         }
         return d

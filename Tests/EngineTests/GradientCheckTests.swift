@@ -67,15 +67,38 @@ final class GradientCheckTests: XCTestCase {
         checkGradients(of: layer, input: randomTensor([2, 5, 4, 3], seed: 23))
     }
 
-    func testConcatSplitIsItsAdjoint() {
-        let a = randomTensor([2, 3, 3, 2], seed: 1), b = randomTensor([2, 3, 3, 5], seed: 2)
-        let c = Concat.channels(a, b)
-        XCTAssertEqual(c.shape, [2, 3, 3, 7])
-        XCTAssertEqual(c[1, 2, 0, 1], a[1, 2, 0, 1])
-        XCTAssertEqual(c[1, 2, 0, 4], b[1, 2, 0, 2])
-        let (da, db) = Concat.split(c, firstChannels: 2)
-        XCTAssertEqual(da, a)
-        XCTAssertEqual(db, b)
+    /// The decoder's join in place: the transposed convolution writes channels 0..<3 of the joined
+    /// tensor, the skip is copied after them; backward reads each part's gradient from the joined
+    /// gradient, exactly as from separate tensors.
+    func testJoinInPlaceMatchesSeparateTensors() {
+        let x = randomTensor([2, 3, 2, 4], seed: 1), skip = randomTensor([2, 6, 4, 5], seed: 2)
+        let up = ConvTranspose2D(name: "up", kernel: randomTensor([2, 2, 3, 4], seed: 3), bias: randomTensor([3], seed: 4))
+        let separate = up.forward(x, training: true)
+        var joined = Tensor(shape: [2, 6, 4, 8], repeating: .nan)
+        up.forward(x, training: true, into: &joined, channelOffset: 0)
+        Concat.copy(skip, into: &joined, channelOffset: 3)
+        XCTAssertFalse(joined.storage.contains { $0.isNaN }, "every element written")
+        XCTAssertEqual(joined[1, 5, 3, 2], separate[1, 5, 3, 2])
+        XCTAssertEqual(joined[1, 5, 3, 3], skip[1, 5, 3, 0])
+        XCTAssertEqual(joined[0, 2, 1, 7], skip[0, 2, 1, 4])
+
+        let dJoined = randomTensor([2, 6, 4, 8], seed: 5)
+        var dUp = Tensor.zeros([2, 6, 4, 3])
+        for p in 0..<(2 * 6 * 4) { for ch in 0..<3 { dUp.storage[p * 3 + ch] = dJoined.storage[p * 8 + ch] } }
+        up.kernel.zeroGrad(); up.bias.zeroGrad()
+        let dxSeparate = up.backward(dUp)
+        let (dkSeparate, dbSeparate) = (up.kernel.grad, up.bias.grad)
+        up.kernel.zeroGrad(); up.bias.zeroGrad()
+        XCTAssertEqual(up.backward(dJoined, channelOffset: 0), dxSeparate)
+        XCTAssertEqual(up.kernel.grad, dkSeparate)
+        XCTAssertEqual(up.bias.grad, dbSeparate)
+
+        var dSkip = randomTensor([2, 6, 4, 5], seed: 6)
+        let before = dSkip
+        Concat.addChannels(of: dJoined, channelOffset: 3, into: &dSkip)
+        for p in 0..<(2 * 6 * 4) { for ch in 0..<5 {
+            XCTAssertEqual(dSkip.storage[p * 5 + ch], before.storage[p * 5 + ch] + dJoined.storage[p * 8 + 3 + ch])
+        } }
     }
 
     func testLossGradients() {

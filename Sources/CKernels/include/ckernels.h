@@ -54,6 +54,27 @@ void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const
                                              long cin, long cout, long row0, long row1, float *partial,
                                              float *scratch);
 
+/* 2x2 max-pool backward of `rows` output rows (row = image * oh + i, the first at dy/taps/dx as
+   passed) of ow pixels and c channels, input rows w pixels wide: the winning tap (taps, 0-3 in
+   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. */
+void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long rows, long ow, long c, long w,
+                               float *dx);
+
+/* BatchNorm over `rows` rows of c channels (elementwise.c). moments: sum[i] += x, squares[i] += x^2;
+   gradient_sums: with d = dy (zero where mask, when given, is not positive) and
+   xhat = (x - mean) * invstd, sum[i] += d, products[i] += d * xhat; both sum in float within
+   blocks of 64 rows and add each block to the doubles (scratch: 2c floats). normalize:
+   y = gamma * xhat + beta, clamped at zero when relu is set. input_gradient:
+   dx = scale * (d - mean_dbeta - xhat * mean_dgamma). */
+void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double *squares, float *scratch);
+void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
+                               long rows, long c, double *sum, double *products, float *scratch);
+void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
+                           const float *beta, int relu, float *y);
+void ckernels_bn_input_gradient(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
+                                const float *scale, const float *mean_dbeta, const float *mean_dgamma, long rows, long c,
+                                float *dx);
+
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
    element k of A dY A^T for every channel goes to out + k*stride. */
@@ -62,5 +83,4 @@ void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, fl
 /* Winograd F(2x2, 3x3) weight gradient, kernel side: du holds the 16 transformed gradients
    dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout). */
 void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw);
-
 #endif
