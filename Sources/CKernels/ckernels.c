@@ -122,3 +122,58 @@ void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *o
                     for (long ci = ci0; ci < ci0 + 8 && ci < cin; ci++) dst[co * cin + ci] = src[ci * cout + co];
     }
 }
+
+/* dM = A dY A^T of one tile's 2x2 output gradient (A^T = [[1,1,1,0],[0,1,-1,-1]]): each pair
+   (p0, p1) lifts to (p0, p0 + p1, p0 - p1, -p1), first along rows, then along columns. */
+#define OUTPUT_GRADIENT_TRANSFORM(T, LOAD, STORE)                                                \
+    do {                                                                                         \
+        T p00 = LOAD(dy[0] + ch), p01 = LOAD(dy[1] + ch), p10 = LOAD(dy[2] + ch), p11 = LOAD(dy[3] + ch); \
+        /* Rows of the 4x2 A dY. */                                                              \
+        T r[4][2] = {{p00, p01}, {p00 + p10, p01 + p11}, {p00 - p10, p01 - p11}, {-p10, -p11}}; \
+        for (int i = 0; i < 4; i++) {                                                            \
+            STORE(out + (i * 4) * stride + ch, r[i][0]);                                         \
+            STORE(out + (i * 4 + 1) * stride + ch, r[i][0] + r[i][1]);                           \
+            STORE(out + (i * 4 + 2) * stride + ch, r[i][0] - r[i][1]);                           \
+            STORE(out + (i * 4 + 3) * stride + ch, -r[i][1]);                                    \
+        }                                                                                        \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, float *out, long stride) {
+    long ch = 0;
+    for (; ch + 8 <= c; ch += 8) OUTPUT_GRADIENT_TRANSFORM(v8, load8, store8);
+    for (; ch < c; ch++) OUTPUT_GRADIENT_TRANSFORM(float, LOAD1, STORE1);
+}
+
+/* dW += G^T dU G for one input channel (G rows [1,0,0], [.5,.5,.5], [.5,-.5,.5], [0,0,1]): each
+   4-vector (u0..u3) folds to (u0 + .5u1 + .5u2, .5u1 - .5u2, .5u1 + .5u2 + u3), first along
+   columns (kx), then along rows (ky). */
+#define KERNEL_GRADIENT_TRANSFORM(T, LOAD, STORE, HALF)                                          \
+    do {                                                                                         \
+        T r[4][3];                                                                               \
+        for (int i = 0; i < 4; i++) {                                                            \
+            T u0 = LOAD(du + (i * 4) * stride + ch), u1 = LOAD(du + (i * 4 + 1) * stride + ch);   \
+            T u2 = LOAD(du + (i * 4 + 2) * stride + ch), u3 = LOAD(du + (i * 4 + 3) * stride + ch); \
+            T s = HALF * (u1 + u2), d = HALF * (u1 - u2);                                        \
+            r[i][0] = u0 + s; r[i][1] = d; r[i][2] = s + u3;                                     \
+        }                                                                                        \
+        for (int kx = 0; kx < 3; kx++) {                                                         \
+            T s = HALF * (r[1][kx] + r[2][kx]), d = HALF * (r[1][kx] - r[2][kx]);                \
+            T g[3] = {r[0][kx] + s, d, s + r[3][kx]};                                            \
+            for (int ky = 0; ky < 3; ky++) {                                                     \
+                float *p = dw + (ky * 3 + kx) * stride + ch;                                     \
+                STORE(p, LOAD(p) + g[ky]);                                                       \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw) {
+    long stride = cin * cout;
+    v8 half8 = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    for (long ci = 0; ci < cin; ci++, du += cout, dw += cout) {
+        long ch = 0;
+        for (; ch + 8 <= cout; ch += 8) KERNEL_GRADIENT_TRANSFORM(v8, load8, store8, half8);
+        for (; ch < cout; ch++) KERNEL_GRADIENT_TRANSFORM(float, LOAD1, STORE1, 0.5f);
+    }
+}

@@ -88,6 +88,12 @@ public final class Conv2D: ConvolutionLayer {
         inputGradientNeeded && !DirectConvolution.accepts(targetChannels: inChannels) ? nil : directISA
     }
 
+    /// Whether the weight gradient runs by Winograd too (see `EngineChoices`).
+    var usesWinogradWeightGradient: Bool {
+        guard usesWinograd, let minimum = EngineChoices.winogradWeightsThreshold else { return false }
+        return min(inChannels, outChannels) >= minimum
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -218,6 +224,21 @@ public final class Conv2D: ConvolutionLayer {
                                 }
                                 // The partials are HWIO, as the kernel.
                                 for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
+                            } else if usesWinogradWeightGradient {
+                                // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
+                                // of dY with the rotated kernel.
+                                partials = []  // the bias gradient too is added by weightGradient
+                                let dk = dkb.baseAddress!
+                                let weightGradient = { (db: UnsafeMutablePointer<Float>?) in
+                                    Winograd.weightGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
+                                                            kernelGradient: dk, biasGradient: db, workspace: self.workspace)
+                                }
+                                if let bias {
+                                    bias.grad.storage.withUnsafeMutableBufferPointer { weightGradient($0.baseAddress!) }
+                                } else {
+                                    weightGradient(nil)
+                                }
+                                if inputGradientNeeded { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
                             } else {
                                 // With Winograd, the band pass computes dW only and dX is a Winograd
                                 // convolution of dY with the rotated kernel.
@@ -230,19 +251,7 @@ public final class Conv2D: ConvolutionLayer {
                                                             inputGradient: inputGradientNeeded && !winograd ? dxb.baseAddress! : nil,
                                                             workspace: workspace)
                                 }
-                                if winograd && usesWinogradF4(height: h, width: w) {
-                                    let matrices = WinogradF4.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
-                                    matrices.withUnsafeBufferPointer { mb in
-                                        WinogradF4.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,
-                                                            targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!, workspace: workspace)
-                                    }
-                                } else if winograd {
-                                    let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, forInputGradient: true)
-                                    matrices.withUnsafeBufferPointer { mb in
-                                        Winograd.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, matrices: mb.baseAddress!,
-                                                          targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!, workspace: workspace)
-                                    }
-                                }
+                                if winograd { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
                                 RowConvolution.accumulate(partials, into: dkb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
                             }
                             if let bias {
@@ -257,6 +266,24 @@ public final class Conv2D: ConvolutionLayer {
             }
         }
         return dx
+    }
+
+    /// dX as the Winograd convolution (F(4x4, 3x3) where it applies) of dY with the rotated kernel.
+    private func winogradInputGradient(_ dy: UnsafePointer<Float>, n: Int, h: Int, w: Int, kernel: UnsafePointer<Float>,
+                                       into dx: UnsafeMutablePointer<Float>) {
+        if usesWinogradF4(height: h, width: w) {
+            let matrices = WinogradF4.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
+            matrices.withUnsafeBufferPointer { mb in
+                WinogradF4.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
+                                    targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+            }
+        } else {
+            let matrices = Winograd.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
+            matrices.withUnsafeBufferPointer { mb in
+                Winograd.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
+                                  targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+            }
+        }
     }
 
     /// dW (cin x cout) = X^T dY and dBias = sum of dY into one partial per part (returned in part

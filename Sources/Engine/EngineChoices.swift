@@ -22,18 +22,24 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// The instruction set of the direct convolutions of narrow 3x3 layers (`DirectConvolution`:
     /// "AVX-512", "AVX2" or "plain C"); nil: off, or a record from before they existed.
     public var directConvolution: String?
+    /// Winograd layers with at least this many input and output channels compute their weight
+    /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
+    /// pass; nil: never (as in records written before it existed).
+    public var winogradWeightsMinimumChannels: Int?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
                       threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
                       winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
-                      directConvolution: DirectConvolution.isa?.name)
+                      directConvolution: DirectConvolution.isa?.name,
+                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold)
     }
 
     /// One line for logs and benchmark headers.
     public var summary: String {
         "OpenBLAS \(blasCore)" + (blasDetected.map { " (the library picked \($0))" } ?? "") + ", \(threads) threads, Winograd F(2x2,3x3) "
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
+            + (winogradWeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
             + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
             + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
@@ -64,6 +70,24 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
+
+    /// From 64 channels: on Intel AVX-512 (SkylakeX kernels, batch 8) the Winograd weight gradient
+    /// took 0.65-0.8x the band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
+    /// about the same at 32, where its 32-wide GEMMs are small and the transforms dominate.
+    /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
+    static var winogradWeightsThreshold: Int? {
+        let n = winogradWeightsSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradWeightsSetting = Atomic<Int>({
+        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"]
+        if text == "off" { return 0 }
+        if let text, let n = Int(text), n >= 1 { return n }
+        return 64
+    }())
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>({

@@ -18,11 +18,21 @@ import CKernels
 /// error stays within a few units of float32 rounding of the output's scale — measured at most
 /// 2e-6 relative to the largest output over random layers of 32-256 channels
 /// (`WinogradTests.testMatchesDirectConvolutionWithinBound`, which asserts 1e-5). F(4x4, 3x3)
-/// would cut 4x but its transforms grow the error by about 10x more; it is not used.
+/// (`WinogradF4`) cuts 4x at about 10x the error; it takes over forward and the input gradient
+/// of the wide layers on larger images (see `EngineChoices`), not the weight gradient.
+///
+/// The weight gradient (`weightGradient`) runs in the same transform domain: 16 GEMMs of
+/// (cin x tiles)(tiles x cout) on the recomputed input transforms and the lifted output gradients,
+/// then one `Gᵀ dU G` per channel pair; the direct weight gradient would take 2.25x the
+/// multiply-adds and a `kh`-times copy of dY. Against a float64 direct weight gradient its error
+/// measured at most 4.2e-7 relative to the largest gradient element (1x1 to 16x16 images, odd
+/// sides, 3-256 channels; `WinogradTests.testWeightGradientMatchesDirectWithinBound`, which asserts
+/// 1e-5), the same order as the forward pass's.
 ///
 /// Work is split by tiles across threads and done in chunks that bound the scratch memory; each
 /// tile's outputs are computed by the same GEMM rows in the same order whatever the split, so the
-/// result does not depend on the thread count.
+/// convolution does not depend on the thread count (the weight gradient, a sum over tiles, does:
+/// see there).
 enum Winograd {
     /// Transformed input and output tile elements.
     static let tileElements = 16
@@ -58,6 +68,15 @@ enum Winograd {
     static func chunk(tiles: Int, channels: Int, workspace: Workspace) -> Int {
         let perTile = tileElements * channels
         return max(1, min(tiles, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / 2)))
+    }
+
+    /// Tiles per weight-gradient GEMM: 64, fewer only when the workspace is smaller. The chunk's
+    /// transforms (16 x 64 x (cin + cout) floats, 1 MiB at 128 + 128 channels) are still in the
+    /// core's cache when the GEMMs read them; with the forward pass's 256 tiles, layers of 64-128
+    /// channels took 1.2-1.35x the CPU time (Intel AVX-512, batch 8).
+    static func weightGradientChunk(tiles: Int, channels: Int, workspace: Workspace) -> Int {
+        let perTile = tileElements * channels
+        return max(1, min(tiles, 64, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / 8)))
     }
 
     /// `target (n, h, w, ct) = conv3x3(source (n, h, w, cs))` with `matrices` from `kernelMatrices`,
@@ -100,6 +119,89 @@ enum Winograd {
                 }
                 t0 += count
             }
+        }
+    }
+
+    /// Adds the weight gradient of `convolve` to `kernelGradient` (HWIO `(3, 3, cin, cout)`) and,
+    /// when given, the sum of `gradient` to `biasGradient`, for `source (n, h, w, cin)` and its
+    /// output gradient `gradient (n, h, w, cout)`. Forward is `Y_t = Aᵀ (U ⊙ V_t) A` with
+    /// `U = G g Gᵀ`, so
+    ///
+    ///     dM_t = A dY_t Aᵀ                          each tile's 2x2 output gradient lifted to 4x4
+    ///     dU[ξ][ci, co] = Σ_t V_t[ξ][ci] dM_t[ξ][co]  16 GEMMs (transposed A) of (cin x tiles)(tiles x cout)
+    ///     dW = Gᵀ dU G                               once per channel pair, after all tiles
+    ///
+    /// `V_t` is the forward input transform, recomputed. Output pixels outside the image have a
+    /// zero gradient. The bias gradient comes free: `dM_t[1][1]` is the sum of the tile's four
+    /// output gradients. Each part of the tiles sums into its own partial `dU` (and bias sum), and
+    /// the partials are added in part order: deterministic for a given thread count and workspace.
+    static func weightGradient(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+                               cin: Int, cout: Int, kernelGradient: UnsafeMutablePointer<Float>,
+                               biasGradient: UnsafeMutablePointer<Float>?, workspace: Workspace) {
+        let (th, tw) = ((h + 1) / 2, (w + 1) / 2)
+        let tiles = n * th * tw
+        let parts = Parallel.parts(rows: tiles, minimumPerPart: 32)
+        let chunk = weightGradientChunk(tiles: (tiles + parts - 1) / parts, channels: cin + cout, workspace: workspace)
+        let plane = cin * cout
+        let partials = workspace.zeroedPartials(parts: parts, count: tileElements * plane + cout)
+        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: tileElements * chunk * cin)) }
+        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: tileElements * chunk * cout)) }
+        let (src, grad) = (SendablePointer(source), SendablePointer(gradient))
+        // Stands in for the input pixels and output gradients of a tile that lie outside the image.
+        let zeroRow = UnsafeMutablePointer<Float>.allocate(capacity: max(cin, cout))
+        zeroRow.initialize(repeating: 0, count: max(cin, cout))
+        defer { zeroRow.deallocate() }
+        let zeros = SendablePointer(UnsafePointer(zeroRow))
+        Parallel.forEach(parts) { part in
+            let v = vBuffers[part].pointer, m = mBuffers[part].pointer
+            let dU = partials[part].pointer, dB = dU + tileElements * plane
+            let range = Parallel.slice(tiles, parts: parts, part)
+            var t0 = range.lowerBound
+            while t0 < range.upperBound {
+                let count = min(chunk, range.upperBound - t0)
+                for t in 0..<count {
+                    let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
+                    inputTile(src.pointer + image * h * w * cin, h: h, w: w, channels: cin, y0: 2 * ty - 1, x0: 2 * tx - 1,
+                              zeros: zeros.pointer, into: v + t * cin, stride: chunk * cin)
+                    outputGradientTile(grad.pointer + image * h * w * cout, h: h, w: w, channels: cout, y0: 2 * ty, x0: 2 * tx,
+                                       zeros: zeros.pointer, into: m + t * cout, stride: chunk * cout)
+                }
+                for xi in 0..<tileElements {
+                    BLAS.gemm(inPartOf: parts, transA: true, m: cin, n: cout, k: count, a: v + xi * chunk * cin, lda: cin,
+                              b: m + xi * chunk * cout, ldb: cout, beta: 1, c: dU + xi * plane, ldc: cout)
+                }
+                let sums = m + 5 * chunk * cout
+                for t in 0..<count { add(sums + t * cout, into: dB, count: cout) }
+                t0 += count
+            }
+        }
+        let total = partials[0].pointer
+        for p in partials.dropFirst() { add(p.pointer, into: total, count: tileElements * plane + cout) }
+        ckernels_winograd_kernel_gradient(total, cin, cout, kernelGradient)
+        if let biasGradient { add(total + tileElements * plane, into: biasGradient, count: cout) }
+    }
+
+    /// `into[i] += values[i]` for `i < count`.
+    @inline(__always)
+    private static func add(_ values: UnsafeMutablePointer<Float>, into sums: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { sums.store8(sums.load8(i) + values.load8(i), i); i += 8 }
+        while i < count { sums[i] += values[i]; i += 1 }
+    }
+
+    /// `A dY Aᵀ` of the tile whose output pixels start at `(y0, x0)` (`zeros` outside the image),
+    /// element ξ of every channel to `out + ξ * stride` (the arithmetic is in C, like `inputTile`'s).
+    @inline(__always)
+    private static func outputGradientTile(_ image: UnsafePointer<Float>, h: Int, w: Int, channels c: Int, y0: Int, x0: Int,
+                                           zeros: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
+        let (bottom, right) = (y0 + 1 < h, x0 + 1 < w)
+        let origin = image + (y0 * w + x0) * c
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 4) { p in
+            p[0] = origin
+            p[1] = right ? origin + c : zeros
+            p[2] = bottom ? origin + w * c : zeros
+            p[3] = bottom && right ? origin + (w + 1) * c : zeros
+            ckernels_winograd_output_gradient_tile(p.baseAddress!, c, out, stride)
         }
     }
 

@@ -30,15 +30,18 @@ final class GoldenUNetTests: XCTestCase {
     }
 
     /// The tiny model's layers are too narrow for Winograd by default; run every 3x3 convolution
-    /// through it (F(4x4, 3x3) on the 16x16 level, F(2x2, 3x3) below) and hold it to the same bounds.
+    /// through it (F(4x4, 3x3) on the 16x16 level, F(2x2, 3x3) below; the weight gradient by
+    /// F(2x2, 3x3) everywhere) and hold it to the same bounds.
     func testWinogradOnEveryLayerStillMatchesKeras() throws {
-        let (f2, f4) = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold)
+        let (f2, f4, weights) = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold, EngineChoices.winogradWeightsThreshold)
         EngineChoices.setWinogradThreshold(1)
         EngineChoices.setWinogradF4Threshold(1)
-        defer { EngineChoices.setWinogradThreshold(f2); EngineChoices.setWinogradF4Threshold(f4) }
+        EngineChoices.setWinogradWeightsThreshold(1)
+        defer { EngineChoices.setWinogradThreshold(f2); EngineChoices.setWinogradF4Threshold(f4); EngineChoices.setWinogradWeightsThreshold(weights) }
         let model = try makeModel()
         let convolutions = model.convolutions.compactMap { $0 as? Conv2D }.filter { $0.kernelHeight == 3 }
         XCTAssertTrue(convolutions.allSatisfy(\.usesWinograd))
+        XCTAssertTrue(convolutions.allSatisfy(\.usesWinogradWeightGradient))
         XCTAssertTrue(convolutions.contains { $0.usesWinogradF4(height: 16, width: 16) })
         try testOutputsAndLossMatchKeras()
         try checkEveryGradientMatchesKeras()

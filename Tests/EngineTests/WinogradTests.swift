@@ -84,17 +84,101 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThan(Double(single.maxAbsDifference(reference)) / scale, 1e-6)
     }
 
+    /// dW[ky, kx, ci, co] = Σ x[b, y + ky - 1, x + kx - 1, ci] dy[b, y, x, co] and dB = Σ dy, in float64.
+    func directWeightGradient(_ x: Tensor, gradient dy: Tensor) -> (kernel: [Double], bias: [Double]) {
+        let (n, h, w, cin, cout) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], dy.shape[3])
+        var dk = [Double](repeating: 0, count: 9 * cin * cout), db = [Double](repeating: 0, count: cout)
+        let (xs, gs) = (x.storage.map(Double.init), dy.storage.map(Double.init))
+        for b in 0..<n { for i in 0..<h { for j in 0..<w {
+            let g = ((b * h + i) * w + j) * cout
+            for co in 0..<cout { db[co] += gs[g + co] }
+            for ky in 0..<3 { for kx in 0..<3 {
+                let si = i + ky - 1, sj = j + kx - 1
+                guard si >= 0, si < h, sj >= 0, sj < w else { continue }
+                let s = ((b * h + si) * w + sj) * cin
+                for ci in 0..<cin {
+                    let xv = xs[s + ci], row = ((ky * 3 + kx) * cin + ci) * cout
+                    for co in 0..<cout { dk[row + co] += xv * gs[g + co] }
+                }
+            } }
+        } } }
+        return (dk, db)
+    }
+
+    /// `Winograd.weightGradient` added to zeroed gradients.
+    func winogradWeightGradient(_ x: Tensor, gradient dy: Tensor, workspace: Workspace = Workspace()) -> (kernel: [Float], bias: [Float]) {
+        let (n, h, w, cin, cout) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], dy.shape[3])
+        var dk = [Float](repeating: 0, count: 9 * cin * cout), db = [Float](repeating: 0, count: cout)
+        x.storage.withUnsafeBufferPointer { xb in dy.storage.withUnsafeBufferPointer { gb in
+            dk.withUnsafeMutableBufferPointer { kb in db.withUnsafeMutableBufferPointer { bb in
+                Winograd.weightGradient(xb.baseAddress!, gradient: gb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
+                                        kernelGradient: kb.baseAddress!, biasGradient: bb.baseAddress!, workspace: workspace)
+            } }
+        } }
+        return (dk, db)
+    }
+
+    func testWeightGradientMatchesDirectWithinBound() {
+        // Odd sides (partial tiles whose outputs leave the image), one-pixel images, several images
+        // per batch, channels off the 8-wide path, and 128-256 channels as in the U-Nets.
+        let shapes: [(n: Int, h: Int, w: Int, cin: Int, cout: Int)] = [
+            (2, 7, 5, 32, 32), (3, 1, 1, 64, 32), (3, 8, 8, 32, 64), (1, 6, 9, 256, 128), (2, 16, 16, 64, 64),
+            (1, 5, 7, 36, 27), (2, 3, 4, 5, 3), (1, 9, 1, 11, 13),
+        ]
+        var worst = 0.0
+        for (index, s) in shapes.enumerated() {
+            let x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(40 + index))
+            let dy = randomTensor([s.n, s.h, s.w, s.cout], seed: UInt64(50 + index))
+            let (dk, db) = winogradWeightGradient(x, gradient: dy)
+            let direct = directWeightGradient(x, gradient: dy)
+            let err = errorRelativeToScale(dk, direct.kernel)
+            worst = max(worst, err)
+            XCTAssertLessThan(err, 1e-5, "shape \(s)")
+            XCTAssertLessThan(errorRelativeToScale(db, direct.bias), 1e-5, "shape \(s)")
+            // Repeated runs give the same bits.
+            let again = winogradWeightGradient(x, gradient: dy)
+            XCTAssertTrue(again.kernel == dk && again.bias == db, "shape \(s): not deterministic")
+        }
+        print("Winograd F(2x2,3x3) weight gradient: worst error relative to the gradient's scale \(worst)")
+    }
+
+    func testWeightGradientCloseAcrossChunkingAndThreads() {
+        let x = randomTensor([3, 10, 11, 32], seed: 11)
+        let dy = randomTensor([3, 10, 11, 40], seed: 12)
+        let reference = winogradWeightGradient(x, gradient: dy)
+        let direct = directWeightGradient(x, gradient: dy)
+        XCTAssertLessThan(errorRelativeToScale(reference.kernel, direct.kernel), 1e-5)
+        // Another split sums the tiles in another order: within float32 rounding of the sums.
+        let chunked = winogradWeightGradient(x, gradient: dy, workspace: Workspace(capacityFloats: 64, minimumRows: 1))
+        let threads = BLAS.threads
+        BLAS.setThreads(threads == 1 ? 2 : 1)
+        let otherThreads = winogradWeightGradient(x, gradient: dy)
+        BLAS.setThreads(threads)
+        for (label, other) in [("one tile per GEMM", chunked), ("other thread count", otherThreads)] {
+            XCTAssertLessThan(errorRelativeToScale(other.kernel, direct.kernel), 1e-5, label)
+            XCTAssertLessThan(errorRelativeToScale(other.bias, direct.bias), 1e-5, label)
+        }
+        // A gradient is added to what is there, not stored over it.
+        var twice = reference.kernel
+        x.storage.withUnsafeBufferPointer { xb in dy.storage.withUnsafeBufferPointer { gb in twice.withUnsafeMutableBufferPointer { kb in
+            Winograd.weightGradient(xb.baseAddress!, gradient: gb.baseAddress!, n: 3, h: 10, w: 11, cin: 32, cout: 40,
+                                    kernelGradient: kb.baseAddress!, biasGradient: nil, workspace: Workspace())
+        } } }
+        XCTAssertLessThan(errorRelativeToScale(twice, direct.kernel.map { 2 * $0 }), 1e-5)
+    }
+
     func testConv2DUsesItForWideLayersWithTheSameGradients() throws {
         let threshold = try XCTUnwrap(EngineChoices.winogradThreshold, "Winograd is on by default")
         let x = randomTensor([2, 8, 6, 32], seed: 4)
         let k = randomTensor([3, 3, 32, 48], seed: 5, scale: 0.1)
         let wide = Conv2D(name: "wide", kernel: k, bias: randomTensor([48], seed: 6))
         XCTAssertEqual(wide.usesWinograd, threshold <= 32)
+        XCTAssertEqual(wide.usesWinogradWeightGradient, threshold <= 32 && (EngineChoices.winogradWeightsThreshold ?? .max) <= 32)
         XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 3, 16], seed: 7), bias: nil).usesWinograd)
         XCTAssertFalse(Conv2D(name: "pointwise", kernel: randomTensor([1, 1, 64, 64], seed: 7), bias: nil).usesWinograd)
         let y = wide.forward(x, training: true)
         XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: wide.bias!.value)), 1e-5)
-        // dX = conv(dY, rotated kernel) by Winograd against the direct band pass; dW is the band pass in both.
+        // dX = conv(dY, rotated kernel) and dW by Winograd, against the band pass.
         let dy = randomTensor(y.shape, seed: 8)
         wide.kernel.zeroGrad(); wide.bias!.zeroGrad()
         let dx = wide.backward(dy)
@@ -113,6 +197,24 @@ final class WinogradTests: XCTestCase {
         directDk.storage.withUnsafeMutableBufferPointer { RowConvolution.accumulate(partials, into: $0.baseAddress!, kh: 3, kw: 3, cin: 32, cout: 48) }
         let scale = directDx.storage.map(abs).max()!
         XCTAssertLessThan(dx.maxAbsDifference(directDx) / scale, 1e-5)
-        XCTAssertLessThan(wide.kernel.grad.maxAbsDifference(directDk) / directDk.storage.map(abs).max()!, 1e-6)
+        XCTAssertLessThan(wide.kernel.grad.maxAbsDifference(directDk) / directDk.storage.map(abs).max()!, 1e-5)
+        let directDb = (0..<48).map { c in partials.reduce(Float(0)) { $0 + $1.pointer[9 * 32 * 48 + c] } }
+        XCTAssertLessThan(zip(wide.bias!.grad.storage, directDb).map { abs($0 - $1) }.max()! / directDb.map(abs).max()!, 1e-5)
+    }
+
+    func testConv2DWeightGradientByWinogradForWideLayers() throws {
+        let threshold = try XCTUnwrap(EngineChoices.winogradWeightsThreshold, "the Winograd weight gradient is on by default")
+        let channels = max(threshold, try XCTUnwrap(EngineChoices.winogradThreshold))
+        let x = randomTensor([2, 5, 3, channels], seed: 14)
+        let layer = Conv2D(name: "wide", kernel: randomTensor([3, 3, channels, channels + 3], seed: 15, scale: 0.1),
+                           bias: randomTensor([channels + 3], seed: 16))
+        XCTAssertTrue(layer.usesWinogradWeightGradient)
+        XCTAssertFalse(Conv2D(name: "narrower", kernel: randomTensor([3, 3, channels, channels - 1], seed: 15), bias: nil).usesWinogradWeightGradient)
+        let dy = randomTensor(layer.forward(x, training: true).shape, seed: 17)
+        layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
+        _ = layer.backward(dy)
+        let direct = directWeightGradient(x, gradient: dy)
+        XCTAssertLessThan(errorRelativeToScale(layer.kernel.grad.storage, direct.kernel), 1e-5)
+        XCTAssertLessThan(errorRelativeToScale(layer.bias!.grad.storage, direct.bias), 1e-5)
     }
 }

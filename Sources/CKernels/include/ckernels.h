@@ -74,4 +74,13 @@ void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean,
 void ckernels_bn_input_gradient(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
                                 const float *scale, const float *mean_dbeta, const float *mean_dgamma, long rows, long c,
                                 float *dx);
+
+/* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
+   tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
+   element k of A dY A^T for every channel goes to out + k*stride. */
+void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, float *out, long stride);
+
+/* Winograd F(2x2, 3x3) weight gradient, kernel side: du holds the 16 transformed gradients
+   dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout). */
+void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw);
 #endif
