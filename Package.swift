@@ -29,7 +29,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         // Process-level C helpers Swift 6 cannot express safely: signals, spawn, stdio buffering, rusage.
         .target(name: "CSupport"),
-        // The engine's innermost elementwise loops in C (Winograd tile transforms): fast to compile, vectorised per CPU.
+        // The engine's innermost loops in C, vectorised per CPU and fast to compile: Winograd F(2x2)/F(4x4) transforms,
+        // the narrow layers' direct-convolution micro-kernels (AVX-512/AVX2), BatchNorm and pooling passes.
         .target(name: "CKernels"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
         // log, the monotonic clock, the progress display; and the settings that travel from a sweep file

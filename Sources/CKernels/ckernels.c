@@ -96,9 +96,10 @@ void ckernels_winograd_output_tile(const float *m, long stride, long c, const fl
     } while (0)
 
 __attribute__((target_clones("avx2", "default")))
-void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u) {
+void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u, long first,
+                              long last) {
     const long plane = inputs * outputs;
-    for (long a = 0; a < inputs; a++) {
+    for (long a = first; a < last; a++) {
         const float *src = kernel + a * outputs;
         long b = 0;
         {
@@ -111,8 +112,8 @@ void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, co
     }
 }
 
-void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out) {
-    for (long k = 0; k < 9; k++) {
+void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out, long first, long last) {
+    for (long k = first; k < last; k++) {
         const float *src = kernel + (8 - k) * cin * cout;
         float *dst = out + k * cin * cout;
         /* Blocks of 8x8 keep both sides' cache lines in use. */
@@ -168,10 +169,12 @@ void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, fl
     } while (0)
 
 __attribute__((target_clones("avx2", "default")))
-void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw) {
+void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last) {
     long stride = cin * cout;
     v8 half8 = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
-    for (long ci = 0; ci < cin; ci++, du += cout, dw += cout) {
+    du += first * cout;
+    dw += first * cout;
+    for (long ci = first; ci < last; ci++, du += cout, dw += cout) {
         long ch = 0;
         for (; ch + 8 <= cout; ch += 8) KERNEL_GRADIENT_TRANSFORM(v8, load8, store8, half8);
         for (; ch < cout; ch++) KERNEL_GRADIENT_TRANSFORM(float, LOAD1, STORE1, 0.5f);

@@ -125,9 +125,10 @@ void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const
     } while (0)
 
 __attribute__((target_clones("avx2", "default")))
-void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out) {
+void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out, long first,
+                                 long last) {
     const long plane = inputs * outputs;
-    for (long a = 0; a < inputs; a++) {
+    for (long a = first; a < last; a++) {
         const float *src = kernel + a * outputs;
         long b = 0;
         {

@@ -62,10 +62,13 @@ public final class Sigmoid: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var y = x
         y.storage.withUnsafeMutableBufferPointer { b in
-            for i in 0..<b.count {
-                let v = b[i]
-                // Two branches keep exp from overflowing for large |v|.
-                if v >= 0 { b[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); b[i] = e / (1 + e) }
+            let values = SendablePointer(b.baseAddress!)
+            Parallel.rows(b.count) { range in
+                for i in range {
+                    let v = values.pointer[i]
+                    // Two branches keep exp from overflowing for large |v|.
+                    if v >= 0 { values.pointer[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); values.pointer[i] = e / (1 + e) }
+                }
             }
         }
         output = y

@@ -126,7 +126,7 @@ enum DirectConvolution {
     /// the forward convolution of dY with it.
     static func inputGradientKernel(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: 9 * cin * cout) { out, count in
-            ckernels_rotate_swap_3x3(kernel, cin, cout, out.baseAddress!)
+            Winograd.rotateSwap(kernel, cin: cin, cout: cout, into: out.baseAddress!)
             count = 9 * cin * cout
         }
     }

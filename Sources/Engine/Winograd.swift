@@ -45,21 +45,49 @@ enum Winograd {
     ///   (`a = co`, `b = ci`), so that dX is the same kind of convolution of dY.
     static func kernelMatrices(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, columnScale: [Float]? = nil,
                                forInputGradient: Bool = false) -> [Float] {
+        transformedKernel(kernel, cin: cin, cout: cout, columnScale: columnScale, forInputGradient: forInputGradient,
+                          elements: tileElements, transform: ckernels_winograd_kernel)
+    }
+
+    /// A kernel transform in C: (kernel, inputs, outputs, scale, out, first input, last input).
+    typealias KernelTransform = @convention(c) (UnsafePointer<Float>?, Int, Int, UnsafePointer<Float>?,
+                                                UnsafeMutablePointer<Float>?, Int, Int) -> Void
+
+    /// The `elements` transformed kernels by `transform` (F(2x2, 3x3)'s or F(4x4, 3x3)'s), split by
+    /// input channels across threads: a serial transform of a 256x256 kernel kept the second
+    /// thread waiting between layers.
+    static func transformedKernel(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, columnScale: [Float]?,
+                                  forInputGradient: Bool, elements: Int, transform: KernelTransform) -> [Float] {
         let (inputs, outputs) = forInputGradient ? (cout, cin) : (cin, cout)
         let plane = inputs * outputs
-        return [Float](unsafeUninitializedCapacity: tileElements * plane) { out, count in
+        return [Float](unsafeUninitializedCapacity: elements * plane) { out, count in
             (columnScale ?? []).withUnsafeBufferPointer { scale in
-                let scalePointer = columnScale == nil ? nil : scale.baseAddress
+                let scalePointer = columnScale == nil ? nil : scale.baseAddress.map { SendablePointer($0) }
+                let target = SendablePointer(out.baseAddress!)
+                let run = { (source: SendablePointer<Float>) in
+                    Parallel.rows(inputs, minimumPerPart: max(1, (1 << 13) / outputs)) { range in
+                        transform(source.pointer, inputs, outputs, scalePointer?.pointer, target.pointer, range.lowerBound, range.upperBound)
+                    }
+                }
                 if forInputGradient {
                     let rotated = UnsafeMutablePointer<Float>.allocate(capacity: 9 * plane)
                     defer { rotated.deallocate() }
-                    ckernels_rotate_swap_3x3(kernel, cin, cout, rotated)
-                    ckernels_winograd_kernel(rotated, inputs, outputs, scalePointer, out.baseAddress!)
+                    rotateSwap(kernel, cin: cin, cout: cout, into: rotated)
+                    run(SendablePointer(rotated))
                 } else {
-                    ckernels_winograd_kernel(kernel, inputs, outputs, scalePointer, out.baseAddress!)
+                    run(SendablePointer(kernel))
                 }
             }
-            count = tileElements * plane
+            count = elements * plane
+        }
+    }
+
+    /// The 3x3 kernel rotated by 180 degrees with its channels swapped (`ckernels_rotate_swap_3x3`),
+    /// taps split across threads.
+    static func rotateSwap(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, into out: UnsafeMutablePointer<Float>) {
+        let (source, target) = (SendablePointer(kernel), SendablePointer(out))
+        Parallel.rows(9, minimumPerPart: cin * cout >= 1 << 13 ? 1 : 9) { range in
+            ckernels_rotate_swap_3x3(source.pointer, cin, cout, target.pointer, range.lowerBound, range.upperBound)
         }
     }
 
@@ -175,9 +203,16 @@ enum Winograd {
                 t0 += count
             }
         }
+        // The parts' sums, then G^T dU G, split across threads by ranges of elements and of input
+        // channels (each element still adds the parts in part order).
         let total = partials[0].pointer
-        for p in partials.dropFirst() { add(p.pointer, into: total, count: tileElements * plane + cout) }
-        ckernels_winograd_kernel_gradient(total, cin, cout, kernelGradient)
+        let (sums, dW, others) = (partials[0], SendablePointer(kernelGradient), Array(partials.dropFirst()))
+        Parallel.rows(tileElements * plane + cout) { range in
+            for p in others { add(p.pointer + range.lowerBound, into: sums.pointer + range.lowerBound, count: range.count) }
+        }
+        Parallel.rows(cin, minimumPerPart: max(1, (1 << 13) / cout)) { range in
+            ckernels_winograd_kernel_gradient(sums.pointer, cin, cout, dW.pointer, range.lowerBound, range.upperBound)
+        }
         if let biasGradient { add(total + tileElements * plane, into: biasGradient, count: cout) }
     }
 

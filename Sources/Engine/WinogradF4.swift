@@ -26,22 +26,8 @@ enum WinogradF4 {
     /// rotated, channel-swapped kernel for the input gradient).
     static func kernelMatrices(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, columnScale: [Float]? = nil,
                                forInputGradient: Bool = false) -> [Float] {
-        let (inputs, outputs) = forInputGradient ? (cout, cin) : (cin, cout)
-        let plane = inputs * outputs
-        return [Float](unsafeUninitializedCapacity: tileElements * plane) { out, count in
-            (columnScale ?? []).withUnsafeBufferPointer { scale in
-                let scalePointer = columnScale == nil ? nil : scale.baseAddress
-                if forInputGradient {
-                    let rotated = UnsafeMutablePointer<Float>.allocate(capacity: 9 * plane)
-                    defer { rotated.deallocate() }
-                    ckernels_rotate_swap_3x3(kernel, cin, cout, rotated)
-                    ckernels_winograd_f4_kernel(rotated, inputs, outputs, scalePointer, out.baseAddress!)
-                } else {
-                    ckernels_winograd_f4_kernel(kernel, inputs, outputs, scalePointer, out.baseAddress!)
-                }
-            }
-            count = tileElements * plane
-        }
+        Winograd.transformedKernel(kernel, cin: cin, cout: cout, columnScale: columnScale, forInputGradient: forInputGradient,
+                                   elements: tileElements, transform: ckernels_winograd_f4_kernel)
     }
 
     /// `target (n, h, w, ct) = conv3x3(source (n, h, w, cs))` with `matrices` from `kernelMatrices`,

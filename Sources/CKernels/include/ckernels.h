@@ -17,18 +17,20 @@ void ckernels_winograd_output_tile(const float *m, long stride, long c, const fl
 
 /* Winograd F(2x2, 3x3) kernel transform: kernel is (3, 3, inputs, outputs) (HWIO); for every channel
    pair (a, b), the 16 elements of G g Gᵀ, each multiplied by scale[b] when scale is not NULL, go
-   to u[k*inputs*outputs + a*outputs + b]. */
-void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u);
+   to u[k*inputs*outputs + a*outputs + b]; for a in [first, last) (callers split the range across threads). */
+void ckernels_winograd_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *u, long first,
+                              long last);
 
 /* The HWIO 3x3 kernel (3, 3, cin, cout) rotated by 180 degrees with its channels swapped, as
-   (3, 3, cout, cin): out[ky][kx][co][ci] = kernel[2-ky][2-kx][ci][co]. */
-void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out);
+   (3, 3, cout, cin): out[ky][kx][co][ci] = kernel[2-ky][2-kx][ci][co], for taps ky*3+kx in [first, last). */
+void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *out, long first, long last);
 
 /* Winograd F(4x4, 3x3), the same three transforms on 6x6 input tiles and 4x4 output tiles
    (winograd_f4.c): 36 elements per tile, y[0..15] the output pixels row by row. */
 void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *out, long stride);
 void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]);
-void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out);
+void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out, long first,
+                                 long last);
 
 /* Direct 3x3 convolutions ("same" padding, stride 1, NHWC source, HWIO kernel) for narrow layers,
    in register blocks of output pixels x 16 output channels (forward) or of kernel taps x 16 output
@@ -81,6 +83,7 @@ void ckernels_bn_input_gradient(const float *dy, const float *x, const float *ma
 void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, float *out, long stride);
 
 /* Winograd F(2x2, 3x3) weight gradient, kernel side: du holds the 16 transformed gradients
-   dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout). */
-void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw);
+   dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout), for ci
+   in [first, last). */
+void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last);
 #endif
