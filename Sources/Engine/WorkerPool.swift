@@ -31,6 +31,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Per worker: the last generation it finished (worker k at index k - 1).
     private let finished: [FinishedJob]
     private let sleepers = Atomic<Int>(0)
+    /// Set while the caller sleeps waiting for a helper's report.
+    private let callerWaiting = Atomic<Bool>(false)
     private let lock = NSCondition()
     /// Serialises callers (the engine forks from one thread at a time; this keeps a second caller safe).
     private let callers = NSLock()
@@ -72,13 +74,19 @@ final class WorkerPool: @unchecked Sendable {
             }
             var i = 0
             while i < count { escaping(i); i += people }
-            // Wait for the helpers: spin, then yield the core to a helper the scheduler holds back.
+            // Wait for the helpers: spin, then sleep until the last one reports (a helper the
+            // scheduler holds back must not cost this thread's CPU time too).
             let start = monotonicSeconds()
             var spins = 0
             for k in 1..<people {
                 while finished[k - 1].word.load(ordering: .acquiring) != word {
                     spins += 1
-                    if spins & 63 == 0, monotonicSeconds() - start > Self.spinSeconds { sched_yield() }
+                    guard spins & 63 == 0, monotonicSeconds() - start > Self.spinSeconds else { continue }
+                    lock.lock()
+                    callerWaiting.store(true, ordering: .sequentiallyConsistent)
+                    while finished[k - 1].word.load(ordering: .sequentiallyConsistent) != word { lock.wait() }
+                    callerWaiting.store(false, ordering: .sequentiallyConsistent)
+                    lock.unlock()
                 }
             }
             self.body = nil
@@ -116,7 +124,8 @@ final class WorkerPool: @unchecked Sendable {
             let (people, count) = (current >> 16 & 0xff, current & 0xffff)
             guard index < people else { continue }
             runShare(index, of: people, count)
-            finished[index - 1].word.store(current, ordering: .releasing)
+            finished[index - 1].word.store(current, ordering: .sequentiallyConsistent)
+            if callerWaiting.load(ordering: .sequentiallyConsistent) { lock.lock(); lock.broadcast(); lock.unlock() }
         }
     }
 }
