@@ -91,11 +91,11 @@ enum Winograd {
         }
     }
 
-    /// Tiles per GEMM: as many as fit the workspace, but at least `workspace.minimumRows / 2`
+    /// Tiles per GEMM: as many as fit the workspace, but at least `workspace.minimumRows / side`
     /// (a GEMM over few rows spends its time packing the transformed kernel).
-    static func chunk(tiles: Int, channels: Int, workspace: Workspace) -> Int {
-        let perTile = tileElements * channels
-        return max(1, min(tiles, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / 2)))
+    static func chunk(tiles: Int, channels: Int, tiling: Tiling = .f2, workspace: Workspace) -> Int {
+        let perTile = tiling.elements * channels
+        return max(1, min(tiles, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / tiling.side)))
     }
 
     /// Tiles per weight-gradient GEMM: 64, fewer only when the workspace is smaller. The chunk's
@@ -111,13 +111,14 @@ enum Winograd {
     /// plus `bias`, optionally followed by a ReLU. Every element of the target is written.
     static func convolve(_ source: UnsafePointer<Float>, n: Int, h: Int, w: Int, sourceChannels cs: Int,
                          matrices: UnsafePointer<Float>, targetChannels ct: Int, bias: UnsafePointer<Float>?,
-                         relu: Bool, into target: UnsafeMutablePointer<Float>, workspace: Workspace) {
-        let (th, tw) = ((h + 1) / 2, (w + 1) / 2)
+                         relu: Bool, into target: UnsafeMutablePointer<Float>, tiling: Tiling = .f2, workspace: Workspace) {
+        let side = tiling.side, elements = tiling.elements
+        let (th, tw) = ((h + side - 1) / side, (w + side - 1) / side)
         let tiles = n * th * tw
-        let parts = Parallel.parts(rows: tiles, minimumPerPart: 32)
-        let chunk = chunk(tiles: (tiles + parts - 1) / parts, channels: max(cs, ct), workspace: workspace)
-        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: tileElements * chunk * cs)) }
-        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: tileElements * chunk * ct)) }
+        let parts = Parallel.parts(rows: tiles, minimumPerPart: 64 / side)
+        let chunk = chunk(tiles: (tiles + parts - 1) / parts, channels: max(cs, ct), tiling: tiling, workspace: workspace)
+        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: elements * chunk * cs)) }
+        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: elements * chunk * ct)) }
         let (src, weights, dst) = (SendablePointer(source), SendablePointer(matrices), SendablePointer(target))
         let biasPointer = bias.map { SendablePointer($0) }
         // Stands in for the pixels of a tile that lie outside the image.
@@ -133,17 +134,17 @@ enum Winograd {
                 let count = min(chunk, range.upperBound - t0)
                 for t in 0..<count {
                     let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                    inputTile(src.pointer + image * h * w * cs, h: h, w: w, channels: cs, y0: 2 * ty - 1, x0: 2 * tx - 1,
-                              zeros: zeros.pointer, into: v + t * cs, stride: chunk * cs)
+                    inputTile(tiling, src.pointer + image * h * w * cs, h: h, w: w, channels: cs, y0: side * ty - 1,
+                              x0: side * tx - 1, zeros: zeros.pointer, into: v + t * cs, stride: chunk * cs)
                 }
-                for xi in 0..<tileElements {
+                for xi in 0..<elements {
                     BLAS.gemm(inPartOf: parts, m: count, n: ct, k: cs, a: v + xi * chunk * cs, lda: cs,
                               b: weights.pointer + xi * cs * ct, ldb: ct, beta: 0, c: m + xi * chunk * ct, ldc: ct)
                 }
                 for t in 0..<count {
                     let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                    outputTile(m + t * ct, stride: chunk * ct, channels: ct, bias: biasPointer?.pointer, relu: relu,
-                               into: dst.pointer + image * h * w * ct, h: h, w: w, y0: 2 * ty, x0: 2 * tx)
+                    outputTile(tiling, m + t * ct, stride: chunk * ct, channels: ct, bias: biasPointer?.pointer, relu: relu,
+                               into: dst.pointer + image * h * w * ct, h: h, w: w, y0: side * ty, x0: side * tx)
                 }
                 t0 += count
             }
@@ -189,7 +190,7 @@ enum Winograd {
                 let count = min(chunk, range.upperBound - t0)
                 for t in 0..<count {
                     let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                    inputTile(src.pointer + image * h * w * cin, h: h, w: w, channels: cin, y0: 2 * ty - 1, x0: 2 * tx - 1,
+                    inputTile(.f2, src.pointer + image * h * w * cin, h: h, w: w, channels: cin, y0: 2 * ty - 1, x0: 2 * tx - 1,
                               zeros: zeros.pointer, into: v + t * cin, stride: chunk * cin)
                     outputGradientTile(grad.pointer + image * h * w * cout, h: h, w: w, channels: cout, y0: 2 * ty, x0: 2 * tx,
                                        zeros: zeros.pointer, into: m + t * cout, stride: chunk * cout)
@@ -240,38 +241,53 @@ enum Winograd {
         }
     }
 
-    /// `Bᵀ d B` of the 4x4 input block at `(y0, x0)` (`zeros` outside the image), element ξ of every
-    /// channel to `out + ξ * stride` (the arithmetic is `ckernels_winograd_input_tile`, in C: see
-    /// CKernels for why).
+    /// The input transform of the `(side + 2)`-pixel square block at `(y0, x0)` (`zeros` outside the
+    /// image), element ξ of every channel to `out + ξ * stride` (the arithmetic is C: see CKernels).
     @inline(__always)
-    private static func inputTile(_ image: UnsafePointer<Float>, h: Int, w: Int, channels c: Int, y0: Int, x0: Int,
-                                  zeros: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
-        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 16) { d in
-            for i in 0..<4 {
+    static func inputTile(_ tiling: Tiling, _ image: UnsafePointer<Float>, h: Int, w: Int, channels c: Int, y0: Int, x0: Int,
+                          zeros: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
+        let block = tiling.side + 2
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: block * block) { d in
+            for i in 0..<block {
                 let y = y0 + i
-                for j in 0..<4 {
+                for j in 0..<block {
                     let x = x0 + j
-                    d[i * 4 + j] = y >= 0 && y < h && x >= 0 && x < w ? image + (y * w + x) * c : zeros
+                    let inside = y >= 0 && y < h && x >= 0 && x < w
+                    d[i * block + j] = inside ? image + (y * w + x) * c : zeros
                 }
             }
-            ckernels_winograd_input_tile(d.baseAddress!, c, out, stride)
+            tiling.inputTransform(d.baseAddress!, c, out, stride)
         }
     }
 
-    /// `Aᵀ m A` (+ bias, ReLU) of one tile, element ξ of every channel read from `m + ξ * stride`,
-    /// written to the tile's 2x2 output pixels that lie inside the image.
+    /// The output transform (+ bias, ReLU) of one tile, element ξ of every channel read from
+    /// `m + ξ * stride`, written to the tile's `side` x `side` output pixels that lie inside the image.
     @inline(__always)
-    private static func outputTile(_ m: UnsafeMutablePointer<Float>, stride: Int, channels c: Int,
+    private static func outputTile(_ tiling: Tiling, _ m: UnsafeMutablePointer<Float>, stride: Int, channels c: Int,
                                    bias: UnsafeMutablePointer<Float>?, relu: Bool,
                                    into image: UnsafeMutablePointer<Float>, h: Int, w: Int, y0: Int, x0: Int) {
-        let (bottom, right) = (y0 + 1 < h, x0 + 1 < w)
-        let target = image + (y0 * w + x0) * c
-        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: 4) { y in
-            y[0] = target
-            y[1] = right ? target + c : nil
-            y[2] = bottom ? target + w * c : nil
-            y[3] = bottom && right ? target + (w + 1) * c : nil
-            ckernels_winograd_output_tile(m, stride, c, bias, relu ? 1 : 0, y.baseAddress!)
+        let side = tiling.side
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: side * side) { y in
+            for i in 0..<side {
+                for j in 0..<side {
+                    y[i * side + j] = y0 + i < h && x0 + j < w ? image + ((y0 + i) * w + x0 + j) * c : nil
+                }
+            }
+            tiling.outputTransform(m, stride, c, bias, relu ? 1 : 0, y.baseAddress!)
         }
+    }
+
+    /// F(2x2, 3x3) or F(4x4, 3x3): output pixels per tile side, transformed elements per tile, and
+    /// the C transforms of a tile.
+    struct Tiling: Sendable {
+        let side: Int
+        var elements: Int { (side + 2) * (side + 2) }
+        let inputTransform: @convention(c) (UnsafePointer<UnsafePointer<Float>?>?, Int, UnsafeMutablePointer<Float>?, Int) -> Void
+        let outputTransform: @convention(c) (UnsafePointer<Float>?, Int, Int, UnsafePointer<Float>?, Int32,
+                                             UnsafePointer<UnsafeMutablePointer<Float>?>?) -> Void
+
+        static let f2 = Tiling(side: 2, inputTransform: ckernels_winograd_input_tile, outputTransform: ckernels_winograd_output_tile)
+        static let f4 = Tiling(side: 4, inputTransform: ckernels_winograd_f4_input_tile,
+                               outputTransform: ckernels_winograd_f4_output_tile)
     }
 }

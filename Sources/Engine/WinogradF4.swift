@@ -37,61 +37,7 @@ enum WinogradF4 {
     static func convolve(_ source: UnsafePointer<Float>, n: Int, h: Int, w: Int, sourceChannels cs: Int,
                          matrices: UnsafePointer<Float>, targetChannels ct: Int, bias: UnsafePointer<Float>?,
                          relu: Bool, into target: UnsafeMutablePointer<Float>, workspace: Workspace) {
-        let (th, tw) = ((h + 3) / 4, (w + 3) / 4)
-        let tiles = n * th * tw
-        let parts = Parallel.parts(rows: tiles, minimumPerPart: 16)
-        let perTile = tileElements * max(cs, ct)
-        let chunk = max(1, min((tiles + parts - 1) / parts, max(workspace.capacityFloats / perTile, workspace.minimumRows / 4)))
-        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: tileElements * chunk * cs)) }
-        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.product, part: $0, count: tileElements * chunk * ct)) }
-        let (src, weights, dst) = (SendablePointer(source), SendablePointer(matrices), SendablePointer(target))
-        let biasPointer = bias.map { SendablePointer($0) }
-        let zeroRow = UnsafeMutablePointer<Float>.allocate(capacity: cs)
-        zeroRow.initialize(repeating: 0, count: cs)
-        defer { zeroRow.deallocate() }
-        let zeros = SendablePointer(UnsafePointer(zeroRow))
-        Parallel.forEach(parts) { part in
-            let v = vBuffers[part].pointer, m = mBuffers[part].pointer
-            let range = Parallel.slice(tiles, parts: parts, part)
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 36) { d in
-            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: 16) { y in
-                var t0 = range.lowerBound
-                while t0 < range.upperBound {
-                    let count = min(chunk, range.upperBound - t0)
-                    for t in 0..<count {
-                        let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                        let base = src.pointer + image * h * w * cs
-                        for i in 0..<6 {
-                            let yy = 4 * ty - 1 + i
-                            for j in 0..<6 {
-                                let xx = 4 * tx - 1 + j
-                                let inside = yy >= 0 && yy < h && xx >= 0 && xx < w
-                                let pixel: UnsafePointer<Float> = inside ? UnsafePointer(base + (yy * w + xx) * cs) : UnsafePointer(zeros.pointer)
-                                d[i * 6 + j] = pixel
-                            }
-                        }
-                        ckernels_winograd_f4_input_tile(d.baseAddress!, cs, v + t * cs, chunk * cs)
-                    }
-                    for xi in 0..<tileElements {
-                        BLAS.gemm(inPartOf: parts, m: count, n: ct, k: cs, a: v + xi * chunk * cs, lda: cs,
-                                  b: weights.pointer + xi * cs * ct, ldb: ct, beta: 0, c: m + xi * chunk * ct, ldc: ct)
-                    }
-                    for t in 0..<count {
-                        let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                        let base = dst.pointer + image * h * w * ct
-                        for i in 0..<4 {
-                            let yy = 4 * ty + i
-                            for j in 0..<4 {
-                                let xx = 4 * tx + j
-                                y[i * 4 + j] = yy < h && xx < w ? base + (yy * w + xx) * ct : nil
-                            }
-                        }
-                        ckernels_winograd_f4_output_tile(m + t * ct, chunk * ct, ct, biasPointer?.pointer, relu ? 1 : 0, y.baseAddress!)
-                    }
-                    t0 += count
-                }
-            }
-            }
-        }
+        Winograd.convolve(source, n: n, h: h, w: w, sourceChannels: cs, matrices: matrices, targetChannels: ct, bias: bias,
+                          relu: relu, into: target, tiling: .f4, workspace: workspace)
     }
 }
