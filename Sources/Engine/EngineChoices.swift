@@ -61,12 +61,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     static func setWinogradF4Threshold(_ n: Int?) { winogradF4Setting.store(n ?? 0, ordering: .relaxed) }
 
-    private static let winogradF4Setting = Atomic<Int>({
-        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_F4"]
-        if text == "off" { return 0 }
-        if let text, let n = Int(text), n >= 1 { return n }
-        return 32
-    }())
+    private static let winogradF4Setting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4", default: 32))
 
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
@@ -82,18 +77,17 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
 
-    private static let winogradWeightsSetting = Atomic<Int>({
-        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_WEIGHTS"]
-        if text == "off" { return 0 }
-        if let text, let n = Int(text), n >= 1 { return n }
-        return 64
-    }())
+    private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
 
     /// 0: off.
-    private static let winogradSetting = Atomic<Int>({
-        let text = ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD"]
+    private static let winogradSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD", default: 32))
+
+    /// A minimum channel count from `variable` ("off" or a positive number, for measurements);
+    /// 0 means off, and anything else leaves `default`.
+    private static func channelSetting(_ variable: String, default value: Int) -> Int {
+        let text = ProcessInfo.processInfo.environment[variable]
         if text == "off" { return 0 }
         if let text, let n = Int(text), n >= 1 { return n }
-        return 32
-    }())
+        return value
+    }
 }
