@@ -141,3 +141,98 @@ void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs,
         for (; b < outputs; b++) KERNEL_TRANSFORM_F4(float, LOAD1, STORE1, scale ? scale[b] : 1.0f);
     }
 }
+
+/* A applied to four values (A is 6x4, the transpose of the output transform's Aᵀ): six.
+   (p0, p0 + p1 + p2 + p3, p0 - p1 + p2 - p3, p0 + 2p1 + 4p2 + 8p3, p0 - 2p1 + 4p2 - 8p3, p3). */
+#define A4(T, p, q)                                                                                 \
+    do {                                                                                         \
+        T even = p[0] + p[2], odd = p[1] + p[3];                                                 \
+        T near = p[0] + four * p[2], far = two * (p[1] + four * p[3]);                           \
+        q[0] = p[0];                                                                             \
+        q[1] = even + odd;                                                                       \
+        q[2] = even - odd;                                                                       \
+        q[3] = near + far;                                                                       \
+        q[4] = near - far;                                                                       \
+        q[5] = p[3];                                                                             \
+    } while (0)
+
+/* dM = A dY Aᵀ of one tile: each column of the 4x4 dY lifts to six values, then each of the six
+   rows of that does. */
+#define OUTPUT_GRADIENT_TRANSFORM_F4(T, LOAD, STORE)                                             \
+    do {                                                                                         \
+        T t[6][4];                                                                               \
+        for (int j = 0; j < 4; j++) {                                                            \
+            T col[4], q[6];                                                                      \
+            for (int i = 0; i < 4; i++) col[i] = LOAD(dy[i * 4 + j] + ch);                       \
+            A4(T, col, q);                                                                          \
+            for (int i = 0; i < 6; i++) t[i][j] = q[i];                                          \
+        }                                                                                        \
+        for (int i = 0; i < 6; i++) {                                                            \
+            T q[6];                                                                              \
+            A4(T, t[i], q);                                                                         \
+            for (int j = 0; j < 6; j++) STORE(out + (i * 6 + j) * stride + ch, q[j]);            \
+        }                                                                                        \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_f4_output_gradient_tile(const float *const dy[16], long c, float *out, long stride) {
+    long ch = 0;
+    {
+        const v8 two = {2, 2, 2, 2, 2, 2, 2, 2}, four = {4, 4, 4, 4, 4, 4, 4, 4};
+        for (; ch + 8 <= c; ch += 8) OUTPUT_GRADIENT_TRANSFORM_F4(v8, load8, store8);
+    }
+    {
+        const float two = 2, four = 4;
+        for (; ch < c; ch++) OUTPUT_GRADIENT_TRANSFORM_F4(float, LOAD1, STORE1);
+    }
+}
+
+/* Gᵀ applied to six values: three. With G's rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6,
+   (1/24, 1/12, 1/6), (1/24, -1/12, 1/6), (0, 0, 1). */
+#define GT6(T, u, r)                                                                                \
+    do {                                                                                         \
+        T sum12 = u[1] + u[2], diff12 = u[1] - u[2], sum34 = u[3] + u[4], diff34 = u[3] - u[4];   \
+        r[0] = quarter * u[0] + minusSixth * sum12 + a24 * sum34;                                \
+        r[1] = minusSixth * diff12 + a12 * diff34;                                               \
+        r[2] = minusSixth * sum12 + a6 * sum34 + u[5];                                           \
+    } while (0)
+
+/* dW += Gᵀ dU G for one channel pair's 36 elements (stride apart): along columns (kx), then rows (ky). */
+#define KERNEL_GRADIENT_TRANSFORM_F4(T, LOAD, STORE)                                             \
+    do {                                                                                         \
+        T r[6][3];                                                                               \
+        for (int i = 0; i < 6; i++) {                                                            \
+            T u[6];                                                                              \
+            for (int j = 0; j < 6; j++) u[j] = LOAD(du + (i * 6 + j) * stride + ch);             \
+            GT6(T, u, r[i]);                                                                        \
+        }                                                                                        \
+        for (int kx = 0; kx < 3; kx++) {                                                         \
+            T u[6], g[3];                                                                        \
+            for (int i = 0; i < 6; i++) u[i] = r[i][kx];                                         \
+            GT6(T, u, g);                                                                           \
+            for (int ky = 0; ky < 3; ky++) {                                                     \
+                float *p = dw + (ky * 3 + kx) * stride + ch;                                     \
+                STORE(p, LOAD(p) + g[ky]);                                                       \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+__attribute__((target_clones("avx2", "default")))
+void ckernels_winograd_f4_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last) {
+    const long stride = cin * cout;
+    du += first * cout;
+    dw += first * cout;
+    for (long ci = first; ci < last; ci++, du += cout, dw += cout) {
+        long ch = 0;
+        {
+            const v8 one = {1, 1, 1, 1, 1, 1, 1, 1};
+            const v8 quarter = one * 0.25f, minusSixth = one * (-1.0f / 6), a24 = one * (1.0f / 24),
+                     a12 = one * (1.0f / 12), a6 = one * (1.0f / 6);
+            for (; ch + 8 <= cout; ch += 8) KERNEL_GRADIENT_TRANSFORM_F4(v8, load8, store8);
+        }
+        {
+            const float quarter = 0.25f, minusSixth = -1.0f / 6, a24 = 1.0f / 24, a12 = 1.0f / 12, a6 = 1.0f / 6;
+            for (; ch < cout; ch++) KERNEL_GRADIENT_TRANSFORM_F4(float, LOAD1, STORE1);
+        }
+    }
+}

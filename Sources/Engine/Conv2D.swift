@@ -94,6 +94,18 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum
     }
 
+    /// Whether, on images of `height` x `width`, the weight gradient runs by F(4x4, 3x3) (see
+    /// `EngineChoices`): layers whose forward pass does.
+    func usesWinogradF4WeightGradient(height: Int, width: Int) -> Bool {
+        guard usesWinogradF4(height: height, width: width), let minimum = EngineChoices.winogradF4WeightsThreshold else { return false }
+        return min(inChannels, outChannels) >= minimum
+    }
+
+    /// The Winograd tiling of the weight gradient on images of `height` x `width`; nil: not by Winograd.
+    private func weightGradientTiling(height: Int, width: Int) -> Winograd.Tiling? {
+        usesWinogradF4WeightGradient(height: height, width: width) ? .f4 : usesWinogradWeightGradient ? .f2 : nil
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         input = x
         return convolve(x, scale: nil, bias: bias?.value.storage, relu: false)
@@ -224,14 +236,14 @@ public final class Conv2D: ConvolutionLayer {
                                 }
                                 // The partials are HWIO, as the kernel.
                                 for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
-                            } else if usesWinogradWeightGradient {
+                            } else if let tiling = weightGradientTiling(height: h, width: w) {
                                 // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
                                 // of dY with the rotated kernel.
                                 partials = []  // the bias gradient too is added by weightGradient
                                 let dk = dkb.baseAddress!
                                 let weightGradient = { (db: UnsafeMutablePointer<Float>?) in
                                     Winograd.weightGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
-                                                            kernelGradient: dk, biasGradient: db, workspace: self.workspace)
+                                                            kernelGradient: dk, biasGradient: db, tiling: tiling, workspace: self.workspace)
                                 }
                                 if let bias {
                                     bias.grad.storage.withUnsafeMutableBufferPointer { weightGradient($0.baseAddress!) }

@@ -26,13 +26,17 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
     /// pass; nil: never (as in records written before it existed).
     public var winogradWeightsMinimumChannels: Int?
+    /// F(4x4, 3x3) layers with at least this many input and output channels compute their weight
+    /// gradient by F(4x4, 3x3) too (`WinogradF4.weightGradient`); nil: never (as in older records).
+    public var winogradF4WeightsMinimumChannels: Int? = nil
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
                       threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
                       winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
                       directConvolution: DirectConvolution.isa?.name,
-                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold)
+                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold,
+                      winogradF4WeightsMinimumChannels: winogradThreshold == nil || winogradF4Threshold == nil ? nil : winogradF4WeightsThreshold)
     }
 
     /// One line for logs and benchmark headers.
@@ -41,6 +45,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
             + (winogradWeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
             + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
+            + (winogradF4WeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
             + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
@@ -78,6 +83,18 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
 
     private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
+
+    /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`; it takes
+    /// precedence over `winogradWeightsThreshold` on F(4x4, 3x3) layers). RANKSWEEP_WINOGRAD_F4_WEIGHTS=off
+    /// or =N overrides it, for measurements.
+    static var winogradF4WeightsThreshold: Int? {
+        let n = winogradF4WeightsSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradF4WeightsThreshold(_ n: Int?) { winogradF4WeightsSetting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradF4WeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4_WEIGHTS", default: 32))
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD", default: 32))

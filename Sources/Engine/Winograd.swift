@@ -1,4 +1,5 @@
 import CKernels
+import Foundation  // TEMP
 
 /// The "same" 3x3, stride-1 convolution of NHWC tensors by Winograd's minimal filtering F(2x2, 3x3):
 /// each 2x2 block of output pixels ("tile") comes from a 4x4 block of input pixels with 16
@@ -98,13 +99,18 @@ enum Winograd {
         return max(1, min(tiles, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / tiling.side)))
     }
 
-    /// Tiles per weight-gradient GEMM: 64, fewer only when the workspace is smaller. The chunk's
-    /// transforms (16 x 64 x (cin + cout) floats, 1 MiB at 128 + 128 channels) are still in the
-    /// core's cache when the GEMMs read them; with the forward pass's 256 tiles, layers of 64-128
-    /// channels took 1.2-1.35x the CPU time (Intel AVX-512, batch 8).
-    static func weightGradientChunk(tiles: Int, channels: Int, workspace: Workspace) -> Int {
-        let perTile = tileElements * channels
-        return max(1, min(tiles, 64, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / 8)))
+    /// Tiles per weight-gradient GEMM: `tiling.weightGradientChunk`, fewer only when the workspace
+    /// is smaller. The chunk's transforms (16 x 64 x (cin + cout) floats, 1 MiB at 128 + 128
+    /// channels) are still in the core's cache when the GEMMs read them; with the forward pass's
+    /// 256 tiles, layers of 64-128 channels took 1.2-1.35x the CPU time (Intel AVX-512, batch 8).
+    static let chunkOverride: Int? = ProcessInfo.processInfo.environment["RANKSWEEP_WGRAD_CHUNK"].flatMap { Int($0) }  // TEMP
+    static func weightGradientChunk(tiles: Int, channels: Int, tiling: Tiling = .f2, workspace: Workspace) -> Int {
+        let perTile = tiling.elements * channels
+        if let n = chunkOverride {  // TEMP: measurement
+            return max(1, min(tiles, n))
+        }
+        return max(1, min(tiles, tiling.weightGradientChunk,
+                          max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / (2 * tiling.side * tiling.side))))
     }
 
     /// `target (n, h, w, ct) = conv3x3(source (n, h, w, cs))` with `matrices` from `kernelMatrices`,
@@ -166,15 +172,16 @@ enum Winograd {
     /// the partials are added in part order: deterministic for a given thread count and workspace.
     static func weightGradient(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                                cin: Int, cout: Int, kernelGradient: UnsafeMutablePointer<Float>,
-                               biasGradient: UnsafeMutablePointer<Float>?, workspace: Workspace) {
-        let (th, tw) = ((h + 1) / 2, (w + 1) / 2)
+                               biasGradient: UnsafeMutablePointer<Float>?, tiling: Tiling = .f2, workspace: Workspace) {
+        let side = tiling.side, elements = tiling.elements
+        let (th, tw) = ((h + side - 1) / side, (w + side - 1) / side)
         let tiles = n * th * tw
-        let parts = Parallel.parts(rows: tiles, minimumPerPart: 32)
-        let chunk = weightGradientChunk(tiles: (tiles + parts - 1) / parts, channels: cin + cout, workspace: workspace)
+        let parts = Parallel.parts(rows: tiles, minimumPerPart: 128 / (side * side))
+        let chunk = weightGradientChunk(tiles: (tiles + parts - 1) / parts, channels: cin + cout, tiling: tiling, workspace: workspace)
         let plane = cin * cout
-        let partials = workspace.zeroedPartials(parts: parts, count: tileElements * plane + cout)
-        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: tileElements * chunk * cin)) }
-        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: tileElements * chunk * cout)) }
+        let partials = workspace.zeroedPartials(parts: parts, count: elements * plane + cout)
+        let vBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.columns, part: $0, count: elements * chunk * cin)) }
+        let mBuffers = (0..<parts).map { SendablePointer(workspace.buffer(.gradientColumns, part: $0, count: elements * chunk * cout)) }
         let (src, grad) = (SendablePointer(source), SendablePointer(gradient))
         // Stands in for the input pixels and output gradients of a tile that lie outside the image.
         let zeroRow = UnsafeMutablePointer<Float>.allocate(capacity: max(cin, cout))
@@ -183,23 +190,23 @@ enum Winograd {
         let zeros = SendablePointer(UnsafePointer(zeroRow))
         Parallel.forEach(parts) { part in
             let v = vBuffers[part].pointer, m = mBuffers[part].pointer
-            let dU = partials[part].pointer, dB = dU + tileElements * plane
+            let dU = partials[part].pointer, dB = dU + elements * plane
             let range = Parallel.slice(tiles, parts: parts, part)
             var t0 = range.lowerBound
             while t0 < range.upperBound {
                 let count = min(chunk, range.upperBound - t0)
                 for t in 0..<count {
                     let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
-                    inputTile(.f2, src.pointer + image * h * w * cin, h: h, w: w, channels: cin, y0: 2 * ty - 1, x0: 2 * tx - 1,
-                              zeros: zeros.pointer, into: v + t * cin, stride: chunk * cin)
-                    outputGradientTile(grad.pointer + image * h * w * cout, h: h, w: w, channels: cout, y0: 2 * ty, x0: 2 * tx,
-                                       zeros: zeros.pointer, into: m + t * cout, stride: chunk * cout)
+                    inputTile(tiling, src.pointer + image * h * w * cin, h: h, w: w, channels: cin, y0: side * ty - 1,
+                              x0: side * tx - 1, zeros: zeros.pointer, into: v + t * cin, stride: chunk * cin)
+                    outputGradientTile(tiling, grad.pointer + image * h * w * cout, h: h, w: w, channels: cout, y0: side * ty,
+                                       x0: side * tx, zeros: zeros.pointer, into: m + t * cout, stride: chunk * cout)
                 }
-                for xi in 0..<tileElements {
+                for xi in 0..<elements {
                     BLAS.gemm(inPartOf: parts, transA: true, m: cin, n: cout, k: count, a: v + xi * chunk * cin, lda: cin,
                               b: m + xi * chunk * cout, ldb: cout, beta: 1, c: dU + xi * plane, ldc: cout)
                 }
-                let sums = m + 5 * chunk * cout
+                let sums = m + tiling.sumElement * chunk * cout
                 for t in 0..<count { add(sums + t * cout, into: dB, count: cout) }
                 t0 += count
             }
@@ -208,13 +215,14 @@ enum Winograd {
         // channels (each element still adds the parts in part order).
         let total = partials[0].pointer
         let (sums, dW, others) = (partials[0], SendablePointer(kernelGradient), Array(partials.dropFirst()))
-        Parallel.rows(tileElements * plane + cout) { range in
+        Parallel.rows(elements * plane + cout) { range in
             for p in others { add(p.pointer + range.lowerBound, into: sums.pointer + range.lowerBound, count: range.count) }
         }
+        let kernelGradientTransform = tiling.kernelGradientTransform
         Parallel.rows(cin, minimumPerPart: max(1, (1 << 13) / cout)) { range in
-            ckernels_winograd_kernel_gradient(sums.pointer, cin, cout, dW.pointer, range.lowerBound, range.upperBound)
+            kernelGradientTransform(sums.pointer, cin, cout, dW.pointer, range.lowerBound, range.upperBound)
         }
-        if let biasGradient { add(total + tileElements * plane, into: biasGradient, count: cout) }
+        if let biasGradient { add(total + elements * plane, into: biasGradient, count: cout) }
     }
 
     /// `into[i] += values[i]` for `i < count`.
@@ -228,16 +236,17 @@ enum Winograd {
     /// `A dY Aᵀ` of the tile whose output pixels start at `(y0, x0)` (`zeros` outside the image),
     /// element ξ of every channel to `out + ξ * stride` (the arithmetic is in C, like `inputTile`'s).
     @inline(__always)
-    private static func outputGradientTile(_ image: UnsafePointer<Float>, h: Int, w: Int, channels c: Int, y0: Int, x0: Int,
-                                           zeros: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
-        let (bottom, right) = (y0 + 1 < h, x0 + 1 < w)
-        let origin = image + (y0 * w + x0) * c
-        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 4) { p in
-            p[0] = origin
-            p[1] = right ? origin + c : zeros
-            p[2] = bottom ? origin + w * c : zeros
-            p[3] = bottom && right ? origin + (w + 1) * c : zeros
-            ckernels_winograd_output_gradient_tile(p.baseAddress!, c, out, stride)
+    private static func outputGradientTile(_ tiling: Tiling, _ image: UnsafePointer<Float>, h: Int, w: Int, channels c: Int,
+                                           y0: Int, x0: Int, zeros: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                           stride: Int) {
+        let side = tiling.side
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: side * side) { p in
+            for i in 0..<side {
+                for j in 0..<side {
+                    p[i * side + j] = y0 + i < h && x0 + j < w ? image + ((y0 + i) * w + x0 + j) * c : zeros
+                }
+            }
+            tiling.outputGradientTransform(p.baseAddress!, c, out, stride)
         }
     }
 
@@ -277,17 +286,30 @@ enum Winograd {
         }
     }
 
-    /// F(2x2, 3x3) or F(4x4, 3x3): output pixels per tile side, transformed elements per tile, and
-    /// the C transforms of a tile.
+    /// F(2x2, 3x3) or F(4x4, 3x3): output pixels per tile side, transformed elements per tile, the
+    /// C transforms of a tile (forward: input, output; weight gradient: input, output gradient,
+    /// kernel gradient) and the weight gradient's tiles per GEMM.
     struct Tiling: Sendable {
         let side: Int
         var elements: Int { (side + 2) * (side + 2) }
-        let inputTransform: @convention(c) (UnsafePointer<UnsafePointer<Float>?>?, Int, UnsafeMutablePointer<Float>?, Int) -> Void
+        /// Element (1, 1) of `A dY Aᵀ`: the sum of the tile's output gradients (the bias gradient's term).
+        var sumElement: Int { side + 3 }
+        /// (pointers to the block's pixels, channels, out, stride).
+        typealias TileTransform = @convention(c) (UnsafePointer<UnsafePointer<Float>?>?, Int, UnsafeMutablePointer<Float>?, Int) -> Void
+        let inputTransform: TileTransform
         let outputTransform: @convention(c) (UnsafePointer<Float>?, Int, Int, UnsafePointer<Float>?, Int32,
                                              UnsafePointer<UnsafeMutablePointer<Float>?>?) -> Void
+        let outputGradientTransform: TileTransform
+        /// (dU, cin, cout, dW, first input channel, last).
+        let kernelGradientTransform: @convention(c) (UnsafePointer<Float>?, Int, Int, UnsafeMutablePointer<Float>?, Int, Int) -> Void
+        let weightGradientChunk: Int
 
-        static let f2 = Tiling(side: 2, inputTransform: ckernels_winograd_input_tile, outputTransform: ckernels_winograd_output_tile)
+        static let f2 = Tiling(side: 2, inputTransform: ckernels_winograd_input_tile, outputTransform: ckernels_winograd_output_tile,
+                               outputGradientTransform: ckernels_winograd_output_gradient_tile,
+                               kernelGradientTransform: ckernels_winograd_kernel_gradient, weightGradientChunk: 64)
         static let f4 = Tiling(side: 4, inputTransform: ckernels_winograd_f4_input_tile,
-                               outputTransform: ckernels_winograd_f4_output_tile)
+                               outputTransform: ckernels_winograd_f4_output_tile,
+                               outputGradientTransform: ckernels_winograd_f4_output_gradient_tile,
+                               kernelGradientTransform: ckernels_winograd_f4_kernel_gradient, weightGradientChunk: 64)
     }
 }

@@ -40,4 +40,14 @@ enum WinogradF4 {
         Winograd.convolve(source, n: n, h: h, w: w, sourceChannels: cs, matrices: matrices, targetChannels: ct, bias: bias,
                           relu: relu, into: target, tiling: .f4, workspace: workspace)
     }
+
+    /// Adds the weight gradient of `convolve` to `kernelGradient` (HWIO) and, when given, the sum
+    /// of `gradient` to `biasGradient`: `Winograd.weightGradient` with 36 GEMMs per chunk of tiles
+    /// and F(4x4, 3x3)'s transforms (`dM_t = A dY_t Aᵀ` with A 6x4, `dW = Gᵀ dU G` with G 6x3).
+    static func weightGradient(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
+                               cin: Int, cout: Int, kernelGradient: UnsafeMutablePointer<Float>,
+                               biasGradient: UnsafeMutablePointer<Float>?, workspace: Workspace) {
+        Winograd.weightGradient(source, gradient: gradient, n: n, h: h, w: w, cin: cin, cout: cout, kernelGradient: kernelGradient,
+                                biasGradient: biasGradient, tiling: .f4, workspace: workspace)
+    }
 }

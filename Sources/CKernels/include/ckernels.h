@@ -31,6 +31,11 @@ void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *ou
 void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]);
 void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs, const float *scale, float *out, long first,
                                  long last);
+/* Its weight gradient: dM = A dY Aᵀ of one tile, dy[0..15] the tile's output-gradient pixels row by row
+   (a zero row outside the image), element k of every channel to out + k*stride; and dw += Gᵀ dU G
+   from the 36 cin x cout planes of du, for ci in [first, last) (as the F(2x2) pair below). */
+void ckernels_winograd_f4_output_gradient_tile(const float *const dy[16], long c, float *out, long stride);
+void ckernels_winograd_f4_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last);
 
 /* Direct 3x3 convolutions ("same" padding, stride 1, NHWC source, HWIO kernel) for narrow layers,
    in register blocks of output pixels x 16 output channels (forward) or of kernel taps x 16 output
