@@ -144,7 +144,7 @@ void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs,
 
 /* A applied to four values (A is 6x4, the transpose of the output transform's Aᵀ): six.
    (p0, p0 + p1 + p2 + p3, p0 - p1 + p2 - p3, p0 + 2p1 + 4p2 + 8p3, p0 - 2p1 + 4p2 - 8p3, p3). */
-#define A4(T, p, q)                                                                                 \
+#define A4(T, p, q)                                                                              \
     do {                                                                                         \
         T even = p[0] + p[2], odd = p[1] + p[3];                                                 \
         T near = p[0] + four * p[2], far = two * (p[1] + four * p[3]);                           \
@@ -164,12 +164,12 @@ void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs,
         for (int j = 0; j < 4; j++) {                                                            \
             T col[4], q[6];                                                                      \
             for (int i = 0; i < 4; i++) col[i] = LOAD(dy[i * 4 + j] + ch);                       \
-            A4(T, col, q);                                                                          \
+            A4(T, col, q);                                                                       \
             for (int i = 0; i < 6; i++) t[i][j] = q[i];                                          \
         }                                                                                        \
         for (int i = 0; i < 6; i++) {                                                            \
             T q[6];                                                                              \
-            A4(T, t[i], q);                                                                         \
+            A4(T, t[i], q);                                                                      \
             for (int j = 0; j < 6; j++) STORE(out + (i * 6 + j) * stride + ch, q[j]);            \
         }                                                                                        \
     } while (0)
@@ -189,9 +189,9 @@ void ckernels_winograd_f4_output_gradient_tile(const float *const dy[16], long c
 
 /* Gᵀ applied to six values: three. With G's rows (1/4, 0, 0), -(1, 1, 1)/6, -(1, -1, 1)/6,
    (1/24, 1/12, 1/6), (1/24, -1/12, 1/6), (0, 0, 1). */
-#define GT6(T, u, r)                                                                                \
+#define GT6(T, u, r)                                                                             \
     do {                                                                                         \
-        T sum12 = u[1] + u[2], diff12 = u[1] - u[2], sum34 = u[3] + u[4], diff34 = u[3] - u[4];   \
+        T sum12 = u[1] + u[2], diff12 = u[1] - u[2], sum34 = u[3] + u[4], diff34 = u[3] - u[4];  \
         r[0] = quarter * u[0] + minusSixth * sum12 + a24 * sum34;                                \
         r[1] = minusSixth * diff12 + a12 * diff34;                                               \
         r[2] = minusSixth * sum12 + a6 * sum34 + u[5];                                           \
@@ -204,12 +204,12 @@ void ckernels_winograd_f4_output_gradient_tile(const float *const dy[16], long c
         for (int i = 0; i < 6; i++) {                                                            \
             T u[6];                                                                              \
             for (int j = 0; j < 6; j++) u[j] = LOAD(du + (i * 6 + j) * stride + ch);             \
-            GT6(T, u, r[i]);                                                                        \
+            GT6(T, u, r[i]);                                                                     \
         }                                                                                        \
         for (int kx = 0; kx < 3; kx++) {                                                         \
             T u[6], g[3];                                                                        \
             for (int i = 0; i < 6; i++) u[i] = r[i][kx];                                         \
-            GT6(T, u, g);                                                                           \
+            GT6(T, u, g);                                                                        \
             for (int ky = 0; ky < 3; ky++) {                                                     \
                 float *p = dw + (ky * 3 + kx) * stride + ch;                                     \
                 STORE(p, LOAD(p) + g[ky]);                                                       \

@@ -1,5 +1,4 @@
 import CKernels
-import Foundation  // TEMP
 
 /// The "same" 3x3, stride-1 convolution of NHWC tensors by Winograd's minimal filtering F(2x2, 3x3):
 /// each 2x2 block of output pixels ("tile") comes from a 4x4 block of input pixels with 16
@@ -19,11 +18,11 @@ import Foundation  // TEMP
 /// error stays within a few units of float32 rounding of the output's scale — measured at most
 /// 2e-6 relative to the largest output over random layers of 32-256 channels
 /// (`WinogradTests.testMatchesDirectConvolutionWithinBound`, which asserts 1e-5). F(4x4, 3x3)
-/// (`WinogradF4`) cuts 4x at about 10x the error; it takes over forward and the input gradient
-/// of the wide layers on larger images (see `EngineChoices`), not the weight gradient.
+/// (`WinogradF4`) cuts 4x at about 10x the error; it takes over forward, the input gradient and
+/// the weight gradient of the wide layers on larger images (see `EngineChoices`).
 ///
-/// The weight gradient (`weightGradient`) runs in the same transform domain: 16 GEMMs of
-/// (cin x tiles)(tiles x cout) on the recomputed input transforms and the lifted output gradients,
+/// The weight gradient (`weightGradient`) runs in the same transform domain: 16 (F(4x4): 36) GEMMs
+/// of (cin x tiles)(tiles x cout) on the recomputed input transforms and the lifted output gradients,
 /// then one `Gᵀ dU G` per channel pair; the direct weight gradient would take 2.25x the
 /// multiply-adds and a `kh`-times copy of dY. Against a float64 direct weight gradient its error
 /// measured at most 4.2e-7 relative to the largest gradient element (1x1 to 16x16 images, odd
@@ -99,18 +98,16 @@ enum Winograd {
         return max(1, min(tiles, max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / tiling.side)))
     }
 
-    /// Tiles per weight-gradient GEMM: `tiling.weightGradientChunk`, fewer only when the workspace
-    /// is smaller. The chunk's transforms (16 x 64 x (cin + cout) floats, 1 MiB at 128 + 128
-    /// channels) are still in the core's cache when the GEMMs read them; with the forward pass's
-    /// 256 tiles, layers of 64-128 channels took 1.2-1.35x the CPU time (Intel AVX-512, batch 8).
-    static let chunkOverride: Int? = ProcessInfo.processInfo.environment["RANKSWEEP_WGRAD_CHUNK"].flatMap { Int($0) }  // TEMP
+    /// Tiles per weight-gradient GEMM: as many as the workspace holds, at most 64 and at least
+    /// `minimumRows / 2` output pixels' worth. The chunk's transforms are then still in the core's
+    /// cache when the GEMMs read them (Intel AVX-512, batch 8). F(2x2): with the forward pass's 256
+    /// tiles instead of 64, layers of 64-128 channels took 1.2-1.35x the CPU time. F(4x4) (56 tiles
+    /// at 32 + 32 channels, 28 at 64 + 64, 16 from 128 + 128): a fixed 24 or 64 measured even, a
+    /// fixed 128 took 1.1x.
     static func weightGradientChunk(tiles: Int, channels: Int, tiling: Tiling = .f2, workspace: Workspace) -> Int {
         let perTile = tiling.elements * channels
-        if let n = chunkOverride {  // TEMP: measurement
-            return max(1, min(tiles, n))
-        }
-        return max(1, min(tiles, tiling.weightGradientChunk,
-                          max(workspace.capacityFloats / max(1, perTile), workspace.minimumRows / (2 * tiling.side * tiling.side))))
+        let floor = workspace.minimumRows / (2 * tiling.side * tiling.side)
+        return max(1, min(tiles, 64, max(workspace.capacityFloats / max(1, perTile), floor)))
     }
 
     /// `target (n, h, w, ct) = conv3x3(source (n, h, w, cs))` with `matrices` from `kernelMatrices`,
@@ -159,17 +156,17 @@ enum Winograd {
 
     /// Adds the weight gradient of `convolve` to `kernelGradient` (HWIO `(3, 3, cin, cout)`) and,
     /// when given, the sum of `gradient` to `biasGradient`, for `source (n, h, w, cin)` and its
-    /// output gradient `gradient (n, h, w, cout)`. Forward is `Y_t = Aᵀ (U ⊙ V_t) A` with
-    /// `U = G g Gᵀ`, so
+    /// output gradient `gradient (n, h, w, cout)`, by `tiling` (F(2x2, 3x3), or F(4x4, 3x3) through
+    /// `WinogradF4.weightGradient`). Forward is `Y_t = Aᵀ (U ⊙ V_t) A` with `U = G g Gᵀ`, so
     ///
-    ///     dM_t = A dY_t Aᵀ                          each tile's 2x2 output gradient lifted to 4x4
-    ///     dU[ξ][ci, co] = Σ_t V_t[ξ][ci] dM_t[ξ][co]  16 GEMMs (transposed A) of (cin x tiles)(tiles x cout)
+    ///     dM_t = A dY_t Aᵀ                          each tile's 2x2 (4x4) output gradient lifted to 4x4 (6x6)
+    ///     dU[ξ][ci, co] = Σ_t V_t[ξ][ci] dM_t[ξ][co]  16 (36) GEMMs (transposed A) of (cin x tiles)(tiles x cout)
     ///     dW = Gᵀ dU G                               once per channel pair, after all tiles
     ///
     /// `V_t` is the forward input transform, recomputed. Output pixels outside the image have a
-    /// zero gradient. The bias gradient comes free: `dM_t[1][1]` is the sum of the tile's four
-    /// output gradients. Each part of the tiles sums into its own partial `dU` (and bias sum), and
-    /// the partials are added in part order: deterministic for a given thread count and workspace.
+    /// zero gradient. The bias gradient comes free: `dM_t[1][1]` is the sum of the tile's output
+    /// gradients. Each part of the tiles sums into its own partial `dU` (and bias sum), and the
+    /// partials are added in part order: deterministic for a given thread count and workspace.
     static func weightGradient(_ source: UnsafePointer<Float>, gradient: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                                cin: Int, cout: Int, kernelGradient: UnsafeMutablePointer<Float>,
                                biasGradient: UnsafeMutablePointer<Float>?, tiling: Tiling = .f2, workspace: Workspace) {
@@ -288,7 +285,7 @@ enum Winograd {
 
     /// F(2x2, 3x3) or F(4x4, 3x3): output pixels per tile side, transformed elements per tile, the
     /// C transforms of a tile (forward: input, output; weight gradient: input, output gradient,
-    /// kernel gradient) and the weight gradient's tiles per GEMM.
+    /// kernel gradient).
     struct Tiling: Sendable {
         let side: Int
         var elements: Int { (side + 2) * (side + 2) }
@@ -302,14 +299,13 @@ enum Winograd {
         let outputGradientTransform: TileTransform
         /// (dU, cin, cout, dW, first input channel, last).
         let kernelGradientTransform: @convention(c) (UnsafePointer<Float>?, Int, Int, UnsafeMutablePointer<Float>?, Int, Int) -> Void
-        let weightGradientChunk: Int
 
         static let f2 = Tiling(side: 2, inputTransform: ckernels_winograd_input_tile, outputTransform: ckernels_winograd_output_tile,
                                outputGradientTransform: ckernels_winograd_output_gradient_tile,
-                               kernelGradientTransform: ckernels_winograd_kernel_gradient, weightGradientChunk: 64)
+                               kernelGradientTransform: ckernels_winograd_kernel_gradient)
         static let f4 = Tiling(side: 4, inputTransform: ckernels_winograd_f4_input_tile,
                                outputTransform: ckernels_winograd_f4_output_tile,
                                outputGradientTransform: ckernels_winograd_f4_output_gradient_tile,
-                               kernelGradientTransform: ckernels_winograd_f4_kernel_gradient, weightGradientChunk: 64)
+                               kernelGradientTransform: ckernels_winograd_f4_kernel_gradient)
     }
 }
