@@ -27,7 +27,8 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// pass; nil: never (as in records written before it existed).
     public var winogradWeightsMinimumChannels: Int?
     /// F(4x4, 3x3) layers with at least this many input and output channels compute their weight
-    /// gradient by F(4x4, 3x3) too (`WinogradF4.weightGradient`); nil: never (as in older records).
+    /// gradient by F(4x4, 3x3) too (`WinogradF4.weightGradient`), whatever `winogradWeightsMinimumChannels`
+    /// says; nil: never (as in records written before it existed).
     public var winogradF4WeightsMinimumChannels: Int? = nil
 
     public static var current: EngineChoices {
@@ -36,7 +37,8 @@ public struct EngineChoices: Codable, Sendable, Equatable {
                       winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
                       directConvolution: DirectConvolution.isa?.name,
                       winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold,
-                      winogradF4WeightsMinimumChannels: winogradThreshold == nil || winogradF4Threshold == nil ? nil : winogradF4WeightsThreshold)
+                      winogradF4WeightsMinimumChannels: winogradThreshold == nil ? nil
+                          : winogradF4Threshold.flatMap { f4 in winogradF4WeightsThreshold.map { max($0, f4) } })
     }
 
     /// One line for logs and benchmark headers.
@@ -84,9 +86,12 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
 
-    /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`; it takes
-    /// precedence over `winogradWeightsThreshold` on F(4x4, 3x3) layers). RANKSWEEP_WINOGRAD_F4_WEIGHTS=off
-    /// or =N overrides it, for measurements.
+    /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`): every
+    /// F(4x4) layer (1). On Intel AVX-512 (SkylakeX kernels, unet-small batch 8) it took the
+    /// backward pass of the 32-channel layers (64x64, dW by the row-im2col band pass before) to
+    /// 0.61-0.63x the CPU time, of the 64-channel ones (32x32, F(2x2) before) to 0.63-0.76x and of
+    /// the 128-channel ones (16x16) to 0.79-0.85x; training steps 0.93x (unet-paper 0.91x).
+    /// RANKSWEEP_WINOGRAD_F4_WEIGHTS=off or =N (minimum channels) overrides it, for measurements.
     static var winogradF4WeightsThreshold: Int? {
         let n = winogradF4WeightsSetting.load(ordering: .relaxed)
         return n > 0 ? n : nil
@@ -94,7 +99,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     static func setWinogradF4WeightsThreshold(_ n: Int?) { winogradF4WeightsSetting.store(n ?? 0, ordering: .relaxed) }
 
-    private static let winogradF4WeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4_WEIGHTS", default: 32))
+    private static let winogradF4WeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4_WEIGHTS", default: 1))
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD", default: 32))
