@@ -87,10 +87,10 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
 
     /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`): every
-    /// F(4x4) layer (1). On Intel AVX-512 (SkylakeX kernels, unet-small batch 8) it took the
-    /// backward pass of the 32-channel layers (64x64, dW by the row-im2col band pass before) to
-    /// 0.61-0.63x the CPU time, of the 64-channel ones (32x32, F(2x2) before) to 0.63-0.76x and of
-    /// the 128-channel ones (16x16) to 0.79-0.85x; training steps 0.93x (unet-paper 0.91x).
+    /// F(4x4) layer (1). On Intel AVX-512 (SkylakeX kernels, batch 8; dW alone, interleaved in one
+    /// process) it took 0.34-0.40x the CPU time of the row-im2col band pass at 32 channels (64x64
+    /// and 32x32 images) and 0.60-0.74x F(2x2)'s at 64-256 channels (32x32, 16x16); training steps
+    /// 0.92-0.93x (unet-small, medians of 4 pairs), 0.87-0.96x (unet-paper, 4 pairs).
     /// RANKSWEEP_WINOGRAD_F4_WEIGHTS=off or =N (minimum channels) overrides it, for measurements.
     static var winogradF4WeightsThreshold: Int? {
         let n = winogradF4WeightsSetting.load(ordering: .relaxed)

@@ -103,7 +103,8 @@ enum Winograd {
     /// cache when the GEMMs read them (Intel AVX-512, batch 8). F(2x2): with the forward pass's 256
     /// tiles instead of 64, layers of 64-128 channels took 1.2-1.35x the CPU time. F(4x4) (56 tiles
     /// at 32 + 32 channels, 28 at 64 + 64, 16 from 128 + 128): a fixed 24 or 64 measured even, a
-    /// fixed 128 took 1.1x.
+    /// fixed 128 took 1.1x; at least `cin * cout / (cin + cout)` tiles (the transforms outweigh the
+    /// partial dU the GEMMs add into) gained 3-7% at 128-256 channels and lost as much at 64.
     static func weightGradientChunk(tiles: Int, channels: Int, tiling: Tiling = .f2, workspace: Workspace) -> Int {
         let perTile = tiling.elements * channels
         let floor = workspace.minimumRows / (2 * tiling.side * tiling.side)
