@@ -73,8 +73,9 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// The threshold from now on (nil: off); for A/B measurements in one process.
     static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
 
-    /// From 64 channels: on Intel AVX-512 (SkylakeX kernels, batch 8) the Winograd weight gradient
-    /// took 0.65-0.8x the band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
+    /// For F(2x2) layers (F(4x4) layers follow `winogradF4WeightsThreshold`). From 64 channels: on
+    /// Intel AVX-512 (SkylakeX kernels, batch 8) the Winograd weight gradient took 0.65-0.8x the
+    /// band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
     /// about the same at 32, where its 32-wide GEMMs are small and the transforms dominate.
     /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
     static var winogradWeightsThreshold: Int? {
