@@ -164,10 +164,9 @@ public final class UNet {
         }
         d = bottleneck.backward(d)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            d = profile.time("pool\(level) backward") { pools[level].backward(d) }
-            // The skip feeds both the pool and the decoder: gradients add.
-            profile.time("skip\(level) backward") {
-                Concat.addChannels(of: dJoined[level]!, channelOffset: ups[level].outChannels, into: &d)
+            // The skip feeds both the pool and the decoder: gradients add, in the pool's pass.
+            d = profile.time("pool\(level) backward") {
+                pools[level].backward(d, adding: dJoined[level]!, channelOffset: ups[level].outChannels)
             }
             dJoined[level] = nil
             d = encoders[level].backward(d)

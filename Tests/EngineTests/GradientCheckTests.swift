@@ -69,7 +69,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// The decoder's join in place: the transposed convolution writes channels 0..<3 of the joined
     /// tensor, the skip is copied after them; backward reads each part's gradient from the joined
-    /// gradient, exactly as from separate tensors.
+    /// gradient, exactly as from separate tensors (the skip's by the pool's backward).
     func testJoinInPlaceMatchesSeparateTensors() {
         let x = randomTensor([2, 3, 2, 4], seed: 1), skip = randomTensor([2, 6, 4, 5], seed: 2)
         let up = ConvTranspose2D(name: "up", kernel: randomTensor([2, 2, 3, 4], seed: 3), bias: randomTensor([3], seed: 4))
@@ -93,11 +93,15 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(up.kernel.grad, dkSeparate)
         XCTAssertEqual(up.bias.grad, dbSeparate)
 
-        var dSkip = randomTensor([2, 6, 4, 5], seed: 6)
-        let before = dSkip
-        Concat.addChannels(of: dJoined, channelOffset: 3, into: &dSkip)
+        // The skip's gradient from the joined tensor is added by the pool's backward, in its pass.
+        let pool = MaxPool2D(name: "pool")
+        _ = pool.forward(skip, training: true)
+        let dPooled = randomTensor([2, 3, 2, 5], seed: 6)
+        let alone = pool.backward(dPooled)
+        let summed = pool.backward(dPooled, adding: dJoined, channelOffset: 3)
+        XCTAssertEqual(summed.shape, skip.shape)
         for p in 0..<(2 * 6 * 4) { for ch in 0..<5 {
-            XCTAssertEqual(dSkip.storage[p * 5 + ch], before.storage[p * 5 + ch] + dJoined.storage[p * 8 + 3 + ch])
+            XCTAssertEqual(summed.storage[p * 5 + ch], alone.storage[p * 5 + ch] + dJoined.storage[p * 8 + 3 + ch])
         } }
     }
 

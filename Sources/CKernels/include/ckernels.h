@@ -58,24 +58,28 @@ void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const
 
 /* 2x2 max-pool backward of `rows` output rows (row = image * oh + i, the first at dy/taps/dx as
    passed) of ow pixels and c channels, input rows w pixels wide: the winning tap (taps, 0-3 in
-   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. */
+   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. With `add`, each
+   input pixel's c channels also get add's (pixels add_stride floats apart, counted like dx's):
+   a second gradient of the pooled tensor, summed in the same pass. */
 void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long rows, long ow, long c, long w,
-                               float *dx);
+                               const float *add, long add_stride, float *dx);
 
 /* BatchNorm over `rows` rows of c channels (elementwise.c). moments: sum[i] += x, squares[i] += x^2;
-   gradient_sums: with d = dy (zero where mask, when given, is not positive) and
-   xhat = (x - mean) * invstd, sum[i] += d, products[i] += d * xhat; both sum in float within
+   gradient_sums: with xhat = (x - mean) * invstd and d = dy (with relu set: zero where
+   gamma * xhat + beta, the forward output before its ReLU, is not positive), sum[i] += d,
+   products[i] += d * xhat; both sum in float within
    blocks of 64 rows and add each block to the doubles (scratch: 2c floats). normalize:
    y = gamma * xhat + beta, clamped at zero when relu is set. input_gradient:
    dx = scale * (d - mean_dbeta - xhat * mean_dgamma). */
 void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double *squares, float *scratch);
-void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
-                               long rows, long c, double *sum, double *products, float *scratch);
+void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
+                               const float *mean, const float *invstd, long rows, long c, double *sum, double *products,
+                               float *scratch);
 void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
                            const float *beta, int relu, float *y);
-void ckernels_bn_input_gradient(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
-                                const float *scale, const float *mean_dbeta, const float *mean_dgamma, long rows, long c,
-                                float *dx);
+void ckernels_bn_input_gradient(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
+                                const float *mean, const float *invstd, const float *scale, const float *mean_dbeta,
+                                const float *mean_dgamma, long rows, long c, float *dx);
 
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
