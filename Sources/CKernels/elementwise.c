@@ -92,10 +92,10 @@ void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gam
 
 __attribute__((target_clones("avx2", "default")))
 void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
-                           const float *beta, int relu, float *y) {
+                           const float *beta, int relu, float *y, long y_stride) {
     for (long r = 0; r < rows; r++) {
         const float *row = x + r * c;
-        float *out = y + r * c;
+        float *out = y + r * y_stride;
         if (relu) {
             for (long i = 0; i < c; i++) {
                 const float v = gamma[i] * ((row[i] - mean[i]) * invstd[i]) + beta[i];

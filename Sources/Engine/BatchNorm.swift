@@ -65,8 +65,20 @@ public final class BatchNorm: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var y = Tensor.uninitialized(x.shape)
+        forward(x, training: training, into: &y, channelOffset: 0)
+        return y
+    }
+
+    /// Forward into channels `channelOffset ..< channelOffset + channels` of `target`, shaped as
+    /// `x` but wider: the U-Net's encoder writes its skip straight into the decoder's joined input
+    /// (no copy; backward never reads the output, see `input`).
+    public func forward(_ x: Tensor, training: Bool, into target: inout Tensor, channelOffset: Int) {
         precondition(x.count % channels == 0 && x.shape.last == channels,
                      "BatchNorm \(name): expected last axis \(channels), got \(x.shape)")
+        let stride = target.shape.last ?? 0
+        precondition(target.shape.dropLast() == x.shape.dropLast() && channelOffset >= 0 && channelOffset + channels <= stride,
+                     "BatchNorm \(name): cannot write \(channels) channels at \(channelOffset) of \(target.shape)")
         let c = channels
         let rows = x.count / c
         lastWasTraining = training
@@ -97,22 +109,19 @@ public final class BatchNorm: Layer {
         }
         self.mean = mean
         invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        var y = Tensor.uninitialized(x.shape)
         let relu = reluAfter
         let constants = ChannelConstants([invStd, mean, gamma.value.storage, beta.value.storage])
         defer { constants.release() }
         x.storage.withUnsafeBufferPointer { xb in
-            y.storage.withUnsafeMutableBufferPointer { yb in
-                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!))
+            target.storage.withUnsafeMutableBufferPointer { yb in
+                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress! + channelOffset))
                 Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                    let o = range.lowerBound * c
-                    ckernels_bn_normalize(xp.pointer + o, range.count, c, constants[1], constants[0], constants[2], constants[3],
-                                          relu ? 1 : 0, yp.pointer + o)
+                    ckernels_bn_normalize(xp.pointer + range.lowerBound * c, range.count, c, constants[1], constants[0], constants[2],
+                                          constants[3], relu ? 1 : 0, yp.pointer + range.lowerBound * stride, stride)
                 }
             }
         }
         input = x
-        return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

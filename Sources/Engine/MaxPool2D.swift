@@ -11,33 +11,42 @@ public final class MaxPool2D: Layer {
     public var parameters: [Parameter] { [] }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        forward(x, channelOffset: 0, channels: x.rank == 4 ? x.shape[3] : 0)
+    }
+
+    /// Pools channels `channelOffset ..< channelOffset + channels` of `x` (the U-Net's skip, read
+    /// in place from its decoder's joined input); backward's gradient has just those channels.
+    public func forward(_ x: Tensor, channelOffset: Int, channels c: Int) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] % 2 == 0 && x.shape[2] % 2 == 0,
                      "MaxPool2D \(name): expected NHWC with even height and width, got \(x.shape)")
-        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        precondition(c > 0 && channelOffset >= 0 && channelOffset + c <= x.shape[3],
+                     "MaxPool2D \(name): cannot pool channels \(channelOffset)..<\(channelOffset + c) of \(x.shape)")
+        let (n, h, w, stride) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (h / 2, w / 2)
-        inputShape = x.shape
+        inputShape = [n, h, w, c]
         var y = Tensor.uninitialized([n, oh, ow, c])
         winners = [UInt8](unsafeUninitializedCapacity: y.count) { _, count in count = y.count }
         x.storage.withUnsafeBufferPointer { xb in
             y.storage.withUnsafeMutableBufferPointer { yb in
                 winners.withUnsafeMutableBufferPointer { wb in
-                    let (xp, yp, wp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!), SendablePointer(wb.baseAddress!))
+                    let (xp, yp, wp) = (SendablePointer(xb.baseAddress! + channelOffset), SendablePointer(yb.baseAddress!),
+                                        SendablePointer(wb.baseAddress!))
                     // One output row (image, i) at a time, rows split across threads.
                     Parallel.rows(n * oh, minimumPerPart: max(1, Parallel.elementwiseMinimum / (ow * c))) { range in
                         for row in range {
                             let img = row / oh, i = row % oh
                             for j in 0..<ow {
-                                let base = xp.pointer + ((img * h + 2 * i) * w + 2 * j) * c
+                                let base = xp.pointer + ((img * h + 2 * i) * w + 2 * j) * stride
                                 let o = (row * ow + j) * c
                                 var ch = 0
                                 while ch + 8 <= c {
                                     // Eight channels at once; the same strict ">" in tap order.
                                     var best = base.load8(ch), tap = SIMD8<Int32>(repeating: 0)
-                                    let v1 = base.load8(c + ch), w1 = v1 .> best
+                                    let v1 = base.load8(stride + ch), w1 = v1 .> best
                                     best.replace(with: v1, where: w1); tap.replace(with: 1, where: w1)
-                                    let v2 = base.load8(w * c + ch), w2 = v2 .> best
+                                    let v2 = base.load8(w * stride + ch), w2 = v2 .> best
                                     best.replace(with: v2, where: w2); tap.replace(with: 2, where: w2)
-                                    let v3 = base.load8(w * c + c + ch), w3 = v3 .> best
+                                    let v3 = base.load8(w * stride + stride + ch), w3 = v3 .> best
                                     best.replace(with: v3, where: w3); tap.replace(with: 3, where: w3)
                                     yp.pointer.store8(best, o + ch)
                                     UnsafeMutableRawPointer(wp.pointer + o + ch).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: tap), as: SIMD8<UInt8>.self)
@@ -46,9 +55,9 @@ public final class MaxPool2D: Layer {
                                 for ch in ch..<c {
                                     // strict ">" keeps the first maximum in tap order, as TensorFlow does
                                     var best = base[ch], tap: UInt8 = 0
-                                    if base[c + ch] > best { best = base[c + ch]; tap = 1 }
-                                    if base[w * c + ch] > best { best = base[w * c + ch]; tap = 2 }
-                                    if base[w * c + c + ch] > best { best = base[w * c + c + ch]; tap = 3 }
+                                    if base[stride + ch] > best { best = base[stride + ch]; tap = 1 }
+                                    if base[w * stride + ch] > best { best = base[w * stride + ch]; tap = 2 }
+                                    if base[w * stride + stride + ch] > best { best = base[w * stride + stride + ch]; tap = 3 }
                                     yp.pointer[o + ch] = best
                                     wp.pointer[o + ch] = tap
                                 }

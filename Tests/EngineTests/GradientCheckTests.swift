@@ -93,9 +93,22 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(up.kernel.grad, dkSeparate)
         XCTAssertEqual(up.bias.grad, dbSeparate)
 
-        // The skip's gradient from the joined tensor is added by the pool's backward, in its pass.
+        // The encoder's BatchNorm writes the skip into the joined tensor itself, and the pool reads
+        // it from there: the same values and winners as from a separate tensor.
+        let bn = BatchNorm(name: "bn", channels: 5, reluAfter: true)
+        bn.gamma.value = randomTensor([5], seed: 7, scale: 2)
+        let preActivation = randomTensor([2, 6, 4, 5], seed: 8)
+        let skipAlone = bn.forward(preActivation, training: true)
+        var joinedBySkip = Tensor(shape: [2, 6, 4, 8], repeating: .nan)
+        bn.forward(preActivation, training: true, into: &joinedBySkip, channelOffset: 3)
+        for p in 0..<(2 * 6 * 4) {
+            for ch in 0..<5 { XCTAssertEqual(joinedBySkip.storage[p * 8 + 3 + ch], skipAlone.storage[p * 5 + ch]) }
+            for ch in 0..<3 { XCTAssertTrue(joinedBySkip.storage[p * 8 + ch].isNaN, "channels outside the slice untouched") }
+        }
+        let pooledAlone = MaxPool2D(name: "alone").forward(skipAlone, training: true)
         let pool = MaxPool2D(name: "pool")
-        _ = pool.forward(skip, training: true)
+        XCTAssertEqual(pool.forward(joinedBySkip, channelOffset: 3, channels: 5), pooledAlone)
+        // The skip's gradient from the joined tensor is added by the pool's backward, in its pass.
         let dPooled = randomTensor([2, 3, 2, 5], seed: 6)
         let alone = pool.backward(dPooled)
         let summed = pool.backward(dPooled, adding: dJoined, channelOffset: 3)

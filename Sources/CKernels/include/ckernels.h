@@ -69,14 +69,15 @@ void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long 
    gamma * xhat + beta, the forward output before its ReLU, is not positive), sum[i] += d,
    products[i] += d * xhat; both sum in float within
    blocks of 64 rows and add each block to the doubles (scratch: 2c floats). normalize:
-   y = gamma * xhat + beta, clamped at zero when relu is set. input_gradient:
+   y = gamma * xhat + beta, clamped at zero when relu is set, y's rows y_stride floats apart (a
+   slice of a wider tensor). input_gradient:
    dx = scale * (d - mean_dbeta - xhat * mean_dgamma). */
 void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double *squares, float *scratch);
 void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
                                const float *mean, const float *invstd, long rows, long c, double *sum, double *products,
                                float *scratch);
 void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
-                           const float *beta, int relu, float *y);
+                           const float *beta, int relu, float *y, long y_stride);
 void ckernels_bn_input_gradient(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
                                 const float *mean, const float *invstd, const float *scale, const float *mean_dbeta,
                                 const float *mean_dgamma, long rows, long c, float *dx);
