@@ -1,3 +1,4 @@
+import CKernels
 /// 2-D convolution, stride 1, "same" padding, by im2col + `cblas_sgemm`.
 ///
 /// Input `x` is NHWC `(n, h, w, cin)`; the kernel is HWIO `(kh, kw, cin, cout)`, as Keras stores it.
@@ -176,6 +177,16 @@ public final class Conv2D: ConvolutionLayer {
         let chunk = min(rows, 4096)
         let (source, weights, target) = (SendablePointer(x), SendablePointer(kernel), SendablePointer(y))
         let biasPointer = bias.map { SendablePointer($0) }
+        if cout == 1 {
+            // One output channel (the U-Net's head): a dot product per pixel.
+            let b = bias?.pointee ?? 0
+            Parallel.forEach(parts) { part in
+                let range = Parallel.slice(rows, parts: parts, part)
+                ckernels_pointwise_single(source.pointer + range.lowerBound * cin, range.count, cin, weights.pointer, b, relu ? 1 : 0,
+                                          target.pointer + range.lowerBound)
+            }
+            return
+        }
         Parallel.forEach(parts) { part in
             let range = Parallel.slice(rows, parts: parts, part)
             var r0 = range.lowerBound

@@ -82,6 +82,14 @@ void ckernels_bn_input_gradient(const float *dy, const float *x, const float *ga
                                 const float *mean, const float *invstd, const float *scale, const float *mean_dbeta,
                                 const float *mean_dgamma, long rows, long c, float *dx);
 
+/* The U-Net's head and loss (elementwise.c). pointwise_single: y[r] = bias + sum over i of
+   x[r, i] w[i] (clamped at zero with relu), a 1x1 convolution to one channel. sigmoid:
+   y = 1 / (1 + e^-x), with an exp polynomial of about 1 ulp. loss_sums: sums[0..3] += sum(y p),
+   sum(y), sum(p), and (with bce) the summed binary cross-entropy of p clipped to [eps, 1 - eps]. */
+void ckernels_pointwise_single(const float *x, long rows, long c, const float *w, float bias, int relu, float *y);
+void ckernels_sigmoid(const float *x, long count, float *y);
+void ckernels_loss_sums(const float *p, const float *y, long count, float eps, int bce, double sums[4]);
+
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
    element k of A dY A^T for every channel goes to out + k*stride. */
