@@ -226,3 +226,21 @@ void ckernels_loss_sums(const float *p, const float *y, long count, float eps, i
         sums[0] += a; sums[1] += b; sums[2] += c; sums[3] += d;
     }
 }
+
+/* The gradient of those losses with respect to p: with bce set, (-(y / p) + (1 - y) / (1 - p)) / n
+   where p is inside the clip range (the clip's gradient is zero outside); with dice set, minus
+   (a y - b), the dice term's (a and b from the sums). */
+__attribute__((target_clones("avx2", "default")))
+void ckernels_loss_gradient(const float *p, const float *y, long count, float eps, int bce, float inv_n, int dice, float a,
+                            float b, float *g) {
+    for (long i = 0; i < count; i++) {
+        const float pi = p[i], yi = y[i];
+        float v = 0;
+        if (bce) {
+            const float term = (-(yi / pi) + (1.0f - yi) / (1.0f - pi)) * inv_n;
+            v += pi > eps && pi < 1.0f - eps ? term : 0.0f;
+        }
+        if (dice) v += -(a * yi - b);
+        g[i] = v;
+    }
+}

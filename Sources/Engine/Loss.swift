@@ -44,17 +44,8 @@ public enum Loss: String, Codable, Sendable, CaseIterable {
                     // d(1 - dice)/dp_i = -(2 y_i D - (2I + s)) / D^2
                     let a = Float(2 / denominator)
                     let b = Float((2 * intersection + Loss.diceSmooth) / (denominator * denominator))
-                    for i in 0..<n {
-                        var g: Float = 0
-                        if self != .dice {
-                            let pi = pb[i]
-                            if pi > eps && pi < 1 - eps {
-                                g += (-(yb[i] / pi) + (1 - yb[i]) / (1 - pi)) * invN
-                            }
-                        }
-                        if self != .bce { g += -(a * yb[i] - b) }
-                        gb[i] = g
-                    }
+                    ckernels_loss_gradient(pb.baseAddress!, yb.baseAddress!, n, eps, self == .dice ? 0 : 1, invN,
+                                           self == .bce ? 0 : 1, a, b, gb.baseAddress!)
                 }
             }
         }

@@ -89,6 +89,10 @@ void ckernels_bn_input_gradient(const float *dy, const float *x, const float *ga
 void ckernels_pointwise_single(const float *x, long rows, long c, const float *w, float bias, int relu, float *y);
 void ckernels_sigmoid(const float *x, long count, float *y);
 void ckernels_loss_sums(const float *p, const float *y, long count, float eps, int bce, double sums[4]);
+/* loss_gradient: g = (with bce) (-(y / p) + (1 - y) / (1 - p)) * inv_n inside the clip range, 0
+   outside, plus (with dice) -(a y - b). */
+void ckernels_loss_gradient(const float *p, const float *y, long count, float eps, int bce, float inv_n, int dice, float a,
+                            float b, float *g);
 
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
