@@ -1,9 +1,11 @@
 #include "ckernels.h"
 
 /* Memory-bound loops over activations, vectorised per CPU (the Swift code they replaced is compiled
-   for the x86-64 baseline, SSE2). Selections and copies only: every clone gives the same bits. */
+   for the x86-64 baseline, SSE2), with a clone per vector width. Nothing is contracted into fused
+   multiply-adds and no sum is reordered across elements, so every clone gives the same bits. */
+#pragma clang fp contract(off)
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long rows, long ow, long c, long w,
                                const float *add, long add_stride, float *dx) {
     for (long row = 0; row < rows; row++) {
@@ -40,11 +42,10 @@ void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long 
 
 /* BatchNorm's passes. Each channel's sums run over the rows in order, in float within blocks of 64
    rows and in double across blocks, so the result does not depend on the vector width. */
-#pragma clang fp contract(off)
 
 #define BN_BLOCK 64
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double *squares, float *scratch) {
     float *a = scratch, *b = scratch + c;
     for (long r = 0; r < rows; r += BN_BLOCK) {
@@ -61,7 +62,7 @@ void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double 
 /* With a ReLU after the normalisation, the gradient passes where the forward output was positive:
    where gamma * xhat + beta, recomputed here with the forward pass's operations (the same bits),
    is above zero. Reading x for the mask instead of the output saves a third of the traffic. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
                                const float *mean, const float *invstd, long rows, long c, double *sum, double *products,
                                float *scratch) {
@@ -90,7 +91,7 @@ void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gam
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
                            const float *beta, int relu, float *y, long y_stride) {
     for (long r = 0; r < rows; r++) {
@@ -107,7 +108,7 @@ void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean,
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_bn_input_gradient(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
                                 const float *mean, const float *invstd, const float *scale, const float *mean_dbeta,
                                 const float *mean_dgamma, long rows, long c, float *dx) {
@@ -132,7 +133,7 @@ void ckernels_bn_input_gradient(const float *dy, const float *x, const float *ga
 /* The U-Net's head: a 1x1 convolution to one channel (y = bias + x . w per pixel, the sum in
    channel order), optionally followed by the sigmoid. A GEMM with one output column spent its
    time on the library's packing. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_pointwise_single(const float *x, long rows, long c, const float *w, float bias, int relu, float *y) {
     for (long r = 0; r < rows; r++) {
         const float *row = x + r * c;
@@ -167,7 +168,7 @@ static inline float exp_poly(float input) {
 }
 
 /* y = 1 / (1 + e^-x), as e^-|x| so that the exponential never overflows. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_sigmoid(const float *x, long count, float *y) {
     for (long i = 0; i < count; i++) {
         const float v = x[i];
@@ -208,7 +209,7 @@ static inline float log_poly(float x) {
    sums[1] += y, sums[2] += p, sums[3] += the binary cross-entropy -(y log pc + (1 - y) log(1 - pc))
    with pc = p clipped to [eps, 1 - eps] (with bce set). Float within blocks of 64 elements,
    double across blocks, so the result does not depend on the vector width. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_loss_sums(const float *p, const float *y, long count, float eps, int bce, double sums[4]) {
     for (long start = 0; start < count; start += BN_BLOCK) {
         const long end = start + BN_BLOCK < count ? start + BN_BLOCK : count;
@@ -230,7 +231,7 @@ void ckernels_loss_sums(const float *p, const float *y, long count, float eps, i
 /* The gradient of those losses with respect to p: with bce set, (-(y / p) + (1 - y) / (1 - p)) / n
    where p is inside the clip range (the clip's gradient is zero outside); with dice set, minus
    (a y - b), the dice term's (a and b from the sums). */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_loss_gradient(const float *p, const float *y, long count, float eps, int bce, float inv_n, int dice, float a,
                             float b, float *g) {
     for (long i = 0; i < count; i++) {
