@@ -15,8 +15,8 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
    tiles r and NB vectors j: each element is one chain of multiply-adds in k order, so it does
    not depend on the blocking. */
 #define BLOCK(ISA, TARGET, R, NB)                                                                   \
-    TARGET static inline void block_##ISA##_##R##_##NB(const float *v, long cs, const float *u, long ct, \
-                                                       float *m) {                                  \
+    TARGET static inline __attribute__((always_inline)) void block_##ISA##_##R##_##NB(                \
+        const float *v, const long cs, const float *u, const long ct, float *m) {                   \
         v16 acc[R][NB];                                                                             \
         _Pragma("clang loop unroll(full)")                                                          \
         for (int r = 0; r < R; r++) {                                                               \
@@ -45,7 +45,8 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #define TILE_BLOCK(ISA, TARGET, R)                                                                  \
     BLOCK(ISA, TARGET, R, 2)                                                                        \
     BLOCK(ISA, TARGET, R, 1)                                                                        \
-    TARGET static void tiles_##ISA##_##R(const float *v, long cs, const float *u, long ct, float *m) { \
+    TARGET static inline __attribute__((always_inline)) void tiles_##ISA##_##R(                       \
+        const float *v, const long cs, const float *u, const long ct, float *m) {                   \
         long co0 = 0;                                                                               \
         for (; co0 + 32 <= ct; co0 += 32) block_##ISA##_##R##_2(v, cs, u + co0, ct, m + co0);      \
         if (co0 < ct) block_##ISA##_##R##_1(v, cs, u + co0, ct, m + co0);                          \
@@ -57,8 +58,9 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
     TILE_BLOCK(ISA, TARGET, 12)                                                                     \
     TILE_BLOCK(ISA, TARGET, 4)                                                                      \
     TILE_BLOCK(ISA, TARGET, 1)                                                                      \
-    TARGET static void products_##ISA(const float *v, long v_stride, long count, long cs, const float *u, long ct, \
-                                      float *m, long m_stride, long elements) {                     \
+    TARGET static inline __attribute__((always_inline)) void products_body_##ISA(                     \
+        const float *v, long v_stride, long count, const long cs, const float *u, const long ct, float *m, \
+        long m_stride, long elements) {                                                             \
         for (long xi = 0; xi < elements; xi++) {                                                    \
             const float *vx = v + xi * v_stride, *ux = u + xi * cs * ct;                            \
             float *mx = m + xi * m_stride;                                                          \
@@ -69,8 +71,22 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
         }                                                                                           \
     }
 
+/* The U-Nets' channel counts as constants: each tile's and each k's offset folds into the
+   load's displacement and the k loop unrolls. */
+#define DISPATCH(ISA, TARGET)                                                                       \
+    TARGET static void products_##ISA(const float *v, long v_stride, long count, long cs, const float *u, long ct, \
+                                      float *m, long m_stride, long elements) {                     \
+        if (cs == 16 && ct == 16) products_body_##ISA(v, v_stride, count, 16, u, 16, m, m_stride, elements); \
+        else if (cs == 32 && ct == 16) products_body_##ISA(v, v_stride, count, 32, u, 16, m, m_stride, elements); \
+        else if (cs == 16 && ct == 32) products_body_##ISA(v, v_stride, count, 16, u, 32, m, m_stride, elements); \
+        else if (cs == 32 && ct == 32) products_body_##ISA(v, v_stride, count, 32, u, 32, m, m_stride, elements); \
+        else products_body_##ISA(v, v_stride, count, cs, u, ct, m, m_stride, elements);             \
+    }
+
 PRODUCTS(avx512, __attribute__((target("avx512f,fma"))))
+DISPATCH(avx512, __attribute__((target("avx512f,fma"))))
 PRODUCTS(plain, )
+DISPATCH(plain, )
 
 void ckernels_winograd_small_gemm(int isa, const float *v, long v_stride, long count, long cs, const float *u, long ct,
                                   float *m, long m_stride, long elements) {
