@@ -112,8 +112,8 @@ final class DirectConvolutionTests: XCTestCase {
                 let (conv, x) = layer(s, seed: UInt64(300 + 10 * index))
                 // The input gradient's output has cin channels: direct when a multiple of 16.
                 conv.inputGradientNeeded = s.cin % 16 == 0
-                // Layers of 16+ channels are Winograd's forward (and dX): then the direct forward
-                // stays out, while their weight gradient stays direct.
+                // 32 -> 32 is Winograd's forward and dX (from 32 channels): then the direct forward
+                // stays out, while its weight gradient stays direct.
                 XCTAssertEqual(conv.usesWinograd, min(s.cin, s.cout) >= (EngineChoices.winogradThreshold ?? .max), "shape \(s)")
                 XCTAssertEqual(conv.directISA, conv.usesWinograd ? nil : isa, "shape \(s)")
                 XCTAssertEqual(conv.directBackwardISA, isa, "shape \(s)")
@@ -200,10 +200,9 @@ final class DirectConvolutionTests: XCTestCase {
                 XCTAssertLessThan(worst, 1e-5, "\(isa.name) vs \(results[0].0.name), result \(part)")
             }
         }
-        // Plain C rounds each product; the fused variants do not, so they are different code paths
-        // (dW: this layer's forward and dX are Winograd's, its dW direct).
+        // Plain C rounds each product; the fused variants do not, so they are different code paths.
         XCTAssertEqual(results[0].0, .plain)
-        XCTAssertNotEqual(results[1].1[2], results[0].1[2], "\(results[1].0.name) dW equals plain C's bit for bit")
+        XCTAssertNotEqual(results[1].1[0], results[0].1[0], "\(results[1].0.name) forward equals plain C's bit for bit")
     }
 
     /// The choice is recorded (summary line, metrics.json), and a record from before it existed

@@ -83,7 +83,7 @@ extension WinogradTests {
         let layer = Conv2D(name: "wide", kernel: k, bias: randomTensor([channels], seed: 76))
         XCTAssertTrue(layer.usesWinogradF4(height: WinogradF4.minimumSide, width: WinogradF4.minimumSide + 3))
         XCTAssertFalse(layer.usesWinogradF4(height: WinogradF4.minimumSide - 1, width: 64))
-        XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 3, 16], seed: 77), bias: nil)
+        XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 77), bias: nil)
             .usesWinogradF4(height: 64, width: 64))
         let x = randomTensor([1, WinogradF4.minimumSide, WinogradF4.minimumSide + 2, channels], seed: 78)
         let y = layer.forward(x, training: true)

@@ -5,7 +5,7 @@ import XCTest
 /// The small-GEMM kernel of Winograd's transform-domain products (`ckernels_winograd_small_gemm`)
 /// against float64 products, on every instruction set this CPU runs; F(4x4, 3x3) and F(2x2, 3x3)
 /// with it against the float64 direct convolution at 16-32 channels (helpers in `WinogradTests`);
-/// and the narrow layers' routing through `Conv2D` (Winograd forward and dX, direct dW).
+/// and the narrow Winograd layers' routing through `Conv2D` (forward and dX by Winograd, dW direct).
 extension WinogradTests {
     /// The kernel's instruction sets on this CPU (plain C always; AVX-512 where present).
     var smallGemmISAs: [DirectConvolution.ISA] { [.plain] + (Winograd.smallGemmSupported ? [.avx512] : []) }
@@ -137,32 +137,37 @@ extension WinogradTests {
         XCTAssertFalse(EngineChoices.current.summary.contains("small GEMM"))
     }
 
-    func testNarrowLayerRunsWinogradWithItsWeightGradientDirect() throws {
-        // A 16 -> 16 layer on 16+ pixel images, as unet-small's first level: F(4x4, 3x3) forward and
-        // dX, dW by the direct kernel; all three against float64.
-        let threshold = try XCTUnwrap(EngineChoices.winogradThreshold, "Winograd is on by default")
-        let f4 = try XCTUnwrap(EngineChoices.winogradF4Threshold, "F(4x4, 3x3) is on by default")
-        let (n, h, w, c) = (2, WinogradF4.minimumSide + 1, WinogradF4.minimumSide + 2, 16)
-        let x = randomTensor([n, h, w, c], seed: 995)
-        let k = randomTensor([3, 3, c, c], seed: 996, scale: 0.1)
-        let layer = Conv2D(name: "narrow", kernel: k, bias: randomTensor([c], seed: 997))
-        XCTAssertEqual(layer.usesWinograd, threshold <= c)
-        XCTAssertEqual(layer.usesWinogradF4(height: h, width: w), threshold <= c && f4 <= c)
-        XCTAssertFalse(layer.usesWinogradWeightGradient)
-        XCTAssertEqual(layer.directISA, layer.usesWinograd ? nil : DirectConvolution.isa)
-        XCTAssertEqual(layer.directBackwardISA, DirectConvolution.isa)
-        let y = layer.forward(x, training: true)
-        XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: layer.bias!.value)), 2e-5)
-        let dy = randomTensor(y.shape, seed: 998)
-        layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
-        let dx = layer.backward(dy)
-        var rotated = Tensor.zeros([3, 3, c, c])
-        for ky in 0..<3 { for kx in 0..<3 { for ci in 0..<c { for co in 0..<c {
-            rotated[2 - ky, 2 - kx, co, ci] = k[ky, kx, ci, co]
-        } } } }
-        XCTAssertLessThan(errorRelativeToScale(dx.storage, directConvolution(dy, kernel: rotated, bias: nil)), 2e-5)
-        let direct = directWeightGradient(x, gradient: dy)
-        XCTAssertLessThan(errorRelativeToScale(layer.kernel.grad.storage, direct.kernel), 1e-5)
-        XCTAssertLessThan(errorRelativeToScale(layer.bias!.grad.storage, direct.bias), 1e-5)
+    func testNarrowLayersRunWinogradWithTheirWeightGradientDirect() throws {
+        // 32 -> 32 with the default thresholds (unet-small's second level), and 16 -> 16 with
+        // Winograd lowered to 16 channels (for A/B runs): F(4x4, 3x3) forward and dX with the
+        // small GEMM, dW by the direct kernel; all three against float64.
+        let saved = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold)
+        defer { EngineChoices.setWinogradThreshold(saved.0); EngineChoices.setWinogradF4Threshold(saved.1) }
+        for (c, threshold) in [(32, saved.0), (16, 16)] {
+            EngineChoices.setWinogradThreshold(threshold)
+            EngineChoices.setWinogradF4Threshold(threshold)
+            let (n, h, w) = (2, WinogradF4.minimumSide + 1, WinogradF4.minimumSide + 2)
+            let x = randomTensor([n, h, w, c], seed: 995)
+            let k = randomTensor([3, 3, c, c], seed: 996, scale: 0.1)
+            let layer = Conv2D(name: "narrow", kernel: k, bias: randomTensor([c], seed: 997))
+            XCTAssertTrue(layer.usesWinograd && layer.usesWinogradF4(height: h, width: w), "\(c) channels")
+            XCTAssertFalse(layer.usesWinogradWeightGradient)
+            XCTAssertNil(layer.directISA)
+            XCTAssertEqual(layer.directBackwardISA, DirectConvolution.isa)
+            XCTAssertEqual(Winograd.smallGemmISA(sourceChannels: c, targetChannels: c), Winograd.smallGemmSupported ? .avx512 : nil)
+            let y = layer.forward(x, training: true)
+            XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: layer.bias!.value)), 2e-5, "\(c)")
+            let dy = randomTensor(y.shape, seed: 998)
+            layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
+            let dx = layer.backward(dy)
+            var rotated = Tensor.zeros([3, 3, c, c])
+            for ky in 0..<3 { for kx in 0..<3 { for ci in 0..<c { for co in 0..<c {
+                rotated[2 - ky, 2 - kx, co, ci] = k[ky, kx, ci, co]
+            } } } }
+            XCTAssertLessThan(errorRelativeToScale(dx.storage, directConvolution(dy, kernel: rotated, bias: nil)), 2e-5, "\(c)")
+            let direct = directWeightGradient(x, gradient: dy)
+            XCTAssertLessThan(errorRelativeToScale(layer.kernel.grad.storage, direct.kernel), 1e-5, "\(c)")
+            XCTAssertLessThan(errorRelativeToScale(layer.bias!.grad.storage, direct.bias), 1e-5, "\(c)")
+        }
     }
 }
