@@ -84,8 +84,8 @@ public final class Conv2D: ConvolutionLayer {
     }
 
     /// The same for backward (dW, and dX when needed, whose output has `inChannels`). A narrow
-    /// layer run by Winograd keeps its weight gradient direct (its dX by Winograd): the band pass's
-    /// GEMMs are as small as Winograd's there, and the Winograd weight gradient pays from 64 channels.
+    /// layer run by Winograd keeps its weight gradient direct (its dX by Winograd): a 32 -> 32
+    /// layer at 64x64 (batch 8, Intel AVX-512) took 0.75x the band pass's backward CPU time.
     var directBackwardISA: DirectConvolution.ISA? {
         if usesWinograd {
             guard !usesWinogradWeightGradient, max(inChannels, outChannels) <= DirectConvolution.maximumChannels,

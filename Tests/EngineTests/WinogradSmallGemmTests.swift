@@ -58,16 +58,17 @@ extension WinogradTests {
     func testSmallGemmRowsDoNotDependOnTheBlocking() {
         // A tile's products come out the same whether it sits in a block of 12, of 4 or alone:
         // each element is one sum over cs in order.
-        let (cs, ct, chunk) = (20, 48, 29)
-        let v = randomTensor([chunk * cs], seed: 960).storage, u = randomTensor([cs * ct], seed: 961).storage
-        for isa in smallGemmISAs {
+        // (20 x 48: the general loop; 16 x 32: channel counts compiled as constants.)
+        let chunk = 29
+        for (cs, ct) in [(20, 48), (16, 32)] { for isa in smallGemmISAs {
+            let v = randomTensor([chunk * cs], seed: 960).storage, u = randomTensor([cs * ct], seed: 961).storage
             let all = smallGemm(isa, v: v, u: u, count: chunk, chunk: chunk, cs: cs, ct: ct, elements: 1)
             XCTAssertEqual(smallGemm(isa, v: v, u: u, count: chunk, chunk: chunk, cs: cs, ct: ct, elements: 1), all, isa.name)
             for t in [0, 11, 13, 24, 28] {
                 let alone = smallGemm(isa, v: Array(v[(t * cs)...]), u: u, count: 1, chunk: chunk - t, cs: cs, ct: ct, elements: 1)
-                XCTAssertEqual(Array(alone[0..<ct]), Array(all[(t * ct)..<((t + 1) * ct)]), "\(isa.name) tile \(t)")
+                XCTAssertEqual(Array(alone[0..<ct]), Array(all[(t * ct)..<((t + 1) * ct)]), "\(isa.name) \(cs)x\(ct) tile \(t)")
             }
-        }
+        } }
     }
 
     /// `Winograd.convolve` by `tiling` with the small GEMM up to `smallGemm` channels (nil: off).
