@@ -26,13 +26,19 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
     /// pass; nil: never (as in records written before it existed).
     public var winogradWeightsMinimumChannels: Int?
+    /// Winograd layers with at most this many input and output channels (a multiple of 16
+    /// outputs) compute their transform-domain products by the AVX-512 small-GEMM kernel
+    /// (`ckernels_winograd_small_gemm`) instead of `cblas_sgemm`; nil: never (no AVX-512, off, or a
+    /// record from before it existed).
+    public var winogradSmallGemmMaximumChannels: Int?
 
     public static var current: EngineChoices {
         EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
                       threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
                       winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
                       directConvolution: DirectConvolution.isa?.name,
-                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold)
+                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold,
+                      winogradSmallGemmMaximumChannels: winogradThreshold == nil || !Winograd.smallGemmSupported ? nil : winogradSmallGemmThreshold)
     }
 
     /// One line for logs and benchmark headers.
@@ -41,6 +47,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
             + (winogradWeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
             + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
+            + (winogradSmallGemmMaximumChannels.map { ", its products by the AVX-512 small GEMM up to \($0) channels" } ?? "")
             + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
@@ -78,6 +85,21 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
 
     private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
+
+    /// Up to 32 channels (see `winogradSmallGemmMaximumChannels`): on Intel AVX-512 (batch 8) a
+    /// 32 -> 32 layer at 64x64 took 0.84x the CPU time forward with it (F(4x4, 3x3)), and its
+    /// backward 0.92x; at 64 channels it measured the same as OpenBLAS's SkylakeX kernels.
+    /// Winograd still starts at 32 channels: at 16, F(4x4, 3x3) with it measured the same as the
+    /// direct kernels (its input and output transforms then cost as much as the products).
+    /// RANKSWEEP_WINOGRAD_SMALL_GEMM=off or =N overrides it, for measurements.
+    static var winogradSmallGemmThreshold: Int? {
+        let n = winogradSmallGemmSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradSmallGemmThreshold(_ n: Int?) { winogradSmallGemmSetting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradSmallGemmSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_SMALL_GEMM", default: 32))
 
     /// 0: off.
     private static let winogradSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD", default: 32))

@@ -103,4 +103,12 @@ void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, fl
    dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout), for ci
    in [first, last). */
 void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last);
+
+/* Winograd's transform-domain products for narrow layers (winograd_small_gemm.c): for xi in
+   0..<elements, M[xi] (count x ct, at m + xi*m_stride) = V[xi] (count x cs, at v + xi*v_stride)
+   U[xi] (cs x ct, at u + xi*cs*ct), all row-major and dense. ct a multiple of 16. Each element
+   sums over cs in order (deterministic for a given isa: CKERNELS_ISA_AVX512 fuses multiply-adds,
+   any other value runs plain C). */
+void ckernels_winograd_small_gemm(int isa, const float *v, long v_stride, long count, long cs, const float *u, long ct,
+                                  float *m, long m_stride, long elements);
 #endif
