@@ -1,12 +1,18 @@
 #include "ckernels.h"
 
-/* Eight floats, unaligned: tensors start anywhere. Without AVX the compiler splits each operation
-   into two SSE ones; with it (the avx2 clone below) they are single instructions. */
+/* Eight and sixteen floats, unaligned: tensors start anywhere. Each operation is one instruction
+   in the clone of its width (avx2, avx512f) and split into narrower ones in the others. The
+   transforms add, subtract and scale only, never contracted into fused multiply-adds, so every
+   clone and width gives the same bits. */
+#pragma clang fp contract(off)
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
 /* Macros, not functions: a function taking or returning v8 would have a different ABI in each clone. */
 #define load8(p) (*(const v8 *)(p))
 #define store8(p, v) (*(v8 *)(p) = (v))
+#define load16(p) (*(const v16 *)(p))
+#define store16(p, v) (*(v16 *)(p) = (v))
 
 #define INPUT_TRANSFORM(T, LOAD, STORE)                                                          \
     do {                                                                                         \
@@ -31,9 +37,10 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
 #define LOAD1(p) (*(p))
 #define STORE1(p, v) (*(p) = (v))
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, long stride) {
     long ch = 0;
+    for (; ch + 16 <= c; ch += 16) INPUT_TRANSFORM(v16, load16, store16);
     for (; ch + 8 <= c; ch += 8) INPUT_TRANSFORM(v8, load8, store8);
     for (; ch < c; ch++) INPUT_TRANSFORM(float, LOAD1, STORE1);
 }
@@ -58,14 +65,18 @@ void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, 
     } while (0)
 
 typedef int i8 __attribute__((vector_size(32), aligned(4)));
+typedef int i16 __attribute__((vector_size(64), aligned(4)));
 /* Lanes below zero cleared (NaN kept, as the scalar form does). */
 #define max0_8(v) ((v8)((i8)(v) & ~((v) < zero8)))
+#define max0_16(v) ((v16)((i16)(v) & ~((v) < zero16)))
 #define max0_1(v) ((v) < 0 ? 0.0f : (v))
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[4]) {
     long ch = 0;
     v8 zero8 = {0};
+    v16 zero16 = {0};
+    for (; ch + 16 <= c; ch += 16) OUTPUT_TRANSFORM(v16, load16, store16, zero16, load16(bias + ch), max0_16);
     for (; ch + 8 <= c; ch += 8) OUTPUT_TRANSFORM(v8, load8, store8, zero8, load8(bias + ch), max0_8);
     for (; ch < c; ch++) OUTPUT_TRANSFORM(float, LOAD1, STORE1, 0.0f, bias[ch], max0_1);
 }
@@ -139,9 +150,10 @@ void ckernels_rotate_swap_3x3(const float *kernel, long cin, long cout, float *o
         }                                                                                        \
     } while (0)
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, float *out, long stride) {
     long ch = 0;
+    for (; ch + 16 <= c; ch += 16) OUTPUT_GRADIENT_TRANSFORM(v16, load16, store16);
     for (; ch + 8 <= c; ch += 8) OUTPUT_GRADIENT_TRANSFORM(v8, load8, store8);
     for (; ch < c; ch++) OUTPUT_GRADIENT_TRANSFORM(float, LOAD1, STORE1);
 }

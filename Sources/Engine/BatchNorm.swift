@@ -23,11 +23,10 @@ public final class BatchNorm: Layer {
     /// True when a ReLU is applied to the output in the same pass.
     public let reluAfter: Bool
 
-    // Kept by forward for backward: the input, the output (its sign is the ReLU's mask), and the
-    // mean and 1/sqrt(var + eps) per channel. Backward recomputes xhat from the input with the
-    // same operations (bit-identical), which costs less than writing it out and reading it back.
+    // Kept by forward for backward: the input, and the mean and 1/sqrt(var + eps) per channel.
+    // Backward recomputes xhat, and with the ReLU the sign of the output (its mask), from the
+    // input with the same operations (bit-identical), which costs less than reading them back.
     private var input: Tensor?
-    private var output: Tensor?
     private var mean: [Float] = []
     private var invStd: [Float] = []
     private var lastWasTraining = true
@@ -66,8 +65,20 @@ public final class BatchNorm: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var y = Tensor.uninitialized(x.shape)
+        forward(x, training: training, into: &y, channelOffset: 0)
+        return y
+    }
+
+    /// Forward into channels `channelOffset ..< channelOffset + channels` of `target`, shaped as
+    /// `x` but wider: the U-Net's encoder writes its skip straight into the decoder's joined input
+    /// (no copy; backward never reads the output, see `input`).
+    public func forward(_ x: Tensor, training: Bool, into target: inout Tensor, channelOffset: Int) {
         precondition(x.count % channels == 0 && x.shape.last == channels,
                      "BatchNorm \(name): expected last axis \(channels), got \(x.shape)")
+        let stride = target.shape.last ?? 0
+        precondition(target.shape.dropLast() == x.shape.dropLast() && channelOffset >= 0 && channelOffset + channels <= stride,
+                     "BatchNorm \(name): cannot write \(channels) channels at \(channelOffset) of \(target.shape)")
         let c = channels
         let rows = x.count / c
         lastWasTraining = training
@@ -98,23 +109,19 @@ public final class BatchNorm: Layer {
         }
         self.mean = mean
         invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        var y = Tensor.uninitialized(x.shape)
         let relu = reluAfter
         let constants = ChannelConstants([invStd, mean, gamma.value.storage, beta.value.storage])
         defer { constants.release() }
         x.storage.withUnsafeBufferPointer { xb in
-            y.storage.withUnsafeMutableBufferPointer { yb in
-                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress!))
+            target.storage.withUnsafeMutableBufferPointer { yb in
+                let (xp, yp) = (SendablePointer(xb.baseAddress!), SendablePointer(yb.baseAddress! + channelOffset))
                 Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                    let o = range.lowerBound * c
-                    ckernels_bn_normalize(xp.pointer + o, range.count, c, constants[1], constants[0], constants[2], constants[3],
-                                          relu ? 1 : 0, yp.pointer + o)
+                    ckernels_bn_normalize(xp.pointer + range.lowerBound * c, range.count, c, constants[1], constants[0], constants[2],
+                                          constants[3], relu ? 1 : 0, yp.pointer + range.lowerBound * stride, stride)
                 }
             }
         }
         input = x
-        output = relu ? y : nil
-        return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -122,19 +129,15 @@ public final class BatchNorm: Layer {
         precondition(dy.shape == x.shape, "BatchNorm \(name): dy \(dy.shape) vs input \(x.shape)")
         let c = channels
         let rows = dy.count / c
-        // With the ReLU, the gradient reaching the normalisation is dy where the output is positive.
-        let mask = reluAfter ? output : nil
-        let normalisation = ChannelConstants([invStd, mean])
+        // With the ReLU, the gradient reaching the normalisation is dy where the output is positive
+        // (recomputed from the input, gamma and beta: see `ckernels_bn_gradient_sums`).
+        let normalisation = ChannelConstants([invStd, mean, gamma.value.storage, beta.value.storage])
         defer { normalisation.release() }
         // dBeta = sum(dy), dGamma = sum(dy * xhat)
         let (dBetaSum, dGammaSum) = dy.storage.withUnsafeBufferPointer { db in
             x.storage.withUnsafeBufferPointer { xb in
-                (mask?.storage ?? []).withUnsafeBufferPointer { mb in
-                    // (An empty array may still have a base address: test the tensor, not the pointer.)
-                    BatchNorm.gradientSums(SendablePointer(db.baseAddress!), input: SendablePointer(xb.baseAddress!),
-                                           normalisation: normalisation,
-                                           mask: mask == nil ? nil : SendablePointer(mb.baseAddress!), rows: rows, channels: c)
-                }
+                BatchNorm.gradientSums(SendablePointer(db.baseAddress!), input: SendablePointer(xb.baseAddress!),
+                                       normalisation: normalisation, relu: reluAfter, rows: rows, channels: c)
             }
         }
         let dBeta = dBetaSum.map { Float($0) }, dGamma = dGammaSum.map { Float($0) }
@@ -148,18 +151,16 @@ public final class BatchNorm: Layer {
                                           dBeta.map { training ? $0 / Float(rows) : 0 },
                                           dGamma.map { training ? $0 / Float(rows) : 0 }])
         defer { constants.release() }
+        let relu: Int32 = reluAfter ? 1 : 0
         dy.storage.withUnsafeBufferPointer { db in
             x.storage.withUnsafeBufferPointer { xb in
-                (mask?.storage ?? []).withUnsafeBufferPointer { mb in
-                    dx.storage.withUnsafeMutableBufferPointer { outb in
-                        let (dp, xp, outp) = (SendablePointer(db.baseAddress!), SendablePointer(xb.baseAddress!), SendablePointer(outb.baseAddress!))
-                        let mp = mask == nil ? nil : SendablePointer(mb.baseAddress!)
-                        Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
-                            let o = range.lowerBound * c
-                            ckernels_bn_input_gradient(dp.pointer + o, xp.pointer + o, mp.map { $0.pointer + o }, normalisation[1],
-                                                       normalisation[0], constants[0], constants[1], constants[2], range.count, c,
-                                                       outp.pointer + o)
-                        }
+                dx.storage.withUnsafeMutableBufferPointer { outb in
+                    let (dp, xp, outp) = (SendablePointer(db.baseAddress!), SendablePointer(xb.baseAddress!), SendablePointer(outb.baseAddress!))
+                    Parallel.rows(rows, minimumPerPart: Parallel.elementwiseMinimum / c) { range in
+                        let o = range.lowerBound * c
+                        ckernels_bn_input_gradient(dp.pointer + o, xp.pointer + o, normalisation[2], normalisation[3], relu,
+                                                   normalisation[1], normalisation[0], constants[0], constants[1], constants[2],
+                                                   range.count, c, outp.pointer + o)
                     }
                 }
             }
@@ -174,14 +175,15 @@ public final class BatchNorm: Layer {
         }
     }
 
-    /// Per-channel sums of d and d * xhat, where d is `dy` masked to zero wherever `mask` is not
-    /// positive, and xhat = (input - mean) * invStd with `normalisation` = [invStd, mean].
+    /// Per-channel sums of d and d * xhat, where xhat = (input - mean) * invStd and d is `dy`, with
+    /// `relu` masked to zero wherever gamma * xhat + beta is not positive; `normalisation` =
+    /// [invStd, mean, gamma, beta].
     static func gradientSums(_ dy: SendablePointer<Float>, input: SendablePointer<Float>, normalisation: ChannelConstants,
-                             mask: SendablePointer<Float>?, rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
+                             relu: Bool, rows: Int, channels c: Int) -> (sum: [Double], products: [Double]) {
         reduceChannels(rows: rows, channels: c) { range, first, second, scratch in
             let o = range.lowerBound * c
-            ckernels_bn_gradient_sums(dy.pointer + o, input.pointer + o, mask.map { $0.pointer + o }, normalisation[1], normalisation[0],
-                                      range.count, c, first, second, scratch)
+            ckernels_bn_gradient_sums(dy.pointer + o, input.pointer + o, normalisation[2], normalisation[3], relu ? 1 : 0,
+                                      normalisation[1], normalisation[0], range.count, c, first, second, scratch)
         }
     }
 

@@ -37,6 +37,21 @@ public final class ConvBlock {
         return h
     }
 
+    /// Forward into channels `channelOffset ..< channelOffset + filters` of `target` (the U-Net's
+    /// encoder writing its skip into the decoder's joined input). In training the second
+    /// BatchNorm writes there itself; in inference the folded result is copied in.
+    public func forward(_ x: Tensor, training: Bool, into target: inout Tensor, channelOffset: Int) {
+        guard training else {
+            let y = forward(x, training: false)
+            profile.time("\(conv2.name) skip copy") { Concat.copy(y, into: &target, channelOffset: channelOffset) }
+            return
+        }
+        foldedLastForward = false
+        var h = x
+        for layer in layers.dropLast() { h = profile.time("\(layer.name) forward") { layer.forward(h, training: true) } }
+        profile.time("\(bn2.name) forward") { bn2.forward(h, training: true, into: &target, channelOffset: channelOffset) }
+    }
+
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(!foldedLastForward, "ConvBlock \(conv1.name): backward after an inference forward (it keeps nothing for backward)")
         var d = dy

@@ -26,6 +26,11 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// gradient by Winograd too (`Winograd.weightGradient`), the others by the row-im2col band
     /// pass; nil: never (as in records written before it existed).
     public var winogradWeightsMinimumChannels: Int?
+    /// Winograd layers with at most this many input and output channels (a multiple of 16
+    /// outputs) compute their transform-domain products by the AVX-512 small-GEMM kernel
+    /// (`ckernels_winograd_small_gemm`) instead of `cblas_sgemm`; nil: never (no AVX-512, off, or a
+    /// record from before it existed).
+    public var winogradSmallGemmMaximumChannels: Int?
     /// F(4x4, 3x3) layers with at least this many input and output channels compute their weight
     /// gradient by F(4x4, 3x3) too (`WinogradF4.weightGradient`), whatever `winogradWeightsMinimumChannels`
     /// says; nil: never (as in records written before it existed).
@@ -37,6 +42,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
                       winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
                       directConvolution: DirectConvolution.isa?.name,
                       winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold,
+                      winogradSmallGemmMaximumChannels: winogradThreshold == nil || !Winograd.smallGemmSupported ? nil : winogradSmallGemmThreshold,
                       winogradF4WeightsMinimumChannels: winogradThreshold == nil ? nil
                           : winogradF4Threshold.flatMap { f4 in winogradF4WeightsThreshold.map { max($0, f4) } })
     }
@@ -47,7 +53,8 @@ public struct EngineChoices: Codable, Sendable, Equatable {
             + (winogradMinimumChannels.map { "from \($0) channels" } ?? "off")
             + (winogradWeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
             + (winogradF4MinimumChannels.map { ", F(4x4,3x3) from \($0) channels on images of \(WinogradF4.minimumSide)+ pixels" } ?? "")
-            + (winogradF4WeightsMinimumChannels.map { ", its weight gradient from \($0) channels" } ?? "")
+            + (winogradSmallGemmMaximumChannels.map { ", its products by the AVX-512 small GEMM up to \($0) channels" } ?? "")
+            + (winogradF4WeightsMinimumChannels.map { ", the F(4x4) weight gradient from \($0) channels" } ?? "")
             + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
@@ -87,11 +94,26 @@ public struct EngineChoices: Codable, Sendable, Equatable {
 
     private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
 
+    /// Up to 32 channels (see `winogradSmallGemmMaximumChannels`): on Intel AVX-512 (batch 8) a
+    /// 32 -> 32 layer at 64x64 took 0.84x the CPU time forward with it (F(4x4, 3x3)), and its
+    /// backward 0.92x; at 64 channels it measured the same as OpenBLAS's SkylakeX kernels.
+    /// Winograd still starts at 32 channels: at 16, F(4x4, 3x3) with it measured the same as the
+    /// direct kernels (its input and output transforms then cost as much as the products).
+    /// RANKSWEEP_WINOGRAD_SMALL_GEMM=off or =N overrides it, for measurements.
+    static var winogradSmallGemmThreshold: Int? {
+        let n = winogradSmallGemmSetting.load(ordering: .relaxed)
+        return n > 0 ? n : nil
+    }
+
+    static func setWinogradSmallGemmThreshold(_ n: Int?) { winogradSmallGemmSetting.store(n ?? 0, ordering: .relaxed) }
+
+    private static let winogradSmallGemmSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_SMALL_GEMM", default: 32))
     /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`): every
-    /// F(4x4) layer (1). On Intel AVX-512 (SkylakeX kernels, batch 8; dW alone, interleaved in one
-    /// process) it took 0.34-0.40x the CPU time of the row-im2col band pass at 32 channels (64x64
-    /// and 32x32 images) and 0.60-0.74x F(2x2)'s at 64-256 channels (32x32, 16x16); training steps
-    /// 0.92-0.93x (unet-small, medians of 4 pairs), 0.87-0.96x (unet-paper, 4 pairs).
+    /// F(4x4) layer (1) but those whose weight gradient is direct (`Conv2D.directBackwardISA`: at
+    /// 32 -> 32 channels, 64x64, the AVX-512 kernel took 0.5x F(4x4)'s CPU time). On Intel AVX-512
+    /// (SkylakeX kernels, batch 8; dW alone, interleaved in one process) it took 0.34-0.43x the CPU
+    /// time of the row-im2col band pass at 32 -> 64 and 64 -> 32 channels (64x64 and 32x32 images)
+    /// and 0.60-0.79x F(2x2)'s at 64-256 channels (32x32, 16x16).
     /// RANKSWEEP_WINOGRAD_F4_WEIGHTS=off or =N (minimum channels) overrides it, for measurements.
     static var winogradF4WeightsThreshold: Int? {
         let n = winogradF4WeightsSetting.load(ordering: .relaxed)

@@ -1,5 +1,4 @@
 import Foundation
 
 @inline(__always) func _exp(_ x: Double) -> Double { Foundation.exp(x) }
-@inline(__always) func _logf(_ x: Float) -> Float { Foundation.logf(x) }
 @inline(__always) func _log(_ x: Double) -> Double { Foundation.log(x) }

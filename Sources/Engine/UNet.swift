@@ -128,21 +128,24 @@ public final class UNet {
         precondition(x.rank == 4 && x.shape[3] == config.inputChannels
                      && x.shape[1] % multiple == 0 && x.shape[2] % multiple == 0,
                      "UNet: input \(x.shape) must be NHWC with \(config.inputChannels) channels and sides a multiple of \(multiple)")
-        var skips: [Tensor] = []
+        // Each decoder's input joins the upsampled tensor (first) and the encoder's skip (second), as
+        // Keras concatenates them. Both are written in place: the encoder's skip when it is made (the
+        // pool reads it from there), the transposed convolution's half later.
+        var joins: [Tensor] = []
         var h = x
         for level in 0..<config.depth {
-            let s = encoders[level].forward(h, training: training)
-            skips.append(s)
-            h = profile.time("pool\(level) forward") { pools[level].forward(s, training: training) }
+            let (upChannels, filters) = (ups[level].outChannels, config.filters(level: level))
+            var joined = Tensor.uninitialized([h.shape[0], h.shape[1], h.shape[2], upChannels + filters])
+            encoders[level].forward(h, training: training, into: &joined, channelOffset: upChannels)
+            h = profile.time("pool\(level) forward") { pools[level].forward(joined, channelOffset: upChannels, channels: filters) }
+            joins.append(joined)
         }
         h = bottleneck.forward(h, training: training)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            // The upsampled tensor first, the skip second, as Keras concatenates them; the
-            // transposed convolution writes its half in place.
-            let skip = skips[level]
-            var joined = Tensor.uninitialized(Array(skip.shape.dropLast()) + [ups[level].outChannels + skip.shape[3]])
+            // Taken out of the array first, so that writing into it does not copy it.
+            var joined = joins[level]
+            joins[level] = Tensor.zeros([0])
             profile.time("up\(level) forward") { ups[level].forward(h, training: training, into: &joined, channelOffset: 0) }
-            profile.time("concat\(level) forward") { Concat.copy(skip, into: &joined, channelOffset: ups[level].outChannels) }
             h = decoders[level].forward(joined, training: training)
         }
         let logits = profile.time("head forward") { head.forward(h, training: training) }
@@ -164,10 +167,9 @@ public final class UNet {
         }
         d = bottleneck.backward(d)
         for level in stride(from: config.depth - 1, through: 0, by: -1) {
-            d = profile.time("pool\(level) backward") { pools[level].backward(d) }
-            // The skip feeds both the pool and the decoder: gradients add.
-            profile.time("skip\(level) backward") {
-                Concat.addChannels(of: dJoined[level]!, channelOffset: ups[level].outChannels, into: &d)
+            // The skip feeds both the pool and the decoder: gradients add, in the pool's pass.
+            d = profile.time("pool\(level) backward") {
+                pools[level].backward(d, adding: dJoined[level]!, channelOffset: ups[level].outChannels)
             }
             dJoined[level] = nil
             d = encoders[level].backward(d)

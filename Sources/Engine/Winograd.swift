@@ -130,6 +130,7 @@ enum Winograd {
         zeroRow.initialize(repeating: 0, count: cs)
         defer { zeroRow.deallocate() }
         let zeros = SendablePointer(UnsafePointer(zeroRow))
+        let smallGemm = smallGemmISA(sourceChannels: cs, targetChannels: ct)
         Parallel.forEach(parts) { part in
             let v = vBuffers[part].pointer, m = mBuffers[part].pointer
             let range = Parallel.slice(tiles, parts: parts, part)
@@ -141,9 +142,13 @@ enum Winograd {
                     inputTile(tiling, src.pointer + image * h * w * cs, h: h, w: w, channels: cs, y0: side * ty - 1,
                               x0: side * tx - 1, zeros: zeros.pointer, into: v + t * cs, stride: chunk * cs)
                 }
-                for xi in 0..<elements {
-                    BLAS.gemm(inPartOf: parts, m: count, n: ct, k: cs, a: v + xi * chunk * cs, lda: cs,
-                              b: weights.pointer + xi * cs * ct, ldb: ct, beta: 0, c: m + xi * chunk * ct, ldc: ct)
+                if let isa = smallGemm {
+                    ckernels_winograd_small_gemm(isa.rawValue, v, chunk * cs, count, cs, weights.pointer, ct, m, chunk * ct, elements)
+                } else {
+                    for xi in 0..<elements {
+                        BLAS.gemm(inPartOf: parts, m: count, n: ct, k: cs, a: v + xi * chunk * cs, lda: cs,
+                                  b: weights.pointer + xi * cs * ct, ldb: ct, beta: 0, c: m + xi * chunk * ct, ldc: ct)
+                    }
                 }
                 for t in 0..<count {
                     let tile = t0 + t, image = tile / (th * tw), ty = tile % (th * tw) / tw, tx = tile % tw
@@ -153,6 +158,20 @@ enum Winograd {
                 t0 += count
             }
         }
+    }
+
+    /// Whether this CPU runs the small-GEMM kernel's AVX-512 version (without it, `cblas_sgemm`:
+    /// the kernel's plain C loses to OpenBLAS).
+    static let smallGemmSupported = DirectConvolution.ISA.avx512.isSupported
+
+    /// The instruction set `convolve` computes its products of `cs` x `ct` channels with by the
+    /// small-GEMM kernel (`ckernels_winograd_small_gemm`: each output summed over `cs` in order,
+    /// whatever the chunking, so the convolution is the same for every split), or nil for
+    /// `cblas_sgemm`: up to `EngineChoices.winogradSmallGemmThreshold` channels, `ct` a multiple of 16.
+    static func smallGemmISA(sourceChannels cs: Int, targetChannels ct: Int) -> DirectConvolution.ISA? {
+        guard smallGemmSupported, let maximum = EngineChoices.winogradSmallGemmThreshold, max(cs, ct) <= maximum,
+              ct > 0, ct % 16 == 0 else { return nil }
+        return .avx512
     }
 
     /// Adds the weight gradient of `convolve` to `kernelGradient` (HWIO `(3, 3, cin, cout)`) and,

@@ -69,7 +69,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// The decoder's join in place: the transposed convolution writes channels 0..<3 of the joined
     /// tensor, the skip is copied after them; backward reads each part's gradient from the joined
-    /// gradient, exactly as from separate tensors.
+    /// gradient, exactly as from separate tensors (the skip's by the pool's backward).
     func testJoinInPlaceMatchesSeparateTensors() {
         let x = randomTensor([2, 3, 2, 4], seed: 1), skip = randomTensor([2, 6, 4, 5], seed: 2)
         let up = ConvTranspose2D(name: "up", kernel: randomTensor([2, 2, 3, 4], seed: 3), bias: randomTensor([3], seed: 4))
@@ -93,11 +93,28 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(up.kernel.grad, dkSeparate)
         XCTAssertEqual(up.bias.grad, dbSeparate)
 
-        var dSkip = randomTensor([2, 6, 4, 5], seed: 6)
-        let before = dSkip
-        Concat.addChannels(of: dJoined, channelOffset: 3, into: &dSkip)
+        // The encoder's BatchNorm writes the skip into the joined tensor itself, and the pool reads
+        // it from there: the same values and winners as from a separate tensor.
+        let bn = BatchNorm(name: "bn", channels: 5, reluAfter: true)
+        bn.gamma.value = randomTensor([5], seed: 7, scale: 2)
+        let preActivation = randomTensor([2, 6, 4, 5], seed: 8)
+        let skipAlone = bn.forward(preActivation, training: true)
+        var joinedBySkip = Tensor(shape: [2, 6, 4, 8], repeating: .nan)
+        bn.forward(preActivation, training: true, into: &joinedBySkip, channelOffset: 3)
+        for p in 0..<(2 * 6 * 4) {
+            for ch in 0..<5 { XCTAssertEqual(joinedBySkip.storage[p * 8 + 3 + ch], skipAlone.storage[p * 5 + ch]) }
+            for ch in 0..<3 { XCTAssertTrue(joinedBySkip.storage[p * 8 + ch].isNaN, "channels outside the slice untouched") }
+        }
+        let pooledAlone = MaxPool2D(name: "alone").forward(skipAlone, training: true)
+        let pool = MaxPool2D(name: "pool")
+        XCTAssertEqual(pool.forward(joinedBySkip, channelOffset: 3, channels: 5), pooledAlone)
+        // The skip's gradient from the joined tensor is added by the pool's backward, in its pass.
+        let dPooled = randomTensor([2, 3, 2, 5], seed: 6)
+        let alone = pool.backward(dPooled)
+        let summed = pool.backward(dPooled, adding: dJoined, channelOffset: 3)
+        XCTAssertEqual(summed.shape, skip.shape)
         for p in 0..<(2 * 6 * 4) { for ch in 0..<5 {
-            XCTAssertEqual(dSkip.storage[p * 5 + ch], before.storage[p * 5 + ch] + dJoined.storage[p * 8 + 3 + ch])
+            XCTAssertEqual(summed.storage[p * 5 + ch], alone.storage[p * 5 + ch] + dJoined.storage[p * 8 + 3 + ch])
         } }
     }
 

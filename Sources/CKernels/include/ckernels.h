@@ -63,24 +63,41 @@ void ckernels_direct_conv3x3_filter_gradient(int isa, const float *source, const
 
 /* 2x2 max-pool backward of `rows` output rows (row = image * oh + i, the first at dy/taps/dx as
    passed) of ow pixels and c channels, input rows w pixels wide: the winning tap (taps, 0-3 in
-   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. */
+   order (0,0), (0,1), (1,0), (1,1)) gets the gradient, the other three zero. With `add`, each
+   input pixel's c channels also get add's (pixels add_stride floats apart, counted like dx's):
+   a second gradient of the pooled tensor, summed in the same pass. */
 void ckernels_maxpool_backward(const float *dy, const unsigned char *taps, long rows, long ow, long c, long w,
-                               float *dx);
+                               const float *add, long add_stride, float *dx);
 
 /* BatchNorm over `rows` rows of c channels (elementwise.c). moments: sum[i] += x, squares[i] += x^2;
-   gradient_sums: with d = dy (zero where mask, when given, is not positive) and
-   xhat = (x - mean) * invstd, sum[i] += d, products[i] += d * xhat; both sum in float within
+   gradient_sums: with xhat = (x - mean) * invstd and d = dy (with relu set: zero where
+   gamma * xhat + beta, the forward output before its ReLU, is not positive), sum[i] += d,
+   products[i] += d * xhat; both sum in float within
    blocks of 64 rows and add each block to the doubles (scratch: 2c floats). normalize:
-   y = gamma * xhat + beta, clamped at zero when relu is set. input_gradient:
+   y = gamma * xhat + beta, clamped at zero when relu is set, y's rows y_stride floats apart (a
+   slice of a wider tensor). input_gradient:
    dx = scale * (d - mean_dbeta - xhat * mean_dgamma). */
 void ckernels_bn_moments(const float *x, long rows, long c, double *sum, double *squares, float *scratch);
-void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
-                               long rows, long c, double *sum, double *products, float *scratch);
+void ckernels_bn_gradient_sums(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
+                               const float *mean, const float *invstd, long rows, long c, double *sum, double *products,
+                               float *scratch);
 void ckernels_bn_normalize(const float *x, long rows, long c, const float *mean, const float *invstd, const float *gamma,
-                           const float *beta, int relu, float *y);
-void ckernels_bn_input_gradient(const float *dy, const float *x, const float *mask, const float *mean, const float *invstd,
-                                const float *scale, const float *mean_dbeta, const float *mean_dgamma, long rows, long c,
-                                float *dx);
+                           const float *beta, int relu, float *y, long y_stride);
+void ckernels_bn_input_gradient(const float *dy, const float *x, const float *gamma, const float *beta, int relu,
+                                const float *mean, const float *invstd, const float *scale, const float *mean_dbeta,
+                                const float *mean_dgamma, long rows, long c, float *dx);
+
+/* The U-Net's head and loss (elementwise.c). pointwise_single: y[r] = bias + sum over i of
+   x[r, i] w[i] (clamped at zero with relu), a 1x1 convolution to one channel. sigmoid:
+   y = 1 / (1 + e^-x), with an exp polynomial of about 1 ulp. loss_sums: sums[0..3] += sum(y p),
+   sum(y), sum(p), and (with bce) the summed binary cross-entropy of p clipped to [eps, 1 - eps]. */
+void ckernels_pointwise_single(const float *x, long rows, long c, const float *w, float bias, int relu, float *y);
+void ckernels_sigmoid(const float *x, long count, float *y);
+void ckernels_loss_sums(const float *p, const float *y, long count, float eps, int bce, double sums[4]);
+/* loss_gradient: g = (with bce) (-(y / p) + (1 - y) / (1 - p)) * inv_n inside the clip range, 0
+   outside, plus (with dice) -(a y - b). */
+void ckernels_loss_gradient(const float *p, const float *y, long count, float eps, int bce, float inv_n, int dice, float a,
+                            float b, float *g);
 
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
@@ -91,4 +108,12 @@ void ckernels_winograd_output_gradient_tile(const float *const dy[4], long c, fl
    dU[k][ci][co] (each a cin x cout plane); adds G^T dU G to the HWIO gradient dw (3, 3, cin, cout), for ci
    in [first, last). */
 void ckernels_winograd_kernel_gradient(const float *du, long cin, long cout, float *dw, long first, long last);
+
+/* Winograd's transform-domain products for narrow layers (winograd_small_gemm.c): for xi in
+   0..<elements, M[xi] (count x ct, at m + xi*m_stride) = V[xi] (count x cs, at v + xi*v_stride)
+   U[xi] (cs x ct, at u + xi*cs*ct), all row-major and dense. ct a multiple of 16. Each element
+   sums over cs in order (deterministic for a given isa: CKERNELS_ISA_AVX512 fuses multiply-adds,
+   any other value runs plain C). */
+void ckernels_winograd_small_gemm(int isa, const float *v, long v_stride, long count, long cs, const float *u, long ct,
+                                  float *m, long m_stride, long elements);
 #endif
