@@ -102,20 +102,18 @@ public final class Conv2D: ConvolutionLayer {
         return min(inChannels, outChannels) >= minimum
     }
 
-    /// Whether, on `images` images of `height` x `width`, the weight gradient runs by F(4x4, 3x3)
-    /// (see `EngineChoices`): layers whose forward pass does, unless their weight gradient is direct
-    /// (`directBackwardISA`: a 32 -> 32 layer at 64x64 took half F(4x4)'s CPU time that way), on
-    /// at least `WinogradF4.minimumWeightGradientTiles` tiles.
-    func usesWinogradF4WeightGradient(images: Int, height: Int, width: Int) -> Bool {
+    /// Whether, on images of `height` x `width`, the weight gradient runs by F(4x4, 3x3) (see
+    /// `EngineChoices`): layers whose forward pass does, unless their weight gradient is direct
+    /// (`directBackwardISA`: a 32 -> 32 layer at 64x64 took half F(4x4)'s CPU time that way).
+    func usesWinogradF4WeightGradient(height: Int, width: Int) -> Bool {
         guard usesWinogradF4(height: height, width: width), directBackwardISA == nil,
-              images * ((height + 3) / 4) * ((width + 3) / 4) >= WinogradF4.minimumWeightGradientTiles,
               let minimum = EngineChoices.winogradF4WeightsThreshold else { return false }
         return min(inChannels, outChannels) >= minimum
     }
 
-    /// The Winograd tiling of the weight gradient on `images` images of `height` x `width`; nil: not by Winograd.
-    private func weightGradientTiling(images: Int, height: Int, width: Int) -> Winograd.Tiling? {
-        usesWinogradF4WeightGradient(images: images, height: height, width: width) ? .f4 : usesWinogradWeightGradient ? .f2 : nil
+    /// The Winograd tiling of the weight gradient on images of `height` x `width`; nil: not by Winograd.
+    private func weightGradientTiling(height: Int, width: Int) -> Winograd.Tiling? {
+        usesWinogradF4WeightGradient(height: height, width: width) ? .f4 : usesWinogradWeightGradient ? .f2 : nil
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -260,7 +258,7 @@ public final class Conv2D: ConvolutionLayer {
                                 }
                                 // The partials are HWIO, as the kernel.
                                 for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
-                            } else if let tiling = weightGradientTiling(images: n, height: h, width: w) {
+                            } else if let tiling = weightGradientTiling(height: h, width: w) {
                                 // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
                                 // of dY with the rotated kernel.
                                 partials = []  // the bias gradient too is added by weightGradient

@@ -26,14 +26,6 @@ enum WinogradF4 {
     /// Smallest image side it runs on (below, too few tiles per GEMM).
     static let minimumSide = 16
 
-    /// Fewest tiles (over the batch) its weight gradient runs on; below, F(2x2, 3x3)'s. Its costs
-    /// per channel pair (zeroing, adding and transforming 36 partial cin x cout planes per thread,
-    /// 2.25x F(2x2)'s 16) grow with the channels as its gain per tile does, so the tiles decide:
-    /// on Intel AVX-512 (2 threads) 64 tiles (unet-paper's 16x16 bottleneck, 512-1024 channels,
-    /// batch 4) took 1.0-1.15x F(2x2)'s backward CPU time, 128 (unet-small's 16x16, 128-256
-    /// channels, batch 8) 0.63-0.79x its weight gradient's, 256 (unet-paper's 32x32) 0.8-0.9x its backward.
-    static let minimumWeightGradientTiles = 128
-
     /// The 36 transformed kernels `U[ξ][a, b]`, as `Winograd.kernelMatrices` (forward, or the
     /// rotated, channel-swapped kernel for the input gradient).
     static func kernelMatrices(_ kernel: UnsafePointer<Float>, cin: Int, cout: Int, columnScale: [Float]? = nil,

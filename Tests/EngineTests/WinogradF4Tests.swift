@@ -160,13 +160,9 @@ extension WinogradTests {
         let side = WinogradF4.minimumSide
         let layer = Conv2D(name: "wide", kernel: randomTensor([3, 3, channels, channels + 5], seed: 102, scale: 0.1),
                            bias: randomTensor([channels + 5], seed: 103))
-        // Enough images for the F(4x4) weight gradient's minimum of tiles (4 x 5 per image), and one fewer.
-        let images = (WinogradF4.minimumWeightGradientTiles + 19) / 20
-        XCTAssertTrue(layer.usesWinogradF4WeightGradient(images: images, height: side, width: side + 1))
-        XCTAssertFalse(layer.usesWinogradF4WeightGradient(images: images - 1, height: side, width: side + 1), "too few tiles")
-        XCTAssertFalse(layer.usesWinogradF4WeightGradient(images: 4 * images, height: side - 1, width: side + 1),
-                       "F(2x2, 3x3) below the F(4x4) side")
-        let x = randomTensor([images, side, side + 1, channels], seed: 104)
+        XCTAssertTrue(layer.usesWinogradF4WeightGradient(height: side, width: side + 1))
+        XCTAssertFalse(layer.usesWinogradF4WeightGradient(height: side - 1, width: side + 1), "F(2x2, 3x3) below the F(4x4) side")
+        let x = randomTensor([2, side, side + 1, channels], seed: 104)
         let dy = randomTensor(layer.forward(x, training: true).shape, seed: 105)
         layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
         let dx = layer.backward(dy)
@@ -186,7 +182,7 @@ extension WinogradTests {
                       EngineChoices.current.summary)
         EngineChoices.setWinogradF4WeightsThreshold(nil)
         defer { EngineChoices.setWinogradF4WeightsThreshold(minimum) }
-        XCTAssertFalse(layer.usesWinogradF4WeightGradient(images: images, height: side, width: side + 1))
+        XCTAssertFalse(layer.usesWinogradF4WeightGradient(height: side, width: side + 1))
         XCTAssertNil(EngineChoices.current.winogradF4WeightsMinimumChannels)
         layer.kernel.zeroGrad()
         _ = layer.forward(x, training: true)
