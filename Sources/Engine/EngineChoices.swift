@@ -112,8 +112,9 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// F(4x4) layer (1) but those whose weight gradient is direct (`Conv2D.directBackwardISA`: at
     /// 32 -> 32 channels, 64x64, the AVX-512 kernel took 0.5x F(4x4)'s CPU time). On Intel AVX-512
     /// (SkylakeX kernels, batch 8; dW alone, interleaved in one process) it took 0.34-0.43x the CPU
-    /// time of the row-im2col band pass at 32 -> 64 and 64 -> 32 channels (64x64 and 32x32 images)
-    /// and 0.60-0.79x F(2x2)'s at 64-256 channels (32x32, 16x16).
+    /// time of the row-im2col band pass at 32 -> 64 and 64 -> 32 channels (64x64 and 32x32 images),
+    /// 0.60-0.79x F(2x2)'s at 64-256 channels (32x32, 16x16) and 0.66-0.91x at unet-paper's 512-1024
+    /// (32x32, 16x16 with only 64 tiles); unet-small training steps 0.93x (median of 8 pairs).
     /// RANKSWEEP_WINOGRAD_F4_WEIGHTS=off or =N (minimum channels) overrides it, for measurements.
     static var winogradF4WeightsThreshold: Int? {
         let n = winogradF4WeightsSetting.load(ordering: .relaxed)
