@@ -5,9 +5,15 @@
    instruction-set clone gives the same bits. */
 #pragma clang fp contract(off)
 
+/* Eight and sixteen channels per vector: the widths of the avx2 and avx512f clones (each width is
+   split into narrower instructions in the other clones). */
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #define load8(p) (*(const v8 *)(p))
 #define store8(p, v) (*(v8 *)(p) = (v))
+#define load16(p) (*(const v16 *)(p))
+#define store16(p, v) (*(v16 *)(p) = (v))
+#define V16(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
 #define LOAD1(p) (*(p))
 #define STORE1(p, v) (*(p) = (v))
 
@@ -38,9 +44,13 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
         }                                                                                        \
     } while (0)
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *out, long stride) {
     long ch = 0;
+    {
+        const v16 two = V16(2), four = V16(4), five = V16(5);
+        for (; ch + 16 <= c; ch += 16) INPUT_TRANSFORM_F4(v16, load16, store16);
+    }
     {
         const v8 two = {2, 2, 2, 2, 2, 2, 2, 2}, four = {4, 4, 4, 4, 4, 4, 4, 4}, five = {5, 5, 5, 5, 5, 5, 5, 5};
         for (; ch + 8 <= c; ch += 8) INPUT_TRANSFORM_F4(v8, load8, store8);
@@ -81,12 +91,18 @@ void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *ou
     } while (0)
 
 typedef int i8 __attribute__((vector_size(32), aligned(4)));
+typedef int i16 __attribute__((vector_size(64), aligned(4)));
 #define max0_8(v) ((v8)((i8)(v) & ~((v) < zero8)))
+#define max0_16(v) ((v16)((i16)(v) & ~((v) < zero16)))
 #define max0_1(v) ((v) < 0 ? 0.0f : (v))
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]) {
     long ch = 0;
+    {
+        const v16 zero16 = {0}, two = V16(2), four = V16(4), eight = V16(8);
+        for (; ch + 16 <= c; ch += 16) OUTPUT_TRANSFORM_F4(v16, load16, store16, zero16, load16(bias + ch), max0_16);
+    }
     {
         const v8 zero8 = {0}, two = {2, 2, 2, 2, 2, 2, 2, 2}, four = {4, 4, 4, 4, 4, 4, 4, 4}, eight = {8, 8, 8, 8, 8, 8, 8, 8};
         for (; ch + 8 <= c; ch += 8) OUTPUT_TRANSFORM_F4(v8, load8, store8, zero8, load8(bias + ch), max0_8);
@@ -174,9 +190,13 @@ void ckernels_winograd_f4_kernel(const float *kernel, long inputs, long outputs,
         }                                                                                        \
     } while (0)
 
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_f4_output_gradient_tile(const float *const dy[16], long c, float *out, long stride) {
     long ch = 0;
+    {
+        const v16 two = V16(2), four = V16(4);
+        for (; ch + 16 <= c; ch += 16) OUTPUT_GRADIENT_TRANSFORM_F4(v16, load16, store16);
+    }
     {
         const v8 two = {2, 2, 2, 2, 2, 2, 2, 2}, four = {4, 4, 4, 4, 4, 4, 4, 4};
         for (; ch + 8 <= c; ch += 8) OUTPUT_GRADIENT_TRANSFORM_F4(v8, load8, store8);
