@@ -20,7 +20,7 @@ final class WorkerPool: @unchecked Sendable {
 
     /// How long an idle thread spins before it sleeps: longer than the gaps between one layer's
     /// parallel parts and the next, short enough to cost little when the engine goes idle.
-    private static let spinSeconds = Double(ProcessInfo.processInfo.environment["RANKSWEEP_SPIN_US"] ?? "200").map { $0 * 1e-6 } ?? 200e-6
+    private static let spinSeconds = 200e-6
 
     /// The current job's number (bits 16 and up) and its iteration count (bits 0-15). Workers
     /// wait for it to change.
