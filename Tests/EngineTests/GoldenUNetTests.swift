@@ -30,8 +30,8 @@ final class GoldenUNetTests: XCTestCase {
     }
 
     /// The tiny model's layers are too narrow for Winograd by default; run every 3x3 convolution
-    /// through it (F(4x4, 3x3) on the 16x16 level, F(2x2, 3x3) below; the weight gradient by
-    /// F(2x2, 3x3) everywhere) and hold it to the same bounds.
+    /// through it (F(4x4, 3x3) on the 16x16 level, F(2x2, 3x3) below, the weight gradient too) and
+    /// hold it to the same bounds.
     func testWinogradOnEveryLayerStillMatchesKeras() throws {
         let (f2, f4, weights) = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold, EngineChoices.winogradWeightsThreshold)
         EngineChoices.setWinogradThreshold(1)
