@@ -245,3 +245,39 @@ void ckernels_loss_gradient(const float *p, const float *y, long count, float ep
         g[i] = v;
     }
 }
+
+/* The 2x2, stride-2 transposed convolution's scatter: input pixels first .. first + rows - 1
+   (counted across images of h x w) each hold 2x2 output pixels of c channels in z (row r at
+   z + (r - first) * 4c, in the order (0,0), (0,1), (1,0), (1,1)); each goes to its place in y
+   (images 2h x 2w, pixels `stride` floats apart) plus the bias. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ckernels_upsample_scatter(const float *z, long first, long rows, long h, long w, long c, const float *bias, float *y,
+                               long stride) {
+    for (long r = first; r < first + rows; r++) {
+        const long image = r / (h * w), p = r % (h * w), i = p / w, j = p % w;
+        const float *src = z + (r - first) * 4 * c;
+        for (long dy = 0; dy < 2; dy++) {
+            float *dst = y + ((image * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * stride;
+            const float *s = src + dy * 2 * c;
+            for (long ch = 0; ch < c; ch++) dst[ch] = s[ch] + bias[ch];
+            for (long ch = 0; ch < c; ch++) dst[stride + ch] = s[c + ch] + bias[ch];
+        }
+    }
+}
+
+/* Its backward's gather, the inverse: dz gets each input pixel's 2x2 output-pixel gradients from
+   g (pixels `stride` floats apart), and db adds them, pixel by pixel in that order. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ckernels_upsample_gather(const float *g, long stride, long first, long rows, long h, long w, long c, float *dz,
+                              float *db) {
+    for (long r = first; r < first + rows; r++) {
+        const long image = r / (h * w), p = r % (h * w), i = p / w, j = p % w;
+        float *dst = dz + (r - first) * 4 * c;
+        for (long dy = 0; dy < 2; dy++) {
+            const float *src = g + ((image * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * stride;
+            float *d = dst + dy * 2 * c;
+            for (long ch = 0; ch < c; ch++) { d[ch] = src[ch]; db[ch] += src[ch]; }
+            for (long ch = 0; ch < c; ch++) { d[c + ch] = src[stride + ch]; db[ch] += src[stride + ch]; }
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CKernels
 /// Transposed convolution with a 2x2 kernel and stride 2 (Keras `Conv2DTranspose(f, 2, strides=2)`).
 ///
 /// Input NHWC `(n, h, w, cin)` -> output `(n, 2h, 2w, cout)`. Keras stores this kernel as
@@ -80,16 +81,7 @@ public final class ConvTranspose2D: Layer {
                                 // Z (m x 4cout) = X (m x cin) * K^T (cin x 4cout)
                                 BLAS.gemm(inPartOf: parts, transB: true, m: r1 - r0, n: zc, k: cin, a: source.pointer + r0 * cin, lda: cin,
                                           b: weights.pointer, ldb: cin, beta: 0, c: z, ldc: zc)
-                                for r in r0..<r1 {
-                                    let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
-                                    for dy in 0..<2 {
-                                        // pixels (2i+dy, 2j) and (2i+dy, 2j+1)
-                                        let dst = target.pointer + ((img * 2 * h + 2 * i + dy) * 2 * w + 2 * j) * stride
-                                        let src = z + (r - r0) * zc + dy * 2 * cout
-                                        ConvTranspose2D.add(src, biases.pointer, into: dst, count: cout)
-                                        ConvTranspose2D.add(src + cout, biases.pointer, into: dst + stride, count: cout)
-                                    }
-                                }
+                                ckernels_upsample_scatter(z, r0, r1 - r0, h, w, cout, biases.pointer, target.pointer, stride)
                                 r0 = r1
                             }
                         }
@@ -135,16 +127,7 @@ public final class ConvTranspose2D: Layer {
                                 let r1 = min(range.upperBound, r0 + chunk), m = r1 - r0
                                 // Gather dZ from the output gradient (inverse of forward's scatter); the
                                 // bias gradient sums the same values.
-                                for r in r0..<r1 {
-                                    let img = r / (h * w), p = r % (h * w), i = p / w, j = p % w
-                                    for d in 0..<2 {
-                                        let src = gradient.pointer + ((img * 2 * h + 2 * i + d) * 2 * w + 2 * j) * stride
-                                        (dz + (r - r0) * zc + d * 2 * cout).update(from: src, count: cout)
-                                        (dz + (r - r0) * zc + d * 2 * cout + cout).update(from: src + stride, count: cout)
-                                        ConvTranspose2D.add(src, dB, into: dB, count: cout)
-                                        ConvTranspose2D.add(src + stride, dB, into: dB, count: cout)
-                                    }
-                                }
+                                ckernels_upsample_gather(gradient.pointer, stride, r0, m, h, w, cout, dz, dB)
                                 // dK (4cout x cin) += dZ^T (4cout x m) * X (m x cin)
                                 BLAS.gemm(inPartOf: parts, transA: true, m: zc, n: cin, k: m, a: dz, lda: zc,
                                           b: source.pointer + r0 * cin, ldb: cin, beta: 1, c: dK, ldc: cin)
@@ -165,14 +148,5 @@ public final class ConvTranspose2D: Layer {
             for p in partials { for c in 0..<cout { dbb[c] += p.pointer[zc * cin + c] } }
         }
         return dx
-    }
-
-    /// `out[0..<count] = a[0..<count] + b[0..<count]` (`out` may be `b`).
-    @inline(__always)
-    private static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>,
-                            into out: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        while i + 8 <= count { out.store8(a.load8(i) + b.load8(i), i); i += 8 }
-        while i < count { out[i] = a[i] + b[i]; i += 1 }
     }
 }

@@ -99,6 +99,15 @@ void ckernels_loss_sums(const float *p, const float *y, long count, float eps, i
 void ckernels_loss_gradient(const float *p, const float *y, long count, float eps, int bce, float inv_n, int dice, float a,
                             float b, float *g);
 
+/* The 2x2, stride-2 transposed convolution's scatter of its GEMM's rows (z: 4c floats per input
+   pixel, pixels first ..< first + rows of images h x w) into y (2h x 2w, pixels `stride` floats
+   apart) plus the bias, and its backward's gather of those rows from g with the bias gradient's
+   sums (elementwise.c). */
+void ckernels_upsample_scatter(const float *z, long first, long rows, long h, long w, long c, const float *bias, float *y,
+                               long stride);
+void ckernels_upsample_gather(const float *g, long stride, long first, long rows, long h, long w, long c, float *dz,
+                              float *db);
+
 /* Winograd F(2x2, 3x3) weight gradient, output side: dy[0..3] point at the c channels of the
    tile's output-gradient pixels (0,0), (0,1), (1,0), (1,1) (a zero row outside the image);
    element k of A dY A^T for every channel goes to out + k*stride. */
