@@ -211,18 +211,25 @@ static inline float log_poly(float x) {
    double across blocks, so the result does not depend on the vector width. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_loss_sums(const float *p, const float *y, long count, float eps, int bce, double sums[4]) {
+    float terms[BN_BLOCK];
     for (long start = 0; start < count; start += BN_BLOCK) {
-        const long end = start + BN_BLOCK < count ? start + BN_BLOCK : count;
+        const long end = start + BN_BLOCK < count ? start + BN_BLOCK : count, length = end - start;
+        /* The block's cross-entropy terms first, in a loop with no sum in it (so that the logs
+           vectorise), then the sums in element order. */
+        if (bce) {
+            for (long k = 0; k < length; k++) {
+                const float pi = p[start + k], yi = y[start + k];
+                const float pc = pi < eps ? eps : (pi > 1.0f - eps ? 1.0f - eps : pi);
+                terms[k] = yi * log_poly(pc) + (1.0f - yi) * log_poly(1.0f - pc);
+            }
+        }
         float a = 0, b = 0, c = 0, d = 0;
-        for (long i = start; i < end; i++) {
-            const float pi = p[i], yi = y[i];
+        for (long k = 0; k < length; k++) {
+            const float pi = p[start + k], yi = y[start + k];
             a += yi * pi;
             b += yi;
             c += pi;
-            if (bce) {
-                const float pc = pi < eps ? eps : (pi > 1.0f - eps ? 1.0f - eps : pi);
-                d -= yi * log_poly(pc) + (1.0f - yi) * log_poly(1.0f - pc);
-            }
+            if (bce) d -= terms[k];
         }
         sums[0] += a; sums[1] += b; sums[2] += c; sums[3] += d;
     }
