@@ -90,68 +90,21 @@ extension WinogradTests {
         XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: layer.bias!.value)), 2e-5)
     }
 
-    /// `WinogradF4.weightGradient` added to zeroed gradients.
-    func winogradF4WeightGradient(_ x: Tensor, gradient dy: Tensor, workspace: Workspace = Workspace()) -> (kernel: [Float], bias: [Float]) {
-        let (n, h, w, cin, cout) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], dy.shape[3])
-        var dk = [Float](repeating: 0, count: 9 * cin * cout), db = [Float](repeating: 0, count: cout)
-        x.storage.withUnsafeBufferPointer { xb in dy.storage.withUnsafeBufferPointer { gb in
-            dk.withUnsafeMutableBufferPointer { kb in db.withUnsafeMutableBufferPointer { bb in
-                WinogradF4.weightGradient(xb.baseAddress!, gradient: gb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
-                                          kernelGradient: kb.baseAddress!, biasGradient: bb.baseAddress!, workspace: workspace)
-            } }
-        } }
-        return (dk, db)
-    }
-
     func testF4WeightGradientMatchesDirectWithinBound() {
         // Sides that are not multiples of 4 (tiles whose outputs leave the image), 16-64 pixels as
         // in the U-Nets, tiny images, several images, channels 5-256 and off the 8-wide path, and
         // a non-negative input (as after a ReLU) whose gradient sums do not cancel.
-        let shapes: [(n: Int, h: Int, w: Int, cin: Int, cout: Int)] = [
+        let shapes: [LayerShape] = [
             (2, 16, 16, 32, 32), (1, 64, 64, 32, 32), (1, 17, 19, 64, 40), (2, 32, 32, 64, 64), (1, 16, 16, 256, 128),
             (1, 16, 18, 128, 256), (2, 21, 13, 5, 27), (3, 3, 5, 36, 11), (1, 1, 1, 7, 9), (1, 33, 30, 45, 61),
         ]
-        var worst = 0.0
-        for (index, s) in shapes.enumerated() {
-            var x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(80 + index))
-            if index == 3 { x = Tensor(shape: x.shape, storage: x.storage.map { max($0, 0) }) }
-            let dy = randomTensor([s.n, s.h, s.w, s.cout], seed: UInt64(90 + index))
-            let (dk, db) = winogradF4WeightGradient(x, gradient: dy)
-            let direct = directWeightGradient(x, gradient: dy)
-            let err = errorRelativeToScale(dk, direct.kernel)
-            worst = max(worst, err)
-            XCTAssertLessThan(err, 2e-5, "shape \(s)")
-            XCTAssertLessThan(errorRelativeToScale(db, direct.bias), 1e-5, "shape \(s)")
-            // Repeated runs give the same bits.
-            let again = winogradF4WeightGradient(x, gradient: dy)
-            XCTAssertTrue(again.kernel == dk && again.bias == db, "shape \(s): not deterministic")
-        }
+        // Shape 3's inputs are non-negative, as after a ReLU.
+        let worst = checkWeightGradientMatchesDirect(tiling: .f4, shapes: shapes, bound: 2e-5, seed: 80, nonNegative: [3])
         print("Winograd F(4x4,3x3) weight gradient: worst error relative to the gradient's scale \(worst)")
     }
 
     func testF4WeightGradientCloseAcrossChunkingAndThreads() {
-        let x = randomTensor([3, 18, 17, 32], seed: 100)
-        let dy = randomTensor([3, 18, 17, 40], seed: 101)
-        let reference = winogradF4WeightGradient(x, gradient: dy)
-        let direct = directWeightGradient(x, gradient: dy)
-        XCTAssertLessThan(errorRelativeToScale(reference.kernel, direct.kernel), 1e-4)
-        // Another split sums the tiles in another order: within the bound.
-        let chunked = winogradF4WeightGradient(x, gradient: dy, workspace: Workspace(capacityFloats: 64, minimumRows: 1))
-        let threads = BLAS.threads
-        BLAS.setThreads(threads == 1 ? 2 : 1)
-        let otherThreads = winogradF4WeightGradient(x, gradient: dy)
-        BLAS.setThreads(threads)
-        for (label, other) in [("one tile per GEMM", chunked), ("other thread count", otherThreads)] {
-            XCTAssertLessThan(errorRelativeToScale(other.kernel, direct.kernel), 1e-4, label)
-            XCTAssertLessThan(errorRelativeToScale(other.bias, direct.bias), 1e-5, label)
-        }
-        // A gradient is added to what is there, not stored over it.
-        var twice = reference.kernel
-        x.storage.withUnsafeBufferPointer { xb in dy.storage.withUnsafeBufferPointer { gb in twice.withUnsafeMutableBufferPointer { kb in
-            WinogradF4.weightGradient(xb.baseAddress!, gradient: gb.baseAddress!, n: 3, h: 18, w: 17, cin: 32, cout: 40,
-                                      kernelGradient: kb.baseAddress!, biasGradient: nil, workspace: Workspace())
-        } } }
-        XCTAssertLessThan(errorRelativeToScale(twice, direct.kernel.map { 2 * $0 }), 1e-4)
+        checkWeightGradientCloseAcrossChunkingAndThreads(tiling: .f4, shape: (3, 18, 17, 32, 40), bound: 1e-4, seed: 100)
     }
 
     func testConv2DWeightGradientByF4OnF4Layers() throws {
