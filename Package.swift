@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Basics", "Engine", "Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep"]),
+        .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),

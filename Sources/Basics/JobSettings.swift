@@ -79,22 +79,44 @@ public struct FineTuneSettings: Codable, Sendable, Equatable {
     public var epochs: Int = 5
     public var learningRate: Float = 1e-5
     public var patience: Int = 2
+    /// Weight of the baseline's probabilities as soft targets (knowledge distillation), in [0, 1);
+    /// 0: the masks alone.
+    public var distill: Double = 0
     public init() {}
 
     /// The defaults with the given values replacing them (nil: the default).
-    public init(epochs: Int? = nil, learningRate: Float? = nil, patience: Int? = nil) {
+    public init(epochs: Int? = nil, learningRate: Float? = nil, patience: Int? = nil, distill: Double? = nil) {
         self.init()
         if let epochs { self.epochs = epochs }
         if let learningRate { self.learningRate = learningRate }
         if let patience { self.patience = patience }
+        if let distill { self.distill = distill }
     }
 
-    private enum CodingKeys: String, CodingKey { case epochs, learningRate, patience }
+    private enum CodingKeys: String, CodingKey { case epochs, learningRate, patience, distill }
 
     /// Absent keys take the defaults.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(epochs: try c.decodeIfPresent(Int.self, forKey: .epochs), learningRate: try c.decodeIfPresent(Float.self, forKey: .learningRate),
-                  patience: try c.decodeIfPresent(Int.self, forKey: .patience))
+                  patience: try c.decodeIfPresent(Int.self, forKey: .patience), distill: try c.decodeIfPresent(Double.self, forKey: .distill))
+    }
+
+    /// `distill` only when set, so job specs of sweeps without it read as they always did.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(patience, forKey: .patience)
+        if distill != 0 { try c.encode(distill, forKey: .distill) }
+    }
+
+    /// A one-line reason these settings cannot run, or nil.
+    public var problem: String? {
+        if epochs < 0 { return "fine-tune epochs cannot be negative, got \(epochs)" }
+        if !(learningRate > 0 && learningRate.isFinite) { return "fine-tune learning rate must be positive, got \(learningRate)" }
+        if patience < 1 { return "fine-tune patience must be at least 1, got \(patience)" }
+        if !(distill >= 0 && distill < 1) { return "fine-tune distill weight must be in [0, 1), got \(distill)" }
+        return nil
     }
 }

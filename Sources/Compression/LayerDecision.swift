@@ -13,8 +13,8 @@ public struct LayerDecision: Codable, Sendable, Equatable {
         case pastBreakEven(rank: Int, breakEven: Double)
         /// A convolution type compression does not know how to factorise.
         case unsupportedLayer(type: String)
-        /// The pair was timed against the full layer at compression time (inference, this model's
-        /// image size) and was not faster: fewer FLOPs that run slower are no win.
+        /// The latency profile given (`LatencyProfile`, measured on the deployment target) times the
+        /// pair no faster than the full layer: fewer FLOPs that run slower are no win.
         case slowerThanFull(fullMs: Double, factorisedMs: Double)
 
         public var description: String {
@@ -25,7 +25,7 @@ public struct LayerDecision: Codable, Sendable, Equatable {
                 "rank \(rank) >= break-even \(String(format: "%.2f", breakEven))"
             case .unsupportedLayer(let type): "unsupported layer type \(type)"
             case .slowerThanFull(let full, let factorised):
-                String(format: "factorised not faster: %.3f ms/image vs full %.3f (measured)", factorised, full)
+                String(format: "factorised not faster: %.3f ms/image vs full %.3f (latency profile)", factorised, full)
             }
         }
     }
@@ -59,8 +59,8 @@ public struct LayerDecision: Codable, Sendable, Equatable {
     public var factorised: Bool
     /// Why the layer was kept full (nil when factorised).
     public var skipReason: SkipReason?
-    /// Inference CPU milliseconds per image of the full layer and of the factorised pair, timed
-    /// against each other at compression time (nil when not timed: no pair, or timing off).
+    /// Inference CPU milliseconds per image of the full layer and of the factorised pair, from the
+    /// latency profile given (nil without one, or when no pair was considered).
     public var measuredFullMs: Double?
     public var measuredFactorisedMs: Double?
     /// The kernel's singular values, descending (empty when not decomposed): the energy curve.

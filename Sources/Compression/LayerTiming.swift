@@ -1,12 +1,12 @@
 import Basics
 import Engine
 
-/// Timing each factorised pair against the full layer it would replace, at compression time.
+/// Timing a factorised pair against the full layer it would replace, for `LatencyProfiler`.
 ///
 /// Fewer FLOPs need not run faster: a thin pair is two GEMMs with a narrow middle (where OpenBLAS
 /// is least efficient), writes an intermediate tensor, and its 3x3 half may fall below the
-/// Winograd threshold that the full layer meets. With timing on, a pair that is not faster than
-/// the full layer on this CPU is not used (`LayerDecision.SkipReason.slowerThanFull`).
+/// Winograd threshold that the full layer meets. Such timings are made once, on the deployment
+/// target, into a `LatencyProfile` file; compression itself never reads a clock.
 public struct LayerTiming: Sendable, Equatable, Codable {
     /// Images per timed forward.
     public var batch: Int

@@ -18,8 +18,9 @@ public struct CompressionSummary: Codable, Sendable, Equatable {
     public var flopsAfter: Int
     public var flopReductionPercent: Double
     public var factorisedLayerCount: Int
-    /// How pairs were timed against full layers (nil: not timed; see `LayerTiming`).
-    public var layerTiming: LayerTiming?
+    /// The latency profile that gated the pairs (nil: none; then the result depends only on the
+    /// model and the method). Where it was measured, for the report.
+    public var latencyProfile: LatencyProfileRef?
     /// One per convolution slot, forward order, head last.
     public var layers: [LayerDecision]
     /// Wall time of all the SVDs (seconds), for comparison with other tools.
@@ -34,10 +35,9 @@ public enum ModelCompressor {
         /// model factorised everywhere at full rank reproduces the original.
         var enforceBreakEven = true
         var svdStrategy = SVD.Strategy.divideAndConquerWithFallback
-        /// Time each pair against its full layer and keep the full one unless the pair is faster.
-        var layerTiming: LayerTiming?
-        /// Stands in for `LayerTiming.measure` (tests: a decision that does not depend on the machine).
-        var layerTimer: ((_ full: any ConvolutionLayer, _ pair: LowRankConv2D) -> (fullMs: Double, factorisedMs: Double))?
+        /// Keep a layer full unless its pair is faster in this profile (measured beforehand on the
+        /// deployment target by `LatencyProfiler`; never measured here).
+        var latencyProfile: LatencyProfile?
     }
 
     /// A compressed copy of `model` (the input is not modified) and what was done.
@@ -45,18 +45,17 @@ public enum ModelCompressor {
     /// Every 3x3 convolution is decomposed; the method picks its rank; the layer is factorised
     /// unless the pair would not have fewer weights (`rank >= break-even`). The output head and
     /// slots that are already factorised stay as they are. FLOPs are counted for images of
-    /// `imageSize x imageSize`, which must be a multiple of `2^depth`. With `layerTiming`, each pair
-    /// is also timed against the full layer and used only when it is faster (see `LayerTiming`):
-    /// the result then depends on the machine, which the summary records.
+    /// `imageSize x imageSize`, which must be a multiple of `2^depth`. With a `latencyProfile`, a
+    /// pair is used only when the profile says it is faster than its full layer: the decision then
+    /// depends on that file (the same on every host), never on this machine's clock.
     public static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
-                                layerTiming: LayerTiming? = nil) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
-        try compress(model: model, method: method, imageSize: imageSize, options: Options(layerTiming: layerTiming))
+                                latencyProfile: LatencyProfile? = nil) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
+        try compress(model: model, method: method, imageSize: imageSize, options: Options(latencyProfile: latencyProfile))
     }
 
     static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
                          options: Options) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
         try method.validate()
-        try options.layerTiming?.validate()
         let multiple = 1 << model.config.depth
         guard imageSize > 0 && imageSize % multiple == 0 else {
             throw CompressionError("image size \(imageSize) must be a positive multiple of \(multiple) for a depth-\(model.config.depth) U-Net")
@@ -111,14 +110,8 @@ public enum ModelCompressor {
                 continue
             }
             let pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: compressed.workspace)
-            var measured: (fullMs: Double, factorisedMs: Double)?
-            if let timer = options.layerTimer {
-                measured = timer(full, pair)
-            } else if let timing = options.layerTiming {
-                measured = timing.measure(full: full, pair: pair, norm: slot.norm, size: slot.size)
-            }
-            if let m = measured {
-                let (fullMs, factorisedMs) = m
+            if let profile = options.latencyProfile {
+                let (fullMs, factorisedMs) = try profile.times(for: full, inputSize: slot.size, family: "svd", rank: rank)
                 decision.measuredFullMs = fullMs
                 decision.measuredFactorisedMs = factorisedMs
                 if !(factorisedMs < fullMs) {
@@ -147,7 +140,7 @@ public enum ModelCompressor {
             parameterReductionPercent: percentReduction(before.params, after.params),
             flopsBefore: before.flops, flopsAfter: after.flops,
             flopReductionPercent: percentReduction(before.flops, after.flops),
-            factorisedLayerCount: decisions.filter(\.factorised).count, layerTiming: options.layerTimer == nil ? options.layerTiming : nil,
+            factorisedLayerCount: decisions.filter(\.factorised).count, latencyProfile: options.latencyProfile.map(LatencyProfileRef.init),
             layers: decisions, decompositionSeconds: seconds)
         return (compressed, summary)
     }

@@ -11,12 +11,25 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     public var valLoss: Double, valDice: Double, valIoU: Double
     public var learningRate: Double
     public var seconds: Double
+    /// Scores on the job's reporting (test) split, recorded for the comparison of candidates and
+    /// never used to choose (nil when training does not score it: a baseline).
+    public var testDice: Double? = nil
+    public var testIoU: Double? = nil
 
     public static let csvHeader = ["epoch", "train_loss", "train_dice", "train_iou", "val_loss", "val_dice", "val_iou", "learning_rate", "seconds"]
     public var csvRow: [String] {
         let values = [trainLoss, trainDice, trainIoU, valLoss, valDice, valIoU, learningRate, seconds]
         return [String(epoch)] + values.map { String(format: "%.6g", $0) }
     }
+}
+
+/// What "best" means for early stopping and for the weights a run ends with.
+public enum TrainingMonitor: String, Codable, Sendable {
+    /// Lowest validation loss (Keras's EarlyStopping default): training a baseline.
+    case validationLoss
+    /// Highest validation Dice: fine-tuning a compressed model, where the job keeps the candidate
+    /// with the best validation Dice.
+    case validationDice
 }
 
 /// What a training run reports as it goes; the CLI draws bars from it, a worker forwards it.
@@ -55,6 +68,18 @@ public final class Trainer {
     public var resumeFrom: TrainingCheckpoint?
     /// Called with the loop's whole state after every completed epoch (see `TrainingCheckpoint`).
     public var checkpointSink: ((TrainingCheckpoint) throws -> Void)?
+    /// What early stopping and the kept weights follow.
+    public var monitor = TrainingMonitor.validationLoss
+    /// The model as it enters, scored on the validation split: epoch 0, a candidate like every
+    /// epoch, so a run that never improves on it ends with the weights it started from (nil: the
+    /// first epoch is the first candidate, as in Keras).
+    public var startingScore: EvaluationResult?
+    /// Scores the model on the reporting split after each epoch's validation (`EpochRecord.testDice`).
+    public var reportingScore: ((UNet) -> EvaluationResult)?
+    /// Fine-tuning by distillation: each batch's targets become `(1 - weight) y + weight q`, with `q`
+    /// the teacher's probabilities on the same augmented images. The binary cross-entropy is linear
+    /// in its targets, so that term is exactly `(1 - w) BCE(p, y) + w BCE(p, q)` (soft targets).
+    public var teacher: (model: UNet, weight: Float)?
 
     /// Keras ReduceLROnPlateau's default `min_delta`.
     static let plateauMinDelta = 1e-4
@@ -83,7 +108,10 @@ public final class Trainer {
                         valImages: val.count, momentum: momentum))
 
         var history: [EpochRecord] = []
+        // `loss` is the monitored value, lower is better (the negated Dice when monitoring Dice).
         var best: (loss: Double, epoch: Int, weights: [Tensor]) = (.infinity, 0, model.parameters.map(\.value))
+        if let start = startingScore { best.loss = monitored(loss: start.loss, dice: start.dice) }
+        let keepsStart = startingScore != nil
         var sinceBest = 0, sincePlateauBest = 0
         var plateauBest = Double.infinity
         var stoppedBy = "epochs"
@@ -92,7 +120,7 @@ public final class Trainer {
             try restore(c, adam: adam, shuffle: &shuffle, augmenter: &augmenter)
             history = c.state.history
             best = (Double(bitPattern: c.state.bestLossBits), c.state.bestEpoch,
-                    c.state.bestEpoch > 0 ? model.parameters.map { c.bestWeights[$0.name]! } : model.parameters.map(\.value))
+                    c.bestWeights.isEmpty ? model.parameters.map(\.value) : model.parameters.map { c.bestWeights[$0.name]! })
             sinceBest = c.state.sinceBest
             sincePlateauBest = c.state.sincePlateauBest
             plateauBest = Double(bitPattern: c.state.plateauBestBits)
@@ -113,11 +141,13 @@ public final class Trainer {
             let names = model.parameters.map(\.name)
             try sink(TrainingCheckpoint(
                 state: state, weights: Dictionary(uniqueKeysWithValues: zip(names, model.parameters.map(\.value))),
-                bestWeights: best.epoch > 0 ? Dictionary(uniqueKeysWithValues: zip(names, best.weights)) : [:],
+                bestWeights: best.epoch > 0 || keepsStart ? Dictionary(uniqueKeysWithValues: zip(names, best.weights)) : [:],
                 adamM: Dictionary(uniqueKeysWithValues: zip(trainable, m).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) }),
                 adamV: Dictionary(uniqueKeysWithValues: zip(trainable, v).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) })))
         }
 
+        // Epoch 0's weights are the start's: a checkpoint taken before any epoch (a resume of a
+        // resume) must hold them, so they are in `best` from the start.
         epochs: for epoch in stride(from: firstEpoch, through: settings.epochs, by: 1) {
             let epochStart = monotonicSeconds()
             var order = Array(0..<train.count)
@@ -127,6 +157,7 @@ public final class Trainer {
             for (step, range) in Batching.ranges(count: order.count, size: settings.batchSize).enumerated() {
                 var (x, y) = Batching.batch(train, order[range])
                 if settings.augment { augmenter.applyBatch(images: &x, masks: &y) }
+                if let t = teacher { y = Self.distilledTargets(y, teacher: t.model.forward(x, training: false), weight: t.weight) }
                 model.zeroGradients()
                 let p = model.forward(x, training: true)
                 let (loss, grad) = Loss.bceDice.evaluate(probabilities: p, targets: y)
@@ -143,18 +174,20 @@ public final class Trainer {
             if exactValidation { BatchNormCalibration.recalibrate(model, on: train, batchSize: settings.batchSize) }
             let v = val.isEmpty ? nil : Evaluation.evaluate(model, on: val, batchSize: settings.batchSize)
             let trainScores = metrics.scores
-            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),
+            var record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),
                                      trainDice: trainScores.dicePerImage, trainIoU: trainScores.iouPerImage,
                                      valLoss: v?.loss ?? lossSum / Double(train.count), valDice: v?.dice ?? .nan, valIoU: v?.iou ?? .nan,
                                      learningRate: Double(adam.learningRate), seconds: monotonicSeconds() - epochStart)
+            if let score = reportingScore?(model) { record.testDice = score.dice; record.testIoU = score.iou }
             history.append(record)
             events(.epochFinished(record))
             guard record.valLoss.isFinite else {
                 throw TrainingError(description: "training diverged in epoch \(epoch): validation loss is \(record.valLoss)")
             }
             // Early stopping (Keras: improvement = strictly lower) and best-weight bookkeeping.
-            if record.valLoss < best.loss {
-                best = (record.valLoss, epoch, model.parameters.map(\.value))
+            let value = monitored(loss: record.valLoss, dice: v?.dice ?? trainScores.dicePerImage)
+            if value < best.loss {
+                best = (value, epoch, model.parameters.map(\.value))
                 sinceBest = 0
             } else {
                 sinceBest += 1
@@ -179,11 +212,28 @@ public final class Trainer {
             }
             try checkpoint(epoch, finished: epoch == settings.epochs ? stoppedBy : nil)
         }
-        if best.epoch > 0 {
+        if best.epoch > 0 || keepsStart {
             for (p, w) in zip(model.parameters, best.weights) { p.value = w }
         }
         return TrainingOutcome(history: history, bestEpoch: best.epoch, bestValLoss: best.loss, stoppedBy: stoppedBy,
                                seconds: monotonicSeconds() - start, finalLearningRate: Double(adam.learningRate))
+    }
+
+    /// The monitored value of an evaluation, lower is better.
+    func monitored(loss: Double, dice: Double) -> Double {
+        switch monitor {
+        case .validationLoss: loss
+        case .validationDice: dice.isNaN ? .infinity : -dice
+        }
+    }
+
+    /// `(1 - weight) * targets + weight * teacher`, elementwise.
+    static func distilledTargets(_ targets: Tensor, teacher: Tensor, weight: Float) -> Tensor {
+        precondition(targets.shape == teacher.shape, "distillation: teacher output \(teacher.shape), targets \(targets.shape)")
+        var out = targets
+        let keep = 1 - weight
+        for i in 0..<out.count { out.storage[i] = keep * targets.storage[i] + weight * teacher.storage[i] }
+        return out
     }
 
     /// Puts a checkpoint's state into the model, the optimizer and the generators; a checkpoint of
@@ -202,7 +252,7 @@ public final class Trainer {
         let parameters = model.parameters
         for p in parameters {
             guard c.weights[p.name]?.shape == p.value.shape else { throw fail("it lacks weights '\(p.name)' of shape \(p.value.shape)") }
-            guard c.state.bestEpoch == 0 || c.bestWeights[p.name]?.shape == p.value.shape else {
+            guard c.bestWeights.isEmpty || c.bestWeights[p.name]?.shape == p.value.shape else {
                 throw fail("it lacks best weights '\(p.name)' of shape \(p.value.shape)")
             }
         }

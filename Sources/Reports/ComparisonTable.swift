@@ -1,11 +1,11 @@
 import Foundation
 
 /// The seed's comparison table as text cells, shared by the Markdown and HTML reports:
-/// Method | Rank/Tau | Before FT | After FT | Recovery | Param reduction, then FLOPs, latency and status.
+/// Method | Rank/Tau | Before FT | Final | Chosen | Recovery | Param reduction, then FLOPs, latency and status.
 public enum ComparisonTable {
     public static func header(multiSeed: Bool) -> [String] {
         ["Method", "Rank/Tau"] + (multiSeed ? ["Seed"] : [])
-            + ["Before FT", "After FT", "Recovery", "Param reduction", "Params", "FLOP reduction", "Latency (ms/img)", "Speed-up", "Status"]
+            + ["Before FT", "Final", "Chosen", "Recovery", "Param reduction", "Params", "FLOP reduction", "Latency (ms/img)", "Speed-up", "Status"]
     }
 
     /// Missing numbers are shown as "–".
@@ -18,6 +18,7 @@ public enum ComparisonTable {
         return [method, r.method == "baseline" ? dash : r.setting] + (multiSeed ? [r.seed.map(String.init) ?? dash] : []) + [
             r.diceBeforeFineTune.map { String(format: "%.4f", $0) } ?? dash,
             r.diceAfterFineTune.map { String(format: "%.4f", $0) } ?? dash,
+            r.chosen ?? dash,
             r.diceRecoveryPercent.map { String(format: "%.1f%%", $0) } ?? dash,
             r.parameterReductionPercent.map { String(format: "%.1f%%", $0) } ?? dash,
             r.parameters.map(grouped) ?? dash,

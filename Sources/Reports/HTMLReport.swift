@@ -26,8 +26,8 @@ public enum HTMLReport {
         h.append("<p class=\"meta\">State dir <code>\(e(c.stateDir))</code>, generated \(e(ReportContent.timestamp(c.generated))). Sweep \(e(c.statusLine)).</p>")
 
         h.append("<h2>Comparison</h2>")
-        h.append("<p class=\"meta\">Test-split Dice (per-image mean). Before FT: right after factorisation; After FT: after fine-tuning; Recovery: After FT / baseline Dice; "
-                 + "reductions against the baseline; latency: median ms per image; speed-up against the baseline timed in the same job.</p>")
+        h.append("<p class=\"meta\">Test-split Dice (per-image mean). Before FT: right after factorisation; Final: the model the job kept, the candidate with the best validation Dice (Chosen: factorised, recalibrated or a fine-tuning epoch); Recovery: Final / baseline Dice; "
+                 + "reductions against the baseline; latency: median ms per image, measured on the host that ran the job (an outcome of that machine; it decided nothing); speed-up against the baseline timed in the same job.</p>")
         h.append("<table>")
         let header = ComparisonTable.header(multiSeed: c.multiSeed)
         h.append("<thead><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")

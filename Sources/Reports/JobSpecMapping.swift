@@ -42,13 +42,14 @@ extension TrainSpec {
 }
 
 extension CompressSpec {
-    /// A `compress` job's spec as Pipeline runs it; `inputsDir` holds the job's inputs (`dataset/`).
+    /// A `compress` job's spec as Pipeline runs it; `inputsDir` holds the job's inputs (`dataset/`,
+    /// and the latency profile when the sweep has one).
     public init(job: CompressJobSpec, inputsDir: String) throws {
         self.init(method: try CompressionMethod(name: job.method, rank: job.rank, tau: job.tau),
                   fineTune: job.fineTune,
                   data: DataSource(job: job.data, seed: job.seed, validationSplit: job.validationSplit,
                                    datasetRoot: job.data.datasetDir.map { inputsDir + "/" + $0 }),
                   batchSize: job.batchSize)
-        if let layerTiming = job.layerTiming { self.layerTiming = layerTiming }
+        if job.latencyProfile != nil { latencyProfile = inputsDir + "/" + JobFiles.latencyProfile }
     }
 }

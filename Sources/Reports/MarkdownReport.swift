@@ -7,8 +7,9 @@ public enum MarkdownReport {
         md.append("# ranksweep report\n")
         md.append("State dir `\(c.stateDir)`, generated \(ReportContent.timestamp(c.generated)). Sweep \(c.statusLine).\n")
         md.append("## Comparison\n")
-        md.append("Test-split Dice (per-image mean). Before FT: right after factorisation; After FT: after fine-tuning; "
-                  + "Recovery: After FT / baseline Dice; reductions against the baseline; latency: median ms per image, "
+        md.append("Test-split Dice (per-image mean). Before FT: right after factorisation; Final: the model the job kept, "
+                  + "the candidate with the best validation Dice (Chosen: factorised, recalibrated or a fine-tuning epoch); "
+                  + "Recovery: Final / baseline Dice; reductions against the baseline; latency: median ms per image, measured on the host that ran the job (an outcome of that machine; it decided nothing); "
                   + "speed-up against the baseline timed in the same job.\n")
         let header = ComparisonTable.header(multiSeed: c.multiSeed)
         md.append(row(header))

@@ -36,10 +36,15 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var iouBeforeFineTune: Double?
     /// After BatchNorm recalibration, still before fine-tuning.
     public var diceRecalibrated: Double?
-    /// After fine-tuning (the baseline's own test score on its row).
+    /// The job's final model: the candidate chosen on validation (factorised, recalibrated, a
+    /// fine-tuning epoch; `chosen` says which), scored on the test split (the baseline's own test
+    /// score on its row).
     public var diceAfterFineTune: Double?
     public var iouAfterFineTune: Double?
-    /// Dice after FT / baseline Dice x 100.
+    /// Which candidate the job kept, and the best fine-tuning epoch's test Dice (epoch 0: its start).
+    public var chosen: String?
+    public var diceFineTuned: Double?
+    /// Final Dice / baseline Dice x 100.
     public var diceRecoveryPercent: Double?
     public var iouRecoveryPercent: Double?
     /// Epochs run (training epochs on the baseline row) and their wall time in seconds.
@@ -143,8 +148,10 @@ public enum ResultsTable {
         row.diceBeforeFineTune = r.afterFactorisation.dice
         row.iouBeforeFineTune = r.afterFactorisation.iou
         row.diceRecalibrated = r.afterRecalibration.dice
-        row.diceAfterFineTune = r.afterFineTune.dice
-        row.iouAfterFineTune = r.afterFineTune.iou
+        row.diceAfterFineTune = r.chosenScore.dice
+        row.iouAfterFineTune = r.chosenScore.iou
+        row.chosen = r.chosen
+        row.diceFineTuned = r.afterFineTune.dice
         row.diceRecoveryPercent = r.diceRecoveryPercent
         row.iouRecoveryPercent = r.iouRecoveryPercent
         row.epochs = r.fineTuneEpochs
@@ -155,7 +162,7 @@ public enum ResultsTable {
     public static let csvColumns = [
         "job", "kind", "method", "rank", "tau", "seed", "status", "parameters", "parameter_reduction_percent",
         "flops", "flop_reduction_percent", "latency_ms", "baseline_latency_ms", "speed_up",
-        "dice_before_ft", "iou_before_ft", "dice_recalibrated", "dice_after_ft", "iou_after_ft",
+        "dice_before_ft", "iou_before_ft", "dice_recalibrated", "dice_fine_tuned", "chosen", "dice_final", "iou_final",
         "dice_recovery_percent", "iou_recovery_percent", "epochs", "training_seconds",
         "worker", "host", "attempts", "job_seconds", "failure_reason",
     ]
@@ -175,7 +182,7 @@ public enum ResultsTable {
                 r.parameters.map(String.init), r.parameterReductionPercent.map(number), r.flops.map(String.init),
                 r.flopReductionPercent.map(number), r.latencyMs.map(number), r.baselineLatencyMs.map(number),
                 r.speedUp.map(number), r.diceBeforeFineTune.map(number), r.iouBeforeFineTune.map(number),
-                r.diceRecalibrated.map(number), r.diceAfterFineTune.map(number), r.iouAfterFineTune.map(number),
+                r.diceRecalibrated.map(number), r.diceFineTuned.map(number), r.chosen, r.diceAfterFineTune.map(number), r.iouAfterFineTune.map(number),
                 r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
                 r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
             ]

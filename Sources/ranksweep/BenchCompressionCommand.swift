@@ -7,8 +7,9 @@ import Foundation
 /// `ranksweep bench compression`: the seed's sweep grid on randomly initialised U-Nets (by default
 /// unet-small, 3 channels, and the held-out-style 1-channel model, both base 16) — parameter and
 /// FLOP reduction (compare a numpy count of the same model) and the inference speed-up, baseline
-/// and compressed timed in interleaved rounds in the same run, next to the FLOP ratio. Layers are
-/// timed at compression as `compress` does (a pair that is not faster stays full). Each model is
+/// and compressed timed in interleaved rounds in the same run, next to the FLOP ratio. Every eligible
+/// layer is factorised (as `compress` does without a latency profile), unless `--latency-profile`
+/// gives one. Each model is
 /// first timed against an unchanged copy of itself: that self-check should read 1.00x ± 0.03, and
 /// tells how far the other figures can be trusted on this machine at this moment.
 struct BenchCompression: ParsableCommand {
@@ -23,8 +24,8 @@ struct BenchCompression: ParsableCommand {
     @Option(help: "Timed runs per model in each round.") var runs = 6
     @Option(help: "Interleaved rounds (the figure is the median of the rounds' medians).") var rounds = 5
     @Option(help: "Batch size of the latency runs.") var batch = 8
-    @Flag(name: .customLong("no-layer-timing"), help: "Factorise by rank alone, without timing each pair against its full layer.")
-    var noLayerTiming = false
+    @Option(name: .customLong("latency-profile"), help: "Keep the layers this profile (`ranksweep profile-layers` of the same model shape) times faster full.")
+    var latencyProfile: String?
 
     func validate() throws {
         guard baseFilters >= 1, runs >= 1, rounds >= 1, batch >= 1, !inputChannels.isEmpty, inputChannels.allSatisfy({ $0 >= 1 }) else {
@@ -50,14 +51,14 @@ struct BenchCompression: ParsableCommand {
         print(String(format: "self-check (model against an unchanged copy): %.3fx wall (rounds %@), %.3fx CPU: %@",
                      same.speedUp, roundList(same), same.cpuSpeedUp ?? 0,
                      ok ? "within 1.00 ± 0.03" : "OUTSIDE 1.00 ± 0.03: the machine is too noisy for the figures below"))
-        let timing = noLayerTiming ? nil : LayerTiming(batch: batch, runs: 7)
-        print("| method | params after | param reduction | FLOP reduction | FLOP ratio | factorised | kept full: not faster | SVD+timing s "
+        let profile = try latencyProfile.map { try LatencyProfile.read(path: UserPath.absolute($0)) }
+        print("| method | params after | param reduction | FLOP reduction | FLOP ratio | factorised | kept full: not faster | SVD s "
               + "| baseline ms/img | compressed ms/img | speed-up wall | rounds | speed-up CPU | CPU speed-up / FLOP ratio |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         let methods: [CompressionMethod] = [.svd(rank: 50), .svd(rank: 100), .svd(rank: 150), .arsvd(tau: 0.95), .arsvd(tau: 0.9), .arsvd(tau: 0.85)]
         for method in methods {
             let start = monotonicSeconds()
-            let (compressed, s) = try ModelCompressor.compress(model: model, method: method, imageSize: imageSize, layerTiming: timing)
+            let (compressed, s) = try ModelCompressor.compress(model: model, method: method, imageSize: imageSize, latencyProfile: profile)
             let seconds = monotonicSeconds() - start
             let latency = try Latency.compareInferenceLatency(baseline: model, compressed: compressed, batch: batch,
                                                               imageSize: imageSize, runs: runs, warmup: 2, rounds: rounds)

@@ -27,8 +27,10 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = FineTuneSettings().epochs
     @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = FineTuneSettings().learningRate
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
-    @Flag(inversion: .prefixedNo, help: "Time each factorised pair against its full layer and keep the full one when the pair is not faster (--no-layer-timing: factorise every eligible layer; machine-independent).")
-    var layerTiming = true
+    @Option(name: .customLong("latency-profile"), help: "A `ranksweep profile-layers` file of the deployment target: pairs it times no faster than their full layer stay full (default: every eligible layer is factorised).")
+    var latencyProfile: String?
+    @Option(name: .customLong("finetune-distill"), help: "Weight in [0, 1) of the baseline's probabilities as soft targets while fine-tuning (0: the masks alone).")
+    var finetuneDistill: Double = FineTuneSettings().distill
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var layout: DatasetLayoutOptions
     @OptionGroup var logging: LoggingOptions
@@ -63,6 +65,7 @@ struct Compress: ParsableCommand {
         } catch let error as CompressionError { throw ValidationError(error.message) }
         guard finetuneEpochs >= 0 else { throw ValidationError("--finetune-epochs cannot be negative") }
         guard finetuneLr > 0 else { throw ValidationError("--finetune-lr must be positive") }
+        guard finetuneDistill >= 0 && finetuneDistill < 1 else { throw ValidationError("--finetune-distill must be in [0, 1), got \(finetuneDistill)") }
     }
 
     func run() throws {
@@ -75,7 +78,8 @@ struct Compress: ParsableCommand {
         var rows: [(CompressionMethod, CompressResult)] = []
         for m in all {
             var spec = CompressSpec(method: m)
-            spec.layerTiming = layerTiming
+            spec.latencyProfile = latencyProfile.map { UserPath.absolute($0) }
+            spec.fineTune.distill = finetuneDistill
             spec.fineTune.epochs = finetuneEpochs
             spec.fineTune.learningRate = finetuneLr
             if let dataRoot { spec.data = DataSource(root: UserPath.absolute(dataRoot)); spec.data?.datasetOptions = layout.options }
@@ -86,13 +90,14 @@ struct Compress: ParsableCommand {
             if csupport_stop_requested() != 0 { break }
         }
         progress.line("")
-        progress.line("| Method | Rank/Tau | Before FT | Recalibrated | After FT | Recovery | Params | FLOPs | Speed-up |")
-        progress.line("|---|---|---|---|---|---|---|---|---|")
+        progress.line("| Method | Rank/Tau | Before FT | Recalibrated | After FT | Chosen | Final | Recovery | Params | FLOPs | Speed-up |")
+        progress.line("|---|---|---|---|---|---|---|---|---|---|---|")
         for (m, r) in rows {
             let setting: String
             switch m { case .svd(let rank): setting = "r=\(rank)"; case .arsvd(let tau): setting = "tau=\(tau)" }
-            progress.line(String(format: "| %@ | %@ | %.4f | %.4f | %.4f | %.1f%% | -%.1f%% | -%.1f%% | %.2fx |",
+            progress.line(String(format: "| %@ | %@ | %.4f | %.4f | %.4f | %@ | %.4f | %.1f%% | -%.1f%% | -%.1f%% | %.2fx |",
                                  m.name.uppercased(), setting, r.afterFactorisation.dice, r.afterRecalibration.dice, r.afterFineTune.dice,
+                                 r.chosen ?? "", r.chosenScore.dice,
                                  r.diceRecoveryPercent, r.summary.parameterReductionPercent, r.summary.flopReductionPercent, r.latency.speedUp))
         }
         if let first = rows.first { progress.line(String(format: "baseline test dice %.4f iou %.4f", first.1.baseline.dice, first.1.baseline.iou)) }

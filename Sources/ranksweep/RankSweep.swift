@@ -22,6 +22,7 @@ struct RankSweep: ParsableCommand {
             RunCommand.self,
             Train.self,
             Compress.self,
+            ProfileLayers.self,
             Evaluate.self,
             Dataset.self,
             ImportKeras.self,

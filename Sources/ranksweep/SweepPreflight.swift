@@ -1,3 +1,4 @@
+import Compression
 import Engine
 import Foundation
 import Pipeline
@@ -21,6 +22,14 @@ enum SweepPreflight {
             return source
         }
         if let data, !spec.channelsGiven { spec.model.channels = try data.storedChannels() }
+        if let path = spec.latencyProfile, compresses {
+            // A profile that cannot be read, or was made for another model, would fail every compress job.
+            let profile = try LatencyProfile.read(path: path)
+            if spec.baselineModel == nil {
+                let shape = UNet(config: UNetConfig(inputChannels: spec.model.channels, baseFilters: spec.model.baseFilters, depth: spec.model.depth), seed: 0)
+                try profile.check(fits: shape, imageSize: spec.imageSize)
+            }
+        }
         if let path = spec.baselineModel {
             // Compress jobs score the model at the size and on the channels it was trained with.
             let (model, _, training) = try CompressJob.loadBaseline(path: path, data: data ?? DataSource())   // a Keras baseline takes the sweep's data

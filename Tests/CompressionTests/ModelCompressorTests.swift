@@ -171,36 +171,40 @@ final class ModelCompressorTests: XCTestCase {
         XCTAssertEqual(loaded.forward(x, training: false), compressed.forward(x, training: false))
     }
 
-    /// With layer timing, a pair that does not run faster than its full layer is not used: the slot
-    /// keeps the full convolution (its outputs unchanged, its FLOPs counted as full) and says why,
-    /// with both figures. A timer stands in for the clock so the decision is the test's.
-    func testPairsThatAreNotFasterStayFullAndSayWhy() throws {
-        let model = randomisedUNet(tiny, seed: 23)
-        var timed: [String] = []
-        var options = ModelCompressor.Options()
-        options.layerTimer = { full, pair in
-            timed.append(full.name)
-            XCTAssertEqual(pair.inChannels, full.inChannels)
-            XCTAssertEqual(pair.outChannels, full.outChannels)
-            // enc1_conv2 and dec0_conv1: the pair measures slower (equal counts as not faster too).
-            switch full.name {
-            case "enc1_conv2": return (fullMs: 1.0, factorisedMs: 1.5)
-            case "dec0_conv1": return (fullMs: 2.0, factorisedMs: 2.0)
-            default: return (fullMs: 2.0, factorisedMs: 1.0)
-            }
+    /// A profile of this model's layers where every pair at rank 2 is faster than its full layer,
+    /// except `slow` (not faster: the equal case counts as not faster too).
+    func profile(of model: UNet, imageSize: Int, slow: [String: (full: Double, pair: Double)]) -> LatencyProfile {
+        let layers = ModelCompressor.convolutionSlots(of: model, imageSize: imageSize).filter { !$0.isHead }.map { slot in
+            let conv = slot.layer
+            let (full, pair) = slow[conv.name] ?? (2.0, 1.0)
+            // Rank 1 and rank 3 bracket the rank asked for (2): it is interpolated between them.
+            return LatencyProfile.Layer(name: conv.name, kernelShape: [conv.kernelHeight, conv.kernelWidth, conv.inChannels, conv.outChannels],
+                                        inputSize: slot.size, fullMs: full, fullSpreadMs: [full, full],
+                                        pairs: ["svd": [.init(rank: 1, ms: pair - 0.5, spreadMs: []), .init(rank: 3, ms: pair + 0.5, spreadMs: [])]])
         }
-        let (compressed, summary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, options: options)
+        return LatencyProfile(host: "target-host", cpu: "Test CPU", blasCore: "none", threads: 1, batch: 1, runs: 1,
+                              imageSize: imageSize, createdAt: "2026-12-07T00:00:00Z", layers: layers)
+    }
+
+    /// With a latency profile, a pair the profile times no faster than its full layer is not used:
+    /// the slot keeps the full convolution (its outputs unchanged, its FLOPs counted as full) and
+    /// says why, with both figures; the summary names the profile's host. The same profile gives the
+    /// same model every time: the decision is the file's, never this machine's clock.
+    func testPairsTheProfileTimesNoFasterStayFullAndSayWhy() throws {
+        let model = randomisedUNet(tiny, seed: 23)
+        let target = profile(of: model, imageSize: 16, slow: ["enc1_conv2": (1.0, 1.5), "dec0_conv1": (2.0, 2.0)])
+        let (compressed, summary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, latencyProfile: target)
         let (untimed, plain) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16)
-        // Only pairs that would be used are timed: not the head, not layers past break-even.
-        XCTAssertEqual(timed, plain.layers.filter(\.factorised).map(\.name))
-        XCTAssertGreaterThanOrEqual(timed.count, 4)
+        XCTAssertEqual(summary.latencyProfile, LatencyProfileRef(target))
+        XCTAssertNil(plain.latencyProfile)
+        XCTAssertGreaterThanOrEqual(plain.layers.filter(\.factorised).count, 4)
         let byName = Dictionary(uniqueKeysWithValues: summary.layers.map { ($0.name, $0) })
         let slow = try XCTUnwrap(byName["enc1_conv2"])
         XCTAssertFalse(slow.factorised)
         XCTAssertNil(slow.rank)
         XCTAssertEqual(slow.chosenRank, 2)
         XCTAssertEqual(slow.skipReason, .slowerThanFull(fullMs: 1.0, factorisedMs: 1.5))
-        XCTAssertEqual(slow.skipReasonText, "factorised not faster: 1.500 ms/image vs full 1.000 (measured)")
+        XCTAssertEqual(slow.skipReasonText, "factorised not faster: 1.500 ms/image vs full 1.000 (latency profile)")
         XCTAssertEqual(slow.flopsAfter, slow.flopsBefore)
         XCTAssertEqual(slow.parametersAfter, slow.parametersBefore)
         XCTAssertEqual(slow.measuredFullMs, 1.0)
@@ -209,54 +213,91 @@ final class ModelCompressorTests: XCTestCase {
         let fast = try XCTUnwrap(byName["enc1_conv1"])
         XCTAssertTrue(fast.factorised)
         XCTAssertEqual(fast.measuredFactorisedMs, 1.0)
-        // The model holds exactly the pairs the summary says, and the rest as they were.
         for (layer, decision) in zip(compressed.convolutions, summary.layers) {
             XCTAssertEqual(layer is LowRankConv2D, decision.factorised, decision.name)
         }
         XCTAssertEqual(summary.factorisedLayerCount, plain.factorisedLayerCount - 2)
-        // The model's FLOPs: the plain compression's, with the two slots back at their full cost.
         let plainByName = Dictionary(uniqueKeysWithValues: plain.layers.map { ($0.name, $0) })
         let restored = ["enc1_conv2", "dec0_conv1"].map { byName[$0]!.flopsBefore - plainByName[$0]!.flopsAfter }.reduce(0, +)
         XCTAssertGreaterThan(restored, 0)
         XCTAssertEqual(summary.flopsAfter, plain.flopsAfter + restored)
         let x = randomTensor([2, 16, 16, 3], seed: 6, scale: 0.5, offset: 0.5)
-        XCTAssertEqual(compressed.convolutions.first { $0.name == "enc1_conv2" } is Conv2D, true)
         XCTAssertNotEqual(compressed.forward(x, training: false), untimed.forward(x, training: false))
-        // The reason survives JSON with its figures.
+        // Twice with the same profile: the same model, bit for bit.
+        let (again, againSummary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, latencyProfile: target)
+        var timeless = (againSummary, summary)
+        timeless.0.decompositionSeconds = 0; timeless.1.decompositionSeconds = 0   // the SVDs' wall time is an outcome
+        XCTAssertEqual(timeless.0, timeless.1)
+        XCTAssertEqual(again.forward(x, training: false), compressed.forward(x, training: false))
         let json = try JSONEncoder().encode(summary)
         XCTAssertTrue(String(decoding: json, as: UTF8.self).contains("slowerThanFull"))
         XCTAssertEqual(try JSONDecoder().decode(CompressionSummary.self, from: json), summary)
     }
 
-    /// Layer timing on this machine: every pair that would be used is timed (CPU time, positive),
-    /// and it is used exactly when it measured faster; the summary records the timing settings.
-    func testLayerTimingOnThisMachineDecidesByItsMeasurements() throws {
+    /// A profile made for another model or image size is refused, naming the layer; one without
+    /// pairs of the method's family says to profile again.
+    func testAProfileOfAnotherModelIsRefused() throws {
         let model = randomisedUNet(tiny, seed: 24)
-        let timing = LayerTiming(batch: 2, runs: 3)
-        let (compressed, summary) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, layerTiming: timing)
-        let (_, plain) = try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16)
-        XCTAssertEqual(summary.layerTiming, timing)
-        XCTAssertNil(plain.layerTiming)
-        for (d, p) in zip(summary.layers, plain.layers) {
-            guard p.factorised else {
-                XCTAssertNil(d.measuredFullMs, d.name)
-                XCTAssertEqual(d.skipReason, p.skipReason, d.name)
-                continue
-            }
-            let full = try XCTUnwrap(d.measuredFullMs, d.name), pair = try XCTUnwrap(d.measuredFactorisedMs, d.name)
-            XCTAssertGreaterThanOrEqual(full, 0, d.name)
-            XCTAssertGreaterThanOrEqual(pair, 0, d.name)
-            XCTAssertEqual(d.factorised, pair < full, d.name)
-            if !d.factorised { XCTAssertEqual(d.skipReason, .slowerThanFull(fullMs: full, factorisedMs: pair), d.name) }
+        let target = profile(of: model, imageSize: 16, slow: [:])
+        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 32, latencyProfile: target)) {
+            XCTAssertTrue("\($0)".contains("was made for another model: layer enc0_conv1 is 3x3x3x4 at 16 px there, 3x3x3x4 at 32 px here"), "\($0)")
         }
-        XCTAssertEqual(compressed.convolutions.filter { $0 is LowRankConv2D }.count, summary.factorisedLayerCount)
-        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16,
-                                                          layerTiming: LayerTiming(batch: 0, runs: 3))) {
-            XCTAssertEqual("\($0)", "layer timing: batch must be at least 1, got 0")
+        let other = randomisedUNet(UNetConfig(inputChannels: 1, baseFilters: 4, depth: 2), seed: 24)
+        XCTAssertThrowsError(try ModelCompressor.compress(model: other, method: .svd(rank: 2), imageSize: 16, latencyProfile: target)) {
+            XCTAssertTrue("\($0)".contains("layer enc0_conv1 is 3x3x3x4 at 16 px there, 3x3x1x4 at 16 px here"), "\($0)")
         }
-        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16,
-                                                          layerTiming: LayerTiming(batch: 1, runs: 0))) {
-            XCTAssertEqual("\($0)", "layer timing: runs must be at least 1, got 0")
+        var noPairs = target
+        noPairs.layers[0].pairs = [:]
+        XCTAssertThrowsError(try ModelCompressor.compress(model: model, method: .svd(rank: 2), imageSize: 16, latencyProfile: noPairs)) {
+            XCTAssertTrue("\($0)".contains("has no svd pairs for layer enc0_conv1"), "\($0)")
+        }
+    }
+
+    /// Between profiled ranks the time is linear; outside them, the nearest end's.
+    func testProfileInterpolation() {
+        let points: [LatencyProfile.Point] = [.init(rank: 2, ms: 1, spreadMs: []), .init(rank: 6, ms: 3, spreadMs: []), .init(rank: 10, ms: 4, spreadMs: [])]
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 1), 1)
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 2), 1)
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 3), 1.5)
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 6), 3)
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 8), 3.5)
+        XCTAssertEqual(LatencyProfile.interpolate(points, rank: 40), 4)
+        XCTAssertEqual(LatencyProfiler.ladder(breakEven: 23.35), [1, 2, 4, 8, 16, 23])
+        XCTAssertEqual(LatencyProfiler.ladder(breakEven: 3.0), [1, 2])
+        XCTAssertEqual(LatencyProfiler.ladder(breakEven: 1.0), [])
+    }
+
+    /// The profiler on this machine: every slot but the head, each with its ladder of ranks, times
+    /// that are finite, and a file that reads back equal; a damaged file is one clear error.
+    func testProfilerWritesAProfileThatReadsBack() throws {
+        let model = randomisedUNet(tiny, seed: 25)
+        var seen: [String] = []
+        let p = try LatencyProfiler.profile(model: model, imageSize: 16, timing: LayerTiming(batch: 1, runs: 1), rounds: 1,
+                                            host: "here", cpu: "cpu") { done, total, name in
+            seen.append(name)
+            XCTAssertEqual(done, seen.count)
+            XCTAssertEqual(total, model.convolutions.count - 1)
+        }
+        XCTAssertEqual(p.layers.map(\.name), Array(model.convolutions.dropLast().map(\.name)))
+        XCTAssertEqual(seen, p.layers.map(\.name))
+        for (layer, slot) in zip(p.layers, ModelCompressor.convolutionSlots(of: model, imageSize: 16)) {
+            let conv = slot.layer
+            let rows = conv.kernelHeight * conv.kernelWidth * conv.inChannels
+            let ranks = LatencyProfiler.ladder(breakEven: Factorisation.breakEvenRank(rows: rows, columns: conv.outChannels))
+            XCTAssertEqual(layer.pairs["svd"]?.map(\.rank) ?? [], ranks, layer.name)
+            XCTAssertEqual(layer.inputSize, slot.size)
+            XCTAssertTrue(layer.fullMs.isFinite && (layer.pairs["svd"] ?? []).allSatisfy { $0.ms.isFinite }, layer.name)
+        }
+        let path = NSTemporaryDirectory() + "profile-\(UUID()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try JSONEncoder().encode(p).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try LatencyProfile.read(path: path), p)
+        try Data("{\"schema\": 1}".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try LatencyProfile.read(path: path)) {
+            XCTAssertEqual("\($0)", "latency profile \(path): not a profile written by `ranksweep profile-layers` (no 'host')")
+        }
+        XCTAssertThrowsError(try LatencyProfile.read(path: path + ".missing")) {
+            XCTAssertTrue("\($0)".hasPrefix("latency profile \(path).missing: cannot read it"), "\($0)")
         }
     }
 

@@ -132,9 +132,10 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(history.count, 1 + 3)
     }
 
-    /// A compress job's fine-tune resumes like training: the same model file and scores as an
-    /// uninterrupted run. A checkpoint of another factorisation (layer timing decided otherwise on
-    /// the first attempt's machine) is dropped with a note: the fine-tune starts over, nothing fails.
+    /// By default a compress job depends only on its inputs: run twice, it writes the same model
+    /// file, and its fine-tune resumes like training, to the same model file and scores as an
+    /// uninterrupted run. A checkpoint of another factorisation (another rank here; another version
+    /// or profile in life) is dropped with a note: the fine-tune starts over, nothing fails.
     func testCompressJobFineTuneResumesBitIdenticalAndDropsAForeignCheckpoint() throws {
         let dir = try temporaryDirectory()
         _ = try SyntheticDataset.write(to: dir + "/data", count: 16, size: 32, seed: 2)
@@ -144,7 +145,6 @@ final class CheckpointTests: XCTestCase {
         let baseline = dir + "/base/model.safetensors"
         func spec(rank: Int) -> CompressSpec {
             var s = CompressSpec(method: .svd(rank: rank), fineTune: FineTuneSettings(epochs: 3, learningRate: 1e-3, patience: 5))
-            s.layerTiming = false
             s.latencyRuns = 1
             return s
         }
@@ -156,6 +156,11 @@ final class CheckpointTests: XCTestCase {
             if case let .note(text) = event { notes.append(text) }
         }
         XCTAssertTrue(notes.contains("resumed from epoch 1"), "\(notes)")
+        let twice = try CompressJob.run(spec(rank: 2), baselinePath: baseline, outDir: dir + "/a2")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/a/model.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/a2/model.safetensors")), "run twice: the same model file")
+        XCTAssertEqual(twice.candidates, whole.candidates)
+        XCTAssertEqual(resumed.candidates, whole.candidates, "the resumed run scores every candidate as the whole run did")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/a/model.safetensors")),
                        try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors")), "the model file is bit-identical")
         XCTAssertEqual(resumed.afterFineTune, whole.afterFineTune)

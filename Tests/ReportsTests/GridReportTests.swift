@@ -15,7 +15,7 @@ final class GridReportTests: XCTestCase {
         let yaml = Fixture.sweepYAML
             .replacingOccurrences(of: "model: {base_filters: 4,", with: "model: {base_filters: [3, 4],")
             .replacingOccurrences(of: "fine_tune: {epochs: 1, lr: 0.0001}", with: "fine_tune: {epochs: 1, lr: [0.0001, 0.0002]}")
-            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9], layer_timing: false}", with: "{svd_ranks: [2], arsvd_taus: [], layer_timing: false}")
+            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9]}", with: "{svd_ranks: [2], arsvd_taus: []}")
         XCTAssertNotEqual(yaml, Fixture.sweepYAML)
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: dir + "/sweep.yaml"))
         let r = try Fixture.run(["run", dir + "/sweep.yaml", "--state-dir", dir + "/state", "--local-workers", "2"], timeout: 240)

@@ -42,7 +42,7 @@ final class ReportTests: XCTestCase {
             XCTAssertEqual(row["status"], "done")
             if row["kind"] == "train" {
                 let test = result["test"] as! [String: Any]
-                same(row["dice_after_ft"], test["dice"], "baseline dice")
+                same(row["dice_final"], test["dice"], "baseline dice")
                 XCTAssertEqual(Int(row["parameters"]!), result["parameters"] as? Int)
                 XCTAssertEqual(Int(row["flops"]!), result["forwardFLOPsPerImage"] as? Int)
                 XCTAssertEqual(row["method"], "baseline")
@@ -52,7 +52,12 @@ final class ReportTests: XCTestCase {
             func dice(_ key: String) -> Double? { (result[key] as? [String: Any])?["dice"] as? Double }
             same(row["dice_before_ft"], dice("afterFactorisation"), row["job"]! + " dice_before_ft")
             same(row["dice_recalibrated"], dice("afterRecalibration"), row["job"]! + " dice_recalibrated")
-            same(row["dice_after_ft"], dice("afterFineTune"), row["job"]! + " dice_after_ft")
+            same(row["dice_fine_tuned"], dice("afterFineTune"), row["job"]! + " dice_fine_tuned")
+            same(row["dice_final"], dice("final"), row["job"]! + " dice_final")
+            XCTAssertEqual(row["chosen"], result["chosen"] as? String)
+            let candidates = try XCTUnwrap(result["candidates"] as? [[String: Any]])
+            let best = candidates.compactMap { $0["valDice"] as? Double }.max()
+            XCTAssertEqual(candidates.first { $0["name"] as? String == row["chosen"] }?["valDice"] as? Double, best, "the chosen one is the best on validation")
             same(row["dice_recovery_percent"], result["diceRecoveryPercent"] as? Double, row["job"]! + " dice_recovery_percent")
             same(row["parameter_reduction_percent"], summary["parameterReductionPercent"] as? Double, row["job"]! + " parameter_reduction_percent")
             XCTAssertEqual(Int(row["parameters"]!), summary["parametersAfter"] as? Int)
@@ -74,19 +79,19 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(jsonRows.count, 4)
         for row in jsonRows where row["kind"] as? String == "compress" {
             let result = stored[row["job"] as! String]!
-            same((row["diceAfterFineTune"] as? Double).map { "\($0)" }, (result["afterFineTune"] as! [String: Any])["dice"], "json dice")
+            same((row["diceAfterFineTune"] as? Double).map { "\($0)" }, (result["final"] as! [String: Any])["dice"], "json dice")
             same((row["diceRecoveryPercent"] as? Double).map { "\($0)" }, result["diceRecoveryPercent"], "json recovery")
         }
         XCTAssertNotNil((json["recommendation"] as? [String: Any])?["sentences"])
 
         // report.md: the seed's table with the baseline row, and the recommendation.
         let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
-        XCTAssertTrue(md.contains("| Method | Rank/Tau | Before FT | After FT | Recovery | Param reduction |"), md)
+        XCTAssertTrue(md.contains("| Method | Rank/Tau | Before FT | Final | Chosen | Recovery | Param reduction |"), md)
         XCTAssertTrue(md.contains("| Baseline | – |"), md)
         XCTAssertTrue(md.contains("| SVD | r=2 |") && md.contains("| ARSVD | tau=0.9 |"), md)
         XCTAssertTrue(md.contains("at least 95% of the baseline's"), md)
         let svd2 = csv.first { $0["job"] == "svd-r2-s1" }!
-        XCTAssertTrue(md.contains(String(format: "| %.4f |", Double(svd2["dice_after_ft"]!)!)), md)
+        XCTAssertTrue(md.contains(String(format: "| %.4f | %@ |", Double(svd2["dice_final"]!)!, svd2["chosen"]!)), md)
 
         // report.html: well-formed XML, self-contained, one <svg> per chart.
         let html = try Data(contentsOf: URL(fileURLWithPath: out + "/report.html"))
@@ -129,7 +134,7 @@ final class ReportTests: XCTestCase {
         let failed = csv.first { $0["job"] == "svd-r4-s1" }!
         XCTAssertEqual(failed["failure_reason"], "failed 2 times: NaN loss at epoch 1")
         XCTAssertEqual(failed["attempts"], "2")
-        XCTAssertEqual(failed["dice_after_ft"], "")
+        XCTAssertEqual(failed["dice_final"], "")
 
         let md = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         XCTAssertTrue(md.contains("## Failed jobs"), md)

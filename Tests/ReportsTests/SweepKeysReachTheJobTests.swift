@@ -20,6 +20,7 @@ final class SweepKeysReachTheJobTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "keys-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: dir + "/given.safetensors", contents: Data([1]))
+        FileManager.default.createFile(atPath: dir + "/target.json", contents: Data("{}".utf8))
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let yaml = """
             data_root: \(dir)/data
@@ -27,8 +28,8 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             image_size: 48
             model: {base_filters: 6, depth: 2, channels: 1}
             baseline: {epochs: 7, batch_size: 5, lr: 0.00025, patience: 9, lr_patience: 2, augment: false}
-            compression: {svd_ranks: [3], arsvd_taus: [0.75], layer_timing: false}
-            fine_tune: {epochs: 4, lr: 0.0003, patience: 3}
+            compression: {svd_ranks: [3], arsvd_taus: [0.75], latency_profile: \(dir)/target.json}
+            fine_tune: {epochs: 4, lr: 0.0003, patience: 3, distill: 0.25}
             seeds: [-5, 11]
             max_attempts: 6
             job_timeout: 123.5
@@ -58,6 +59,9 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             XCTAssertEqual(t.data.datasetOptions, DatasetOptions(imagesDir: "scans", masksDir: "labels", maskSuffix: "_gt",
                                                                  maskThreshold: 99, skipUnmatched: true))
         }
+        for job in jobs where job.kind == "compress" {
+            XCTAssertEqual(job.inputs.filter { $0.name == JobFiles.latencyProfile }.count, 1, "the profile travels to every compress job")
+        }
         let compresses = try jobs.filter { $0.kind == "compress" }.map { try JSONDecoder().decode(CompressJobSpec.self, from: Data($0.spec.utf8)) }
         XCTAssertEqual(compresses.map { "\($0.method)-\($0.rank.map(String.init) ?? "")\($0.tau.map { String($0) } ?? "")" },
                        ["svd-3", "arsvd-0.75", "svd-3", "arsvd-0.75"])
@@ -67,7 +71,9 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             XCTAssertEqual(c.fineTune.learningRate, Float(0.0003))
             XCTAssertEqual(c.fineTune.patience, 3)
             XCTAssertEqual(c.batchSize, 5, "baseline.batch_size sets the compress job's batches too")
-            XCTAssertFalse(c.layerTiming, "compression.layer_timing reaches the compress job")
+            XCTAssertEqual(c.fineTune.distill, 0.25)
+            XCTAssertEqual(c.latencyProfile, inputs + "/" + JobFiles.latencyProfile, "compression.latency_profile reaches the compress job as its input")
+            XCTAssertEqual(job.latencyProfile, dir + "/target.json")
             XCTAssertEqual(c.data?.validationFraction, 0.2)
             XCTAssertEqual(c.data?.datasetOptions?.maskThreshold, 99)
             XCTAssertEqual(job.imageSize, 48)
@@ -92,8 +98,10 @@ final class SweepKeysReachTheJobTests: XCTestCase {
         XCTAssertEqual(t.training, { var d = TrainingSettings(); d.seed = 3; return d }())
         let c = try CompressSpec(job: try JSONDecoder().decode(CompressJobSpec.self, from: Data(jobs[1].spec.utf8)), inputsDir: "/nowhere")
         XCTAssertEqual(c.fineTune, FineTuneSettings())
-        XCTAssertTrue(c.layerTiming, "layer timing is on unless the sweep turns it off")
-        XCTAssertFalse(jobs[1].spec.contains("layerTiming"), "an absent key adds nothing to the job spec (plans of older state dirs match)")
+        XCTAssertNil(c.latencyProfile, "without a profile every eligible layer is factorised")
+        XCTAssertFalse(jobs[1].spec.contains("latencyProfile") || jobs[1].spec.contains("distill"),
+                       "absent keys add nothing to the job spec (plans of older state dirs match)")
+        XCTAssertFalse(jobs[1].inputs.contains { $0.name == JobFiles.latencyProfile })
     }
 
     /// A list at every grid axis: each value reaches the jobs unchanged, every combination is

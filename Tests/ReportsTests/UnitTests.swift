@@ -59,7 +59,7 @@ final class ReportUnitTests: XCTestCase {
         let parsed = parseCSV(ResultsTable.csv([r]))
         XCTAssertEqual(parsed.count, 1)
         XCTAssertEqual(parsed[0]["failure_reason"], r.failureReason)
-        XCTAssertEqual(parsed[0]["dice_after_ft"], "")
+        XCTAssertEqual(parsed[0]["dice_final"], "")
         XCTAssertEqual(parsed[0].count, ResultsTable.csvColumns.count)
     }
 

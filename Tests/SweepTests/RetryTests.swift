@@ -30,7 +30,7 @@ final class RetryTests: XCTestCase {
     func testRetryRequeuesAFailedBaselineAndItsDependents() throws {
         let sweep = try String(contentsOfFile: Harness.root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
             .replacingOccurrences(of: "max_attempts: 2", with: "max_attempts: 1")
-            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9], layer_timing: false}", with: "{svd_ranks: [2], arsvd_taus: [], layer_timing: false}")
+            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9]}", with: "{svd_ranks: [2], arsvd_taus: []}")
             + "job_timeout: 0.001\n"   // the baseline cannot finish in time: it fails, and its compress job with it
         let c = Cluster("retry", sweep: sweep)
         let coord = try c.startCoordinator()

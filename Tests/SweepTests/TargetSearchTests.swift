@@ -94,7 +94,7 @@ final class TargetSearchTests: XCTestCase {
         XCTAssertEqual(tauProbe.tau, 0.81)
         XCTAssertEqual(tauProbe.job, "arsvd-t0.81-s1")
 
-        // `compression: {layer_timing: false}` beside a target sets the compress jobs' timing, not a grid.
+        // `compression: {layer_timing: false}` (an older file's spelling of today's only behaviour) is not a grid.
         let noGrid = try SweepSpec.parse(yaml: """
             synthetic: {count: 16, size: 32, seed: 3}
             compression: {layer_timing: false}
@@ -103,7 +103,10 @@ final class TargetSearchTests: XCTestCase {
             """, file: "t.yaml")
         let (noGridJobs, noGridSearches) = try JobGraph.planWithSearches(noGrid) { _, _ in ("", 0) }
         XCTAssertEqual(noGridJobs.map(\.id), ["train-s1"])
-        XCTAssertEqual(try JSONDecoder().decode(CompressJobSpec.self, from: Data(try noGridSearches[0].job(0).spec.utf8)).layerTiming, false)
+        XCTAssertNil(try JSONDecoder().decode(CompressJobSpec.self, from: Data(try noGridSearches[0].job(0).spec.utf8)).latencyProfile)
+        XCTAssertThrowsError(try SweepSpec.parse(yaml: "compression: {layer_timing: true}\n", file: "t.yaml")) {
+            XCTAssertTrue("\($0)".contains("compression.layer_timing (line 1) was removed") && "\($0)".contains("profile-layers"), "\($0)")
+        }
 
         for (yaml, expected) in [("target: {method: svd}\n", "target (line 1) needs recovery"),
                                  ("target: {recovery: 99}\n", "target.recovery (line 1) is a share of the baseline's Dice"),
@@ -140,7 +143,7 @@ final class TargetSearchClusterTests: XCTestCase {
     }
 
     func testSearchBracketAgreesWithTheFullGrid() throws {
-        let grid = Cluster("grid", sweep: Self.base + "compression: {svd_ranks: [1, 2, 3, 4, 5, 6, 7, 8], arsvd_taus: [], layer_timing: false}\n")
+        let grid = Cluster("grid", sweep: Self.base + "compression: {svd_ranks: [1, 2, 3, 4, 5, 6, 7, 8], arsvd_taus: []}\n")
         let g = try grid.startCoordinator()
         try grid.startWorker("a")
         try grid.startWorker("b")
@@ -152,8 +155,8 @@ final class TargetSearchClusterTests: XCTestCase {
         // Rank 1 misses and rank 8 meets: a bracket exists between them.
         let target = (lowest + highest) / 2
 
-        // Layer timing off in both runs: the same job gives the same result (no machine-dependent layer choices).
-        let search = Cluster("search", sweep: Self.base + "compression: {layer_timing: false}\n"
+        // The same job gives the same result in both runs: layer choices never depend on the machine.
+        let search = Cluster("search", sweep: Self.base
                              + "target: {recovery: \(target), method: svd, max_jobs: 5, rank_range: [1, 8]}\n")
         let s = try search.startCoordinator()
         try search.startWorker("a")

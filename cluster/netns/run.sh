@@ -150,7 +150,7 @@ synthetic: {count: 24, size: 32, seed: 3}
 image_size: 32
 model: {base_filters: 4, depth: 2, channels: 3}
 baseline: {epochs: 6, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3, augment: true}
-compression: {svd_ranks: [2, 4], arsvd_taus: [0.9], layer_timing: false}   # reproducible: results are compared across runs
+compression: {svd_ranks: [2, 4], arsvd_taus: [0.9]}   # results are compared across runs
 fine_tune: {epochs: 3, lr: 0.0001}
 seeds: [1, 2, 3, 4]
 max_attempts: 4

@@ -54,6 +54,11 @@ public enum JobGraph {
                 datasetInput = [.artifact(JobFiles.dataset, try importArtifact(root, true), unpack: true)]
                 data = DataSpec(datasetDir: JobFiles.dataset, datasetOptions: s.datasetOptions, origin: root)
             }
+            var profileInput: [PlannedInput] = []
+            if let profile = s.latencyProfile {
+                guard Files.exists(profile), !Files.isDirectory(profile) else { throw SweepError.invalid("compression.latency_profile \(profile) is not a file") }
+                profileInput = [.artifact(JobFiles.latencyProfile, try importArtifact(profile, false), unpack: false)]
+            }
             var givenModel: PlannedInput?
             if let model = s.baselineModel {
                 guard Files.exists(model), !Files.isDirectory(model) else { throw SweepError.invalid("baseline_model \(model) is not a file") }
@@ -83,9 +88,9 @@ public enum JobGraph {
                             let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
                                                        fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                        data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
-                                                       baselineOrigin: s.baselineModel, layerTiming: s.layerTiming)
+                                                       baselineOrigin: s.baselineModel, latencyProfile: s.latencyProfile)
                             jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
-                                                   inputs: datasetInput + [modelInput]))
+                                                   inputs: datasetInput + [modelInput] + profileInput))
                         }
                         for r in s.svdRanks { try compress("svd", rank: r, tau: nil) }
                         for t in s.arsvdTaus { try compress("arsvd", rank: nil, tau: t) }
@@ -94,11 +99,11 @@ public enum JobGraph {
                             let template = CompressJobSpec(job: "", baselineJob: baselineID, method: method, rank: nil, tau: nil,
                                                            fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                            data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
-                                                           baselineOrigin: s.baselineModel, layerTiming: s.layerTiming)
+                                                           baselineOrigin: s.baselineModel, latencyProfile: s.latencyProfile)
                             searches.append(SearchDefinition(name: "\(method)-\(suffix)", method: method, idSuffix: suffix,
                                                              candidates: s.target!.candidates(method: method, model: config.model),
                                                              target: s.target!.recovery, maxJobs: s.target!.maxJobs, maxAttempts: s.maxAttempts, template: template,
-                                                             deps: deps, inputs: datasetInput + [modelInput]))
+                                                             deps: deps, inputs: datasetInput + [modelInput] + profileInput))
                         }
                     }
                 }

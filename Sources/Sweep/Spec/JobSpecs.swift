@@ -18,6 +18,8 @@ public enum JobFiles {
     public static let dataset = "dataset"
     /// The result object every job writes to its out directory.
     public static let result = "result.json"
+    /// The sweep's latency profile (`compression.latency_profile`), when it has one (under inputs/).
+    public static let latencyProfile = "latency-profile.json"
 }
 
 /// The U-Net's shape.
@@ -104,6 +106,7 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     /// The user's own baseline file (the sweep's `baseline_model`), for error messages; nil when
     /// the baseline is the output of `baselineJob`.
     public var baselineOrigin: String?
-    /// The sweep's `compression.layer_timing`; nil (absent from the spec): on, CompressSpec's default.
-    public var layerTiming: Bool? = nil
+    /// The sweep's `compression.latency_profile` as the user gave it (for messages); the file itself
+    /// is the job's input `JobFiles.latencyProfile`. nil: no profile, every eligible layer factorised.
+    public var latencyProfile: String? = nil
 }

@@ -13,8 +13,8 @@ import Yams
 /// image_size: 64
 /// model: {base_filters: 16, depth: 4, channels: 3}
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
-/// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85], layer_timing: true}   # false: factorise every eligible layer
-/// fine_tune: {epochs: 5, lr: 0.00001, patience: 2}
+/// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85], latency_profile: target.json}   # profile: optional
+/// fine_tune: {epochs: 5, lr: 0.00001, patience: 2, distill: 0}
 /// # Grid axes: a list at baseline lr/epochs/batch_size/augment, model base_filters/depth,
 /// # image_size, fine_tune lr/epochs (and seeds); the grid is their product (SweepAxes).
 /// seeds: [42]
@@ -44,8 +44,9 @@ public struct SweepSpec: Sendable, Equatable {
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
     public var fineTune = FineTuneSettings()
-    /// `compression.layer_timing` (nil: the compress job's default, on).
-    public var layerTiming: Bool?
+    /// `compression.latency_profile`: a `ranksweep profile-layers` file, shipped to every compress
+    /// job, whose pairs no faster than their full layer stay full (nil: every eligible layer is factorised).
+    public var latencyProfile: String?
     public var seeds: [Int] = [42]
     /// A targeted search (`target:`): the coordinator bisects rank/tau per baseline instead of a fixed grid.
     public var target: TargetSpec?
@@ -107,6 +108,7 @@ public struct SweepSpec: Sendable, Equatable {
         let folder = (UserPath.absolute(path) as NSString).deletingLastPathComponent
         spec.dataRoot = spec.dataRoot.map { UserPath.absolute($0, relativeTo: folder) }
         spec.baselineModel = spec.baselineModel.map { UserPath.absolute($0, relativeTo: folder) }
+        spec.latencyProfile = spec.latencyProfile.map { UserPath.absolute($0, relativeTo: folder) }
         return spec
     }
 
@@ -168,14 +170,22 @@ public struct SweepSpec: Sendable, Equatable {
             gridGiven = s.keys.contains("svd_ranks") || s.keys.contains("arsvd_taus")
             spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
             spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
-            spec.layerTiming = try s.bool("layer_timing")
+            spec.latencyProfile = try s.string("latency_profile")
+            // Timing on the worker that ran the job made results depend on its load; only `false`
+            // (what every job now does) is still accepted, for older sweep files.
+            if try s.bool("layer_timing") == true {
+                throw s.error("layer_timing", "was removed: compression no longer times layers on the worker (results would depend on its load); "
+                              + "measure the deployment target once with `ranksweep profile-layers` and give the file as compression.latency_profile")
+            }
             try s.finish()
         }
         if let s = try m.map("fine_tune") {
             spec.axes.fineTuneEpochs = try s.intAxis("epochs", min: 0)
             spec.axes.fineTuneLearningRate = try s.floatAxis("lr")
+            let distill = try s.double("distill", positive: false)
+            if let d = distill, !(d < 1) { throw s.error("distill", "is the weight of the baseline's soft targets, in [0, 1), got \(d)") }
             spec.fineTune = FineTuneSettings(epochs: spec.axes.fineTuneEpochs?.first, learningRate: spec.axes.fineTuneLearningRate?.first,
-                                             patience: try s.int("patience", min: 1))
+                                             patience: try s.int("patience", min: 1), distill: distill)
             try s.finish()
         }
         spec.seeds = try m.intAxis("seeds", min: nil) ?? spec.seeds
@@ -201,7 +211,7 @@ public struct SweepSpec: Sendable, Equatable {
             try t.finish()
             spec.target = target
             // The question replaces the grid unless the file asks for a grid too.
-            // (`compression: {layer_timing: false}` alone is not a grid.)
+            // (`compression: {latency_profile: …}` alone is not a grid.)
             if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
         }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
