@@ -9,9 +9,11 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var job: String
     /// `train` (the baseline) or `compress`.
     public var kind: String
-    /// `baseline`, `svd` or `arsvd`.
+    /// `baseline`, `svd`, `arsvd`, `tucker2` or `spatial-svd`.
     public var method: String
     public var rank: Int?
+    /// Tucker-2 / spatial SVD: a rank that is not an integer (`auto`, `0.25`).
+    public var rankText: String? = nil
     public var tau: Double?
     public var seed: Int?
     /// The value of each varied grid axis (`GridAxis` raw value -> value) for this job.
@@ -54,6 +56,7 @@ public struct ResultRow: Codable, Sendable, Equatable {
     /// `r=4`, `tau=0.9`, or "" for the baseline.
     public var setting: String {
         if let rank { return "r=\(rank)" }
+        if let rankText { return "r=\(rankText)" }
         if let tau { return "tau=\(ResultsTable.number(tau))" }
         return ""
     }
@@ -131,6 +134,7 @@ public enum ResultsTable {
     static func compressRow(_ job: JobRecord) -> ResultRow {
         var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
         row.rank = job.compressSpec?.rank
+        row.rankText = job.compressSpec?.rankText
         row.tau = job.compressSpec?.tau
         guard let r = job.compressResult else { return row }
         row.parameters = r.summary.parametersAfter
