@@ -107,7 +107,7 @@ enum RowConvolution {
                 let consecutive = chunk.last! - chunk.first! == chunk.count - 1
                 let a: UnsafePointer<Float>
                 if kw == 1 && consecutive {
-                    a = src.pointer + chunk.first! * w * cs
+                    a = UnsafePointer(src.pointer + chunk.first! * w * cs)
                 } else {
                     for (j, row) in chunk.enumerated() {
                         rowColumns(src.pointer + row * w * cs, width: w, channels: cs, kw: kw, into: columns + j * hLength)

@@ -175,7 +175,7 @@ public enum ResultsTable {
         var table = CSVTable(header: header)
         for r in rows {
             var cells: [String?] = [
-                r.job, r.kind, r.method, r.rank.map(String.init), r.tau.map(number), r.seed.map(String.init), r.status,
+                r.job, r.kind, r.method, r.rank.map(String.init) ?? r.rankText, r.tau.map(number), r.seed.map(String.init), r.status,
                 r.parameters.map(String.init), r.parameterReductionPercent.map(number), r.flops.map(String.init),
                 r.flopReductionPercent.map(number), r.latencyMs.map(number), r.baselineLatencyMs.map(number),
                 r.speedUp.map(number), r.diceBeforeFineTune.map(number), r.iouBeforeFineTune.map(number),
