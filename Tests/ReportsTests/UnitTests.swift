@@ -112,5 +112,8 @@ final class MethodStyleTests: XCTestCase {
         XCTAssertTrue(fronts.contains("1c. Pareto fronts per method: FLOPs"))
         XCTAssertTrue(fronts.contains("<polygon"), "diamonds and triangles are drawn")
         for style in Palette.methods { XCTAssertTrue(fronts.contains("stroke=\"\(style.colour)\"") || fronts.contains("fill=\"\(style.colour)\""), style.name) }
+        // The recommendation counts every method's share of the front (here spatial SVD's point dominates).
+        let paragraph = Recommendation(rows: rows).paragraph
+        XCTAssertTrue(paragraph.contains("0 SVD, 0 ARSVD, 0 Tucker-2 and 1 spatial-SVD setting(s); spatial-SVD holds more of the Pareto front"), paragraph)
     }
 }
