@@ -4,11 +4,11 @@
 Usage: scripts/check-onnx.py RANKSWEEP_BINARY [WORK_DIR]
 
 With the built binary it trains a tiny baseline (synthetic data, 32x32, depth 2, base 4, one epoch),
-compresses it (SVD rank 2, no fine-tuning), and exports the baseline, the compressed model and the
+compresses it (SVD, Tucker-2 and spatial SVD, rank 2, no fine-tuning), and exports the baseline, the compressed models and the
 Keras fixture Tests/Fixtures/keras/named.keras to ONNX. `export --sample-out` also writes a seeded
 random input batch and ranksweep's own output on it; onnxruntime runs the ONNX file on that input,
 and the largest difference must be at most 1e-4. For the Keras fixture the reference is Keras's own
-output (Tests/Fixtures/keras/io.safetensors). The compressed model's initializer total must equal the
+output (Tests/Fixtures/keras/io.safetensors). Each compressed model's initializer total must equal the
 compression report's parameter count (result.json summary.parametersAfter).
 Needs numpy and onnxruntime (the Makefile's interop venv). Exit 0 when every check passes.
 """
@@ -73,18 +73,23 @@ def main():
         "--epochs", "1", "--batch-size", "8", "--out-dir", "baseline")
     run(binary, "compress", "--model", "baseline/model.safetensors", "--method", "svd", "--rank", "2",
         "--finetune-epochs", "0", "--out-dir", "compressed")
+    # Tucker-2 (1x1, 3x3 core, 1x1) and spatial SVD (3x1, 1x3): three and two Conv nodes per layer.
+    run(binary, "compress", "--model", "baseline/model.safetensors", "--method", "tucker2", "--rank", "2",
+        "--finetune-epochs", "0", "--out-dir", "tucker2")
+    run(binary, "compress", "--model", "baseline/model.safetensors", "--method", "spatial-svd", "--rank", "2",
+        "--finetune-epochs", "0", "--out-dir", "spatial-svd")
     ok = True
-    for name in ("baseline", "compressed"):
+    for name in ("baseline", "compressed", "tucker2", "spatial-svd"):
         printed = run(binary, "export", f"{name}/model.safetensors", "--onnx", f"{name}.onnx",
                       "--sample-out", f"{name}-sample.safetensors", "--sample-size", "32")
         sample = read_safetensors(f"{name}-sample.safetensors")
         ok &= compare(name, onnx_output(f"{name}.onnx", sample["x"]), sample["y"])
-        if name == "compressed":
+        if name != "baseline":
             exported = int(re.search(r"holding (\d+) parameters", printed).group(1))
-            with open("compressed/result.json") as f:
+            with open(f"{name}/result.json") as f:
                 reported = json.load(f)["summary"]["parametersAfter"]
             same = exported == reported
-            print(f"compressed: ONNX initializers hold {exported} parameters, the report says {reported} "
+            print(f"{name}: ONNX initializers hold {exported} parameters, the report says {reported} "
                   f"({'ok' if same else 'FAIL'})", flush=True)
             ok &= same
     keras = os.path.join(ROOT, "Tests/Fixtures/keras")

@@ -24,7 +24,8 @@ public struct LatencyProfile: Codable, Sendable, Equatable {
         public var fullMs: Double
         /// Smallest and largest round median of the full layer (the spread of `fullMs`).
         public var fullSpreadMs: [Double]
-        /// Per pair family (`svd`: a kxk -> r, 1x1 -> cout pair, used by svd and arsvd), ascending ranks.
+        /// Per pair family (`CompressionMethod.pairFamily`: `svd` for svd and arsvd, `tucker2` profiled
+        /// at r1 = r2, `spatial-svd`), ascending ranks.
         public var pairs: [String: [Point]]
 
         public init(name: String, kernelShape: [Int], inputSize: Int, fullMs: Double, fullSpreadMs: [Double], pairs: [String: [Point]]) {
@@ -150,9 +151,9 @@ public enum LatencyProfiler {
         return ranks
     }
 
-    /// Times every slot of `model` (images of `imageSize`) against its SVD pairs at `ranks` (nil:
-    /// `ladder`), each pair interleaved with its full layer in `rounds` rounds of `timing.runs`;
-    /// `progress(done, total, layer)` after each layer.
+    /// Times every slot of `model` (images of `imageSize`) against its pairs of each family at
+    /// `ranks` (nil: each family's `ladder`), each pair interleaved with its full layer in `rounds`
+    /// rounds of `timing.runs`; `progress(done, total, layer)` after each layer.
     public static func profile(model: UNet, imageSize: Int, timing: LayerTiming = LayerTiming(), rounds: Int = 3,
                                ranks: [Int]? = nil, host: String, cpu: String,
                                progress: (Int, Int, String) -> Void = { _, _, _ in }) throws(CompressionError) -> LatencyProfile {
@@ -167,32 +168,67 @@ public enum LatencyProfiler {
         for (index, slot) in slots.enumerated() {
             let full = slot.layer as! Conv2D
             let rows = full.kernelHeight * full.kernelWidth * full.inChannels
-            let svd: SingularValueDecomposition
-            do { svd = try Factorisation.decompose(full) } catch { throw CompressionError("cannot profile: \(error.reason)") }
-            let breakEven = Factorisation.breakEvenRank(rows: rows, columns: full.outChannels)
-            let wanted = (ranks ?? ladder(breakEven: breakEven)).filter { $0 >= 1 && $0 <= svd.k && Factorisation.savesParameters(rank: $0, rows: rows, columns: full.outChannels) }
+            let fullWeights = rows * full.outChannels
+            let area = full.kernelHeight * full.kernelWidth
+            let svd: SingularValueDecomposition, spatial: SingularValueDecomposition, input: SingularValueDecomposition
+            do {
+                svd = try Factorisation.decompose(full)
+                spatial = try Factorisation.decomposeSpatially(full)
+                input = try Factorisation.decomposeInputChannels(full)
+            } catch { throw CompressionError("cannot profile: \(error.reason)") }
+            // Each family: its largest rank, its break-even, and the pair at a rank.
+            let (vertical, horizontal) = (full.kernelHeight * full.inChannels, full.kernelWidth * full.outChannels)
+            let families: [(name: String, maxRank: Int, breakEven: Double, saves: (Int) -> Bool, pair: (Int) -> any ConvolutionLayer)] = [
+                ("svd", svd.k, Factorisation.breakEvenRank(rows: rows, columns: full.outChannels),
+                 { Factorisation.savesParameters(rank: $0, rows: rows, columns: full.outChannels) },
+                 { Factorisation.factorise(full, rank: $0, svd: svd, workspace: model.workspace) }),
+                ("spatial-svd", spatial.k, Double(fullWeights) / Double(vertical + horizontal),
+                 { $0 * (vertical + horizontal) < fullWeights },
+                 { Factorisation.spatialSVD(full, rank: $0, svd: spatial, workspace: model.workspace) }),
+                ("tucker2", min(input.k, svd.k),
+                 Factorisation.tucker2BreakEvenRank(kernelArea: area, inChannels: full.inChannels, outChannels: full.outChannels),
+                 { Factorisation.tucker2Weights(kernelArea: area, inChannels: full.inChannels, outChannels: full.outChannels,
+                                                inputRank: $0, outputRank: $0) < fullWeights },
+                 { Factorisation.tucker2(full, inputRank: $0, outputRank: $0, inputSVD: input, outputSVD: svd, workspace: model.workspace).layer }),
+            ]
             var fullRounds: [Double] = []
-            var points: [LatencyProfile.Point] = []
-            for rank in Set(wanted).sorted() {
-                let pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: model.workspace)
-                var pairRounds: [Double] = []
-                for round in 0..<rounds {
-                    let m = timing.measure(full: full, pair: pair, norm: slot.norm, size: slot.size, seed: UInt64(round))
-                    fullRounds.append(m.fullMs); pairRounds.append(m.factorisedMs)
+            var pairs: [String: [LatencyProfile.Point]] = [:]
+            for family in families {
+                let wanted = (ranks ?? ladder(breakEven: family.breakEven)).filter { $0 >= 1 && $0 <= family.maxRank && family.saves($0) }
+                var points: [LatencyProfile.Point] = []
+                for rank in Set(wanted).sorted() {
+                    let pair = family.pair(rank)
+                    var pairRounds: [Double] = []
+                    for round in 0..<rounds {
+                        let m = timing.measure(full: full, pair: pair, norm: slot.norm, size: slot.size, seed: UInt64(round))
+                        fullRounds.append(m.fullMs); pairRounds.append(m.factorisedMs)
+                    }
+                    points.append(.init(rank: rank, ms: Engine.median(pairRounds), spreadMs: [pairRounds.min()!, pairRounds.max()!]))
                 }
-                points.append(.init(rank: rank, ms: Engine.median(pairRounds), spreadMs: [pairRounds.min()!, pairRounds.max()!]))
+                if !points.isEmpty { pairs[family.name] = points }
             }
             if fullRounds.isEmpty {
                 for round in 0..<rounds { fullRounds.append(timing.measure(full: full, pair: full, norm: slot.norm, size: slot.size, seed: UInt64(round)).fullMs) }
             }
             layers.append(.init(name: full.name, kernelShape: [full.kernelHeight, full.kernelWidth, full.inChannels, full.outChannels],
                                 inputSize: slot.size, fullMs: Engine.median(fullRounds),
-                                fullSpreadMs: [fullRounds.min()!, fullRounds.max()!], pairs: points.isEmpty ? [:] : ["svd": points]))
+                                fullSpreadMs: [fullRounds.min()!, fullRounds.max()!], pairs: pairs))
             progress(index + 1, slots.count, full.name)
         }
         let stamp = ISO8601DateFormatter().string(from: Date())
         return LatencyProfile(host: host, cpu: cpu, blasCore: BLAS.coreName, threads: BLAS.threads, batch: timing.batch,
                               runs: timing.runs, imageSize: imageSize, createdAt: stamp, layers: layers)
+    }
+}
+
+extension CompressionMethod {
+    /// The kind of factorised layer the method makes: the key of its times in a `LatencyProfile`.
+    public var pairFamily: String {
+        switch self {
+        case .svd, .arsvd: "svd"
+        case .tucker2: "tucker2"
+        case .spatialSVD: "spatial-svd"
+        }
     }
 }
 

@@ -64,7 +64,19 @@ public struct LayerDecision: Codable, Sendable, Equatable {
     public var measuredFullMs: Double?
     public var measuredFactorisedMs: Double?
     /// The kernel's singular values, descending (empty when not decomposed): the energy curve.
+    /// For spatial SVD those of its `(kh*cin) x (kw*cout)` matrix; for Tucker-2 those of the
+    /// output-channel unfolding (the same as SVD's).
     public var singularValues: [Float]
+    /// Tucker-2 only: `chosenRank`/`rank` are the input-channel rank `r1`, these the output-channel
+    /// rank `r2` asked for and used (nil for the other methods).
+    public var chosenOutputRank: Int?
+    public var outputRank: Int?
+
+    /// `16`, or `12x16` for Tucker-2 (`r1 x r2`); "" when kept full.
+    public var rankText: String {
+        guard let rank else { return "" }
+        return outputRank.map { "\(rank)x\($0)" } ?? "\(rank)"
+    }
 
     /// `skipReason` as the one-line text a table shows ("" when factorised).
     public var skipReasonText: String { skipReason?.description ?? "" }

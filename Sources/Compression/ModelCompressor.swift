@@ -80,6 +80,13 @@ public enum ModelCompressor {
                 if let pair = conv as? LowRankConv2D {
                     decision.rank = pair.rank
                     decision.skipReason = .alreadyFactorised(rank: pair.rank)
+                } else if let pair = conv as? SpatialSVDConv2D {
+                    decision.rank = pair.rank
+                    decision.skipReason = .alreadyFactorised(rank: pair.rank)
+                } else if let tucker = conv as? Tucker2Conv2D {
+                    decision.rank = tucker.inputRank
+                    decision.outputRank = tucker.outputRank
+                    decision.skipReason = .alreadyFactorised(rank: tucker.inputRank)
                 } else {
                     decision.skipReason = .unsupportedLayer(type: String(describing: type(of: conv)))
                 }
@@ -87,9 +94,17 @@ public enum ModelCompressor {
                 continue
             }
             let start = clock.now
+            // svd: the matrix the method's rank is read from (spatial SVD's own; the others the
+            // (kh*kw*cin) x cout one, Tucker-2's output-channel mode); inputSVD: Tucker-2's input-channel mode.
             let svd: SingularValueDecomposition
+            var inputSVD: SingularValueDecomposition?
             do {
-                svd = try Factorisation.decompose(full, strategy: options.svdStrategy)
+                if case .spatialSVD = method {
+                    svd = try Factorisation.decomposeSpatially(full)
+                } else {
+                    svd = try Factorisation.decompose(full, strategy: options.svdStrategy)
+                }
+                if case .tucker2 = method, !slot.isHead { inputSVD = try Factorisation.decomposeInputChannels(full) }
             } catch {
                 throw CompressionError("cannot compress: \(error.reason)")
             }
@@ -101,21 +116,68 @@ public enum ModelCompressor {
                 decisions.append(decision)
                 continue
             }
-            let rank = method.rank(for: svd)
-            decision.chosenRank = rank
-            decision.energyAtChosenRank = svd.energyFraction(rank: rank)
-            if options.enforceBreakEven && !Factorisation.savesParameters(rank: rank, rows: rows, columns: full.outChannels) {
-                decision.skipReason = .pastBreakEven(rank: rank, breakEven: decision.breakEvenRank)
-                decisions.append(decision)
-                continue
+            let fullWeights = rows * full.outChannels
+            let pair: any ConvolutionLayer
+            let rank: Int
+            let energyKept: Double
+            switch method {
+            case .svd, .arsvd:
+                rank = method.rank(for: svd)
+                decision.chosenRank = rank
+                decision.energyAtChosenRank = svd.energyFraction(rank: rank)
+                if options.enforceBreakEven && !Factorisation.savesParameters(rank: rank, rows: rows, columns: full.outChannels) {
+                    decision.skipReason = .pastBreakEven(rank: rank, breakEven: decision.breakEvenRank)
+                    decisions.append(decision)
+                    continue
+                }
+                pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: compressed.workspace)
+                energyKept = svd.energyFraction(rank: rank)
+            case .tucker2(let rule):
+                guard let inputSVD else { preconditionFailure("Tucker-2 without its input-channel decomposition") }
+                let area = full.kernelHeight * full.kernelWidth
+                rank = rule.rank(for: inputSVD, channels: full.inChannels)
+                let r2 = rule.rank(for: svd, channels: full.outChannels)
+                decision.fullRank = min(inputSVD.k, svd.k)
+                decision.breakEvenRank = Factorisation.tucker2BreakEvenRank(kernelArea: area, inChannels: full.inChannels, outChannels: full.outChannels)
+                decision.chosenRank = rank
+                decision.chosenOutputRank = r2
+                let tucker = Factorisation.tucker2(full, inputRank: rank, outputRank: r2, inputSVD: inputSVD, outputSVD: svd,
+                                                   workspace: compressed.workspace)
+                decision.energyAtChosenRank = tucker.energyKept
+                let weights = Factorisation.tucker2Weights(kernelArea: area, inChannels: full.inChannels, outChannels: full.outChannels,
+                                                           inputRank: rank, outputRank: r2)
+                if options.enforceBreakEven && weights >= fullWeights {
+                    decision.skipReason = .pastBreakEven(rank: max(rank, r2), breakEven: decision.breakEvenRank)
+                    decisions.append(decision)
+                    continue
+                }
+                pair = tucker.layer
+                energyKept = tucker.energyKept
+                decision.outputRank = r2
+            case .spatialSVD(let rule):
+                let (vertical, horizontal) = (full.kernelHeight * full.inChannels, full.kernelWidth * full.outChannels)
+                rank = rule.rank(for: svd, channels: full.outChannels)
+                decision.fullRank = svd.k
+                decision.breakEvenRank = Double(fullWeights) / Double(vertical + horizontal)
+                decision.chosenRank = rank
+                decision.energyAtChosenRank = svd.energyFraction(rank: rank)
+                if options.enforceBreakEven && !(rank * (vertical + horizontal) < fullWeights) {
+                    decision.skipReason = .pastBreakEven(rank: rank, breakEven: decision.breakEvenRank)
+                    decisions.append(decision)
+                    continue
+                }
+                pair = Factorisation.spatialSVD(full, rank: rank, svd: svd, workspace: compressed.workspace)
+                energyKept = svd.energyFraction(rank: rank)
             }
-            let pair = Factorisation.factorise(full, rank: rank, svd: svd, workspace: compressed.workspace)
             if let profile = options.latencyProfile {
-                let (fullMs, factorisedMs) = try profile.times(for: full, inputSize: slot.size, family: "svd", rank: rank)
+                // Tucker-2 is profiled at r1 = r2 and looked up at the mean of its two ranks.
+                let lookup = decision.chosenOutputRank.map { (rank + $0 + 1) / 2 } ?? rank
+                let (fullMs, factorisedMs) = try profile.times(for: full, inputSize: slot.size, family: method.pairFamily, rank: lookup)
                 decision.measuredFullMs = fullMs
                 decision.measuredFactorisedMs = factorisedMs
                 if !(factorisedMs < fullMs) {
                     decision.skipReason = .slowerThanFull(fullMs: fullMs, factorisedMs: factorisedMs)
+                    decision.outputRank = nil
                     decisions.append(decision)
                     continue
                 }
@@ -123,7 +185,7 @@ public enum ModelCompressor {
             compressed.replaceConvolution(named: full.name, with: pair)
             decision.rank = rank
             decision.factorised = true
-            decision.energyKept = svd.energyFraction(rank: rank)
+            decision.energyKept = energyKept
             decision.parametersAfter = pair.parameterCount
             decision.flopsAfter = pair.flops(height: h, width: w)
             decisions.append(decision)

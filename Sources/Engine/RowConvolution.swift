@@ -101,10 +101,29 @@ enum RowConvolution {
             var first = 0
             while first < sources.count {
                 let chunk = sources[first..<min(sources.count, first + band)]
-                for (j, row) in chunk.enumerated() {
-                    rowColumns(src.pointer + row * w * cs, width: w, channels: cs, kw: kw, into: columns + j * hLength)
+                // The rows of a band are consecutive (a part's sources are one stretch). A kx1
+                // kernel's columns are the rows themselves, and a 1xk kernel's product is its
+                // output: no copy in, no copy out (spatial SVD's two halves).
+                let consecutive = chunk.last! - chunk.first! == chunk.count - 1
+                let a: UnsafePointer<Float>
+                if kw == 1 && consecutive {
+                    a = UnsafePointer(src.pointer + chunk.first! * w * cs)
+                } else {
+                    for (j, row) in chunk.enumerated() {
+                        rowColumns(src.pointer + row * w * cs, width: w, channels: cs, kw: kw, into: columns + j * hLength)
+                    }
+                    a = UnsafePointer(columns)
                 }
-                BLAS.gemm(inPartOf: parts, m: chunk.count * w, n: kh * ct, k: kw * cs, a: columns, lda: kw * cs,
+                if kh == 1 && consecutive {
+                    let out = dst.pointer + chunk.first! * w * ct, pixels = chunk.count * w
+                    if let biasPointer { for p in 0..<pixels { (out + p * ct).update(from: biasPointer.pointer, count: ct) } }
+                    BLAS.gemm(inPartOf: parts, m: pixels, n: ct, k: kw * cs, a: a, lda: kw * cs,
+                              b: weights.pointer, ldb: ct, beta: biasPointer == nil ? 0 : 1, c: out, ldc: ct)
+                    if relu { clamp(out, count: pixels * ct) }
+                    first += chunk.count
+                    continue
+                }
+                BLAS.gemm(inPartOf: parts, m: chunk.count * w, n: kh * ct, k: kw * cs, a: a, lda: kw * cs,
                         b: weights.pointer, ldb: kh * ct, beta: 0, c: z, ldc: kh * ct)
                 // Source row sy feeds output row sy - ky + ph (same image) through tap row ky. An
                 // output row's first source, max(0, y - ph), starts it from the bias (or zero); the

@@ -2,7 +2,9 @@ import Foundation
 
 /// Saving and loading a U-Net as safetensors. Tensor names follow the Keras reference
 /// (`enc0_conv1.kernel`, `enc0_bn1.moving_mean`, `up1.kernel`, …); a factorised convolution is
-/// saved as `NAME.a.kernel`, `NAME.b.kernel`, `NAME.b.bias`. The metadata holds the architecture
+/// saved as `NAME.a.kernel`, `NAME.b.kernel`, `NAME.b.bias`; a Tucker-2 one as `NAME.t1.kernel`,
+/// `NAME.core.kernel`, `NAME.t2.kernel`, `NAME.t2.bias`; a spatial-SVD one as `NAME.v.kernel`,
+/// `NAME.h.kernel`, `NAME.h.bias`. The metadata holds the architecture
 /// (`ranksweep.architecture`, JSON of `UNetConfig`) plus any caller-supplied entries, so a file is
 /// self-describing and loads into the right shape without flags.
 extension UNet {
@@ -55,6 +57,22 @@ extension UNet {
                 }
                 replaceConvolution(named: name, with: LowRankConv2D(
                     name: name, firstKernel: a, secondKernel: b, bias: tensors["\(name).b.bias"], workspace: workspace))
+            } else if let t1 = tensors["\(name).t1.kernel"], let core = tensors["\(name).core.kernel"],
+                      let t2 = tensors["\(name).t2.kernel"] {
+                guard t1.rank == 4, core.rank == 4, t2.rank == 4, t1.shape[0] == 1, t1.shape[1] == 1, t1.shape[2] == conv.inChannels,
+                      t1.shape[3] >= 1, core.shape == [conv.kernelHeight, conv.kernelWidth, t1.shape[3], core.shape[3]], core.shape[3] >= 1,
+                      t2.shape == [1, 1, core.shape[3], conv.outChannels] else {
+                    throw fail("Tucker-2 layer \(name) has kernels \(t1.shape), \(core.shape) and \(t2.shape), which do not fit \(conv.kernelHeight)x\(conv.kernelWidth) \(conv.inChannels)->\(conv.outChannels)")
+                }
+                replaceConvolution(named: name, with: Tucker2Conv2D(
+                    name: name, firstKernel: t1, coreKernel: core, lastKernel: t2, bias: tensors["\(name).t2.bias"], workspace: workspace))
+            } else if let v = tensors["\(name).v.kernel"], let h = tensors["\(name).h.kernel"] {
+                guard v.rank == 4, h.rank == 4, v.shape[0] == conv.kernelHeight, v.shape[1] == 1, v.shape[2] == conv.inChannels,
+                      v.shape[3] >= 1, h.shape == [1, conv.kernelWidth, v.shape[3], conv.outChannels] else {
+                    throw fail("spatial-SVD layer \(name) has kernels \(v.shape) and \(h.shape), which do not fit \(conv.kernelHeight)x\(conv.kernelWidth) \(conv.inChannels)->\(conv.outChannels)")
+                }
+                replaceConvolution(named: name, with: SpatialSVDConv2D(
+                    name: name, verticalKernel: v, horizontalKernel: h, bias: tensors["\(name).h.bias"], workspace: workspace))
             }
         }
         let expected = parameters

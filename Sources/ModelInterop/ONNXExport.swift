@@ -125,6 +125,12 @@ public enum ONNXExport {
             if let pair = layer as? LowRankConv2D {
                 return conv(pair.second, conv(pair.first, input))
             }
+            if let tucker = layer as? Tucker2Conv2D {
+                return conv(tucker.last, conv(tucker.core, conv(tucker.first, input)))
+            }
+            if let spatial = layer as? SpatialSVDConv2D {
+                return conv(spatial.horizontal, conv(spatial.vertical, input))
+            }
             guard let plain = layer as? Conv2D else {
                 preconditionFailure("ONNX export: no ONNX form for convolution \(layer.name) (\(type(of: layer)))")
             }

@@ -80,7 +80,30 @@ public enum Palette {
     /// Distinct colours for many series (lines of several jobs).
     public static let series = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999933", "#882255", "#44AA99", "#332288"]
 
+    public static let tucker2 = "#D55E00"
+    public static let spatialSVD = "#882255"
+
+    /// How one compression method is drawn in every chart: its own colour and marker shape.
+    public struct MethodStyle: Sendable {
+        public let name: String
+        public let label: String
+        public let colour: String
+        public let shape: MarkerShape
+    }
+
+    /// Every method, in the order legends list them.
+    public static let methods = [
+        MethodStyle(name: "svd", label: "SVD (fixed rank)", colour: svd, shape: .circle),
+        MethodStyle(name: "arsvd", label: "ARSVD (energy tau)", colour: arsvd, shape: .triangle),
+        MethodStyle(name: "tucker2", label: "Tucker-2", colour: tucker2, shape: .square),
+        MethodStyle(name: "spatial-svd", label: "spatial SVD", colour: spatialSVD, shape: .diamond),
+    ]
+
     public static func method(_ name: String) -> String {
-        switch name { case "svd": svd; case "arsvd": arsvd; default: baseline }
+        methods.first { $0.name == name }?.colour ?? baseline
+    }
+
+    public static func marker(_ name: String) -> MarkerShape {
+        methods.first { $0.name == name }?.shape ?? .circle
     }
 }

@@ -24,7 +24,7 @@ extension Charts {
             guard let r = job.compressResult, !r.fineTuneHistory.isEmpty else { continue }
             let offset = Double(job.compressSpec.flatMap { baselineEpochs[$0.baselineJob] } ?? 0)
             let spec = job.compressSpec
-            let name = "\((spec?.method ?? "?").uppercased()) " + (spec?.rank.map { "r=\($0)" } ?? spec?.tau.map { "tau=\(ResultsTable.number($0))" } ?? "")
+            let name = "\((spec?.method ?? "?").uppercased()) " + (spec?.rank.map { "r=\($0)" } ?? spec?.rankText.map { "r=\($0)" } ?? spec?.tau.map { "tau=\(ResultsTable.number($0))" } ?? "")
                 + (multiSeed ? " s\(job.seed ?? 0)" : "")
             let colour = Palette.series[i % Palette.series.count]
             loss.append(Series(name: name, colour: colour, points: r.fineTuneHistory.map { (offset + Double($0.epoch), $0.valLoss) }, markers: .circle))

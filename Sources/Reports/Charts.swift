@@ -14,7 +14,7 @@ public enum Charts {
     public static let width = 860.0
 
     public static func all(_ results: SweepResults, _ rows: [ResultRow]) -> [Chart] {
-        [pareto(rows), fineTune(rows), ranks(results), energy(results), curves(results)]
+        [pareto(rows), methodFronts(rows), fineTune(rows), ranks(results), energy(results), curves(results)]
     }
 
     /// Mean baseline Dice over the finished baselines (one per seed).
@@ -60,7 +60,7 @@ public enum Charts {
         front.width = 2
         var panel = XYPanel(title: group.map { "Dice after fine-tuning vs parameter reduction: \($0.label)" } ?? "1. Dice after fine-tuning vs parameter reduction",
                             xLabel: "parameter reduction (% of baseline parameters)", yLabel: "test Dice after fine-tuning (0–1)",
-                            series: [front, series("svd", "SVD (fixed rank)", .circle), series("arsvd", "ARSVD (energy tau)", .triangle)])
+                            series: [front] + shownMethods(done).map { series($0.name, $0.label, $0.shape) })
         panel.references = baselineReferences(rows, threshold: Recommendation.recoveryThreshold)
         panel.xDomain = LinearScale.domain(points.map(\.x), including: [0], within: (0, 100))
         panel.yBounds = (0, 1)
@@ -72,8 +72,53 @@ public enum Charts {
         ChartDrawing.legend(doc, legend, x: r.right + 20, y: r.y)
         if let note = missingNote(rows) { doc.text(r.x, r.bottom + 52, note, size: 10.5, fill: "#b00020") }
         return Chart(id: group.map { "pareto-\($0.index + 1)" } ?? "pareto", title: panel.title, caption:
-            "Each point is one compression job: its parameter reduction against its test Dice after fine-tuning; SVD and ARSVD in two colours and shapes. "
+            "Each point is one compression job: its parameter reduction against its test Dice after fine-tuning; each method in its own colour and shape. "
             + "The dashed green line joins the Pareto front (no other job has both a larger reduction and a higher Dice); the grey line is the baseline's Dice, the pink dotted line \(Int(Recommendation.recoveryThreshold))% of it.",
+            svg: doc.render())
+    }
+
+    /// SVD and ARSVD always (the seed's grid), the other methods when they have results.
+    static func shownMethods(_ done: [ResultRow]) -> [Palette.MethodStyle] {
+        Palette.methods.filter { style in ["svd", "arsvd"].contains(style.name) || done.contains { $0.method == style.name } }
+    }
+
+    // MARK: 1b. Each method's Pareto front, parameters and FLOPs
+
+    /// Two panels, parameter and FLOP reduction against Dice after fine-tuning: per method, the jobs
+    /// on its own Pareto front joined in its colour and shape, so methods compare at equal budgets.
+    static func methodFronts(_ rows: [ResultRow]) -> Chart {
+        let done = rows.filter { $0.kind == "compress" && $0.diceAfterFineTune != nil }
+        let methods = shownMethods(done)
+        let doc = SVGDocument(width: width, height: 780, title: "Pareto front of each method: parameters and FLOPs against Dice")
+        var legend: [LegendEntry] = []
+        for (index, axis) in [("parameter reduction (% of baseline parameters)", \ResultRow.parameterReductionPercent),
+                              ("FLOP reduction (% of baseline FLOPs per image)", \ResultRow.flopReductionPercent)].enumerated() {
+            var all: [Double] = []
+            let series: [Series] = methods.map { m in
+                let mine = done.filter { $0.method == m.name && $0[keyPath: axis.1] != nil }
+                let points = mine.map { (x: $0[keyPath: axis.1]!, y: $0.diceAfterFineTune!) }
+                all += points.map(\.x)
+                let front = Pareto.front(points).sorted { points[$0].x < points[$1].x }
+                var s = Series(name: m.label + " front", colour: m.colour, points: front.map { points[$0] }, line: true, markers: m.shape)
+                s.pointLabels = front.map { mine[$0].setting }
+                s.tooltips = front.map { String(format: "%@ (%@): Dice %.4f, -%.1f%%", mine[$0].label, mine[$0].job, points[$0].y, points[$0].x) }
+                return s
+            }
+            var panel = XYPanel(title: index == 0 ? "1b. Pareto fronts per method: parameters" : "1c. Pareto fronts per method: FLOPs",
+                                xLabel: axis.0, yLabel: "test Dice after fine-tuning (0–1)", series: series)
+            panel.references = baselineReferences(rows, threshold: Recommendation.recoveryThreshold)
+            panel.xDomain = LinearScale.domain(all, including: [0], within: (0, 100))
+            panel.yBounds = (0, 1)
+            let r = PlotRect(x: 70, y: 40 + Double(index) * 380, width: 560, height: 300)
+            panel.draw(doc, in: r)
+            if index == 0 {
+                legend = panel.series.map(\.legendEntry) + panel.references.map { LegendEntry($0.label, colour: $0.colour, sample: .line(dash: $0.dash)) }
+                ChartDrawing.legend(doc, legend, x: r.right + 20, y: r.y)
+            }
+        }
+        return Chart(id: "method-fronts", title: "Pareto front of each method: parameters and FLOPs against Dice", caption:
+            "For each method, the jobs no other job of that method beats on both reduction and Dice, joined in the method's colour and shape: "
+            + "above, against the parameter reduction; below, against the FLOP reduction. A front further right at the same Dice compresses more.",
             svg: doc.render())
     }
 

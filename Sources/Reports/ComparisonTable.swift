@@ -84,7 +84,7 @@ public struct ReportContent: Sendable {
     public var tableRows: [ResultRow] {
         rows.sorted { a, b in
             func key(_ r: ResultRow) -> (String, Int, Int, String, Double) {
-                (GridAxis.groupLabel(r.axes), r.seed ?? 0, r.method == "baseline" ? 0 : 1, r.method == "baseline" ? "" : r.method == "svd" ? "a" : "b",
+                (GridAxis.groupLabel(r.axes), r.seed ?? 0, r.method == "baseline" ? 0 : 1, r.method == "baseline" ? "" : String(Palette.methods.firstIndex { $0.name == r.method } ?? Palette.methods.count),
                  Double(r.rank ?? 0) + (r.tau.map { -$0 } ?? 0))
             }
             return key(a) < key(b)

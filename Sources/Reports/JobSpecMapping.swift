@@ -45,7 +45,7 @@ extension CompressSpec {
     /// A `compress` job's spec as Pipeline runs it; `inputsDir` holds the job's inputs (`dataset/`,
     /// and the latency profile when the sweep has one).
     public init(job: CompressJobSpec, inputsDir: String) throws {
-        self.init(method: try CompressionMethod(name: job.method, rank: job.rank, tau: job.tau),
+        self.init(method: try CompressionMethod(name: job.method, rankText: job.rankText ?? job.rank.map(String.init), tau: job.tau),
                   fineTune: job.fineTune,
                   data: DataSource(job: job.data, seed: job.seed, validationSplit: job.validationSplit,
                                    datasetRoot: job.data.datasetDir.map { inputsDir + "/" + $0 }),

@@ -109,7 +109,7 @@ public struct OverlayRenderer {
         var picks = [Pick(label: "baseline", modelHash: baselineHash)]
         func label(_ job: JobRecord) -> String {
             let s = job.compressSpec
-            return "\((s?.method ?? "?").uppercased()) " + (s?.rank.map { "r=\($0)" } ?? s?.tau.map { "tau=\(ResultsTable.number($0))" } ?? "")
+            return "\((s?.method ?? "?").uppercased()) " + (s?.rank.map { "r=\($0)" } ?? s?.rankText.map { "r=\($0)" } ?? s?.tau.map { "tau=\(ResultsTable.number($0))" } ?? "")
         }
         let withModel = mine.filter { $0.artifacts[JobFiles.model] != nil }
         let best = withModel.max { ($0.compressResult!.afterFineTune.dice) < ($1.compressResult!.afterFineTune.dice) }

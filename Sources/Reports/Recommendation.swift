@@ -91,13 +91,17 @@ public struct Recommendation: Codable, Sendable {
                 String(format: "%@: %@ (%.4f)", $0.range, $0.best.label, $0.best.dice)
             }.joined(separator: "; ") + ".")
         }
-        let svdFront = counts["svd"] ?? 0, arsvdFront = counts["arsvd"] ?? 0
+        // SVD and ARSVD always (the seed's grid), Tucker-2 and spatial SVD when the sweep ran them.
+        let names = ["svd", "arsvd"] + ["tucker2", "spatial-svd"].filter { m in settings.contains { $0.method == m } }
+        func display(_ m: String) -> String { ["svd": "SVD", "arsvd": "ARSVD", "tucker2": "Tucker-2", "spatial-svd": "spatial-SVD"][m] ?? m }
         if !all.isEmpty {
-            let verdict: String
-            if svdFront > arsvdFront { verdict = "SVD holds more of the Pareto front" }
-            else if arsvdFront > svdFront { verdict = "ARSVD holds more of the Pareto front" }
-            else { verdict = "neither method dominates the Pareto front" }
-            s.append("Pareto front of Dice after fine-tuning against parameter reduction: \(svdFront) SVD and \(arsvdFront) ARSVD setting(s); \(verdict).")
+            let most = names.map { counts[$0] ?? 0 }.max() ?? 0
+            let leaders = names.filter { (counts[$0] ?? 0) == most }
+            let verdict = leaders.count == 1 ? "\(display(leaders[0])) holds more of the Pareto front"
+                : names.count == 2 ? "neither method dominates the Pareto front" : "no method dominates the Pareto front"
+            let parts = names.map { "\(counts[$0] ?? 0) \(display($0))" }
+            let list = parts.count == 2 ? parts.joined(separator: " and ") : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
+            s.append("Pareto front of Dice after fine-tuning against parameter reduction: \(list) setting(s); \(verdict).")
         }
         if let b = baselineDice.isEmpty ? nil : baselineDice.reduce(0, +) / Double(baselineDice.count), b < Recommendation.weakBaselineDice {
             s.append(String(format: "Caution: the baseline's Dice is only %.3f (below %.1f), so recoveries compare weak models and can exceed 100%%; train the baseline longer before trusting the ranking.",

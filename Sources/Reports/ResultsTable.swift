@@ -9,9 +9,11 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var job: String
     /// `train` (the baseline) or `compress`.
     public var kind: String
-    /// `baseline`, `svd` or `arsvd`.
+    /// `baseline`, `svd`, `arsvd`, `tucker2` or `spatial-svd`.
     public var method: String
     public var rank: Int?
+    /// Tucker-2 / spatial SVD: a rank that is not an integer (`auto`, `0.25`).
+    public var rankText: String? = nil
     public var tau: Double?
     public var seed: Int?
     /// The value of each varied grid axis (`GridAxis` raw value -> value) for this job.
@@ -59,6 +61,7 @@ public struct ResultRow: Codable, Sendable, Equatable {
     /// `r=4`, `tau=0.9`, or "" for the baseline.
     public var setting: String {
         if let rank { return "r=\(rank)" }
+        if let rankText { return "r=\(rankText)" }
         if let tau { return "tau=\(ResultsTable.number(tau))" }
         return ""
     }
@@ -136,6 +139,7 @@ public enum ResultsTable {
     static func compressRow(_ job: JobRecord) -> ResultRow {
         var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
         row.rank = job.compressSpec?.rank
+        row.rankText = job.compressSpec?.rankText
         row.tau = job.compressSpec?.tau
         guard let r = job.compressResult else { return row }
         row.parameters = r.summary.parametersAfter
@@ -178,7 +182,7 @@ public enum ResultsTable {
         var table = CSVTable(header: header)
         for r in rows {
             var cells: [String?] = [
-                r.job, r.kind, r.method, r.rank.map(String.init), r.tau.map(number), r.seed.map(String.init), r.status,
+                r.job, r.kind, r.method, r.rank.map(String.init) ?? r.rankText, r.tau.map(number), r.seed.map(String.init), r.status,
                 r.parameters.map(String.init), r.parameterReductionPercent.map(number), r.flops.map(String.init),
                 r.flopReductionPercent.map(number), r.latencyMs.map(number), r.baselineLatencyMs.map(number),
                 r.speedUp.map(number), r.diceBeforeFineTune.map(number), r.iouBeforeFineTune.map(number),

@@ -27,7 +27,7 @@ public final class SVGDocument {
         elements.append(tooltip.map { "<rect \(attrs)><title>\(xmlEscape($0))</title></rect>" } ?? "<rect \(attrs)/>")
     }
 
-    /// A data marker: `circle`, `square` or `triangle`, centred on (x, y).
+    /// A data marker: `circle`, `square`, `triangle` or `diamond`, centred on (x, y).
     public func marker(_ shape: MarkerShape, _ x: Double, _ y: Double, size: Double = 4.5, fill: String,
                        stroke: String = "#ffffff", tooltip: String? = nil) {
         let body: String
@@ -38,6 +38,9 @@ public final class SVGDocument {
             body = "<rect x=\"\(f(x - size))\" y=\"\(f(y - size))\" width=\"\(f(2 * size))\" height=\"\(f(2 * size))\" fill=\"\(fill)\" stroke=\"\(stroke)\" stroke-width=\"1\""
         case .triangle:
             let pts = [(x, y - size * 1.2), (x - size * 1.1, y + size * 0.9), (x + size * 1.1, y + size * 0.9)]
+            body = "<polygon points=\"\(pts.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\" fill=\"\(fill)\" stroke=\"\(stroke)\" stroke-width=\"1\""
+        case .diamond:
+            let pts = [(x, y - size * 1.3), (x - size * 1.1, y), (x, y + size * 1.3), (x + size * 1.1, y)]
             body = "<polygon points=\"\(pts.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\" fill=\"\(fill)\" stroke=\"\(stroke)\" stroke-width=\"1\""
         }
         elements.append(tooltip.map { body + "><title>\(xmlEscape($0))</title></\(shape.element)>" } ?? body + "/>")
@@ -78,12 +81,12 @@ public final class SVGDocument {
 }
 
 public enum MarkerShape: Sendable {
-    case circle, square, triangle
+    case circle, square, triangle, diamond
     var element: String {
         switch self {
         case .circle: "circle"
         case .square: "rect"
-        case .triangle: "polygon"
+        case .triangle, .diamond: "polygon"
         }
     }
 }

@@ -9,18 +9,19 @@ import Pipeline
 /// `ranksweep compress`: factorise a baseline, evaluate, fine-tune, evaluate again.
 struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compress a baseline by SVD (fixed rank) or ARSVD (energy threshold), then fine-tune.",
+        abstract: "Compress a baseline by SVD, ARSVD, Tucker-2 or spatial SVD, then fine-tune.",
         discussion: """
-        One setting: --method svd --rank 50, or --method arsvd --tau 0.9. Several in turn (the seed's
+        One setting: --method svd --rank 50, --method arsvd --tau 0.9, --method tucker2 --rank 16|0.25|auto|--tau 0.9,
+        --method spatial-svd --rank 8 (ranks: an integer, a fraction of the channels, or auto = VBMF). Several in turn (the seed's
         spelling): --svd-ranks "50,100,150" --arsvd-taus "0.95,0.9,0.85", each into its own subfolder.
         Writes model.safetensors, layers.csv, finetune_history.csv and result.json per setting.
         """)
 
     @Option(name: [.customLong("model"), .customLong("model-path")],
             help: "Baseline model written by `ranksweep train`, or a Keras U-Net (.keras, .h5, .weights.h5; give --data-root) (--model-path: the seed's name).") var model: String
-    @Option(help: "svd or arsvd.") var method: String?
-    @Option(help: "Rank for --method svd.") var rank: Int?
-    @Option(help: "Energy threshold in (0, 1] for --method arsvd.") var tau: Double?
+    @Option(help: "svd, arsvd, tucker2 or spatial-svd.") var method: String?
+    @Option(help: "Rank: an integer (svd, tucker2, spatial-svd), a fraction in (0, 1) of the channels or auto (VBMF) (tucker2, spatial-svd).") var rank: String?
+    @Option(help: "Energy threshold in (0, 1] (arsvd, tucker2, spatial-svd).") var tau: Double?
     @Option(name: .customLong("svd-ranks"), help: "Comma-separated SVD ranks.") var svdRanks: String?
     @Option(name: .customLong("arsvd-taus"), help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
     @Option(name: .customLong("data-root"), help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
@@ -37,7 +38,7 @@ struct Compress: ParsableCommand {
 
     func methods() throws -> [CompressionMethod] {
         var result: [CompressionMethod] = []
-        if let method { result.append(try CompressionMethod(name: method, rank: rank, tau: tau)) }
+        if let method { result.append(try CompressionMethod(name: method, rankText: rank, tau: tau)) }
         if let svdRanks {
             for part in svdRanks.split(separator: ",") {
                 guard let r = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -61,7 +62,7 @@ struct Compress: ParsableCommand {
     func validate() throws {
         if method == nil && (rank != nil || tau != nil) { throw ValidationError("--rank and --tau need --method") }
         do {
-            if try methods().isEmpty { throw ValidationError("give --method svd --rank R, --method arsvd --tau T, --svd-ranks or --arsvd-taus") }
+            if try methods().isEmpty { throw ValidationError("give --method svd --rank R, --method arsvd --tau T, --method tucker2|spatial-svd --rank R|--tau T, --svd-ranks or --arsvd-taus") }
         } catch let error as CompressionError { throw ValidationError(error.message) }
         guard finetuneEpochs >= 0 else { throw ValidationError("--finetune-epochs cannot be negative") }
         guard finetuneLr > 0 else { throw ValidationError("--finetune-lr must be positive") }
@@ -93,8 +94,7 @@ struct Compress: ParsableCommand {
         progress.line("| Method | Rank/Tau | Before FT | Recalibrated | After FT | Chosen | Final | Recovery | Params | FLOPs | Speed-up |")
         progress.line("|---|---|---|---|---|---|---|---|---|---|---|")
         for (m, r) in rows {
-            let setting: String
-            switch m { case .svd(let rank): setting = "r=\(rank)"; case .arsvd(let tau): setting = "tau=\(tau)" }
+            let setting = m.setting
             progress.line(String(format: "| %@ | %@ | %.4f | %.4f | %.4f | %@ | %.4f | %.1f%% | -%.1f%% | -%.1f%% | %.2fx |",
                                  m.name.uppercased(), setting, r.afterFactorisation.dice, r.afterRecalibration.dice, r.afterFineTune.dice,
                                  r.chosen ?? "", r.chosenScore.dice,
@@ -105,10 +105,5 @@ struct Compress: ParsableCommand {
     }
 }
 
-/// Subfolder of one setting in a multi-setting run: `svd_r50`, `arsvd_tau0.9`.
-func folderName(_ m: CompressionMethod) -> String {
-    switch m {
-    case .svd(let rank): "svd_r\(rank)"
-    case .arsvd(let tau): "arsvd_tau\(tau)"
-    }
-}
+/// Subfolder of one setting in a multi-setting run: `svd_r50`, `arsvd_tau0.9`, `tucker2_rauto`.
+func folderName(_ m: CompressionMethod) -> String { m.slug }

@@ -69,15 +69,15 @@ struct ProfileLayers: ParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(profile), to: outPath)
         progress.line("CPU \(profile.cpu); OpenBLAS \(profile.blasCore), \(profile.threads) threads; \(size)x\(size), batch \(batch)")
-        progress.line("| layer | input | full ms/img | fastest pair (rank: ms/img) | pairs faster than full |")
-        progress.line("|---|---|---|---|---|")
+        let families = ["svd", "tucker2", "spatial-svd"]
+        progress.line("| layer | input | full ms/img | " + families.map { "\($0): ranks faster than full" }.joined(separator: " | ") + " |")
+        progress.line("|---|---|---|" + families.map { _ in "---|" }.joined())
         for layer in profile.layers {
-            let points = layer.pairs["svd"] ?? []
-            let fastest = points.min { $0.ms < $1.ms }
-            let faster = points.filter { $0.ms < layer.fullMs }.map { String($0.rank) }
-            progress.line(String(format: "| %@ | %d | %.3f | %@ | %@ |", layer.name, layer.inputSize, layer.fullMs,
-                                 fastest.map { String(format: "r=%d: %.3f", $0.rank, $0.ms) } ?? "-",
-                                 faster.isEmpty ? "none" : "r=" + faster.joined(separator: ",")))
+            let cells = families.map { family -> String in
+                let faster = (layer.pairs[family] ?? []).filter { $0.ms < layer.fullMs }.map { String($0.rank) }
+                return faster.isEmpty ? "none" : "r=" + faster.joined(separator: ",")
+            }
+            progress.line(String(format: "| %@ | %d | %.3f | ", layer.name, layer.inputSize, layer.fullMs) + cells.joined(separator: " | ") + " |")
         }
         progress.line("wrote \(out)")
     }

@@ -51,6 +51,14 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(result.baseline.dice, metrics.test.dice, accuracy: 1e-9, "same test split as the baseline")
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/cmp/\(sub)/layers.csv"))
         }
+        // Tucker-2 by VBMF and spatial SVD by fraction, one setting each: the result names the method and setting.
+        for (args, sub) in [(["--method", "tucker2", "--rank", "auto"], "t2"), (["--method", "spatial-svd", "--rank", "0.5"], "ss")] {
+            r = try run(["compress", "--model", dir + "/base/model.safetensors"] + args + ["--finetune-epochs", "0", "--out-dir", dir + "/" + sub])
+            XCTAssertEqual(r.status, 0, r.output)
+            let result = try OutputFiles.readJSON(CompressResult.self, from: "\(dir)/\(sub)/result.json")
+            XCTAssertEqual(result.summary.method.description, sub == "t2" ? "tucker2 r=auto" : "spatial-svd r=0.5")
+            XCTAssertGreaterThan(result.summary.factorisedLayerCount, 0)
+        }
         r = try run(["evaluate", "--model", dir + "/cmp/svd_r4/model.safetensors", "--overlays", dir + "/ov"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir + "/ov").isEmpty)
@@ -66,6 +74,14 @@ final class CLITests: XCTestCase {
         r = try run(["compress", "--model", garbage, "--method", "arsvd", "--tau", "1.5", "--out-dir", dir + "/o"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("1.5"), r.output)
+        // Tucker-2 / spatial-SVD ranks and taus: a usage error (64) naming the value.
+        for (args, expected) in [(["--method", "tucker2", "--rank", "lots"], "got 'lots'"), (["--method", "spatial-svd", "--rank", "0"], "rank must be a positive integer"),
+                                 (["--method", "tucker2", "--tau", "0"], "tau must be in (0, 1]"), (["--method", "tucker2"], "needs --rank"),
+                                 (["--method", "tucker3", "--rank", "2"], "unknown compression method 'tucker3'")] {
+            r = try run(["compress", "--model", garbage] + args + ["--out-dir", dir + "/o"])
+            XCTAssertEqual(r.status, 64, r.output)
+            XCTAssertTrue(r.output.contains(expected), r.output)
+        }
         r = try run(["compress", "--model", garbage, "--method", "svd", "--rank", "4", "--out-dir", dir + "/o"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("garbage.safetensors"), r.output)

@@ -26,6 +26,8 @@ final class ConvolutionReferenceTests: XCTestCase {
             (2, 7, 5, 3, 4, 3, 3), (1, 1, 1, 2, 3, 3, 3), (3, 32, 32, 3, 4, 3, 3),
             (3, 6, 6, 8, 5, 1, 1), (2, 9, 11, 2, 3, 5, 5), (1, 4, 13, 5, 7, 7, 7), (1, 3, 2, 1, 1, 1, 1),
             (2, 8, 9, 16, 24, 3, 5), (2, 10, 6, 9, 16, 5, 1), (4, 16, 16, 16, 16, 3, 3),
+            // Spatial SVD's halves: kx1 and 1xk with 'same' padding along one axis only.
+            (2, 7, 6, 8, 16, 3, 1), (2, 7, 6, 16, 8, 1, 3),
         ]
         for (index, s) in shapes.enumerated() {
             let x = randomTensor([s.n, s.h, s.w, s.cin], seed: UInt64(100 + index))
@@ -37,6 +39,6 @@ final class ConvolutionReferenceTests: XCTestCase {
                 XCTAssertLessThan(err, 1e-4, "shape \(s) workspace \(workspace.capacityFloats)")
             }
         }
-        XCTAssertEqual(shapes.count, 10)
+        XCTAssertEqual(shapes.count, 12)
     }
 }

@@ -87,3 +87,33 @@ func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: Static
     XCTAssertEqual(a.count, b.count, "\(a) vs \(b)", file: file, line: line)
     for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, "\(a) vs \(b)", file: file, line: line) }
 }
+
+/// Every method has its own colour and marker in the Pareto chart, and each method's fronts
+/// (parameters and FLOPs) are drawn in its colour.
+final class MethodStyleTests: XCTestCase {
+    func testEachMethodHasItsOwnColourAndShape() {
+        XCTAssertEqual(Set(Palette.methods.map(\.colour)).count, 4)
+        XCTAssertEqual(Palette.methods.map(\.name), ["svd", "arsvd", "tucker2", "spatial-svd"])
+        var baseline = ResultRow(job: "train-s1", kind: "train", method: "baseline", seed: 1, status: "done", attempts: 1)
+        baseline.diceAfterFineTune = 0.9
+        var rows = [baseline]
+        for (i, method) in ["svd", "arsvd", "tucker2", "spatial-svd"].enumerated() {
+            var r = ResultRow(job: "\(method)-r4-s1", kind: "compress", method: method, rank: 4, tau: nil, seed: 1, status: "done", attempts: 1)
+            r.parameterReductionPercent = 20 + Double(i) * 10; r.flopReductionPercent = 10 + Double(i) * 10; r.diceAfterFineTune = 0.85
+            rows.append(r)
+        }
+        var auto = ResultRow(job: "tucker2-rauto-s1", kind: "compress", method: "tucker2", rank: nil, tau: nil, seed: 1, status: "done", attempts: 1)
+        auto.rankText = "auto"
+        XCTAssertEqual(auto.label, "TUCKER2 r=auto")
+        let pareto = Charts.pareto(rows).svg
+        for style in Palette.methods { XCTAssertTrue(pareto.contains(style.colour), style.name) }
+        XCTAssertTrue(pareto.contains("Tucker-2") && pareto.contains("spatial SVD"))
+        let fronts = Charts.methodFronts(rows).svg
+        XCTAssertTrue(fronts.contains("1c. Pareto fronts per method: FLOPs"))
+        XCTAssertTrue(fronts.contains("<polygon"), "diamonds and triangles are drawn")
+        for style in Palette.methods { XCTAssertTrue(fronts.contains("stroke=\"\(style.colour)\"") || fronts.contains("fill=\"\(style.colour)\""), style.name) }
+        // The recommendation counts every method's share of the front (here spatial SVD's point dominates).
+        let paragraph = Recommendation(rows: rows).paragraph
+        XCTAssertTrue(paragraph.contains("0 SVD, 0 ARSVD, 0 Tucker-2 and 1 spatial-SVD setting(s); spatial-SVD holds more of the Pareto front"), paragraph)
+    }
+}

@@ -110,7 +110,7 @@ final class TargetSearchTests: XCTestCase {
 
         for (yaml, expected) in [("target: {method: svd}\n", "target (line 1) needs recovery"),
                                  ("target: {recovery: 99}\n", "target.recovery (line 1) is a share of the baseline's Dice"),
-                                 ("target: {recovery: 0.9, method: lasso}\n", "must be svd, arsvd or both"),
+                                 ("target: {recovery: 0.9, method: lasso}\n", "must be svd, arsvd, tucker2, spatial-svd, both (svd and arsvd) or all"),
                                  ("target: {recovery: 0.9, rank_range: [9, 2]}\n", "rank_range (line 1) must be [lowest, highest]")] {
             XCTAssertThrowsError(try SweepSpec.parse(yaml: yaml, file: "t.yaml")) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
         }

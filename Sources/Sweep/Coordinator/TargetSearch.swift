@@ -104,7 +104,7 @@ extension TargetSearch.Answer {
     /// "SVD (svd-s1): rank 6 keeps 99.30% of the baseline's Dice (target 99%); rank 5 misses it (97.10%). 5 job(s)."
     /// One sentence for the report and `ranksweep status` alike.
     public func sentence(search: String, method: String, target: Double) -> String {
-        func setting(_ v: Double) -> String { method == "svd" ? "rank \(Int(v))" : "tau \(v)" }
+        func setting(_ v: Double) -> String { TargetSpec.searchesRanks(method) ? "rank \(Int(v))" : "tau \(v)" }
         func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "?" }
         let goal = String(format: "%g%%", target * 100)
         var text = "\(method.uppercased()) (\(search)): "

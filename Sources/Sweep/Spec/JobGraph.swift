@@ -82,18 +82,25 @@ public enum JobGraph {
                         modelInput = .output(JobFiles.model, of: baselineID, file: JobFiles.model)
                     }
                     for fineTune in config.fineTunes {
-                        func compress(_ method: String, rank: Int?, tau: Double?) throws {
-                            let setting = rank.map { "r\($0)" } ?? tau.map { "t\($0)" } ?? ""
+                        func compress(_ method: String, rank: Int?, tau: Double?, rankText: String? = nil) throws {
+                            let setting = rank.map { "r\($0)" } ?? rankText.map { "r\($0)" } ?? tau.map { "t\($0)" } ?? ""
                             let id = ([method, setting] + config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
-                            let spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
+                            var spec = CompressJobSpec(job: id, baselineJob: baselineID, method: method, rank: rank, tau: tau,
                                                        fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                        data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
                                                        baselineOrigin: s.baselineModel, latencyProfile: s.latencyProfile)
+                            spec.rankText = rankText
                             jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps,
                                                    inputs: datasetInput + [modelInput] + profileInput))
                         }
                         for r in s.svdRanks { try compress("svd", rank: r, tau: nil) }
                         for t in s.arsvdTaus { try compress("arsvd", rank: nil, tau: t) }
+                        for (method, ranks, taus) in [("tucker2", s.tucker2Ranks, s.tucker2Taus), ("spatial-svd", s.spatialSVDRanks, s.spatialSVDTaus)] {
+                            for r in ranks {
+                                if let integer = Int(r) { try compress(method, rank: integer, tau: nil) } else { try compress(method, rank: nil, tau: nil, rankText: r) }
+                            }
+                            for t in taus { try compress(method, rank: nil, tau: t) }
+                        }
                         for method in s.target?.methods ?? [] {
                             let suffix = (config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
                             let template = CompressJobSpec(job: "", baselineJob: baselineID, method: method, rank: nil, tau: nil,
@@ -229,7 +236,7 @@ public struct SearchDefinition: Codable, Sendable, Equatable {
     /// The job id of the probe at `index` (the id a grid job of the same setting has).
     public func jobID(_ index: Int) -> String {
         let c = candidates[index]
-        let setting = method == "svd" ? "r\(Int(c))" : "t\(c)"
+        let setting = TargetSpec.searchesRanks(method) ? "r\(Int(c))" : "t\(c)"
         return "\(method)-\(setting)-\(idSuffix)"
     }
 
@@ -237,7 +244,7 @@ public struct SearchDefinition: Codable, Sendable, Equatable {
     public func job(_ index: Int) throws -> PlannedJob {
         var spec = template
         spec.job = jobID(index)
-        if method == "svd" { spec.rank = Int(candidates[index]) } else { spec.tau = candidates[index] }
+        if TargetSpec.searchesRanks(method) { spec.rank = Int(candidates[index]) } else { spec.tau = candidates[index] }
         return PlannedJob(id: spec.job, kind: "compress", spec: try JobGraph.json(spec), deps: deps, inputs: inputs)
     }
 

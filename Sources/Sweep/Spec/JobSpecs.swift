@@ -88,10 +88,12 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     public var job: String
     /// The train job whose model this compresses (or `"given"` for `baseline_model`).
     public var baselineJob: String
-    /// `"svd"` (fixed rank) or `"arsvd"` (adaptive rank by energy fraction).
+    /// `"svd"` (fixed rank), `"arsvd"` (adaptive rank by energy fraction), `"tucker2"` or `"spatial-svd"`.
     public var method: String
-    /// SVD: the rank r kept in every factorised layer.
+    /// SVD (and the others' integer ranks): the rank r kept in every factorised layer.
     public var rank: Int?
+    /// Tucker-2 / spatial SVD: a rank that is not an integer, `"auto"` (VBMF) or a fraction (`"0.25"`).
+    public var rankText: String? = nil
     /// ARSVD: the fraction of singular-value energy each layer keeps (0 < tau <= 1).
     public var tau: Double?
     /// The sweep file's `fine_tune` settings (Basics' FineTuneSettings, the type CompressJob runs).

@@ -14,6 +14,7 @@ import Yams
 /// model: {base_filters: 16, depth: 4, channels: 3}
 /// baseline: {epochs: 100, batch_size: 16, lr: 0.0001, patience: 15, lr_patience: 4, augment: true}
 /// compression: {svd_ranks: [50, 100, 150], arsvd_taus: [0.95, 0.9, 0.85], latency_profile: target.json}   # profile: optional
+/// #   also tucker2_ranks / spatial_svd_ranks: [16, 0.25, auto] (rank, fraction of channels, VBMF), tucker2_taus / spatial_svd_taus: [0.9]
 /// fine_tune: {epochs: 5, lr: 0.00001, patience: 2, distill: 0}
 /// # Grid axes: a list at baseline lr/epochs/batch_size/augment, model base_filters/depth,
 /// # image_size, fine_tune lr/epochs (and seeds); the grid is their product (SweepAxes).
@@ -43,6 +44,11 @@ public struct SweepSpec: Sendable, Equatable {
     public var axes = SweepAxes()
     public var svdRanks: [Int] = [50, 100, 150]
     public var arsvdTaus: [Double] = [0.95, 0.9, 0.85]
+    /// Tucker-2 and spatial-SVD settings (none by default): ranks as spelled (`16`, `0.25`, `auto`), and taus.
+    public var tucker2Ranks: [String] = []
+    public var tucker2Taus: [Double] = []
+    public var spatialSVDRanks: [String] = []
+    public var spatialSVDTaus: [Double] = []
     public var fineTune = FineTuneSettings()
     /// `compression.latency_profile`: a `ranksweep profile-layers` file, shipped to every compress
     /// job, whose pairs no faster than their full layer stay full (nil: every eligible layer is factorised).
@@ -167,9 +173,16 @@ public struct SweepSpec: Sendable, Equatable {
         }
         var gridGiven = false
         if let s = try m.map("compression") {
-            gridGiven = s.keys.contains("svd_ranks") || s.keys.contains("arsvd_taus")
+            let gridKeys = ["svd_ranks", "arsvd_taus", "tucker2_ranks", "tucker2_taus", "spatial_svd_ranks", "spatial_svd_taus"]
+            gridGiven = gridKeys.contains { s.keys.contains($0) }
             spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
             spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
+            spec.tucker2Ranks = try s.rankList("tucker2_ranks") ?? []
+            spec.tucker2Taus = try s.doubleList("tucker2_taus", range: 0 ... 1, excludingZero: true) ?? []
+            spec.spatialSVDRanks = try s.rankList("spatial_svd_ranks") ?? []
+            spec.spatialSVDTaus = try s.doubleList("spatial_svd_taus", range: 0 ... 1, excludingZero: true) ?? []
+            // Giving only the new methods' keys replaces the default SVD/ARSVD grid.
+            if !s.keys.contains("svd_ranks") && !s.keys.contains("arsvd_taus") && gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
             spec.latencyProfile = try s.string("latency_profile")
             // Timing on the worker that ran the job made results depend on its load; only `false`
             // (what every job now does) is still accepted, for older sweep files.
@@ -196,7 +209,7 @@ public struct SweepSpec: Sendable, Equatable {
             if recovery > 2 { throw t.error("recovery", "is a share of the baseline's Dice (0.99 keeps 99%), got \(recovery)") }
             target.recovery = recovery
             if let method = try t.string("method") {
-                guard let methods = TargetSpec.methods(method) else { throw t.error("method", "must be svd, arsvd or both, got \(method)") }
+                guard let methods = TargetSpec.methods(method) else { throw t.error("method", "must be svd, arsvd, tucker2, spatial-svd, both (svd and arsvd) or all, got \(method)") }
                 target.methods = methods
             }
             target.maxJobs = try t.int("max_jobs", min: 1) ?? target.maxJobs
@@ -213,6 +226,7 @@ public struct SweepSpec: Sendable, Equatable {
             // The question replaces the grid unless the file asks for a grid too.
             // (`compression: {latency_profile: …}` alone is not a grid.)
             if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
+            if !gridGiven { spec.tucker2Ranks = []; spec.tucker2Taus = []; spec.spatialSVDRanks = []; spec.spatialSVDTaus = [] }
         }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.jobTimeout = try m.double("job_timeout", positive: true)
@@ -259,7 +273,7 @@ public struct SweepSpec: Sendable, Equatable {
 /// baseline's, searched per method and baseline within `maxJobs` compress jobs (TargetSearch).
 public struct TargetSpec: Sendable, Equatable {
     public var recovery = 0.99
-    /// `svd`, `arsvd` or both.
+    /// Any of `allMethods` (`both`: svd and arsvd, the default; `all`: every method).
     public var methods = ["svd", "arsvd"]
     public var maxJobs = 8
     /// [lowest, highest] rank searched; nil: 1 up to the bottleneck's channels (`base_filters << depth`).
@@ -269,18 +283,23 @@ public struct TargetSpec: Sendable, Equatable {
     public static let tauStep = 0.001
     public init() {}
 
+    /// Every compression method's name (as `CompressionMethod.names`; Sweep does not link Compression).
+    public static let allMethods = ["svd", "arsvd", "tucker2", "spatial-svd"]
+
     static func methods(_ name: String) -> [String]? {
         switch name {
-        case "svd": return ["svd"]
-        case "arsvd": return ["arsvd"]
         case "both": return ["svd", "arsvd"]
-        default: return nil
+        case "all": return allMethods
+        default: return allMethods.contains(name) ? [name] : nil
         }
     }
 
+    /// Whether a method's setting is an integer rank (every method but ARSVD, searched by tau).
+    public static func searchesRanks(_ method: String) -> Bool { method != "arsvd" }
+
     /// The settings searched for a method, most compressive first.
     public func candidates(method: String, model: ModelSpec) -> [Double] {
-        if method == "svd" {
+        if TargetSpec.searchesRanks(method) {
             let r = rankRange ?? [1, max(1, model.baseFilters << model.depth)]
             return (r[0] ... r[1]).map(Double.init)
         }
@@ -395,6 +414,26 @@ struct YAMLMap {
             if let min, v < min { throw error(key, "values must be at least \(min), got \(v)") }
             return v
         }
+    }
+
+    /// A list of ranks as Tucker-2 and spatial SVD take them: positive integers, fractions in (0, 1)
+    /// of the channels, or `auto` (VBMF). Returned as spelled canonically (`16`, `0.25`, `auto`).
+    func rankList(_ key: String) throws -> [String]? {
+        guard let items = try sequence(key) else { return nil }
+        var out: [String] = []
+        for n in items {
+            let line = n.mark.map { " (line \($0.line))" } ?? ""
+            let value: String
+            if let v = n.int, v >= 1 { value = String(v) }
+            else if let f = n.float, f > 0, f < 1 { value = String(f) }
+            else if n.string?.lowercased() == "auto" { value = "auto" }
+            else {
+                throw SweepError.invalid("\(file): \(path)\(key)\(line) values must be positive integers, fractions in (0, 1) or auto, got \"\(n.string ?? "?")\"")
+            }
+            if out.contains(value) { throw SweepError.invalid("\(file): \(path)\(key)\(line) lists \(value) twice") }
+            out.append(value)
+        }
+        return out
     }
 
     func doubleList(_ key: String, range: ClosedRange<Double>, excludingZero: Bool) throws -> [Double]? {
