@@ -3,6 +3,7 @@ import Basics
 import Engine
 import Imaging
 import Pipeline
+import Sweep
 
 /// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
 struct DataOptions: ParsableArguments {
@@ -99,6 +100,24 @@ func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") 
                                  r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))
         case let .note(text):
             progress.line(text)
+        }
+    }
+}
+
+/// A comma-separated list flag ("50,100,150"), parsed once by the argument parser (`ListFlag`'s
+/// rules), so a bad value is a usage error (exit 64) naming the flag and the value.
+struct ListOption<Element: Sendable>: Sendable {
+    let values: [Element]
+
+    static func ints(_ flag: String) -> @Sendable (String) throws -> ListOption<Int> {
+        { text in
+            do { return ListOption<Int>(values: try ListFlag.ints(text, flag: flag)) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    static func fractions(_ flag: String) -> @Sendable (String) throws -> ListOption<Double> {
+        { text in
+            do { return ListOption<Double>(values: try ListFlag.doubles(text, flag: flag)) } catch { throw ValidationError("\(error)") }
         }
     }
 }

@@ -7,12 +7,11 @@ import Sweep
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).",
-        discussion: """
-            Failure injection for tests (--fault, repeatable): stall-after-jobs=N (freeze forever after N jobs),
-            crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S (socket loop frozen S seconds
-            on the first job: its result arrives late), duplicate-done (send every DONE twice).
-            """)
+        abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).")
+    // Failure injection for tests (--fault, repeatable, hidden from help): stall-after-jobs=N (freeze
+    // forever after N jobs), crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S
+    // (socket loop frozen S seconds on the first job: its result arrives late), duplicate-done (send
+    // every DONE twice).
 
     @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
     var connect: String
@@ -38,7 +37,7 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Keep running after the coordinator reports the sweep complete.")
     var stay = false
 
-    @Option(help: "Failure injection (see above).")
+    @Option(help: .hidden)
     var fault: [String] = []
 
     @OptionGroup var timingOptions: TimingOptions
@@ -67,6 +66,7 @@ struct WorkerCommand: ParsableCommand {
             let w = try Worker(options: o)
             let code = try w.run()
             if code != 0 { throw ExitCode(code) }
+            try exitIfInterrupted()   // stopped by a signal, after handing back: 130 / 143
         }
     }
 }
