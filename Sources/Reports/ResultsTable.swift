@@ -50,6 +50,12 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var attempts: Int
     /// Wall time of the accepted attempt on its worker, seconds.
     public var jobSeconds: Double?
+    /// The model in the report folder (`models/JOB.safetensors`, relative to it) when the report keeps it.
+    public var model: String?
+    /// The model in the state dir's artifact store (absolute path), for every finished job.
+    public var modelArtifact: String?
+    /// A compress job's baseline (its train job, or the given model's name).
+    public var baselineJob: String?
 
     /// `r=4`, `tau=0.9`, or "" for the baseline.
     public var setting: String {
@@ -130,6 +136,7 @@ public enum ResultsTable {
 
     static func compressRow(_ job: JobRecord) -> ResultRow {
         var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
+        row.baselineJob = job.compressSpec?.baselineJob
         row.rank = job.compressSpec?.rank
         row.tau = job.compressSpec?.tau
         guard let r = job.compressResult else { return row }
@@ -157,7 +164,7 @@ public enum ResultsTable {
         "flops", "flop_reduction_percent", "latency_ms", "baseline_latency_ms", "speed_up",
         "dice_before_ft", "iou_before_ft", "dice_recalibrated", "dice_after_ft", "iou_after_ft",
         "dice_recovery_percent", "iou_recovery_percent", "epochs", "training_seconds",
-        "worker", "host", "attempts", "job_seconds", "failure_reason",
+        "worker", "host", "attempts", "job_seconds", "failure_reason", "model", "model_artifact",
     ]
 
     /// RFC 4180 CSV, one row per job; numbers in Swift's shortest round-trip form (the stored
@@ -178,6 +185,7 @@ public enum ResultsTable {
                 r.diceRecalibrated.map(number), r.diceAfterFineTune.map(number), r.iouAfterFineTune.map(number),
                 r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
                 r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
+                r.model, r.modelArtifact,
             ]
             cells.insert(contentsOf: axes.map { r.axes[$0] }, at: seedColumn)
             table.append(cells.map { $0 ?? "" })
