@@ -37,6 +37,9 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Keep running after the coordinator reports the sweep complete.")
     var stay = false
 
+    @Option(name: .customLong("give-up-after"), help: "Exit (status 3) after this many seconds without a word from a coordinator; 0: keep trying.")
+    var giveUpAfter: Double = 600
+
     @Option(help: .hidden)
     var fault: [String] = []
 
@@ -47,6 +50,10 @@ struct WorkerCommand: ParsableCommand {
         if slots < 1 || slots > 1024 { throw ValidationError("--slots must be in 1...1024") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if (key == nil) != (serverKey == nil) { throw ValidationError("CURVE needs both --key and --server-key") }
+        if !["tcp://", "ipc://", "inproc://"].contains(where: connect.hasPrefix) {
+            throw ValidationError("--connect \(connect) is not a ZeroMQ endpoint: give tcp://HOST:PORT, e.g. tcp://\(connect.contains(":") ? connect : connect + ":5555")")
+        }
+        if !(giveUpAfter >= 0 && giveUpAfter.isFinite) { throw ValidationError("--give-up-after must be 0 or a positive number of seconds") }
     }
 
     func run() throws {
@@ -61,6 +68,7 @@ struct WorkerCommand: ParsableCommand {
             for f in fault { try o.faults.add(f) }
             o.timing = timingOptions.timing
             o.stayAfterSweep = stay
+            o.giveUpAfter = giveUpAfter > 0 && !stay ? giveUpAfter : nil   // --stay: a standing pool waits for the next sweep
             o.name = name
             _ = csupport_install_stop_handlers()
             let w = try Worker(options: o)

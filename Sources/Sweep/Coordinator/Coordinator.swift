@@ -89,6 +89,8 @@ public final class Coordinator {
         if options.serverKeys != nil && options.allowlist.isEmpty {
             throw SweepError.invalid("CURVE is on but the allowlist of worker keys is empty")
         }
+        // A new sweep that cannot bind leaves no state dir behind: try the address first.
+        if !Files.exists(options.stateDir + "/" + SweepStore.fileName) { try Coordinator.checkBind(options.bind) }
         try AtomicFile.makeDirectory(options.stateDir)
         lock = try StateLock(stateDir: options.stateDir, purpose: "one coordinator per state dir; stop it first")
         store = try SweepStore(stateDir: options.stateDir)
@@ -104,6 +106,13 @@ public final class Coordinator {
     }
 
     deinit { context.shutdown() }
+
+    /// Binds `endpoint` once and lets go (the socket closes, then the context's end waits for it).
+    static func checkBind(_ endpoint: String) throws {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context, .router)
+        do { try socket.bind(endpoint) } catch { throw SweepError.io("cannot bind \(endpoint): \(error)") }
+    }
 
     // MARK: sweep creation / resume
 
