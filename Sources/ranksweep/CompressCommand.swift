@@ -11,8 +11,8 @@ struct Compress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compress a baseline by SVD (fixed rank) or ARSVD (energy threshold), then fine-tune.",
         discussion: """
-        One setting: --method svd --rank 50, or --method arsvd --tau 0.9. Several in turn (the seed's
-        spelling): --svd-ranks "50,100,150" --arsvd-taus "0.95,0.9,0.85", each into its own subfolder.
+        One setting: --method svd --rank 50, or --method arsvd --tau 0.9. Several in turn (the seed's \
+        spelling): --svd-ranks "50,100,150" --arsvd-taus "0.95,0.9,0.85", each into its own subfolder. \
         Writes model.safetensors, layers.csv, finetune_history.csv and result.json per setting.
         """)
 
@@ -25,8 +25,8 @@ struct Compress: ParsableCommand {
     @Option(name: .customLong("svd-ranks"), help: "Comma-separated SVD ranks.") var svdRanks: String?
     @Option(name: .customLong("arsvd-taus"), help: "Comma-separated ARSVD thresholds.") var arsvdTaus: String?
     @Option(name: .customLong("data-root"), help: "Data folder (default: the baseline's own data and split).") var dataRoot: String?
-    @Option(name: .customLong("finetune-epochs"), help: "Fine-tuning epochs (0 = none).") var finetuneEpochs = FineTuneSettings().epochs
-    @Option(name: .customLong("finetune-lr"), help: "Fine-tuning learning rate.") var finetuneLr: Float = FineTuneSettings().learningRate
+    @Option(name: [.customLong("fine-tune-epochs"), .customLong("finetune-epochs")], help: "Fine-tuning epochs (0 = none; the sweep file's fine_tune.epochs).") var finetuneEpochs = FineTuneSettings().epochs
+    @Option(name: [.customLong("fine-tune-lr"), .customLong("finetune-lr")], help: "Fine-tuning learning rate (fine_tune.lr).") var finetuneLr: Float = FineTuneSettings().learningRate
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
     @Flag(help: "Replace the models an earlier run left in --out-dir (otherwise refused).") var overwrite = false
     @Flag(inversion: .prefixedNo, help: "Time each factorised pair against its full layer and keep the full one when the pair is not faster (--no-layer-timing: factorise every eligible layer; machine-independent).")

@@ -9,8 +9,8 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Run a sweep: hand its jobs to workers over ZeroMQ, keep its state in --state-dir.",
         discussion: """
-            Restarting on the same --state-dir resumes the sweep: finished results are kept, running jobs
-            are queued again, and workers reattach by themselves. Off loopback, CURVE keys are required
+            Restarting on the same --state-dir resumes the sweep: finished results are kept, running jobs \
+            are queued again, and workers reattach by themselves. Off loopback, CURVE keys are required \
             (--keys DIR with coordinator.key and workers/*.pub; see `ranksweep keygen`) unless --insecure.
             """)
 

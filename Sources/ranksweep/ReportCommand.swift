@@ -16,7 +16,7 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("state-dir"), help: "The sweep's state directory (holds sweep.sqlite).")
     var stateDir: String
 
-    @Option(name: .customLong("out"), help: "Report folder (default: STATE_DIR/report); replaced atomically.")
+    @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Report folder (default: STATE_DIR/report); replaced atomically.")
     var out: String?
 
     @Option(name: .customLong("data-root"), help: "Dataset folder for the overlays of a folder-data sweep (default: unpacked from the state dir).")

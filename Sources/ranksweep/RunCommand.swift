@@ -10,7 +10,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a whole sweep on this machine: a coordinator on loopback plus local worker processes.",
         discussion: """
-        With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys.
+        With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys. \
         The seed's spelling works as written: `ranksweep run --data_root D --epochs 100 --batch_size 16 \
         --svd_ranks "50,100,150" --arsvd_taus "0.95,0.9,0.85" --run_compression --out_dir ./results`. Unlike \
         the seed, compression runs without --run_compression too (a sweep is the point of `run`); \
