@@ -64,9 +64,13 @@ public struct ResultRow: Codable, Sendable, Equatable {
         return ""
     }
 
-    /// `SVD r=4`, `ARSVD tau=0.9`, `baseline`.
+    /// `SVD r=4`, `ARSVD tau=0.9`, `baseline`; with every varied grid axis after it, e.g.
+    /// `SVD r=2 (base_filters=8, fine_tune_lr=0.0001)`, so no two different rows of a table or
+    /// legend read the same.
     public var label: String {
-        method == "baseline" ? "baseline" : "\(method.uppercased()) \(setting)"
+        let name = method == "baseline" ? "baseline" : "\(method.uppercased()) \(setting)"
+        let varied = GridAxis.allCases.compactMap { a in axes[a.rawValue].map { "\(a.rawValue)=\($0)" } }
+        return varied.isEmpty ? name : name + " (" + varied.joined(separator: ", ") + ")"
     }
 }
 

@@ -34,10 +34,17 @@ final class GridReportTests: XCTestCase {
         }
 
         let md = try String(contentsOfFile: dir + "/state/report/report.md", encoding: .utf8)
+        let html = try Data(contentsOf: URL(fileURLWithPath: dir + "/state/report/report.html"))
         XCTAssertTrue(md.contains("## By baseline configuration"), md)
         XCTAssertTrue(md.contains("### base_filters=3") && md.contains("### base_filters=4"), md)
         XCTAssertTrue(md.contains("| Baseline configuration | Baseline Dice | Most compressive kept |"), md)
-        let html = try Data(contentsOf: URL(fileURLWithPath: dir + "/state/report/report.html"))
+        // Rows that differ only in a grid axis never read the same: every varied axis is in the label.
+        for bf in [3, 4] {
+            for lr in ["0.0001", "0.0002"] {
+                XCTAssertTrue(md.contains("SVD r=2 (base_filters=\(bf), fine_tune_lr=\(lr))"), "bf \(bf) lr \(lr)\n" + md)
+            }
+        }
+        XCTAssertTrue(String(decoding: html, as: UTF8.self).contains("SVD r=2 (base_filters=4, fine_tune_lr=0.0002)"), "in the HTML tables and legends too")
         let check = XMLCheck.parse(html)
         XCTAssertNil(check.error)
         XCTAssertTrue(Set(check.ids).isSuperset(of: ["pareto", "pareto-1", "pareto-2"]), "\(check.ids)")
