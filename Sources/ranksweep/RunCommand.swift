@@ -87,7 +87,7 @@ struct RunCommand: ParsableCommand {
             (model != nil, "--model"), (trainOnly, "--train-only"), (seeds != nil, "--seeds"), (imageSize != nil, "--image-size"),
             (baseFilters != nil, "--base-filters"), (depth != nil, "--depth"), (lr != nil, "--lr"),
         ]
-        return given.first(where: \.0)?.1
+        return given.first(where: { $0.0 })?.1
     }
 
     func run() throws {

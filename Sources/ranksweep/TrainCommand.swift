@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
         csupport_install_stop_handlers()
         let progress = progressOptions.display()
         // --resume continues the run in --out-dir, so its files are meant to be replaced.
-        try checkOutDir(UserPath.absolute(outDir), overwrite: overwrite || resume)
+        try checkOutDir(UserPath.absolute(self.outDir), overwrite: overwrite || resume)
         let source = data.source
         let settings = spec(channels: try channels ?? source.storedChannels())
         let outDir = UserPath.absolute(outDir)

@@ -8,10 +8,6 @@ struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).")
-    // Failure injection for tests (--fault, repeatable, hidden from help): stall-after-jobs=N (freeze
-    // forever after N jobs), crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S
-    // (socket loop frozen S seconds on the first job: its result arrives late), duplicate-done (send
-    // every DONE twice).
 
     @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
     var connect: String
@@ -40,6 +36,10 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("give-up-after"), help: "Exit (status 3) after this many seconds without a word from a coordinator; 0: keep trying.")
     var giveUpAfter: Double = 600
 
+    // Failure injection for tests (--fault, repeatable, hidden from help): stall-after-jobs=N (freeze
+    // forever after N jobs), crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S
+    // (socket loop frozen S seconds on the first job: its result arrives late), duplicate-done (send
+    // every DONE twice).
     @Option(help: .hidden)
     var fault: [String] = []
 
