@@ -125,7 +125,7 @@ struct ListOption<Element: Sendable>: Sendable {
     }
 }
 
-extension ProgressDisplay.Mode: @retroactive ExpressibleByArgument {}
+extension ProgressDisplay.Mode: ExpressibleByArgument {}
 
 /// `--progress` of the long single-machine commands (train, compress, evaluate), with the log level:
 /// `-q` or `--log-level warn`/`error` keep only results, warnings and errors.
