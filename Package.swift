@@ -33,7 +33,7 @@ let package = Package(
         // the narrow layers' direct-convolution micro-kernels (AVX-512/AVX2), BatchNorm and pooling passes.
         .target(name: "CKernels"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
-        // log, the monotonic clock, the progress display; and the settings that travel from a sweep file
+        // log, the monotonic clock, the progress display, shell-quoted hints, did-you-mean suggestions; and the settings that travel from a sweep file
         // into the training loop unchanged (TrainingSettings, FineTuneSettings, DatasetOptions).
         .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
