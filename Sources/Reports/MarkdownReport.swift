@@ -10,10 +10,10 @@ public enum MarkdownReport {
         md.append("Test-split Dice (per-image mean). Before FT: right after factorisation; After FT: after fine-tuning; "
                   + "Recovery: After FT / baseline Dice; reductions against the baseline; latency: median ms per image, "
                   + "speed-up against the baseline timed in the same job.\n")
-        let header = ComparisonTable.header(multiSeed: c.multiSeed)
+        let header = ComparisonTable.header(multiSeed: c.multiSeed, axes: c.axes)
         md.append(row(header))
         md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
-        for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+        for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes))) }
         md.append("")
         if !c.targetAnswers.isEmpty {
             md.append("## Targeted search\n")
@@ -32,7 +32,7 @@ public enum MarkdownReport {
                 md.append("\n### \(g.label)\n")
                 md.append(row(header))
                 md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
-                for r in g.rows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+                for r in g.rows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes))) }
             }
             md.append("")
         }
