@@ -17,7 +17,10 @@ public enum ComparisonTable {
         var status = r.status
         if r.status == "done" && r.attempts > 1 { status += " (\(r.attempts) attempts)" }
         if r.status == "running" { status += r.attempts > 1 ? " (attempt \(r.attempts))" : "" }
-        return [method, r.method == "baseline" ? dash : r.setting] + axes.map { r.axes[$0] ?? dash } + (multiSeed ? [r.seed.map(String.init) ?? dash] : []) + [
+        let setting: String = r.method == "baseline" ? dash : r.setting
+        let axisCells: [String] = axes.map { r.axes[$0] ?? dash }
+        let seedCells: [String] = multiSeed ? [r.seed.map(String.init) ?? dash] : []
+        let numbers: [String] = [
             r.diceBeforeFineTune.map { String(format: "%.4f", $0) } ?? dash,
             r.diceAfterFineTune.map { String(format: "%.4f", $0) } ?? dash,
             r.diceRecoveryPercent.map { String(format: "%.1f%%", $0) } ?? dash,
@@ -28,6 +31,7 @@ public enum ComparisonTable {
             r.speedUp.map { String(format: "%.2fx", $0) } ?? dash,
             status,
         ]
+        return [method, setting] + axisCells + seedCells + numbers
     }
 
     /// 1946993 -> "1,946,993".
