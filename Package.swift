@@ -33,7 +33,7 @@ let package = Package(
         // the narrow layers' direct-convolution micro-kernels (AVX-512/AVX2), BatchNorm and pooling passes.
         .target(name: "CKernels"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
-        // log, the monotonic clock, the progress display; and the settings that travel from a sweep file
+        // log, the monotonic clock, the progress display, shell-quoted hints, did-you-mean suggestions; and the settings that travel from a sweep file
         // into the training loop unchanged (TrainingSettings, FineTuneSettings, DatasetOptions).
         .target(name: "Basics"),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
@@ -77,8 +77,9 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "Reports"]),
-        // Runs the built `ranksweep` binary the way a user does, from temporary working directories.
-        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"]),
+        // Runs the built `ranksweep` binary the way a user does, from temporary working directories;
+        // Snapshots/ holds each command's help screen (read by path, not a resource).
+        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"], exclude: ["Snapshots"]),
         .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),
     ],
     swiftLanguageModes: [.v6]

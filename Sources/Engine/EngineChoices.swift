@@ -59,7 +59,7 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     }
 
     /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
-    /// enough, on every CPU kind (measured A/B on Intel AVX-512; see the README's engine section).
+    /// enough, on every CPU kind (measured A/B on Intel AVX-512; see docs/ENGINE.md).
     /// RANKSWEEP_WINOGRAD=off or =N (minimum channels) overrides it, for measurements.
     static var winogradThreshold: Int? {
         let n = winogradSetting.load(ordering: .relaxed)

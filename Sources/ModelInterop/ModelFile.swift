@@ -27,11 +27,15 @@ public enum ModelFile {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw ModelFileError(path: path, reason: "cannot read file") }
         defer { try? handle.close() }
         let head: [UInt8]
-        do { head = [UInt8](try handle.read(upToCount: 8) ?? Data()) } catch {
+        do { head = [UInt8](try handle.read(upToCount: 9) ?? Data()) } catch {
             throw ModelFileError(path: path, reason: "cannot read file (\(error.localizedDescription))")
         }
         if head.starts(with: HDF5File.signature) { return .hdf5 }
         if head.starts(with: ZipArchive.signature) { return .zip }
+        // safetensors: an 8-byte header length, then the JSON header's `{`.
+        guard head.count == 9, head[8] == UInt8(ascii: "{") else {
+            throw ModelFileError(path: path, reason: "not a safetensors or Keras file (a model is a .safetensors from `ranksweep train`/`compress`, or a .keras/.h5/.weights.h5)")
+        }
         return .safetensors
     }
 

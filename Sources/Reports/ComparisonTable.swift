@@ -3,19 +3,24 @@ import Foundation
 /// The seed's comparison table as text cells, shared by the Markdown and HTML reports:
 /// Method | Rank/Tau | Before FT | Final | Chosen | Recovery | Param reduction, then FLOPs, latency and status.
 public enum ComparisonTable {
-    public static func header(multiSeed: Bool) -> [String] {
-        ["Method", "Rank/Tau"] + (multiSeed ? ["Seed"] : [])
+    /// `axes`: the varied grid axes (`ReportContent.axes`), a column each after Rank/Tau, so rows
+    /// that differ only in an axis never read the same.
+    public static func header(multiSeed: Bool, axes: [String] = []) -> [String] {
+        ["Method", "Rank/Tau"] + axes + (multiSeed ? ["Seed"] : [])
             + ["Before FT", "Final", "Chosen", "Recovery", "Param reduction", "Params", "FLOP reduction", "Latency (ms/img)", "Speed-up", "Status"]
     }
 
     /// Missing numbers are shown as "–".
-    public static func cells(_ r: ResultRow, multiSeed: Bool) -> [String] {
+    public static func cells(_ r: ResultRow, multiSeed: Bool, axes: [String] = []) -> [String] {
         let dash = "–"
         let method = r.method == "baseline" ? "Baseline" : r.method.uppercased()
         var status = r.status
         if r.status == "done" && r.attempts > 1 { status += " (\(r.attempts) attempts)" }
         if r.status == "running" { status += r.attempts > 1 ? " (attempt \(r.attempts))" : "" }
-        return [method, r.method == "baseline" ? dash : r.setting] + (multiSeed ? [r.seed.map(String.init) ?? dash] : []) + [
+        let setting: String = r.method == "baseline" ? dash : r.setting
+        let axisCells: [String] = axes.map { r.axes[$0] ?? dash }
+        let seedCells: [String] = multiSeed ? [r.seed.map(String.init) ?? dash] : []
+        let numbers: [String] = [
             r.diceBeforeFineTune.map { String(format: "%.4f", $0) } ?? dash,
             r.diceAfterFineTune.map { String(format: "%.4f", $0) } ?? dash,
             r.chosen ?? dash,
@@ -27,6 +32,7 @@ public enum ComparisonTable {
             r.speedUp.map { String(format: "%.2fx", $0) } ?? dash,
             status,
         ]
+        return [method, setting] + axisCells + seedCells + numbers
     }
 
     /// 1946993 -> "1,946,993".
@@ -54,6 +60,8 @@ public struct ReportContent: Sendable {
     public var jobs: [JobRecord]
 
     public var multiSeed: Bool { Set(rows.compactMap(\.seed)).count > 1 }
+    /// The grid axes the sweep varies (`GridAxis` raw values), in `GridAxis` order.
+    public var axes: [String] { GridAxis.allCases.map(\.rawValue).filter { a in rows.contains { $0.axes[a] != nil } } }
 
     /// The rows by baseline configuration (one group when no baseline axis varies).
     public var groups: [BaselineGroup] { BaselineGroup.of(tableRows) }

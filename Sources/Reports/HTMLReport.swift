@@ -29,11 +29,11 @@ public enum HTMLReport {
         h.append("<p class=\"meta\">Test-split Dice (per-image mean). Before FT: right after factorisation; Final: the model the job kept, the candidate with the best validation Dice (Chosen: factorised, recalibrated or a fine-tuning epoch); Recovery: Final / baseline Dice; "
                  + "reductions against the baseline; latency: median ms per image, measured on the host that ran the job (an outcome of that machine; it decided nothing); speed-up against the baseline timed in the same job.</p>")
         h.append("<table>")
-        let header = ComparisonTable.header(multiSeed: c.multiSeed)
+        let header = ComparisonTable.header(multiSeed: c.multiSeed, axes: c.axes)
         h.append("<thead><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
         let textColumns = c.multiSeed ? 3 : 2
         for r in c.tableRows {
-            let cells = ComparisonTable.cells(r, multiSeed: c.multiSeed)
+            let cells = ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes)
             let tds = cells.enumerated().map { i, v -> String in
                 if i == cells.count - 1 { return "<td class=\"status-\(e(r.status))\">\(e(v))</td>" }
                 return i < textColumns ? "<td>\(e(v))</td>" : "<td class=\"num\">\(e(v))</td>"
@@ -60,7 +60,7 @@ public enum HTMLReport {
                 h.append("<thead><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
                 for r in g.rows {
                     h.append("<tr\(r.method == "baseline" ? " class=\"baseline\"" : "") title=\"\(e(r.job))\">"
-                             + ComparisonTable.cells(r, multiSeed: c.multiSeed).map { "<td>\(e($0))</td>" }.joined() + "</tr>")
+                             + ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes).map { "<td>\(e($0))</td>" }.joined() + "</tr>")
                 }
                 h.append("</tbody></table>")
                 if i < c.groupCharts.count {

@@ -11,10 +11,10 @@ public enum MarkdownReport {
                   + "the candidate with the best validation Dice (Chosen: factorised, recalibrated or a fine-tuning epoch); "
                   + "Recovery: Final / baseline Dice; reductions against the baseline; latency: median ms per image, measured on the host that ran the job (an outcome of that machine; it decided nothing); "
                   + "speed-up against the baseline timed in the same job.\n")
-        let header = ComparisonTable.header(multiSeed: c.multiSeed)
+        let header = ComparisonTable.header(multiSeed: c.multiSeed, axes: c.axes)
         md.append(row(header))
         md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
-        for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+        for r in c.tableRows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes))) }
         md.append("")
         if !c.targetAnswers.isEmpty {
             md.append("## Targeted search\n")
@@ -33,7 +33,7 @@ public enum MarkdownReport {
                 md.append("\n### \(g.label)\n")
                 md.append(row(header))
                 md.append(row(header.enumerated().map { $0.offset < (c.multiSeed ? 3 : 2) || $0.offset == header.count - 1 ? "---" : "---:" }))
-                for r in g.rows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed))) }
+                for r in g.rows { md.append(row(ComparisonTable.cells(r, multiSeed: c.multiSeed, axes: c.axes))) }
             }
             md.append("")
         }

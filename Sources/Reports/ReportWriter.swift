@@ -9,11 +9,14 @@ public struct ReportWriter {
     /// Default: `stateDir/report`.
     public var outDir: String
     public var overlays: OverlayRenderer
+    /// Which models go to `models/` (`ReportModels`).
+    public var models: ReportModelChoice
 
-    public init(stateDir: String, outDir: String? = nil, overlays: OverlayRenderer = OverlayRenderer()) {
+    public init(stateDir: String, outDir: String? = nil, overlays: OverlayRenderer = OverlayRenderer(), models: ReportModelChoice = .chosen) {
         self.stateDir = stateDir
         self.outDir = outDir ?? (stateDir + "/report")
         self.overlays = overlays
+        self.models = models
     }
 
     public struct Summary: Sendable {
@@ -21,6 +24,8 @@ public struct ReportWriter {
         public var statusLine: String
         public var overlays: Int
         public var notes: [String]
+        /// Models put in `models/` (paths relative to `outDir`).
+        public var models: [String]
     }
 
     public static let files = (csv: "results.csv", json: "results.json", markdown: "report.md", html: "report.html", overlays: "overlays")
@@ -28,7 +33,7 @@ public struct ReportWriter {
     @discardableResult
     public func write(now: Date = Date()) throws -> Summary {
         let results = try SweepResults.load(stateDir: stateDir)
-        let rows = ResultsTable.rows(results)
+        var rows = ResultsTable.rows(results)
         let recommendation = Recommendation(rows: rows)
         let fm = FileManager.default
         var notes: [String] = []
@@ -36,6 +41,7 @@ public struct ReportWriter {
         var statusLine = ""
         do {
             try AtomicFile.replaceDirectory(at: outDir) { tmp in
+                try ReportModels.write(models, rows: &rows, results: results, recommendation: recommendation, into: tmp)
                 do {
                     overlayImages = try overlays.render(results, into: tmp + "/" + ReportWriter.files.overlays)
                     if overlayImages.isEmpty { notes.append("no overlays: no baseline has finished yet") }
@@ -60,7 +66,8 @@ public struct ReportWriter {
                 try save(HTMLReport.render(content, overlayData: overlayData), tmp + "/" + ReportWriter.files.html)
             }
         } catch let e as FileError { throw ReportError(e.description) }
-        return Summary(outDir: outDir, statusLine: statusLine, overlays: overlayImages.count, notes: notes)
+        return Summary(outDir: outDir, statusLine: statusLine, overlays: overlayImages.count, notes: notes,
+                       models: rows.compactMap(\.model).sorted())
     }
 
     /// `results.json`: the rows, the recommendation and its thresholds, the sweep's state.

@@ -57,6 +57,12 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var attempts: Int
     /// Wall time of the accepted attempt on its worker, seconds.
     public var jobSeconds: Double?
+    /// The model in the report folder (`models/JOB.safetensors`, relative to it) when the report keeps it.
+    public var model: String?
+    /// The model in the state dir's artifact store (absolute path), for every finished job.
+    public var modelArtifact: String?
+    /// A compress job's baseline (its train job, or the given model's name).
+    public var baselineJob: String?
 
     /// `r=4`, `tau=0.9`, or "" for the baseline.
     public var setting: String {
@@ -66,9 +72,13 @@ public struct ResultRow: Codable, Sendable, Equatable {
         return ""
     }
 
-    /// `SVD r=4`, `ARSVD tau=0.9`, `baseline`.
+    /// `SVD r=4`, `ARSVD tau=0.9`, `baseline`; with every varied grid axis after it, e.g.
+    /// `SVD r=2 (base_filters=8, fine_tune_lr=0.0001)`, so no two different rows of a table or
+    /// legend read the same.
     public var label: String {
-        method == "baseline" ? "baseline" : "\(method.uppercased()) \(setting)"
+        let name = method == "baseline" ? "baseline" : "\(method.uppercased()) \(setting)"
+        let varied = GridAxis.allCases.compactMap { a in axes[a.rawValue].map { "\(a.rawValue)=\($0)" } }
+        return varied.isEmpty ? name : name + " (" + varied.joined(separator: ", ") + ")"
     }
 }
 
@@ -138,6 +148,7 @@ public enum ResultsTable {
 
     static func compressRow(_ job: JobRecord) -> ResultRow {
         var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
+        row.baselineJob = job.compressSpec?.baselineJob
         row.rank = job.compressSpec?.rank
         row.rankText = job.compressSpec?.rankText
         row.tau = job.compressSpec?.tau
@@ -168,7 +179,7 @@ public enum ResultsTable {
         "flops", "flop_reduction_percent", "latency_ms", "baseline_latency_ms", "speed_up",
         "dice_before_ft", "iou_before_ft", "dice_recalibrated", "dice_fine_tuned", "chosen", "dice_final", "iou_final",
         "dice_recovery_percent", "iou_recovery_percent", "epochs", "training_seconds",
-        "worker", "host", "attempts", "job_seconds", "failure_reason",
+        "worker", "host", "attempts", "job_seconds", "failure_reason", "model", "model_artifact",
     ]
 
     /// RFC 4180 CSV, one row per job; numbers in Swift's shortest round-trip form (the stored
@@ -189,6 +200,7 @@ public enum ResultsTable {
                 r.diceRecalibrated.map(number), r.diceFineTuned.map(number), r.chosen, r.diceAfterFineTune.map(number), r.iouAfterFineTune.map(number),
                 r.diceRecoveryPercent.map(number), r.iouRecoveryPercent.map(number), r.epochs.map(String.init),
                 r.trainingSeconds.map(number), r.worker, r.host, String(r.attempts), r.jobSeconds.map(number), r.failureReason,
+                r.model, r.modelArtifact,
             ]
             cells.insert(contentsOf: axes.map { r.axes[$0] }, at: seedColumn)
             table.append(cells.map { $0 ?? "" })

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Basics
 import Engine
+import Foundation
 import Imaging
 import Pipeline
+import Sweep
 
 /// Where the data comes from. Two-word flags also accept the seed pipeline's snake_case spelling.
 struct DataOptions: ParsableArguments {
@@ -80,13 +82,15 @@ func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") 
     var trainingETA = ETAEstimator()
     var epochETA = ETAEstimator()
     var currentEpoch = 0
+    // Epoch lines are progress: -q (or --log-level warn/error) leaves only the results.
+    let say: (String) -> Void = { if Log.level <= .info { progress.line($0) } }
     return { event in
         switch event {
         case let .started(total, steps, trainImages, valImages, momentum):
             epochs = total
             stepsPerEpoch = max(1, steps)
             trainingETA = ETAEstimator()
-            progress.line("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
+            say("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
         case let .step(epoch, step, steps, loss):
             if epoch != currentEpoch { currentEpoch = epoch; epochETA = ETAEstimator() }
             let stepsDone = Double((epoch - 1) * stepsPerEpoch + step)
@@ -95,10 +99,50 @@ func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") 
                             eta: epochETA.secondsLeft(done: Double(step), total: Double(steps)),
                             detail: (all.map { "(all epochs: \(formatDuration($0)))  " } ?? "") + String(format: "loss %.4f", loss))
         case let .epochFinished(r):
-            progress.line(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
+            say(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
                                  r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))
         case let .note(text):
-            progress.line(text)
+            say(text)
         }
     }
+}
+
+/// A comma-separated list flag ("50,100,150"), parsed once by the argument parser (`ListFlag`'s
+/// rules), so a bad value is a usage error (exit 64) naming the flag and the value.
+struct ListOption<Element: Sendable>: Sendable {
+    let values: [Element]
+
+    static func ints(_ flag: String) -> @Sendable (String) throws -> ListOption<Int> {
+        { text in
+            do { return ListOption<Int>(values: try ListFlag.ints(text, flag: flag)) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    static func fractions(_ flag: String) -> @Sendable (String) throws -> ListOption<Double> {
+        { text in
+            do { return ListOption<Double>(values: try ListFlag.doubles(text, flag: flag)) } catch { throw ValidationError("\(error)") }
+        }
+    }
+}
+
+extension ProgressDisplay.Mode: ExpressibleByArgument {}
+
+/// `--progress` of the long single-machine commands (train, compress, evaluate), with the log level:
+/// `-q` or `--log-level warn`/`error` keep only results, warnings and errors.
+struct ProgressOptions: ParsableArguments {
+    @Option(help: "Progress display: auto (a bar on a terminal, a dated line every few seconds otherwise), plain, none.")
+    var progress: ProgressDisplay.Mode = .auto
+
+    /// The display for this run; call after `LoggingOptions.apply()`.
+    func display() -> ProgressDisplay {
+        ProgressDisplay(mode: Log.level > .info ? .none : progress)
+    }
+}
+
+/// Refuses to write a command's results over an earlier run's: `model.safetensors` in `outDir` is
+/// replaced only with `--overwrite` (or when resuming that very run).
+func checkOutDir(_ outDir: String, overwrite: Bool, flag: String = "--out-dir") throws {
+    let existing = outDir + "/model.safetensors"
+    guard !overwrite, FileManager.default.fileExists(atPath: existing) else { return }
+    throw ValidationError("\(flag) \(outDir) already holds model.safetensors from an earlier run: give another \(flag), or --overwrite to replace it")
 }

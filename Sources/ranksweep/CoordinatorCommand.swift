@@ -9,16 +9,16 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Run a sweep: hand its jobs to workers over ZeroMQ, keep its state in --state-dir.",
         discussion: """
-            Restarting on the same --state-dir resumes the sweep: finished results are kept, running jobs
-            are queued again, and workers reattach by themselves. Off loopback, CURVE keys are required
+            Restarting on the same --state-dir resumes the sweep: finished results are kept, running jobs \
+            are queued again, and workers reattach by themselves. Off loopback, CURVE keys are required \
             (--keys DIR with coordinator.key and workers/*.pub; see `ranksweep keygen`) unless --insecure.
             """)
 
     @Option(help: "Sweep file (YAML). Optional when resuming a state dir.")
     var sweep: String?
 
-    @Option(help: "ZeroMQ endpoint to bind.")
-    var bind = "tcp://0.0.0.0:5555"
+    @Option(help: "ZeroMQ endpoint to bind (default tcp://0.0.0.0:5555 with --keys or --insecure, else tcp://127.0.0.1:5555: plain TCP stays on loopback).")
+    var bind: String?
 
     @Option(name: .customLong("state-dir"), help: "Directory for sweep.sqlite and artifacts (reuse it to resume).")
     var stateDir: String
@@ -55,7 +55,8 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         logging.apply()
         try SweepCLI.guarded {
-            var o = CoordinatorOptions(bind: bind, stateDir: UserPath.absolute(stateDir))
+            let endpoint = bind ?? (keys != nil || insecure ? "tcp://0.0.0.0:5555" : "tcp://127.0.0.1:5555")
+            var o = CoordinatorOptions(bind: endpoint, stateDir: UserPath.absolute(stateDir))
             if let sweep {
                 var spec = try SweepSpec.load(path: sweep)
                 // Checked before the state dir exists: bad input leaves nothing behind.

@@ -19,13 +19,13 @@ extension Dataset {
             discussion: "Deterministic by seed. The folder appears complete or not at all; an existing non-empty folder is refused."
         )
 
-        @Option(name: .customLong("out"), help: "Folder to create (must not exist, or be empty).")
+        @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Folder to create (must not exist, or be empty).")
         var out: String
 
         @Option(help: "Number of image/mask pairs.")
         var count: Int = 200
 
-        @Option(help: "Side of the square images in pixels (a multiple of 16, at least 16).")
+        @Option(name: [.customLong("image-size"), .customLong("size")], help: "Side of the square images in pixels (a multiple of 16, at least 16).")
         var size: Int = 128
 
         @Option(help: "Random seed; the same seed writes the same pixels.")
@@ -66,13 +66,13 @@ extension Dataset {
         @Argument(help: "The dataset folder.")
         var root: String
 
-        @Option(help: "Model input side; files of another size are resized to it.")
+        @Option(name: [.customLong("image-size"), .customLong("size")], help: "Model input side; files of another size are resized to it.")
         var size: Int = 128
 
         @Flag(help: "Load images as gray (1 channel) instead of RGB.")
         var gray = false
 
-        @Option(help: "Seed of the train/val/test split.")
+        @Option(name: [.customLong("split-seed"), .customLong("seed")], help: "Seed of the train/val/test split.")
         var seed: UInt64 = 42
 
         @Option(name: .customLong("val-fraction"), help: "Fraction of pairs for validation.")

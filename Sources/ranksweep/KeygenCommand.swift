@@ -8,11 +8,11 @@ struct KeygenCommand: ParsableCommand {
         commandName: "keygen",
         abstract: "Write a CURVE key pair: NAME.pub (public, Z85) and NAME.key (secret, mode 0600).",
         discussion: """
-            Coordinator: `ranksweep keygen --out keys --name coordinator`. Each worker: `ranksweep keygen --out wkeys
+            Coordinator: `ranksweep keygen --out keys --name coordinator`. Each worker: `ranksweep keygen --out wkeys \
             --name worker1`, then copy worker1.pub into the coordinator's keys/workers/ and keys/coordinator.pub to the worker.
             """)
 
-    @Option(help: "Directory to write the key files into (created).")
+    @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Directory to write the key files into (created).")
     var out: String
 
     @Option(help: "Base name of the key files.")

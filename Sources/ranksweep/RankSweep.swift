@@ -11,7 +11,7 @@ struct RankSweep: ParsableCommand {
         commandName: "ranksweep",
         abstract: "Train a U-Net, compress it by low-rank factorisation, and sweep ranks across hosts.",
         discussion: """
-        Every flag also takes the seed pipeline's snake_case spelling (--data_root, --out_dir, ...).
+        Every flag also takes the seed pipeline's snake_case spelling (--data_root, --out_dir, ...). \
         Exit status: 0 success; 1 runtime error (a bad file, a failed job run by hand); 2 a sweep that \
         finished with failed jobs; 64 a usage error (bad flag or value); 130 / 143 interrupted by \
         SIGINT (Ctrl-C) / SIGTERM, after saving what was done.

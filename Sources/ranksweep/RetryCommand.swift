@@ -36,7 +36,7 @@ struct RetryCommand: ParsableCommand {
                 print("no failed jobs in \(dir)")
             } else {
                 print("requeued \(requeued.count) job(s) with a fresh attempt budget: \(requeued.joined(separator: ", "))")
-                print("run `ranksweep coordinator --state-dir \(dir)` (or `ranksweep run --state-dir \(dir)`) to run them")
+                print("run them with `ranksweep run --state-dir \(Shell.quote(dir))` (local workers), or `ranksweep coordinator --state-dir \(Shell.quote(dir))` for workers that connect to tcp://127.0.0.1:5555 (add --bind and --keys for other hosts)")
             }
         }
     }

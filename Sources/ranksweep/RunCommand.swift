@@ -10,7 +10,7 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a whole sweep on this machine: a coordinator on loopback plus local worker processes.",
         discussion: """
-        With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys.
+        With no sweep file: the full pipeline on the built-in synthetic set. Flags override the file's keys. \
         The seed's spelling works as written: `ranksweep run --data_root D --epochs 100 --batch_size 16 \
         --svd_ranks "50,100,150" --arsvd_taus "0.95,0.9,0.85" --run_compression --out_dir ./results`. Unlike \
         the seed, compression runs without --run_compression too (a sweep is the point of `run`); \
@@ -36,14 +36,21 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("train-only"), help: "Train the baselines only, no compression jobs.")
     var trainOnly = false
 
-    @Option(name: .customLong("svd-ranks"), help: "SVD ranks, e.g. \"50,100,150\".") var svdRanks: String?
-    @Option(name: .customLong("arsvd-taus"), help: "ARSVD energy thresholds, e.g. \"0.95,0.9,0.85\".") var arsvdTaus: String?
+    @Option(name: .customLong("svd-ranks"), help: "SVD ranks, e.g. \"50,100,150\".", transform: ListOption<Int>.ints("--svd-ranks"))
+    var svdRanks: ListOption<Int>?
+    @Option(name: .customLong("arsvd-taus"), help: "ARSVD energy thresholds in (0, 1], e.g. \"0.95,0.9,0.85\".",
+            transform: ListOption<Double>.fractions("--arsvd-taus"))
+    var arsvdTaus: ListOption<Double>?
     @Option(help: "Baseline training epochs.") var epochs: Int?
+    @Option(name: .customLong("image-size"), help: "Model input size (square; a multiple of 2^depth).") var imageSize: Int?
+    @Option(name: .customLong("base-filters"), help: "Filters of the U-Net's first level.") var baseFilters: Int?
+    @Option(help: "Pooling levels of the U-Net.") var depth: Int?
+    @Option(help: "Baseline learning rate (Adam).") var lr: Float?
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int?
     @Option(name: .customLong("data-root"), help: "Dataset folder (default: synthetic).") var dataRoot: String?
     @OptionGroup var layout: DatasetLayoutOptions
     @Option(name: [.customLong("model"), .customLong("model-path")], help: "Existing baseline model (skips training).") var model: String?
-    @Option(help: "Seeds, e.g. \"42,43\".") var seeds: String?
+    @Option(help: "Seeds, e.g. \"42,43\".", transform: ListOption<Int>.ints("--seeds")) var seeds: ListOption<Int>?
 
     @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed.")
     var jobTimeout: Double?
@@ -66,30 +73,61 @@ struct RunCommand: ParsableCommand {
         if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
         if trainOnly && runCompression { throw ValidationError("--train-only and --run-compression contradict each other") }
         if trainOnly && model != nil { throw ValidationError("--train-only trains baselines; --model gives one and skips training") }
+        if let v = imageSize, v < 8 || v > 4096 { throw ValidationError("--image-size must be in 8...4096") }
+        if let v = baseFilters, v < 1 || v > 1024 { throw ValidationError("--base-filters must be in 1...1024") }
+        if let v = depth, v < 1 || v > 8 { throw ValidationError("--depth must be in 1...8") }
+        if let v = lr, !(v > 0 && v.isFinite) { throw ValidationError("--lr must be a positive number") }
+    }
+
+    /// The first flag given that would change the sweep (nil: none), for a resume without a sweep file.
+    var sweepChangingFlag: String? {
+        let given: [(Bool, String)] = [
+            (svdRanks != nil, "--svd-ranks"), (arsvdTaus != nil, "--arsvd-taus"), (epochs != nil, "--epochs"),
+            (batchSize != nil, "--batch-size"), (dataRoot != nil, "--data-root"), (layout.options != DatasetOptions(), "the dataset layout flags"),
+            (model != nil, "--model"), (trainOnly, "--train-only"), (seeds != nil, "--seeds"), (imageSize != nil, "--image-size"),
+            (baseFilters != nil, "--base-filters"), (depth != nil, "--depth"), (lr != nil, "--lr"),
+        ]
+        return given.first(where: { $0.0 })?.1
     }
 
     func run() throws {
         logging.apply()
         try SweepCLI.guarded {
-            var spec = try sweepFile.map { try SweepSpec.load(path: $0) } ?? SweepSpec.defaultPipeline
-            if let s = svdRanks { spec.svdRanks = try ListFlag.ints(s, flag: "--svd-ranks") }
-            if let t = arsvdTaus { spec.arsvdTaus = try ListFlag.doubles(t, flag: "--arsvd-taus") }
-            if let e = epochs { spec.training.epochs = e; spec.axes.epochs = nil }
-            if let b = batchSize { spec.training.batchSize = b; spec.axes.batchSize = nil }
-            if let d = dataRoot { spec.dataRoot = UserPath.absolute(d); spec.synthetic = nil }
-            if layout.options != DatasetOptions() { spec.datasetOptions = layout.options }
-            if let m = model { spec.baselineModel = UserPath.absolute(m) }
-            if trainOnly { spec.svdRanks = []; spec.arsvdTaus = [] }
-            if let s = seeds { spec.seeds = try ListFlag.ints(s, flag: "--seeds") }
-            if let t = jobTimeout { spec.jobTimeout = t }
+            let dir = UserPath.absolute(stateDir ?? "runs/sweep-" + Self.stamp())
+            // A state dir that holds a sweep, and no sweep file: resume the stored sweep as it is (never
+            // the default sweep merged into it).
+            let resuming = sweepFile == nil && FileManager.default.fileExists(atPath: dir + "/" + SweepStore.fileName)
+            var spec: SweepSpec? = nil
+            if resuming {
+                if let flag = sweepChangingFlag {
+                    throw ValidationError("\(flag) changes the sweep, and \(dir) holds one: resume it without \(flag), or give the sweep file (`ranksweep run FILE --state-dir \(stateDir ?? dir)`)")
+                }
+            } else {
+                var s = try sweepFile.map { try SweepSpec.load(path: $0) } ?? SweepSpec.defaultPipeline
+                if let r = svdRanks { s.svdRanks = r.values }
+                if let t = arsvdTaus { s.arsvdTaus = t.values }
+                if let e = epochs { s.training.epochs = e; s.axes.epochs = nil }
+                if let b = batchSize { s.training.batchSize = b; s.axes.batchSize = nil }
+                if let d = dataRoot { s.dataRoot = UserPath.absolute(d); s.synthetic = nil }
+                if layout.options != DatasetOptions() { s.datasetOptions = layout.options }
+                if let m = model { s.baselineModel = UserPath.absolute(m) }
+                if trainOnly { s.svdRanks = []; s.arsvdTaus = [] }
+                if let v = seeds { s.seeds = v.values }
+                if let v = imageSize { s.imageSize = v; s.axes.imageSize = nil }
+                if let v = baseFilters { s.model.baseFilters = v; s.axes.baseFilters = nil }
+                if let v = depth { s.model.depth = v; s.axes.depth = nil }
+                if let v = lr { s.training.learningRate = v; s.axes.learningRate = nil }
+                if let t = jobTimeout { s.jobTimeout = t }
+                // Checked before the state dir exists: bad input leaves nothing behind.
+                try SweepPreflight.check(&s)
+                spec = s
+            }
             let workers = localWorkers ?? max(1, SweepCLI.cores / 2)
             let t = threads ?? max(1, SweepCLI.cores / workers)
-            // Checked before the state dir exists: bad input leaves nothing behind.
-            try SweepPreflight.check(&spec)
-            let dir = UserPath.absolute(stateDir ?? "runs/sweep-" + Self.stamp())
             var o = CoordinatorOptions(bind: "tcp://127.0.0.1:*", stateDir: dir)
             o.sweep = spec
             o.sweepSource = sweepFile ?? "the default sweep"
+            if resuming { o.jobTimeout = jobTimeout }
             o.timing = timingOptions.timing
             o.allowChanges = allowChanges
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
@@ -103,6 +141,8 @@ struct RunCommand: ParsableCommand {
                     Log.error("\(error)")
                 }
             }
+            // Ctrl-C: the workers hand back first (checkpoints included), then the coordinator leaves.
+            o.onStop = { local.terminateAll() }
             Log.role = "coordinator"
             _ = csupport_install_stop_handlers()
             print("sweep state in \(dir); \(workers) local worker(s) x \(t) thread(s); worker logs in \(dir)/logs")

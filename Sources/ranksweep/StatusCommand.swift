@@ -7,9 +7,9 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show a sweep's state: jobs by state, workers, attempts, ETA.",
         discussion: """
-            From the state dir (--state-dir, read-only SQLite) or from the running coordinator itself
-            (--connect, a STATUS request over ZeroMQ answered from its memory). With CURVE, --connect needs a
-            key pair whose public key is in the coordinator's allowlist (--key) and the coordinator's public
+            From the state dir (--state-dir, read-only SQLite) or from the running coordinator itself \
+            (--connect, a STATUS request over ZeroMQ answered from its memory). With CURVE, --connect needs a \
+            key pair whose public key is in the coordinator's allowlist (--key) and the coordinator's public \
             key (--server-key); a status client is never registered as a worker and gets no jobs.
             """)
 

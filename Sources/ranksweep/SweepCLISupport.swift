@@ -87,6 +87,14 @@ final class LocalWorkers: @unchecked Sendable {
         }
     }
 
+    /// SIGTERMs every worker still running (each hands its jobs and checkpoints back, then exits):
+    /// how many were told.
+    func terminateAll() -> Int {
+        lock.lock(); let running = children.compactMap { $0 }.filter { $0.exitIfEnded() == nil }; lock.unlock()
+        for child in running { child.terminate() }
+        return running.count
+    }
+
     /// Waits up to `seconds` for the workers to leave by themselves, then SIGTERMs the rest.
     func stop(within seconds: Double) {
         lock.lock(); var running = children.compactMap { $0 }; children = []; lock.unlock()

@@ -11,6 +11,7 @@ import Sweep
 /// when the sweep file does not give them (gray when every image is gray).
 enum SweepPreflight {
     static func check(_ spec: inout SweepSpec) throws {
+        try checkImageSizes(spec)
         // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
         let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty || spec.target != nil
         guard spec.pipeline, trains || compresses else { return }
@@ -38,6 +39,17 @@ enum SweepPreflight {
             }
         } else if let data {
             _ = try data.load(imageSize: spec.imageSize, channels: spec.model.channels)
+        }
+    }
+
+    /// Every image size of the sweep against every depth, as `train` checks one pair: a size the
+    /// U-Net cannot pool is refused before any job runs (not failed max_attempts times per job).
+    static func checkImageSizes(_ spec: SweepSpec) throws {
+        guard spec.pipeline, spec.baselineModel == nil else { return }
+        for size in spec.axes.imageSize ?? [spec.imageSize] {
+            for depth in spec.axes.depth ?? [spec.model.depth] where size < 16 || size % (1 << depth) != 0 {
+                throw SweepError.invalid("image_size \(size) must be at least 16 and a multiple of 2^depth = \(1 << depth) (depth \(depth))")
+            }
         }
     }
 }

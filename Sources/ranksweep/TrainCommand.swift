@@ -31,8 +31,10 @@ struct Train: ParsableCommand {
           help: "Reproduce Keras's BatchNorm handling for comparison: momentum 0.99 unless --bn-momentum, no recalibration at all.")
     var kerasBN = false
     @Option(name: .customLong("out-dir"), help: "Output folder.") var outDir: String
+    @Flag(help: "Replace the model an earlier run left in --out-dir (otherwise refused).") var overwrite = false
     @Flag(help: "Continue from OUT-DIR/checkpoint (written after every epoch) when there is one, else start afresh: for a preempted or requeued job. The settings must be the same.")
     var resume = false
+    @OptionGroup var progressOptions: ProgressOptions
     @OptionGroup var logging: LoggingOptions
 
     /// The settings as given; `channels` (when not given) is settled from the data in `run`.
@@ -53,7 +55,9 @@ struct Train: ParsableCommand {
         logging.apply()
         threads.apply()
         csupport_install_stop_handlers()
-        let progress = ProgressDisplay()
+        let progress = progressOptions.display()
+        // --resume continues the run in --out-dir, so its files are meant to be replaced.
+        try checkOutDir(UserPath.absolute(self.outDir), overwrite: overwrite || resume)
         let source = data.source
         let settings = spec(channels: try channels ?? source.storedChannels())
         let outDir = UserPath.absolute(outDir)
@@ -63,13 +67,14 @@ struct Train: ParsableCommand {
             if FileManager.default.fileExists(atPath: checkpointPath) {
                 checkpoints.resumeFrom = checkpointPath
             } else {
-                progress.line("--resume: no \(checkpointPath) yet; starting from epoch 1")
+                Log.info("--resume: no \(checkpointPath) yet; starting from epoch 1")
             }
         }
         let result = try TrainJob.run(settings, outDir: outDir, checkpoints: checkpoints, events: trainingEventPrinter(progress))
-        progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); %d epochs (%@, best %d) in %.1f s",
+        let why = ["epochs": "the --epochs limit", "early stopping": "early stopping", "interrupted": "a signal"][result.stoppedBy] ?? result.stoppedBy
+        progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); ran %d epoch(s), stopped by %@, best validation loss at epoch %d; %.1f s",
                              result.test.images, result.test.dice, result.test.iou, result.test.loss,
-                             result.testWithBatchStatistics.dice, result.epochsRun, result.stoppedBy, result.bestEpoch, result.totalSeconds))
+                             result.testWithBatchStatistics.dice, result.epochsRun, why, result.bestEpoch, result.totalSeconds))
         if let before = result.testBeforeRecalibration {
             progress.line(String(format: "BatchNorm recalibration: test dice %.4f -> %.4f", before.dice, result.test.dice))
         }

@@ -7,12 +7,7 @@ import Sweep
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).",
-        discussion: """
-            Failure injection for tests (--fault, repeatable): stall-after-jobs=N (freeze forever after N jobs),
-            crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S (socket loop frozen S seconds
-            on the first job: its result arrives late), duplicate-done (send every DONE twice).
-            """)
+        abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).")
 
     @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
     var connect: String
@@ -38,7 +33,14 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Keep running after the coordinator reports the sweep complete.")
     var stay = false
 
-    @Option(help: "Failure injection (see above).")
+    @Option(name: .customLong("give-up-after"), help: "Exit (status 3) after this many seconds without a word from a coordinator; 0: keep trying.")
+    var giveUpAfter: Double = 600
+
+    // Failure injection for tests (--fault, repeatable, hidden from help): stall-after-jobs=N (freeze
+    // forever after N jobs), crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S
+    // (socket loop frozen S seconds on the first job: its result arrives late), duplicate-done (send
+    // every DONE twice).
+    @Option(help: .hidden)
     var fault: [String] = []
 
     @OptionGroup var timingOptions: TimingOptions
@@ -48,6 +50,10 @@ struct WorkerCommand: ParsableCommand {
         if slots < 1 || slots > 1024 { throw ValidationError("--slots must be in 1...1024") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if (key == nil) != (serverKey == nil) { throw ValidationError("CURVE needs both --key and --server-key") }
+        if !["tcp://", "ipc://", "inproc://"].contains(where: connect.hasPrefix) {
+            throw ValidationError("--connect \(connect) is not a ZeroMQ endpoint: give tcp://HOST:PORT, e.g. tcp://\(connect.contains(":") ? connect : connect + ":5555")")
+        }
+        if !(giveUpAfter >= 0 && giveUpAfter.isFinite) { throw ValidationError("--give-up-after must be 0 or a positive number of seconds") }
     }
 
     func run() throws {
@@ -62,11 +68,13 @@ struct WorkerCommand: ParsableCommand {
             for f in fault { try o.faults.add(f) }
             o.timing = timingOptions.timing
             o.stayAfterSweep = stay
+            o.giveUpAfter = giveUpAfter > 0 && !stay ? giveUpAfter : nil   // --stay: a standing pool waits for the next sweep
             o.name = name
             _ = csupport_install_stop_handlers()
             let w = try Worker(options: o)
             let code = try w.run()
             if code != 0 { throw ExitCode(code) }
+            try exitIfInterrupted()   // stopped by a signal, after handing back: 130 / 143
         }
     }
 }

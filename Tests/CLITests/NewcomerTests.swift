@@ -216,4 +216,65 @@ final class NewcomerTests: XCTestCase {
         }
         XCTAssertEqual(offenders, [], "these files refer to a folder outside the repository")
     }
+
+    /// The README's quickstart as written: each line of its block run by `sh` in a fresh directory
+    /// with the built `ranksweep` first on the PATH; a line ending in `&` runs in the background
+    /// (the coordinator), and must end by itself once its worker has finished the sweep.
+    func testReadmeQuickstartAsWritten() throws {
+        let readme = try String(contentsOfFile: Self.root.appendingPathComponent("README.md").path, encoding: .utf8)
+        guard let marker = readme.range(of: "<!-- quickstart"), let open = readme.range(of: "```sh\n", range: marker.upperBound ..< readme.endIndex),
+              let close = readme.range(of: "```", range: open.upperBound ..< readme.endIndex) else {
+            return XCTFail("README.md has no quickstart block after <!-- quickstart")
+        }
+        let lines = readme[open.upperBound ..< close.lowerBound].split(separator: "\n").map(String.init)
+            .map { $0.replacingOccurrences(of: #"\s+#\s.*$"#, with: "", options: .regularExpression) }
+            .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        XCTAssertGreaterThanOrEqual(lines.count, 8, "\(lines)")
+        for step in ["dataset synth", "train", "compress", "run", "report", "coordinator", "worker --connect tcp://127.0.0.1"] {
+            XCTAssertTrue(lines.contains { $0.hasPrefix("ranksweep \(step)") }, "the quickstart shows `ranksweep \(step)`")
+        }
+        let cwd = try workingDirectory()
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = (Self.binary as NSString).deletingLastPathComponent + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        func shell(_ line: String, log: String) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", line]
+            process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+            process.environment = environment
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let handle = FileHandle(forWritingAtPath: log)!
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            return process
+        }
+        var background: [(Process, String)] = []
+        for (i, raw) in lines.enumerated() {
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            let log = cwd + "/.step-\(i).log"
+            if line.hasSuffix("&") {
+                line.removeLast()
+                background.append((try shell(line, log: log), log))
+                continue
+            }
+            let process = try shell(line, log: log)
+            process.waitUntilExit()
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertEqual(process.terminationStatus, 0, "`\(line)`:\n\(output)")
+            if process.terminationStatus != 0 { break }
+        }
+        for (process, log) in background {
+            let deadline = Date().addingTimeInterval(120)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            if process.isRunning { kill(process.processIdentifier, SIGINT); process.waitUntilExit() }
+            XCTAssertEqual(process.terminationStatus, 0, "the background step ends when its sweep is complete:\n" + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
+        }
+        for file in ["base/model.safetensors", "cmp/comparison.csv", "cmp/comparison.md", "sweep/report/report.html", "r2.onnx", "sweep2/sweep.sqlite"] {
+            XCTAssertTrue(exists(cwd + "/" + file), "the quickstart wrote \(file)")
+        }
+        XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: cwd + "/sweep/report/models")) ?? []).isEmpty, "report/models holds the chosen models")
+        let status = try ranksweep(["status", "--state-dir", "sweep2"], in: cwd)
+        XCTAssertTrue(status.output.contains("complete"), status.output)
+    }
 }

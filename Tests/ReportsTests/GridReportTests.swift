@@ -34,10 +34,21 @@ final class GridReportTests: XCTestCase {
         }
 
         let md = try String(contentsOfFile: dir + "/state/report/report.md", encoding: .utf8)
+        let html = try Data(contentsOf: URL(fileURLWithPath: dir + "/state/report/report.html"))
         XCTAssertTrue(md.contains("## By baseline configuration"), md)
         XCTAssertTrue(md.contains("### base_filters=3") && md.contains("### base_filters=4"), md)
         XCTAssertTrue(md.contains("| Baseline configuration | Baseline Dice | Most compressive kept |"), md)
-        let html = try Data(contentsOf: URL(fileURLWithPath: dir + "/state/report/report.html"))
+        // Rows that differ only in a grid axis never read the same: a column per varied axis in
+        // every table, and the axes in every label (legends, recommendation, group summary).
+        XCTAssertTrue(md.contains("| Method | Rank/Tau | base_filters | fine_tune_lr | Before FT |"), md)
+        for bf in [3, 4] {
+            for lr in ["0.0001", "0.0002"] {
+                XCTAssertTrue(md.contains("| SVD | r=2 | \(bf) | \(lr) |"), "bf \(bf) lr \(lr)\n" + md)
+            }
+        }
+        let htmlText = String(decoding: html, as: UTF8.self)
+        XCTAssertTrue(htmlText.contains("<th>fine_tune_lr</th>") || htmlText.contains(">fine_tune_lr<"), "the HTML tables have the axis columns")
+        XCTAssertTrue(htmlText.contains("SVD r=2 (base_filters=4, fine_tune_lr=0.0002)"), "labels in the HTML carry the axes")
         let check = XMLCheck.parse(html)
         XCTAssertNil(check.error)
         XCTAssertTrue(Set(check.ids).isSuperset(of: ["pareto", "pareto-1", "pareto-2"]), "\(check.ids)")

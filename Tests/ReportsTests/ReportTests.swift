@@ -29,7 +29,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("complete: 4 done"), r.output)
         let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        XCTAssertEqual(files, ["overlays", "report.html", "report.md", "results.csv", "results.json"])
+        XCTAssertEqual(files, ["models", "overlays", "report.html", "report.md", "results.csv", "results.json"])
         let parent = (out as NSString).deletingLastPathComponent
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: parent), ["rep"], "no temporary folders left")
 

@@ -95,7 +95,7 @@ final class CheckpointSweepTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: c.stateDir + "/artifacts/" + stored.hash))
         // A coordinator restart on top: the checkpoint reference survives in SQLite.
         coord.kill9()
-        let coord2 = try c.startCoordinator(tag: "-2")
+        let coord2 = try c.startCoordinator(extra: ["--log-level", "debug"], tag: "-2")  // every epoch logged
         let b = try c.startWorker("b")
         XCTAssertEqual(coord2.wait(300), 0, coord2.output)
         XCTAssertTrue(b.output.contains("resumed from epoch \(k)"), b.output)
@@ -112,7 +112,7 @@ final class CheckpointSweepTests: XCTestCase {
     func testSigtermHandsBackWithTheNewestCheckpoint() throws {
         let epochs = 8
         let c = Cluster("ckpt-term", sweep: CheckpointSweepTests.sweep(epochs: epochs, checkpointSeconds: 3600))
-        let coord = try c.startCoordinator()
+        let coord = try c.startCoordinator(extra: ["--log-level", "debug"])  // every epoch logged
         let a = try c.startWorker("a")
         eventually(120, "epoch 3 of the train job reported") { progressEpoch(c) >= 3 }
         XCTAssertEqual(checkpoint(c)?.epoch, 1, "one upload per hour: only the first epoch's checkpoint so far")

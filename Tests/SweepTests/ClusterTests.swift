@@ -223,7 +223,7 @@ final class ClusterTests: XCTestCase {
         let a = try c.startWorker("a")
         eventually(10, "job running on a") { c.count("SELECT COUNT(*) FROM attempts WHERE outcome IS NULL") == 1 }
         a.term()
-        XCTAssertEqual(a.wait(5), 0, a.output)
+        XCTAssertEqual(a.wait(5), 143, "128 + SIGTERM, after handing back\n" + a.output)
         try c.startWorker("b")
         XCTAssertEqual(coord.wait(20), 0, "handback does not use up max_attempts=1\n" + coord.output)
         XCTAssertEqual(try c.store().rows("SELECT outcome, reason FROM attempts WHERE attempt = 1").first?["reason"], "worker stopping")

@@ -227,7 +227,8 @@ extension Coordinator {
             w.epochs[ref] = EpochProgress(epoch: h.epoch, epochs: h.epochs)
         }
         ops.append(.progress(job: h.job, text: String(decoding: msg.header, as: UTF8.self)))
-        progressView.jobEvent("\(h.job) on \(w.id): \(text)", kind: jobs[jobIndex[h.job] ?? 0].planned.kind, coordinator: self)
+        // Every epoch of every job is detail (-v): plain progress summarises the sweep.
+        Log.debug("\(h.job) on \(w.id): \(text)")
     }
 
     func done(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {

@@ -142,7 +142,7 @@ extension Coordinator {
         ops.append(.dispatch(ref, worker: w.id))
         send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs,
                                           checkpointSeconds: checkpointSeconds(kind: e.planned.kind)), spec: e.specBytes))
-        progressView.jobEvent("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)", kind: e.planned.kind, coordinator: self)
+        Log.debug("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)")
     }
 
     /// Turns planned inputs into artifact addresses; a dependency's output that is missing fails the job.

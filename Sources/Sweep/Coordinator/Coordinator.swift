@@ -73,6 +73,9 @@ public final class Coordinator {
     var jobTimeout: Double?
     /// Each train/fine-tune job's newest checkpoint (Coordinator-checkpoints.swift).
     var checkpointBook = CheckpointBook()
+    /// Set on a stop signal while local workers hand back (`CoordinatorOptions.onStop`): no more dispatch.
+    var stopDeadline: Double?
+    var nextStopNote = 0.0
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in },
                 reporter: SweepReporter? = nil) throws {
@@ -86,6 +89,8 @@ public final class Coordinator {
         if options.serverKeys != nil && options.allowlist.isEmpty {
             throw SweepError.invalid("CURVE is on but the allowlist of worker keys is empty")
         }
+        // A new sweep that cannot bind leaves no state dir behind: try the address first.
+        if !Files.exists(options.stateDir + "/" + SweepStore.fileName) { try Coordinator.checkBind(options.bind) }
         try AtomicFile.makeDirectory(options.stateDir)
         lock = try StateLock(stateDir: options.stateDir, purpose: "one coordinator per state dir; stop it first")
         store = try SweepStore(stateDir: options.stateDir)
@@ -101,6 +106,13 @@ public final class Coordinator {
     }
 
     deinit { context.shutdown() }
+
+    /// Binds `endpoint` once and lets go (the socket closes, then the context's end waits for it).
+    static func checkBind(_ endpoint: String) throws {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context, .router)
+        do { try socket.bind(endpoint) } catch { throw SweepError.io("cannot bind \(endpoint): \(error)") }
+    }
 
     // MARK: sweep creation / resume
 
@@ -246,9 +258,7 @@ public final class Coordinator {
         if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
         var nextLiveness = Clock.now() + timing.heartbeat
         while true {
-            if csupport_stop_requested() != 0 {
-                Log.info("stopping on signal \(csupport_stop_requested()); state is saved, restart with the same --state-dir to resume")
-                try commit(); flush()
+            if csupport_stop_requested() != 0, try stopping(now: Clock.now()) {
                 return summary(interrupted: true)
             }
             var tick = min(timing.heartbeatMs, 250)
@@ -260,7 +270,7 @@ public final class Coordinator {
                 handled += 1
             }
             let now = Clock.now()
-            if completedAt == nil {
+            if completedAt == nil && stopDeadline == nil {
                 releaseHeld(now)
                 advanceSearches()
                 dispatch(now)
@@ -291,6 +301,43 @@ public final class Coordinator {
                 return summary(interrupted: false)
             }
         }
+    }
+
+    /// A stop signal arrived. First call: ask the local workers to stop (`onStop`) and wait for their
+    /// handbacks, saying so; returns true once nothing is left to wait for (or the wait is over),
+    /// with every worker still attached marked as such in the store and the state committed.
+    func stopping(now: Double) throws -> Bool {
+        let signal = csupport_stop_requested()
+        if stopDeadline == nil {
+            stopDeadline = now
+            if !workers.isEmpty, let onStop = options.onStop {
+                let told = onStop()
+                if told > 0 {
+                    stopDeadline = now + options.stopGrace
+                    nextStopNote = now + 5
+                    Log.info("stopping on signal \(signal): waiting for \(workers.count) worker(s) to hand back their jobs and checkpoints (up to \(Coordinator.seconds(options.stopGrace)) s)…")
+                }
+            }
+        }
+        if !workers.isEmpty, let deadline = stopDeadline, now < deadline {
+            if now >= nextStopNote {
+                Log.info("still waiting for \(workers.count) worker(s) to hand back: \(workers.keys.sorted().joined(separator: ", "))")
+                nextStopNote = now + 5
+            }
+            return false
+        }
+        for w in workers.values.sorted(by: { $0.id < $1.id }) {
+            // Not seen to leave. A local worker that did not hand back in time is gone with us: its
+            // jobs are queued again. A remote one may live on and reattach (its result still counts).
+            if options.onStop != nil {
+                Log.warn("\(w.id) did not hand back in time: its job(s) are queued again")
+                removeWorker(w, outcome: .handback, reason: "coordinator stopped", counts: false)
+            }
+            ops.append(.workerState(id: w.id, state: "detached"))
+        }
+        Log.info("stopped on signal \(signal); state is saved, restart with the same --state-dir to resume")
+        try commit(); flush()
+        return true
     }
 
     /// The next message and the CURVE key its connection was admitted with (nil without CURVE).

@@ -28,6 +28,13 @@ public struct CoordinatorOptions: Sendable {
     /// Per-job timeout in seconds for this run (`--job-timeout`); overrides the sweep's `job_timeout`.
     /// An attempt running longer is cancelled on its worker and counts as a failure.
     public var jobTimeout: Double?
+    /// Called once, on the first stop signal, while workers are attached: stops this machine's own
+    /// workers (`run` SIGTERMs them) and returns how many it told to stop. The coordinator then keeps
+    /// serving, up to `stopGrace` seconds, until they have handed back their jobs and checkpoints.
+    /// Nil (or 0): exit at once; remote workers reattach to the next coordinator by themselves.
+    public var onStop: (@Sendable () -> Int)?
+    /// Longest wait for stopping workers: above a worker's own checkpoint-upload limit (20 s).
+    public var stopGrace = 30.0
     /// Called with the endpoint actually bound (the port when binding `:*`) once serving.
     public var onBound: (@Sendable (String) -> Void)?
 

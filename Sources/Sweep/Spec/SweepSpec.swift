@@ -121,7 +121,7 @@ public struct SweepSpec: Sendable, Equatable {
     public static func parse(yaml: String, file: String) throws -> SweepSpec {
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch {
-            throw SweepError.invalid("\(file): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+            throw SweepError.invalid("\(file): \(YAMLProblem.describe(error, in: yaml))")
         }
         var spec = SweepSpec()
         guard let root = node else { throw SweepError.invalid("\(file): empty sweep file") }
@@ -485,8 +485,10 @@ struct YAMLMap {
     }
 
     func finish() throws {
-        for (k, _) in pairs where !used.set.contains(k) {
-            throw SweepError.invalid("\(file): unknown key \(path)\(k)")
+        for (k, node) in pairs where !used.set.contains(k) {
+            let line = node.mark.map { " (line \($0.line))" } ?? ""
+            let hint = Suggestion.closest(to: k, among: used.set).map { ": did you mean \(path)\($0)?" } ?? ""
+            throw SweepError.invalid("\(file): unknown key \(path)\(k)\(line)\(hint)")
         }
     }
 }

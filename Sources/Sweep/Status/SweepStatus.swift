@@ -27,7 +27,7 @@ public struct SweepStatus: Codable, Sendable, Equatable {
     public struct WorkerStatus: Codable, Sendable, Equatable {
         public var id: String
         public var host: String
-        /// alive | dead | left | finished
+        /// alive | dead | left | finished | detached
         public var state: String
         public var slots: Int
         /// Seconds since the coordinator last heard from it.

@@ -91,7 +91,7 @@ public struct WorkerRow: Sendable, Equatable {
     public var cores: Int
     public var slots: Int
     public var threads: Int
-    /// `alive`, `left`, `dead` or `finished`.
+    /// `alive`, `left`, `dead`, `finished`, or `detached` (still attached when its coordinator stopped).
     public var state: String
     public var firstSeen: Double
     public var lastSeen: Double

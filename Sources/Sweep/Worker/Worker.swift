@@ -21,10 +21,13 @@ public final class Worker {
 
     // Connection state.
     var welcomed = false
+    var everWelcomed = false
     var lastHeard = 0.0
     var lastSent = 0.0
     var connectedAt = 0.0
     var backoffMs: Int
+    /// When a coordinator last said anything (or the worker started): for `giveUpAfter`.
+    var lastContact = Clock.now()
 
     // Jobs.
     var active: [JobRef: ActiveJob] = [:]
@@ -111,8 +114,14 @@ public final class Worker {
             if ready[0] { while let f = try? d.receive(dontWait: true) { handleCoordinator(f); if dealer !== d { break } } }
             let now = Clock.now()
             if now - lastHeard > timing.deadAfter {
+                if let limit = options.giveUpAfter, now - lastContact > limit, active.isEmpty {
+                    Log.error("no coordinator answered at \(options.connect) for \(Int(now - lastContact)) s (\(everWelcomed ? "it fell silent" : "never welcomed")): giving up; the sweep there may be complete (--give-up-after 0: keep trying)")
+                    return 3
+                }
                 Log.warn(welcomed ? "coordinator silent for \(String(format: "%.1f", now - lastHeard))s: reconnecting in \(backoffMs) ms"
-                         : "no WELCOME from \(options.connect) (coordinator down, or our key is not allowed): retrying in \(backoffMs) ms")
+                         : everWelcomed ? "no WELCOME from \(options.connect) again (coordinator stopped or restarting): retrying in \(backoffMs) ms"
+                         : options.keys == nil ? "no answer from \(options.connect) (no coordinator there yet, or it has finished): retrying in \(backoffMs) ms"
+                         : "no WELCOME from \(options.connect) (no coordinator there, or it does not allow our key): retrying in \(backoffMs) ms")
                 waitDrainingEvents(ms: backoffMs)
                 backoffMs = min(backoffMs * 2, timing.reconnectMaxMs)
                 try connect()
@@ -139,11 +148,13 @@ public final class Worker {
             return
         }
         lastHeard = Clock.now()
+        lastContact = lastHeard
         do {
             switch msg.command {
             case .welcome:
                 let h = try msg.decode(WelcomeHeader.self)
                 welcomed = true
+                everWelcomed = true
                 backoffMs = timing.reconnectMinMs
                 timing.heartbeatMs = h.heartbeatMs
                 timing.liveness = h.liveness

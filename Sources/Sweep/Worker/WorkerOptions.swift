@@ -21,6 +21,9 @@ public struct WorkerOptions: Sendable {
     public var stayAfterSweep = false
     /// Prefix of the worker id (default: host name).
     public var name: String?
+    /// Seconds without a word from any coordinator after which the worker gives up and exits
+    /// (nil: never): a late worker does not retry forever at a finished sweep's address.
+    public var giveUpAfter: Double? = 600
 
     public init(connect: String, threads: Int, slots: Int, cacheDir: String, executable: String) {
         self.connect = connect; self.threads = threads; self.slots = slots; self.cacheDir = cacheDir; self.executable = executable
