@@ -43,13 +43,13 @@ let package = Package(
         // TIFF reading/writing over libtiff, with per-file error handlers.
         .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
-        // The neural-network engine: tensors, layers (LowRankConv2D included), U-Net, losses, Adam, safetensors.
+        // The neural-network engine: tensors, layers (LowRankConv2D, Tucker2Conv2D, SpatialSVDConv2D included), U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport", "CKernels"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
-        // SVD / ARSVD factorisation into Engine's LowRankConv2D, BatchNorm recalibration, parameter/FLOP/latency accounting.
+        // SVD / ARSVD / Tucker-2 / spatial-SVD factorisation into Engine's layers, VBMF ranks, BatchNorm recalibration, parameter/FLOP/latency accounting.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
         // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training checkpoints.
         .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),

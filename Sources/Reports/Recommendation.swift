@@ -92,7 +92,8 @@ public struct Recommendation: Codable, Sendable {
             }.joined(separator: "; ") + ".")
         }
         // SVD and ARSVD always (the seed's grid), Tucker-2 and spatial SVD when the sweep ran them.
-        let names = ["svd", "arsvd"] + ["tucker2", "spatial-svd"].filter { m in settings.contains { $0.method == m } }
+        let methodsRun = Set(all.map(\.method))
+        let names = ["svd", "arsvd"] + ["tucker2", "spatial-svd"].filter { methodsRun.contains($0) }
         func display(_ m: String) -> String { ["svd": "SVD", "arsvd": "ARSVD", "tucker2": "Tucker-2", "spatial-svd": "spatial-SVD"][m] ?? m }
         if !all.isEmpty {
             let most = names.map { counts[$0] ?? 0 }.max() ?? 0
