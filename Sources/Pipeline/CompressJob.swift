@@ -242,7 +242,7 @@ public enum CompressJob {
                                       "params_after", "flops_before", "flops_after", "factorised", "skip_reason"])
         for d in summary.layers {
             table.append([d.name, d.kernelShape.map(String.init).joined(separator: "x"), String(d.fullRank),
-                          String(format: "%.2f", d.breakEvenRank), d.rank.map(String.init) ?? "", String(format: "%.6f", d.energyKept),
+                          String(format: "%.2f", d.breakEvenRank), d.rankText, String(format: "%.6f", d.energyKept),
                           String(d.parametersBefore), String(d.parametersAfter), String(d.flopsBefore), String(d.flopsAfter),
                           d.factorised ? "yes" : "no", d.skipReasonText])
         }

@@ -105,7 +105,7 @@ final class PromisesTests: XCTestCase {
 
         // compress keeps its comparison table, and warns when a rank compresses nothing.
         r = try run(["compress", "--model", dir + "/base/model.safetensors", "--svd-ranks", "2,1000", "--fine-tune-epochs", "0",
-                     "--no-layer-timing", "--threads", "1", "--out-dir", dir + "/cmp", "--progress", "none"])
+                     "--threads", "1", "--out-dir", dir + "/cmp", "--progress", "none"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("rank 1000 is at or above every layer's full rank"), r.output)
         let csv = try String(contentsOfFile: dir + "/cmp/comparison.csv", encoding: .utf8).split(separator: "\n")
