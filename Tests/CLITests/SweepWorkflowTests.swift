@@ -108,7 +108,7 @@ final class SweepWorkflowTests: XCTestCase {
         let state = dir + "/state"
         let sweep = try String(contentsOfFile: SweepWorkflowTests.fixture, encoding: .utf8)
             .replacingOccurrences(of: "max_attempts: 2", with: "max_attempts: 1")
-            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9], layer_timing: false}", with: "{svd_ranks: [2], arsvd_taus: [], layer_timing: false}")
+            .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9]}", with: "{svd_ranks: [2], arsvd_taus: []}")
             + "job_timeout: 0.001\n"   // jobs time out (the baseline, or its compress job): some fail
         try sweep.write(toFile: dir + "/sweep.yaml", atomically: true, encoding: .utf8)
         var r = try runSweep(dir + "/sweep.yaml", stateDir: state)
@@ -153,7 +153,7 @@ final class SweepWorkflowTests: XCTestCase {
             image_size: 32
             model: {base_filters: 4, depth: 2, channels: 3}
             baseline: {epochs: 40, batch_size: 4, lr: 0.003, patience: 40, lr_patience: 5, augment: true}
-            compression: {svd_ranks: [2], arsvd_taus: [], layer_timing: false}
+            compression: {svd_ranks: [2], arsvd_taus: []}
             fine_tune: {epochs: 1, lr: 0.0001}
             seeds: [1]
             checkpoint_seconds: 3600
