@@ -29,7 +29,7 @@ public final class DashboardServer: Sendable {
     let limits: Limits
     let feed: DashboardFeed?
     let registry = PrometheusCollectorRegistry()
-    let streams = StreamCount()
+    let streams: StreamCount
     private let tasks = TaskBox()
 
     /// `feed`: the coordinator's events for the first (only) state dir; nil: `serve`, which
@@ -47,6 +47,7 @@ public final class DashboardServer: Sendable {
             models.append(model)
         }
         self.models = models
+        streams = StreamCount(gauge: registry.makeGauge(name: "ranksweep_dashboard_streams", help: "Open live dashboard streams."))
         self.feed = feed
         self.address = address
         self.access = access
@@ -98,7 +99,12 @@ public final class DashboardServer: Sendable {
         return "http://\(host):\(port.port)/"
     }
 
-    public func stop() { tasks.cancelAll() }
+    /// Stops serving; `after` seconds first, so open pages get the sweep's final state (the
+    /// refresher and the streams pick it up within half a second).
+    public func stop(after seconds: Double = 0) {
+        if seconds > 0 { usleep(UInt32(seconds * 1e6)) }
+        tasks.cancelAll()
+    }
 
     /// Live: drains the coordinator's feed five times a second. `serve`: checks the state dirs
     /// once a second.
@@ -271,13 +277,16 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
 final class StreamCount: @unchecked Sendable {
     private let lock = NSLock()
     private var open = 0
+    private let gauge: Gauge
+    init(gauge: Gauge) { self.gauge = gauge }
     func enter(limit: Int) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard open < limit else { return false }
         open += 1
+        gauge.set(Double(open))
         return true
     }
-    func leave() { lock.lock(); open -= 1; lock.unlock() }
+    func leave() { lock.lock(); open -= 1; gauge.set(Double(open)); lock.unlock() }
     var count: Int { lock.lock(); defer { lock.unlock() }; return open }
 }
 

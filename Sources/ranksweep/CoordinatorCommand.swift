@@ -80,7 +80,7 @@ struct CoordinatorCommand: ParsableCommand {
             let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
             let server = try dashboard.start(stateDir: o.stateDir, feed: feed)
             let summary = try c.run()
-            server?.stop()
+            server?.stop(after: summary.interrupted ? 0 : 1.5)
             if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }
         }
