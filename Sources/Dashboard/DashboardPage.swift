@@ -135,6 +135,8 @@ async function update(s){
   lastDone=done;
   const li=document.createElement("li");li.dataset.t=String(Date.now());li.dataset.done=String(done);li.dataset.running=String(s.jobs.running||0);
   li.dataset.pareto=String(paretoCount);li.dataset.rowsDone=String(d.rows.filter(r=>r.state==="done").length);li.dataset.curve=$("#curve").dataset.points||"0";
+  const entries=[...performance.getEntriesByType("navigation"),...performance.getEntriesByType("resource")];
+  li.dataset.ms=String(Math.round(performance.now()));li.dataset.bytes=String(entries.reduce((a,e)=>a+(e.transferSize||0),0));
   $("#timeline").appendChild(li);
   $("#resources").innerHTML=[location.origin,...performance.getEntriesByType("resource").map(e=>new URL(e.name).origin)].filter((v,i,a)=>a.indexOf(v)===i).map(o=>`<li>${esc(o)}</li>`).join("");
 }
