@@ -17,7 +17,7 @@ enum ParetoFront {
         }
         return candidates.map { j in
             ["job": j.id, "label": j.label, "kind": j.kind, "parameters": j.figures.parameters!, "dice": j.figures.dice!,
-             "flops": j.figures.flops ?? NSNull(), "front": front.contains(j.id)] as [String: Any]
+             "flops": orNull(j.figures.flops), "front": front.contains(j.id)] as [String: Any]
         }
     }
 }

@@ -23,7 +23,6 @@ public enum DashboardLaunch {
         } else {
             print("dashboard at \(url)")
         }
-        fflush(stdout)
         return server
     }
 }

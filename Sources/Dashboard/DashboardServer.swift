@@ -128,18 +128,18 @@ public final class DashboardServer: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: AccessMiddleware(access: access))
-        router.get("/") { _, _ in Self.response(DashboardPage.html, type: "text/html; charset=utf-8") }
-        router.get("/metrics") { [registry] _, _ in Self.response(registry.emitToString(), type: "text/plain; version=0.0.4") }
-        router.get("/api/sweeps") { [models] _, _ in
+        router.get("/") { _, _ -> Response in Self.response(DashboardPage.html, type: "text/html; charset=utf-8") }
+        router.get("/metrics") { [registry] _, _ -> Response in Self.response(registry.emitToString(), type: "text/plain; version=0.0.4") }
+        router.get("/api/sweeps") { [models] _, _ -> Response in
             var list: [[String: Any]] = []
             for (i, m) in models.enumerated() { list.append(["index": i, "name": m.name, "stateDir": m.stateDir]) }
             return Self.json(list)
         }
-        router.get("/api/summary") { [self] request, _ in
+        router.get("/api/summary") { [self] request, _ -> Response in
             let m = try model(request)
             return Self.json(await m.summary())
         }
-        router.get("/api/jobs") { [self] request, _ in
+        router.get("/api/jobs") { [self] request, _ -> Response in
             let m = try model(request)
             let q: JobQuery
             do { q = try JobQuery(Self.params(request)) } catch { return Self.badRequest("\(error)") }
@@ -148,14 +148,14 @@ public final class DashboardServer: Sendable {
             return Self.json(["matched": matched, "total": jobs.count, "page": q.page, "size": q.size,
                               "rows": rows.map { JobQuery.row($0, axes: axes) }] as [String: Any])
         }
-        router.get("/api/job") { [self] request, _ in
+        router.get("/api/job") { [self] request, _ -> Response in
             let m = try model(request)
             guard let id = Self.params(request)["id"], id.count <= 200, let j = await m.job(id) else { return Self.notFound("no such job") }
             var row = JobQuery.row(j, axes: await m.axes)
             row["curve"] = await m.curve(id).map { ["epoch": $0.epoch, "metrics": $0.metrics] as [String: Any] }
             return Self.json(row)
         }
-        router.get("/api/pareto") { [self] request, _ in
+        router.get("/api/pareto") { [self] request, _ -> Response in
             let all = Self.params(request)["sweep"] == "all"
             var points: [[String: Any]] = []
             for (i, m) in models.enumerated() where all || (try? model(request)) === m {
@@ -167,11 +167,11 @@ public final class DashboardServer: Sendable {
             }
             return Self.json(["points": points])
         }
-        router.get("/api/parallel") { [self] request, _ in
+        router.get("/api/parallel") { [self] request, _ -> Response in
             let m = try model(request)
             return Self.json(ParallelCoordinates.data(await m.jobs, axes: await m.axes))
         }
-        router.get("/api/events") { [self] request, _ in
+        router.get("/api/events") { [self] request, _ -> Response in
             let m = try model(request)
             guard streams.enter(limit: limits.maxStreams) else {
                 return Response(status: .serviceUnavailable, headers: [.retryAfter: "5"],
@@ -183,7 +183,7 @@ public final class DashboardServer: Sendable {
                                 try await Self.stream(m, writer: &writer, lifetime: lifetime)
                             })
         }
-        router.get("/artifacts/:hash") { [self] request, context in
+        router.get("/artifacts/:hash") { [self] request, context -> Response in
             let m = try model(request)
             guard let hash = context.parameters.get("hash"), SHA256Hasher.isValidHex(hash), hash.count == 64, await m.hasArtifact(hash) else {
                 return Self.notFound("no such artifact in this sweep")

@@ -112,15 +112,15 @@ struct JobQuery: Equatable {
     /// A row as the page shows it.
     static func row(_ j: JobView, axes: [String]) -> [String: Any] {
         var r: [String: Any] = ["id": j.id, "kind": j.kind, "label": j.label, "state": j.state.rawValue, "attempt": j.attempt]
-        r["worker"] = j.worker ?? NSNull()
-        r["epoch"] = j.epoch ?? NSNull()
-        r["epochs"] = j.epochs ?? NSNull()
-        r["dice"] = j.figures.dice ?? NSNull()
-        r["parameters"] = j.figures.parameters ?? NSNull()
-        r["flops"] = j.figures.flops ?? NSNull()
-        r["recovery"] = j.figures.recovery ?? NSNull()
-        r["seconds"] = j.seconds ?? NSNull()
-        r["reason"] = j.reason ?? NSNull()
+        r["worker"] = orNull(j.worker)
+        r["epoch"] = orNull(j.epoch)
+        r["epochs"] = orNull(j.epochs)
+        r["dice"] = orNull(j.figures.dice)
+        r["parameters"] = orNull(j.figures.parameters)
+        r["flops"] = orNull(j.figures.flops)
+        r["recovery"] = orNull(j.figures.recovery)
+        r["seconds"] = orNull(j.seconds)
+        r["reason"] = orNull(j.reason)
         r["settings"] = Dictionary(uniqueKeysWithValues: axes.compactMap { a in j.settings[a].map { (a, $0.json) } })
         r["artifacts"] = j.artifacts
         return r

@@ -98,3 +98,6 @@ enum SpecLeaves {
         return out
     }
 }
+
+/// A JSON value or JSON's null.
+func orNull<T>(_ value: T?) -> Any { value.map { $0 as Any } ?? NSNull() }

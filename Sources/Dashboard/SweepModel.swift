@@ -103,7 +103,7 @@ actor SweepModel {
     func apply(_ batch: DashboardFeed.Batch) throws {
         if batch.overflowed { try reload() }
         for e in batch.events { apply(e) }
-        if let (s, t) = batch.status {
+        if case let (s, t)? = batch.status {
             // Search probes are added while the sweep runs: new jobs are read from the store.
             if s.total != jobs.count { try reload() }
             status = s
@@ -179,7 +179,7 @@ actor SweepModel {
             "workers": status.workers.map { w -> [String: Any] in
                 ["id": w.id, "host": w.host, "state": w.state, "slots": w.slots, "seenAgo": (w.seenAgo * 10).rounded() / 10,
                  "running": w.running.map { r -> [String: Any] in
-                     ["job": r.job, "attempt": r.attempt, "epoch": r.epoch as Any? ?? NSNull(), "epochs": r.epochs as Any? ?? NSNull()]
+                     ["job": r.job, "attempt": r.attempt, "epoch": orNull(r.epoch), "epochs": orNull(r.epochs)]
                  }]
             },
             "searches": status.searches ?? [],
@@ -188,11 +188,11 @@ actor SweepModel {
         let left = jobs.count - (counts[.done] ?? 0) - (counts[.failed] ?? 0)
         s["left"] = left
         s["complete"] = left == 0
-        s["rate"] = status.rate ?? NSNull()
+        s["rate"] = orNull(status.rate)
         var st = status
         st.total = jobs.count
         st.jobs = Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) })
-        s["etaSeconds"] = st.etaSeconds.map { ($0 * 10).rounded() / 10 } ?? NSNull()
+        s["etaSeconds"] = orNull(st.etaSeconds.map { ($0 * 10).rounded() / 10 })
         if let data = try? JSONEncoder().encode(brackets), let b = try? JSONSerialization.jsonObject(with: data) { s["brackets"] = b }
         return s
     }
