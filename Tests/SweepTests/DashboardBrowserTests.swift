@@ -124,4 +124,41 @@ final class DashboardBrowserTests: XCTestCase {
             try FileManager.default.copyItem(atPath: shot, toPath: keep)
         }
     }
+
+    /// A finished 20,000-job sweep in the browser: the table shows one page of 50 and pages, sorts
+    /// and filters server-side. Prints the page's load time (navigation to the first complete
+    /// render) and the bytes it transferred, measured by the page's own performance entries.
+    func testTwentyThousandJobs() throws {
+        let c = Cluster("dashboard20k", sweep: "noop: 20000\n")
+        let run = try Proc(["run", c.dir + "/sweep.yaml", "--state-dir", c.stateDir, "--local-workers", "2", "--progress", "none"], log: c.dir + "/run.log")
+        XCTAssertEqual(run.wait(600), 0, run.output)
+        let serve = try Proc(["serve", "--state-dir", c.stateDir, "--http", "127.0.0.1:0"], log: c.dir + "/serve.log")
+        defer { serve.term(); serve.wait(10) }
+        eventually(60, "serve listening") { serve.output.contains("dashboard at") }
+        let url = try XCTUnwrap(serve.output.components(separatedBy: "dashboard at ").last?.trimmingCharacters(in: .whitespacesAndNewlines))
+        let browser = try HeadlessChromium(dir: c.dir)
+        try browser.navigate(url)
+        var seen = try watch(browser, 60, "the table's first page") { $0.updates >= 1 && $0.rows[JobState.done.rawValue] == 50 }
+        let figures = try XCTUnwrap(try browser.evaluate("""
+            JSON.stringify({ms: +document.querySelector("#timeline li").dataset.ms, bytes: +document.querySelector("#timeline li").dataset.bytes,
+                            info: document.querySelector("#pageinfo").textContent})
+            """) as? String)
+        let f = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(figures.utf8)) as? [String: Any])
+        XCTAssertEqual(f["info"] as? String, "1–50 of 20000", figures)
+        print("dashboard at 20000 jobs: first complete render \(f["ms"] ?? "?") ms after navigation, \(f["bytes"] ?? "?") bytes transferred")
+        // Sort by id, descending (two clicks on the header), and filter by text: answered by the server.
+        _ = try browser.evaluate("document.querySelector('th[data-sort=id]').click()")
+        seen = try watch(browser, 30, "sorted by id") { _ in
+            (try? browser.evaluate("document.querySelector('#jobs tbody tr').dataset.job") as? String) == "noop-00001"
+        }
+        _ = try browser.evaluate("document.querySelector('th[data-sort=id]').click()")
+        seen = try watch(browser, 30, "sorted by id, descending") { _ in
+            (try? browser.evaluate("document.querySelector('#jobs tbody tr').dataset.job") as? String) == "noop-20000"
+        }
+        _ = try browser.evaluate("const q = document.querySelector('#q'); q.value = 'noop-1999'; q.dispatchEvent(new Event('input'))")
+        seen = try watch(browser, 30, "filtered") { _ in
+            (try? browser.evaluate("document.querySelector('#pageinfo').textContent") as? String) == "1–10 of 10 (of 20000)"
+        }
+        _ = seen
+    }
 }
