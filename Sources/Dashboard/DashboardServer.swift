@@ -136,40 +136,36 @@ public final class DashboardServer: Sendable {
             return Self.json(list)
         }
         router.get("/api/summary") { [self] request, _ -> Response in
-            let m = try model(request)
-            return Self.json(await m.summary())
+            Self.json(try await model(request).summaryJSON())
         }
         router.get("/api/jobs") { [self] request, _ -> Response in
             let m = try model(request)
             let q: JobQuery
             do { q = try JobQuery(Self.params(request)) } catch { return Self.badRequest("\(error)") }
-            let (jobs, axes) = await (m.jobs, m.axes)
-            let (matched, rows) = q.run(jobs)
-            return Self.json(["matched": matched, "total": jobs.count, "page": q.page, "size": q.size,
-                              "rows": rows.map { JobQuery.row($0, axes: axes) }] as [String: Any])
+            return Self.json(await m.jobsJSON(q))
         }
         router.get("/api/job") { [self] request, _ -> Response in
             let m = try model(request)
-            guard let id = Self.params(request)["id"], id.count <= 200, let j = await m.job(id) else { return Self.notFound("no such job") }
-            var row = JobQuery.row(j, axes: await m.axes)
-            row["curve"] = await m.curve(id).map { ["epoch": $0.epoch, "metrics": $0.metrics] as [String: Any] }
-            return Self.json(row)
+            guard let id = Self.params(request)["id"], id.count <= 200, let data = await m.jobJSON(id) else { return Self.notFound("no such job") }
+            return Self.json(data)
         }
         router.get("/api/pareto") { [self] request, _ -> Response in
-            let all = Self.params(request)["sweep"] == "all"
-            var points: [[String: Any]] = []
-            for (i, m) in models.enumerated() where all || (try? model(request)) === m {
-                points += ParetoFront.points(await m.jobs).map { p in
-                    var p = p
-                    p["sweep"] = i
-                    return p
-                }
+            // One sweep's points, or every sweep's (`sweep=all`, to compare them on one chart).
+            let chosen = Self.params(request)["sweep"] == "all" ? Array(models.indices) : [try index(request)]
+            var parts: [Data] = []
+            for i in chosen { parts.append(await models[i].paretoJSON(sweep: i)) }
+            var body = Data("{\"points\":[".utf8)
+            for p in parts {
+                let inner = p.dropFirst().dropLast()  // the array's elements, without its brackets
+                if inner.isEmpty { continue }
+                if body.last != UInt8(ascii: "[") { body.append(UInt8(ascii: ",")) }
+                body.append(contentsOf: inner)
             }
-            return Self.json(["points": points])
+            body.append(contentsOf: Array("]}".utf8))
+            return Self.json(body)
         }
         router.get("/api/parallel") { [self] request, _ -> Response in
-            let m = try model(request)
-            return Self.json(ParallelCoordinates.data(await m.jobs, axes: await m.axes))
+            Self.json(try await model(request).parallelJSON())
         }
         router.get("/api/events") { [self] request, _ -> Response in
             let m = try model(request)
@@ -198,8 +194,8 @@ public final class DashboardServer: Sendable {
         return router
     }
 
-    /// Server-Sent Events: the summary now and after every change (checked 4 times a second, so
-    /// a burst of changes is one event), a comment every 15 s to keep proxies from closing it.
+    /// Server-Sent Events: the summary now and after every change, at most one a second (a burst of
+    /// changes is one event), a comment every 15 s to keep proxies from closing it.
     static func stream(_ m: SweepModel, writer: inout any ResponseBodyWriter, lifetime: Double) async throws {
         let start = Clock.now()
         var sent = -1
@@ -208,7 +204,7 @@ public final class DashboardServer: Sendable {
         while !Task.isCancelled && Clock.now() - start < lifetime {
             let version = await m.version
             if version != sent {
-                let data = try JSONSerialization.data(withJSONObject: await m.summary(), options: [.sortedKeys])
+                let data = await m.summaryJSON()
                 try await writer.write(ByteBuffer(string: "event: update\ndata: " + String(decoding: data, as: UTF8.self) + "\n\n"))
                 sent = version
                 lastWrite = Clock.now()
@@ -216,15 +212,18 @@ public final class DashboardServer: Sendable {
                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                 lastWrite = Clock.now()
             }
-            try await Task.sleep(nanoseconds: 250_000_000)
+            try await Task.sleep(nanoseconds: 1_000_000_000)
         }
         try await writer.finish(nil)
     }
 
-    func model(_ request: Request) throws -> SweepModel {
-        guard let s = Self.params(request)["sweep"], s != "all" else { return models[0] }
+    func model(_ request: Request) throws -> SweepModel { models[try index(request)] }
+
+    /// `sweep=I` (default 0).
+    func index(_ request: Request) throws -> Int {
+        guard let s = Self.params(request)["sweep"], s != "all" else { return 0 }
         guard let i = Int(s), models.indices.contains(i) else { throw HTTPError(.notFound, message: "sweep=\(s.prefix(20)): no such sweep") }
-        return models[i]
+        return i
     }
 
     static func params(_ request: Request) -> [String: String] {
@@ -238,8 +237,11 @@ public final class DashboardServer: Sendable {
     }
 
     static func json(_ object: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        json((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
+    }
+
+    static func json(_ data: Data) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func badRequest(_ message: String) -> Response {

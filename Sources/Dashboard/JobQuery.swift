@@ -3,7 +3,7 @@ import Sweep
 
 /// A page of the job table: filtered, sorted and cut server-side (`/api/jobs`). Every parameter
 /// is checked and bounded; a bad one is refused with what and why.
-struct JobQuery: Equatable {
+struct JobQuery: Equatable, Sendable {
     var page = 0
     var size = 50
     var sort = "seq"
@@ -54,12 +54,19 @@ struct JobQuery: Equatable {
 
     /// The matching jobs' count and the requested page of them.
     func run(_ jobs: [JobView]) -> (matched: Int, rows: [JobView]) {
+        // The default view (plan order, no filter) is a slice: jobs are kept in plan order.
+        if sort == "seq" && states.isEmpty && text.isEmpty {
+            let start = min(jobs.count, page * size), end = min(jobs.count, start + size)
+            let rows = descending ? Array(jobs.reversed()[start ..< end]) : Array(jobs[start ..< end])
+            return (jobs.count, rows)
+        }
         var selected = jobs.filter { j in
             (states.isEmpty || states.contains(j.state))
                 && (text.isEmpty || j.id.lowercased().contains(text) || j.label.lowercased().contains(text)
                     || (j.worker?.lowercased().contains(text) ?? false))
         }
         let key = sort, desc = descending
+        if key == "seq" { return (selected.count, Array((desc ? selected.reversed() : selected).dropFirst(page * size).prefix(size))) }
         selected.sort { a, b in
             let o = Self.compare(a, b, key)
             if o == 0 { return a.seq < b.seq }

@@ -171,6 +171,49 @@ actor SweepModel {
         jobs.contains { $0.artifacts.values.contains(hash) }
     }
 
+    // MARK: JSON answers, cached per version (ten open pages asking for the same page cost one query)
+
+    private var cache: [String: Data] = [:]
+    private var cacheVersion = -1
+
+    private func cached(_ key: String, _ make: () -> Any) -> Data {
+        if cacheVersion != version { cache.removeAll(keepingCapacity: true); cacheVersion = version }
+        if let d = cache[key] { return d }
+        let d = (try? JSONSerialization.data(withJSONObject: make(), options: [.sortedKeys])) ?? Data("{}".utf8)
+        if cache.count < 256 { cache[key] = d }
+        return d
+    }
+
+    func summaryJSON() -> Data { cached("summary") { summary() } }
+
+    func jobsJSON(_ q: JobQuery) -> Data {
+        cached("jobs \(q)") {
+            let (matched, rows) = q.run(jobs)
+            return ["matched": matched, "total": jobs.count, "page": q.page, "size": q.size,
+                    "rows": rows.map { JobQuery.row($0, axes: axes) }] as [String: Any]
+        }
+    }
+
+    func jobJSON(_ id: String) -> Data? {
+        guard let j = job(id) else { return nil }
+        var row = JobQuery.row(j, axes: axes)
+        row["curve"] = curve(id).map { ["epoch": $0.epoch, "metrics": $0.metrics] as [String: Any] }
+        return try? JSONSerialization.data(withJSONObject: row, options: [.sortedKeys])
+    }
+
+    /// The Pareto points as a JSON array, each tagged with `sweep` (its index in `serve`).
+    func paretoJSON(sweep: Int) -> Data {
+        cached("pareto \(sweep)") {
+            ParetoFront.points(jobs).map { p in
+                var p = p
+                p["sweep"] = sweep
+                return p
+            }
+        }
+    }
+
+    func parallelJSON() -> Data { cached("parallel") { ParallelCoordinates.data(jobs, axes: axes) } }
+
     func summary() -> [String: Any] {
         let counts = stateCounts()
         var s: [String: Any] = [
