@@ -129,7 +129,7 @@ final class DashboardTests: XCTestCase {
 
         r = try RawHTTP.get(port, "/metrics", headers: auth)
         XCTAssertEqual(r.status, 200)
-        XCTAssertTrue(r.body.contains("ranksweep_jobs{sweep=\"state\",state=\"queued\"} 120"), r.body)
+        XCTAssertTrue(r.body.contains("ranksweep_jobs{sweep=\"state\",state=\"queued\"} 120.0"), r.body)
         XCTAssertTrue(r.body.contains("ranksweep_workers_alive"), r.body)
 
         // A header past the limit is refused, and the server still answers afterwards.
