@@ -22,17 +22,18 @@ final class DashboardBrowserTests: XCTestCase {
     }
 
     static let stateScript = """
-        JSON.stringify({start: document.body.dataset.pageStart || "", navigations: performance.getEntriesByType("navigation").length,
+        (() => { try { return JSON.stringify({start: document.body.dataset.pageStart || "", navigations: performance.getEntriesByType("navigation").length,
           updates: document.querySelectorAll("#timeline li").length,
           rows: [...document.querySelectorAll("#jobs tbody tr")].map(r => r.dataset.state),
           pareto: document.querySelectorAll("#pareto circle.pt").length,
           epochs: [...new Set([...document.querySelectorAll("#curve circle.ep")].map(c => +c.dataset.epoch))].sort((a, b) => a - b),
           origins: [...document.querySelectorAll("#resources li")].map(l => l.textContent),
-          text: document.body.innerText.slice(0, 2000)})
+          text: document.body.innerText.slice(0, 2000)}) } catch (e) { return "{}" } })()
         """
 
     func state(_ browser: HeadlessChromium) throws -> PageState {
-        let json = try XCTUnwrap(try browser.evaluate(Self.stateScript) as? String)
+        // "{}" while a navigation is under way (no document body yet).
+        let json = try browser.evaluate(Self.stateScript) as? String ?? "{}"
         let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         var rows: [String: Int] = [:]
         for s in o["rows"] as? [String] ?? [] { rows[s, default: 0] += 1 }
@@ -155,7 +156,7 @@ final class DashboardBrowserTests: XCTestCase {
         seen = try watch(browser, 30, "sorted by id, descending") { _ in
             (try? browser.evaluate("document.querySelector('#jobs tbody tr').dataset.job") as? String) == "noop-20000"
         }
-        _ = try browser.evaluate("const q = document.querySelector('#q'); q.value = 'noop-1999'; q.dispatchEvent(new Event('input'))")
+        _ = try browser.evaluate("(() => { const f = document.querySelector('#q'); f.value = 'noop-1999'; f.dispatchEvent(new Event('input')) })()")
         seen = try watch(browser, 30, "filtered") { _ in
             (try? browser.evaluate("document.querySelector('#pageinfo').textContent") as? String) == "1–10 of 10 (of 20000)"
         }

@@ -136,10 +136,15 @@ final class TCPClient {
         return String(decoding: buffer, as: UTF8.self)
     }
 
+    /// One request; the answer's head and its Content-Length body (DevTools keeps the connection open).
     static func request(port: Int, _ text: String) throws -> String {
         let c = try TCPClient(port: port)
         try c.write(Array(text.utf8))
-        return try c.readAll()
+        let head = try c.read(until: "\r\n\r\n")
+        let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+        guard let length else { return head + (try c.readAll()) }
+        return head + String(decoding: try c.read(exactly: length), as: UTF8.self)
     }
 }
 
