@@ -7,7 +7,7 @@ coordinates. Reconnects when the server goes away (as EventSource does).
     scripts/dashboard-clients.py http://127.0.0.1:8080/ 10 [seconds] [token]
 Prints, at the end, requests made and bytes received per client.
 """
-import http.client, sys, threading, time, urllib.parse
+import http.client, signal, sys, threading, time, urllib.parse
 
 base, n = sys.argv[1], int(sys.argv[2])
 duration = float(sys.argv[3]) if len(sys.argv) > 3 else 1e9
@@ -48,6 +48,11 @@ def client(i):
             c.close()
         except Exception:
             time.sleep(0.5)
+
+def finish(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, finish)  # a background job ignores SIGINT; TERM ends it with its figures
+signal.signal(signal.SIGINT, finish)
 
 threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
 for t in threads:

@@ -83,18 +83,14 @@ actor SweepModel {
         }
     }
 
+    /// Spec leaves with at least two values among the jobs that have them (a train-only setting
+    /// is not an axis just because compress jobs lack it), and at most 64 (not an id).
     static func varyingAxes(_ jobs: [JobView]) -> [String] {
         var values: [String: Set<Setting>] = [:]
         for j in jobs {
-            for (k, v) in j.settings {
-                if values[k, default: []].count <= 64 { values[k, default: []].insert(v) }
-            }
+            for (k, v) in j.settings where values[k, default: []].count <= 64 { values[k, default: []].insert(v) }
         }
-        // A key some jobs lack (another kind's setting) still varies: absent is a value too.
-        return values.filter { k, set in
-            let absent = jobs.contains { $0.settings[k] == nil }
-            return set.count + (absent ? 1 : 0) >= 2 && set.count <= 64
-        }.map(\.key).sorted()
+        return values.filter { $0.value.count >= 2 && $0.value.count <= 64 }.map(\.key).sorted()
     }
 
     // MARK: live events
