@@ -29,6 +29,8 @@ enum ParallelCoordinates {
 
     static func data(_ jobs: [JobView], axes: [String]) -> [String: Any] {
         let finished = jobs.filter { $0.state == .done && $0.figures.dice != nil }
+        // Nothing varies and nothing has a Dice (a noop or sleep sweep): no chart, no lines to send.
+        if axes.isEmpty && finished.isEmpty { return ["axes": [String](), "lines": [Any](), "of": 0] }
         var chosen = finished.isEmpty ? jobs : finished
         if chosen.count > maxLines {
             let step = Double(chosen.count) / Double(maxLines)
