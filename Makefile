@@ -8,7 +8,7 @@ TEST_FLAGS ?= -c release -Xswiftc -enable-testing
 deps:
 	@scripts/install-deps.sh
 
-# Test-only packages (iproute2, nftables) come with `make test` alone.
+# Test-only packages (iproute2, nftables, chromium) come with `make test` alone.
 test-deps:
 	@scripts/install-deps.sh --test
 

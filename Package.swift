@@ -4,6 +4,7 @@
 //   training:  C libraries, Basics -> Engine -> Imaging, Compression, ModelInterop -> Pipeline
 //   sweeps:    C libraries, Basics -> Sweep (no training code: coordinator, status, keygen stay small)
 //   Reports (above Pipeline and Sweep) -> ranksweep (CLI; supplies Sweep's train/compress executors)
+//   Dashboard (above Sweep only: the live web view and /metrics; never the training stack) -> ranksweep
 // Every target lists every module it imports.
 import PackageDescription
 
@@ -17,6 +18,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The dashboard's HTTP server (SwiftNIO underneath: header limits, idle timeouts) and /metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C libraries, each behind its own module map; Swift code never includes system headers.
@@ -64,9 +70,20 @@ let package = Package(
         // Above Pipeline and Sweep: a sweep job spec mapped onto Pipeline's spec (one place, for the
         // executors and the overlays), results tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
         .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
+        // The live dashboard: an HTTP server (Hummingbird) on its own threads that reads the coordinator's
+        // published change events (or a state dir), a JSON API over the job table, Server-Sent Events,
+        // the self-contained page, /metrics (swift-prometheus), bearer/cookie tokens off loopback.
+        .target(name: "Dashboard", dependencies: [
+            "Basics", "Sweep",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "CSupport",
+            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "Dashboard", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -80,6 +97,7 @@ let package = Package(
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories;
         // Snapshots/ holds each command's help screen (read by path, not a resource).
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"], exclude: ["Snapshots"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Basics", "Sweep", "Dashboard"]),
         .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),
     ],
     swiftLanguageModes: [.v6]

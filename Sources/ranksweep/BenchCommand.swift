@@ -18,6 +18,7 @@ struct BenchCoordinatorCommand: ParsableCommand {
     @Option(help: "No-op jobs per run.") var jobs = 20_000
     @Option(help: "Local worker processes.") var workers = 2
     @Option(help: "Jobs outstanding per worker, one run each (e.g. \"1,8\").") var outstanding = "1,8"
+    @OptionGroup var dashboard: DashboardOptions
 
     func run() throws {
         try SweepCLI.guarded {
@@ -40,8 +41,12 @@ struct BenchCoordinatorCommand: ParsableCommand {
                 o.onBound = { ep in try? local.start(count: n, endpoint: ep, extraArgs: ["--slots", String(k), "--threads", "1",
                                                                                        "--cache-dir", dir + "/cache"], logDir: nil) }
                 Log.level = .warn
+                let feed = dashboard.feed()
+                o.observer = feed
                 let c = try Coordinator(options: o)
+                let server = try dashboard.start(stateDir: dir, feed: feed)
                 let s = try c.run()
+                server?.stop()
                 local.stop(within: 3)
                 Log.level = .info
                 let rate = Double(s.doneThisRun) / max(1e-9, s.seconds)

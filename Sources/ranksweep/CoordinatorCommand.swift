@@ -44,6 +44,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var timingOptions: TimingOptions
     @OptionGroup var report: ReportOptions
+    @OptionGroup var dashboard: DashboardOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -73,10 +74,14 @@ struct CoordinatorCommand: ParsableCommand {
             o.timing = timingOptions.timing
             o.allowChanges = allowChanges
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            let feed = dashboard.feed()
+            o.observer = feed
             Log.role = "coordinator"
             _ = csupport_install_stop_handlers()
             let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
+            let server = try dashboard.start(stateDir: o.stateDir, feed: feed)
             let summary = try c.run()
+            server?.stop(after: summary.interrupted ? 0 : 1.5)
             if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }
         }

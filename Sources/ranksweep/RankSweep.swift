@@ -32,6 +32,7 @@ struct RankSweep: ParsableCommand {
             StatusCommand.self,
             RetryCommand.self,
             ReportCommand.self,
+            ServeCommand.self,
             KeygenCommand.self,
             BenchCommand.self,
             ExecJobCommand.self,

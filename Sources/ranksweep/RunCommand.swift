@@ -63,6 +63,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var timingOptions: TimingOptions
     @OptionGroup var report: ReportOptions
+    @OptionGroup var dashboard: DashboardOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -131,6 +132,8 @@ struct RunCommand: ParsableCommand {
             o.timing = timingOptions.timing
             o.allowChanges = allowChanges
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            let feed = dashboard.feed()
+            o.observer = feed
             let local = LocalWorkers()
             var args = ["--threads", String(t), "--cache-dir", dir + "/worker-cache"]
             if let h = timingOptions.heartbeatMs { args += ["--heartbeat-ms", String(h)] }
@@ -147,7 +150,9 @@ struct RunCommand: ParsableCommand {
             _ = csupport_install_stop_handlers()
             print("sweep state in \(dir); \(workers) local worker(s) x \(t) thread(s); worker logs in \(dir)/logs")
             let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
+            let server = try dashboard.start(stateDir: o.stateDir, feed: feed)
             let summary = try c.run()
+            server?.stop(after: summary.interrupted ? 0 : 1.5)
             local.stop(within: summary.interrupted ? 0.5 : 5)
             if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
             if summary.failed > 0 { throw ExitCode(2) }

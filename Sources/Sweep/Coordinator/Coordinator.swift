@@ -67,6 +67,9 @@ public final class Coordinator {
     /// more before a worker may drop a result it keeps in memory anyway.
     static let groupCommitWindow = 0.002
     var unknownRouteBye: [[UInt8]: Double] = [:]
+    /// When the observer last got a status snapshot (`observerStatusInterval` apart).
+    var lastObserved = -Double.infinity
+    static let observerStatusInterval = 0.5
     /// Every attempt's outcome, for STATUS (no store reads while serving).
     var attemptMirror = AttemptMirror()
     /// Per-job timeout in seconds (nil: none): `--job-timeout`, else the sweep's `job_timeout`.
@@ -290,6 +293,10 @@ public final class Coordinator {
                 queueAcks()
                 flush()
             }
+            if let observer = options.observer, now - lastObserved >= Coordinator.observerStatusInterval {
+                observer.publish(status: statusSnapshot(now: now), at: Clock.wall())
+                lastObserved = now
+            }
             if completedAt == nil {
                 progressView.update(now: now, coordinator: self)
                 if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
@@ -380,6 +387,10 @@ public final class Coordinator {
         if ops.isEmpty { return }
         try store.apply(ops)
         attemptMirror.apply(ops)
+        if let observer = options.observer {
+            let events = SweepEvent.of(ops)
+            if !events.isEmpty { observer.publish(events) }
+        }
         ops.removeAll(keepingCapacity: true)
     }
 

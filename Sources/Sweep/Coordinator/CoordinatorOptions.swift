@@ -37,6 +37,8 @@ public struct CoordinatorOptions: Sendable {
     public var stopGrace = 30.0
     /// Called with the endpoint actually bound (the port when binding `:*`) once serving.
     public var onBound: (@Sendable (String) -> Void)?
+    /// Told every committed change and, twice a second, the status (the live dashboard).
+    public var observer: (any SweepObserver)?
 
     public init(bind: String, stateDir: String) {
         self.bind = bind
