@@ -12,6 +12,9 @@ extension Coordinator {
     static let maxUploadBytesPerWorker: Int64 = 16 << 30
     /// Live workers at once; a HELLO beyond that is refused.
     static let maxLiveWorkers = 4096
+    /// The listen backlog: every worker the cap admits may connect in the same instant (Linux
+    /// caps it further at net.core.somaxconn, 4096 by default since 5.4).
+    static let listenBacklog = Int32(maxLiveWorkers)
 
     /// Handles one message from the ROUTER: `[route][kind][header][payload...]`. `userKey` is the
     /// CURVE public key the ZAP handler admitted the connection with (nil without CURVE).

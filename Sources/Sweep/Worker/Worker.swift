@@ -111,9 +111,11 @@ public final class Worker {
             if ready[0] { while let f = try? d.receive(dontWait: true) { handleCoordinator(f); if dealer !== d { break } } }
             let now = Clock.now()
             if now - lastHeard > timing.deadAfter {
-                Log.warn(welcomed ? "coordinator silent for \(String(format: "%.1f", now - lastHeard))s: reconnecting in \(backoffMs) ms"
-                         : "no WELCOME from \(options.connect) (coordinator down, or our key is not allowed): retrying in \(backoffMs) ms")
-                waitDrainingEvents(ms: backoffMs)
+                var random = SystemRandomNumberGenerator()
+                let waitMs = Wire.jittered(backoffMs, using: &random)
+                Log.warn(welcomed ? "coordinator silent for \(String(format: "%.1f", now - lastHeard))s: reconnecting in \(waitMs) ms"
+                         : "no WELCOME from \(options.connect) (coordinator down, or our key is not allowed): retrying in \(waitMs) ms")
+                waitDrainingEvents(ms: waitMs)
                 backoffMs = min(backoffMs * 2, timing.reconnectMaxMs)
                 try connect()
                 continue
