@@ -46,7 +46,7 @@ let package = Package(
         // The neural-network engine: tensors, layers (LowRankConv2D included), U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport", "CKernels"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, compact samples and the per-host dataset
-        // cache (libsodium's BLAKE2b for content hashes), synthetic data, augmentation.
+        // cache (libsodium's SHA-256 for content hashes), synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CSodium", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),

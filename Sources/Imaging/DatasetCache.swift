@@ -10,13 +10,13 @@ import Glibc
 /// memory-mapped read-only by every job that loads it, so a dataset's pixels count once in the
 /// page cache instead of once per process heap.
 ///
-/// - Key: BLAKE2b over the format version, the image size and channels, every `DatasetOptions`
+/// - Key: SHA-256 over the format version, the image size and channels, every `DatasetOptions`
 ///   field, and each pair in split order with its file names and the hash of each file's bytes.
 ///   Any change of content, size, channels, threshold, layout options or split is another file.
 /// - Build: under an exclusive `flock` on `KEY.lock`; whoever gets the lock first decodes and
 ///   writes `KEY.rsds` beside it through a temporary name and `rename(2)`; the others wait, then
 ///   find it valid and map it. Two jobs starting together decode once.
-/// - Open: header magic, key, lengths and a BLAKE2b of everything after the header are checked
+/// - Open: header magic, key, lengths and a SHA-256 of everything after the header are checked
 ///   before a byte is used; a corrupt, truncated or foreign file is logged and rebuilt.
 /// - Bound: every open touches the file's time; after a build, files idle for `maxIdleDays` go, and
 ///   then the least recently used until the folder holds at most `maxBytes` (see docs/SCALE.md).
@@ -105,7 +105,7 @@ public enum DatasetCache {
 
     /// The content-and-options key of `index` decoded at `size` x `size` with `channels`.
     static func key(_ index: DatasetIndex, size: Int, channels: Int) throws -> Key {
-        var h = Blake2b()
+        var h = ContentHash()
         h.update("ranksweep dataset cache v\(formatVersion)\nsize \(size)\nchannels \(channels)\n")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -114,7 +114,7 @@ public enum DatasetCache {
             for pair in pairs {
                 h.update("\(part)\t\(pair.name)\t\(pair.image)\t\(pair.masks.joined(separator: "\t"))\n")
                 for file in [pair.image] + pair.masks {
-                    h.update(try Blake2b.file(index.root + "/" + file))
+                    h.update(try ContentHash.file(index.root + "/" + file))
                 }
             }
         }
@@ -157,7 +157,7 @@ public enum DatasetCache {
         guard fd >= 0 else { throw FileError("\(tmp): cannot write the dataset cache (\(String(cString: strerror(errno))))") }
         var ok = false
         defer { close(fd); if !ok { unlink(tmp) } }
-        var hash = Blake2b()
+        var hash = ContentHash()
         var position = 0
         func put(_ bytes: UnsafeRawBufferPointer, hashed: Bool = true) throws {
             if hashed { hash.update(bytes) }
@@ -212,7 +212,7 @@ public enum DatasetCache {
     static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
     /// Why a cache file was not used.
-    enum Problem: Equatable, CustomStringConvertible {
+    enum Problem: Error, Equatable, CustomStringConvertible {
         case missing
         case invalid(String)
         var description: String {
@@ -248,7 +248,7 @@ public enum DatasetCache {
         guard dataStart + dataLength == fileSize else {
             return .failure(.invalid("\(fileSize) bytes where the header promises \(dataStart + dataLength) (truncated or extended)"))
         }
-        var h = Blake2b()
+        var h = ContentHash()
         h.update(UnsafeRawBufferPointer(rebasing: bytes[headerBytes..<fileSize]))
         guard h.finish() == Array(bytes[60..<92]) else { return .failure(.invalid("content hash mismatch (corrupt)")) }
         guard let meta = try? JSONDecoder().decode(Metadata.self, from: Data(bytes[headerBytes..<(headerBytes + metaLength)])) else {
@@ -326,19 +326,20 @@ final class MappedFile: @unchecked Sendable {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 }
 
-/// BLAKE2b-256 through libsodium: fast content hashes for the dataset cache's key and check.
-struct Blake2b {
-    private var state = crypto_generichash_state()
+/// SHA-256 through libsodium: the dataset cache's content key and its check on open. (SHA-256
+/// would be faster, but its 64-byte-aligned state does not import into Swift.)
+struct ContentHash {
+    private var state = crypto_hash_sha256_state()
     static let ready: Bool = sodium_init() >= 0
 
     init() {
         precondition(Self.ready, "libsodium failed to initialise")
-        crypto_generichash_init(&state, nil, 0, 32)
+        crypto_hash_sha256_init(&state)
     }
 
     mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        crypto_generichash_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
+        crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
     }
 
     mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
@@ -346,7 +347,7 @@ struct Blake2b {
 
     mutating func finish() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        crypto_generichash_final(&state, &out, 32)
+        crypto_hash_sha256_final(&state, &out)
         return out
     }
 
@@ -355,7 +356,7 @@ struct Blake2b {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError("\(path): cannot read (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
-        var h = Blake2b()
+        var h = ContentHash()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }

@@ -52,6 +52,8 @@ public enum SwarmBenchmark {
         /// Connect -> WELCOME, seconds: median, p99, max; and how many took over a second.
         public var welcomeMedian: Double, welcomeP99: Double, welcomeMax: Double
         public var welcomedLate: Int
+        /// Workers that got WELCOME at all.
+        public var welcomed: Int
         /// DONE sent -> next JOB received on the same worker, seconds.
         public var gapMedian: Double, gapP99: Double
         public var coordinatorCPUSeconds: Double
@@ -245,11 +247,26 @@ public enum SwarmBenchmark {
                       rampUpSeconds: joined - firstJob, spanSeconds: span,
                       jobsPerSecond: Double(doneSent) / span,
                       welcomeMedian: quantile(welcomes, 0.5), welcomeP99: quantile(welcomes, 0.99), welcomeMax: welcomes.max() ?? 0,
-                      welcomedLate: welcomes.filter { $0 > 1 }.count,
+                      welcomedLate: welcomes.filter { $0 > 1 }.count, welcomed: welcomes.count,
                       gapMedian: quantile(gaps, 0.5), gapP99: quantile(gaps, 0.99),
                       coordinatorCPUSeconds: cpu, coordinatorPeakRSSBytes: Int(usage.ru_maxrss) * 1024,
                       simulatorCPUSeconds: simulatorCPU, simulatorLateP99: quantile(late, 0.99),
                       storeDone: storeDone, storeSingleAttempt: single, storeAttempts: attempts.count, duplicateJobs: duplicates)
+    }
+
+    /// One table row of `report`, under the header `bench coordinator --simulated-workers` prints.
+    public static func row(_ r: Report) -> String {
+        String(format: "%8d | %5d | %17.1f%% | %9.1f%% | %9.2f | %6.0f | %7.0f / %5.0f / %5.0f | %4d | %9.2f / %7.2f | %11.2f | %13.0f | ",
+               r.workers, r.jobs, r.efficiency * 100, r.efficiencyAfterRampUp * 100, r.rampUpSeconds, r.jobsPerSecond,
+               r.welcomeMedian * 1000, r.welcomeP99 * 1000, r.welcomeMax * 1000, r.welcomedLate, r.gapMedian * 1000, r.gapP99 * 1000,
+               r.coordinatorCPUSeconds, Double(r.coordinatorPeakRSSBytes) / 1_048_576) + (r.exactlyOnce ? "yes" : "NO")
+    }
+
+    /// The CPU's model name, printed with every figure.
+    public static func cpuModel() -> String {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("model name") }
+        return line.map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
     }
 
     /// The `q` quantile of `values` (nearest rank); 0 when empty.
