@@ -34,7 +34,7 @@ public enum DatasetCache {
     /// and user; `off` turns caching off (nil); anything else must be an absolute folder.
     public static func directory(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
         let value = environment["RANKSWEEP_DATASET_CACHE"] ?? ""
-        if value.isEmpty { return SyntheticDataset.cacheDirectory() + "/datasets" }
+        if value.isEmpty { return SyntheticDataset.cacheDirectory(environment: environment) + "/datasets" }
         if value == "off" { return nil }
         guard value.hasPrefix("/") else {
             throw FileError("RANKSWEEP_DATASET_CACHE must be an absolute folder or 'off', got '\(value)'")
@@ -87,8 +87,11 @@ public enum DatasetCache {
             }
         }
         Log.info("\(index.root): decoding \(index.pairs.count) pairs at \(size)x\(size) into the dataset cache \(path)")
-        let decoded = try DatasetLoader.decode(index, size: size, channels: channels)
-        try write(decoded, key: key, to: path)
+        // The heap copy is gone before the file is mapped: a build peaks at one copy, not two.
+        try {
+            let decoded = try DatasetLoader.decode(index, size: size, channels: channels)
+            try write(decoded, key: key, to: path)
+        }()
         prune(directory, keeping: path)
         switch open(path, key: key, index: index) {
         case .success(let dataset): return (dataset, .built(reason: reason), path)
