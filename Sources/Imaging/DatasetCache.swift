@@ -254,6 +254,7 @@ public enum DatasetCache {
         var h = ContentHash()
         h.update(UnsafeRawBufferPointer(rebasing: bytes[headerBytes..<fileSize]))
         guard h.finish() == Array(bytes[60..<92]) else { return .failure(.invalid("content hash mismatch (corrupt)")) }
+        mapping.evict()   // the check read every page: they stay in the page cache, not in this job's RSS
         guard let meta = try? JSONDecoder().decode(Metadata.self, from: Data(bytes[headerBytes..<(headerBytes + metaLength)])) else {
             return .failure(.invalid("unreadable sample table"))
         }
@@ -327,6 +328,9 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+    /// Drops every page from this process's resident set (the page cache keeps them).
+    func evict() { _ = madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED) }
 }
 
 /// SHA-256 through libsodium: the dataset cache's content key and its check on open. (SHA-256

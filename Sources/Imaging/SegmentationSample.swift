@@ -1,4 +1,7 @@
 import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One image with its binary segmentation mask, at the model's input size.
 ///
@@ -88,6 +91,20 @@ public final class PixelRegion: @unchecked Sendable {
     }
 
     deinit { if ownsHeap { UnsafeMutableRawPointer(mutating: base).deallocate() } }
+
+    /// Drops the whole pages of `offset..<offset+count` from this process's resident set when the
+    /// region is a file mapping (`madvise(MADV_DONTNEED)`): the page cache keeps them, shared with
+    /// every other process mapping the file, and the next read faults them back in without I/O. So
+    /// a job's RSS holds the batch it is converting, not the whole mapped dataset. Heap regions
+    /// are left alone (dropping their pages would lose the data).
+    public func evict(offset: Int, count: Int) {
+        guard !ownsHeap, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) + offset, end = start + count
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED)
+    }
 }
 
 /// One tensor's values, 8-bit when exact (see `SegmentationSample`), else Float32.
@@ -173,6 +190,12 @@ public enum SamplePixels: Sendable, Equatable {
                 for i in 0..<n { out[i] = t[Int(src[i])] }
             }
         }
+    }
+
+    /// After a read: drops the plane's pages from this process's RSS when they are a mapped
+    /// dataset cache (see `PixelRegion.evict`); nothing otherwise.
+    public func evict() {
+        if case .bytes(_, let region, let offset) = self { region.evict(offset: offset, count: count) }
     }
 
     /// The raw bytes of a compact plane (for the dataset cache); nil for floats.

@@ -76,6 +76,9 @@ public enum Batching {
                                  "Batching.batch: sample \(sample.name) is \(sample.imagePixels.shape), the batch's first is \(imageShape)")
                     sample.imagePixels.write(into: x.baseAddress! + slot * imageCount)
                     sample.maskPixels.write(into: y.baseAddress! + slot * maskCount)
+                    // A mapped dataset's pages stay in the page cache, not in this job's RSS.
+                    sample.imagePixels.evict()
+                    sample.maskPixels.evict()
                 }
             }
         }

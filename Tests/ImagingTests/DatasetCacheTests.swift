@@ -41,6 +41,19 @@ final class DatasetCacheTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(region.count, 12 * 16 * 16 * 4)
     }
 
+    /// Dropping mapped pages from the resident set loses nothing: they read back the same, and a
+    /// heap plane's evict is a no-op.
+    func testEvictedPagesReadBackTheSame() throws {
+        let loaded = try DatasetCache.load(root: data, size: 16, channels: 3, directory: cache).dataset
+        let before = samples(loaded).map { ($0.image, $0.mask) }
+        for s in samples(loaded) { s.imagePixels.evict(); s.maskPixels.evict() }
+        XCTAssertTrue(zip(samples(loaded), before).allSatisfy { $0.image == $1.0 && $0.mask == $1.1 })
+        let heap = SamplePixels(Tensor(shape: [64, 64, 1], storage: (0..<4096).map { Float($0 % 256) / 255 }))
+        let copy = heap.tensor
+        heap.evict()
+        XCTAssertEqual(heap.tensor, copy)
+    }
+
     /// Two jobs starting together: one decodes and writes, the other waits and maps its file.
     func testConcurrentBuildersBuildOnce() throws {
         final class Outcomes: @unchecked Sendable {
