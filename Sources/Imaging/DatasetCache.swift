@@ -251,10 +251,17 @@ public enum DatasetCache {
         guard dataStart + dataLength == fileSize else {
             return .failure(.invalid("\(fileSize) bytes where the header promises \(dataStart + dataLength) (truncated or extended)"))
         }
+        // The check reads every page; each 64 MiB leaves this job's RSS once hashed (the page
+        // cache keeps it), so opening never holds the whole file resident.
         var h = ContentHash()
-        h.update(UnsafeRawBufferPointer(rebasing: bytes[headerBytes..<fileSize]))
+        var at = headerBytes
+        while at < fileSize {
+            let end = min(fileSize, at + (64 << 20))
+            h.update(UnsafeRawBufferPointer(rebasing: bytes[at..<end]))
+            mapping.evict(offset: at, count: end - at)
+            at = end
+        }
         guard h.finish() == Array(bytes[60..<92]) else { return .failure(.invalid("content hash mismatch (corrupt)")) }
-        mapping.evict()   // the check read every page: they stay in the page cache, not in this job's RSS
         guard let meta = try? JSONDecoder().decode(Metadata.self, from: Data(bytes[headerBytes..<(headerBytes + metaLength)])) else {
             return .failure(.invalid("unreadable sample table"))
         }
@@ -329,8 +336,12 @@ final class MappedFile: @unchecked Sendable {
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
-    /// Drops every page from this process's resident set (the page cache keeps them).
-    func evict() { _ = madvise(UnsafeMutableRawPointer(mutating: base), length, MADV_DONTNEED) }
+    /// Drops the whole pages of a byte range from this process's resident set (the page cache keeps them).
+    func evict(offset: Int, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = offset / page * page, last = min(length, (offset + count + page - 1) / page * page)
+        if last > first { _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED) }
+    }
 }
 
 /// SHA-256 through libsodium: the dataset cache's content key and its check on open. (SHA-256

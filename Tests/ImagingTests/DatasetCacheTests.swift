@@ -158,10 +158,9 @@ final class DatasetCacheTests: XCTestCase {
     func testPruneKeepsTheNewestWithinTheBound() throws {
         let a = try DatasetCache.load(root: data, size: 16, channels: 3, directory: cache).path
         let b = try DatasetCache.load(root: data, size: 8, channels: 3, directory: cache).path
-        var old = timespec(tv_sec: 1_000_000, tv_nsec: 0)
+        let old = timespec(tv_sec: 1_000_000, tv_nsec: 0)
         var times = [old, old]
         _ = utimensat(AT_FDCWD, a, &times, 0)
-        _ = old
         DatasetCache.prune(cache, keeping: b, maxBytes: 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: a))
         XCTAssertTrue(FileManager.default.fileExists(atPath: b))

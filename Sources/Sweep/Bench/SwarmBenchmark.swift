@@ -100,7 +100,8 @@ public enum SwarmBenchmark {
         var env = ProcessInfo.processInfo.environment
         env["RANKSWEEP_LOG_LEVEL"] = "warn"
         let coordinator = try SpawnedChild(path: settings.executable,
-                                           arguments: ["coordinator", "--sweep", sweepFile, "--state-dir", state, "--bind", endpoint, "--progress", "none"],
+                                           arguments: ["coordinator", "--sweep", sweepFile, "--state-dir", state, "--bind", endpoint, "--progress", "none",
+                                                       "--report-interval", "86400"],   // dispatch, not the live report
                                            environment: env, stderrPath: settings.directory + "/coordinator.log", stdoutToStderrFile: true)
         var reaped = false
         defer { if !reaped { kill(coordinator.pid, SIGKILL); var st: Int32 = 0; waitpid(coordinator.pid, &st, 0) } }
