@@ -92,7 +92,11 @@ public enum SwarmBenchmark {
         if let p = settings.problem { throw SweepError.invalid(p) }
         let n = settings.workers, total = n * settings.jobsPerWorker
         try AtomicFile.makeDirectory(settings.directory)
-        raiseDescriptorLimit(needed: 3 * n + 256)
+        // Each simulated worker holds a TCP connection and a libzmq mailbox here.
+        let descriptors = raiseDescriptorLimit(needed: 2 * n + 256)
+        guard descriptors >= 2 * n + 256 else {
+            throw SweepError.invalid("--simulated-workers \(n) needs \(2 * n + 256) file descriptors in this process; the limit is \(descriptors) (ulimit -Hn): run fewer")
+        }
         let sweepFile = settings.directory + "/swarm.yaml", state = settings.directory + "/state"
         try AtomicFile.write("noop: \(total)\n", to: sweepFile)
         let port = try freeLoopbackPort()
@@ -180,6 +184,9 @@ public enum SwarmBenchmark {
                             due.append((now + settings.jobSeconds, k, JobRef(job: h.job, attempt: h.attempt)))
                             w.busyAfter.append((now, .infinity))
                         case .bye:
+                            if let bye = try? msg.decode(ByeHeader.self), bye.code == .refused {
+                                throw SweepError.invalid("the coordinator refused simulated worker \(k): \(bye.reason)")
+                            }
                             if !w.finished { w.finished = true; finishedCount += 1 }
                         case .cancel, .ack, .heartbeat: break
                         default: break
@@ -325,10 +332,15 @@ public enum SwarmBenchmark {
 
     /// Raises the soft descriptor limit towards the hard one: each simulated worker holds a TCP
     /// connection and a libzmq mailbox.
-    static func raiseDescriptorLimit(needed: Int) {
+    /// Returns the soft limit in effect afterwards.
+    static func raiseDescriptorLimit(needed: Int) -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(needed) else { return }
-        limit.rlim_cur = min(limit.rlim_max, rlim_t(needed))
-        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_cur < rlim_t(needed) {
+            limit.rlim_cur = min(limit.rlim_max, rlim_t(needed))
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(limit.rlim_cur)
     }
 }
