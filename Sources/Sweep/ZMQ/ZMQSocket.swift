@@ -32,14 +32,6 @@ public final class ZMQSocket {
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
     }
 
-    /// An integer option's value as libzmq holds it.
-    public func getInt32(_ option: Int32) throws -> Int32 {
-        var v: Int32 = 0
-        var size = MemoryLayout<Int32>.size
-        guard zmq_getsockopt(handle, option, &v, &size) == 0 else { throw ZMQError.last("zmq_getsockopt(\(option))") }
-        return v
-    }
-
     public func set(_ option: Int32, _ value: Int64) throws {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
