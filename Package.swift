@@ -51,8 +51,9 @@ let package = Package(
 
         // The neural-network engine: tensors, layers (LowRankConv2D, Tucker2Conv2D, SpatialSVDConv2D included), U-Net, losses, Adam, safetensors.
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport", "CKernels"]),
-        // PNG/JPEG/TIFF decoding, dataset layouts and folders, synthetic data, augmentation.
-        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
+        // PNG/JPEG/TIFF decoding, dataset layouts and folders, compact samples and the per-host dataset
+        // cache (libsodium's SHA-256 for content hashes), synthetic data, augmentation.
+        .target(name: "Imaging", dependencies: ["Basics", "Engine", "CSodium", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
         // SVD / ARSVD / Tucker-2 / spatial-SVD factorisation into Engine's layers, VBMF ranks, BatchNorm recalibration, parameter/FLOP/latency accounting.

@@ -61,7 +61,10 @@ public struct Augmenter: Sendable {
 
     /// Augments one sample.
     public mutating func apply(_ sample: inout SegmentationSample) {
-        apply(image: &sample.image, mask: &sample.mask)
+        var image = sample.image, mask = sample.mask
+        apply(image: &image, mask: &mask)
+        sample.image = image
+        sample.mask = mask
     }
 
     /// Augments an NHWC batch in place: `images` `[N, H, W, C]`, `masks` `[N, H, W, Cm]`.

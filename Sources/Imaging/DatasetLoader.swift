@@ -167,6 +167,14 @@ public enum DatasetLoader {
         precondition(size > 0, "DatasetLoader.load: size must be positive, got \(size)")
         precondition(channels == 1 || channels == 3, "DatasetLoader.load: channels must be 1 or 3, got \(channels)")
         let index = try scan(root: root, fractions: fractions, seed: seed, options: options)
+        return try decode(index, size: size, channels: channels)
+    }
+
+    /// Decodes every pair of a scanned `index` as `load` does (samples held compactly: see
+    /// `SegmentationSample`).
+    public static func decode(_ index: DatasetIndex, size: Int, channels: Int) throws -> LoadedDataset {
+        precondition(size > 0 && (channels == 1 || channels == 3), "DatasetLoader.decode: size \(size), channels \(channels)")
+        let options = index.options
         let root = index.root
         let pairs = index.pairs
         let decoded = try parallelMap(pairs.count) { i in

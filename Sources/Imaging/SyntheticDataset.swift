@@ -100,8 +100,7 @@ public enum SyntheticDataset {
     }
 
     /// `$XDG_CACHE_HOME/ranksweep` when that is an absolute path, else `~/.cache/ranksweep`.
-    public static func cacheDirectory() -> String {
-        let env = ProcessInfo.processInfo.environment
+    public static func cacheDirectory(environment env: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/ranksweep" }
         let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return home + "/.cache/ranksweep"

@@ -32,12 +32,18 @@ public struct DataSource: Codable, Sendable, Equatable {
         root.map { "folder \($0)" } ?? "synthetic set (\(syntheticCount) images, seed \(syntheticSeed))"
     }
 
-    /// Loads and validates every file before anything trains; resizes to `imageSize`.
+    /// Loads and validates every file before anything trains; resizes to `imageSize`. Through the
+    /// host's dataset cache (`DatasetCache`, `RANKSWEEP_DATASET_CACHE`) unless that is `off`.
     public func load(imageSize: Int, channels: Int) throws -> LoadedDataset {
         let folder = try root ?? SyntheticDataset.cachedDefault(count: syntheticCount, size: imageSize, seed: syntheticSeed)
         let fractions = SplitFractions(train: 1 - validationFraction - testFraction, val: validationFraction, test: testFraction)
+        let options = datasetOptions ?? DatasetOptions()
+        if let cache = try DatasetCache.directory() {
+            return try DatasetCache.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed,
+                                         options: options, directory: cache).dataset
+        }
         return try DatasetLoader.load(root: folder, size: imageSize, channels: channels, fractions: fractions, seed: splitSeed,
-                                      options: datasetOptions ?? DatasetOptions())
+                                      options: options)
     }
 }
 
@@ -53,20 +59,30 @@ extension DataSource {
 
 /// Assembles NHWC batches from samples.
 public enum Batching {
-    /// Images `(n, s, s, c)` and masks `(n, s, s, 1)` of `samples[indices]`.
+    /// Images `(n, s, s, c)` and masks `(n, s, s, 1)` of `samples[indices]`, converted from the
+    /// samples' compact storage straight into the batch (one pass, no per-sample tensor).
     public static func batch(_ samples: [SegmentationSample], _ indices: some Collection<Int>) -> (images: Tensor, masks: Tensor) {
         precondition(!indices.isEmpty, "Batching.batch: no indices")
         let first = samples[indices.first!]
-        let imageCount = first.image.count, maskCount = first.mask.count
-        var images = [Float](), masks = [Float]()
-        images.reserveCapacity(imageCount * indices.count)
-        masks.reserveCapacity(maskCount * indices.count)
-        for i in indices {
-            images.append(contentsOf: samples[i].image.storage)
-            masks.append(contentsOf: samples[i].mask.storage)
+        let imageShape = first.imagePixels.shape, maskShape = first.maskPixels.shape
+        let imageCount = first.imagePixels.count, maskCount = first.maskPixels.count
+        var images = Tensor.uninitialized([indices.count] + imageShape)
+        var masks = Tensor.uninitialized([indices.count] + maskShape)
+        images.storage.withUnsafeMutableBufferPointer { x in
+            masks.storage.withUnsafeMutableBufferPointer { y in
+                for (slot, i) in indices.enumerated() {
+                    let sample = samples[i]
+                    precondition(sample.imagePixels.shape == imageShape && sample.maskPixels.shape == maskShape,
+                                 "Batching.batch: sample \(sample.name) is \(sample.imagePixels.shape), the batch's first is \(imageShape)")
+                    sample.imagePixels.write(into: x.baseAddress! + slot * imageCount)
+                    sample.maskPixels.write(into: y.baseAddress! + slot * maskCount)
+                    // A mapped dataset's pages stay in the page cache, not in this job's RSS.
+                    sample.imagePixels.evict()
+                    sample.maskPixels.evict()
+                }
+            }
         }
-        return (Tensor(shape: [indices.count] + first.image.shape, storage: images),
-                Tensor(shape: [indices.count] + first.mask.shape, storage: masks))
+        return (images, masks)
     }
 
     /// Consecutive index ranges of at most `size` covering `0..<count`.

@@ -10,8 +10,13 @@ extension Coordinator {
     /// temp files (and disk) a peer can hold open.
     static let maxUploadsPerWorker = 16
     static let maxUploadBytesPerWorker: Int64 = 16 << 30
-    /// Live workers at once; a HELLO beyond that is refused.
-    static let maxLiveWorkers = 4096
+    /// Live workers at once; a HELLO beyond that is refused. 16,384: a 500-node allocation at
+    /// 32 workers a node fits; each costs the coordinator a connection and a few hundred bytes.
+    static let maxLiveWorkers = 16_384
+    /// The listen backlog: every worker the cap admits may connect in the same instant (Linux
+    /// caps it further at net.core.somaxconn, 4096 by default since 5.4: then a storm larger than
+    /// that still loses some SYNs, and those workers retry after a second).
+    static let listenBacklog = Int32(maxLiveWorkers)
 
     /// Handles one message from the ROUTER: `[route][kind][header][payload...]`. `userKey` is the
     /// CURVE public key the ZAP handler admitted the connection with (nil without CURVE).

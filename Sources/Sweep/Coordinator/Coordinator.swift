@@ -249,6 +249,9 @@ public final class Coordinator {
             try ZAPHandler.start(context: context, allowlist: options.allowlist)
             try router.makeCurveServer(keys)
         }
+        // The kernel's accept queue must hold a whole allocation of workers starting at once:
+        // libzmq's default (100) drops the rest's SYNs, and each dropped worker waits >= 1 s.
+        try router.set(ZMQ_BACKLOG, Coordinator.listenBacklog)
         do { try router.bind(options.bind) } catch {
             throw SweepError.io("cannot bind \(options.bind): \(error)")
         }

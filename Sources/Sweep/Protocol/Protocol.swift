@@ -39,6 +39,13 @@ public enum Wire {
     public static let defaultReconnectMinMs = 250
     public static let defaultReconnectMaxMs = 8000
 
+    /// A back-off wait spread over [ms/2, ms] ("equal jitter"): workers cut off together (a
+    /// coordinator restart, a switch reboot) come back spread out instead of in one storm.
+    public static func jittered(_ ms: Int, using generator: inout some RandomNumberGenerator) -> Int {
+        guard ms > 1 else { return max(0, ms) }
+        return ms - Int.random(in: 0...(ms / 2), using: &generator)
+    }
+
     // MARK: artifacts
 
     /// Bytes per artifact chunk: large enough that per-message overhead is noise, small enough

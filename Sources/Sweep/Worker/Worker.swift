@@ -118,11 +118,14 @@ public final class Worker {
                     Log.error("no coordinator answered at \(options.connect) for \(Int(now - lastContact)) s (\(everWelcomed ? "it fell silent" : "never welcomed")): giving up; the sweep there may be complete (--give-up-after 0: keep trying)")
                     return 3
                 }
-                Log.warn(welcomed ? "coordinator silent for \(String(format: "%.1f", now - lastHeard))s: reconnecting in \(backoffMs) ms"
-                         : everWelcomed ? "no WELCOME from \(options.connect) again (coordinator stopped or restarting): retrying in \(backoffMs) ms"
-                         : options.keys == nil ? "no answer from \(options.connect) (no coordinator there yet, or it has finished): retrying in \(backoffMs) ms"
-                         : "no WELCOME from \(options.connect) (no coordinator there, or it does not allow our key): retrying in \(backoffMs) ms")
-                waitDrainingEvents(ms: backoffMs)
+                // Jittered: a thousand workers that lost the coordinator together do not all come back in one instant.
+                var random = SystemRandomNumberGenerator()
+                let waitMs = Wire.jittered(backoffMs, using: &random)
+                Log.warn(welcomed ? "coordinator silent for \(String(format: "%.1f", now - lastHeard))s: reconnecting in \(waitMs) ms"
+                         : everWelcomed ? "no WELCOME from \(options.connect) again (coordinator stopped or restarting): retrying in \(waitMs) ms"
+                         : options.keys == nil ? "no answer from \(options.connect) (no coordinator there yet, or it has finished): retrying in \(waitMs) ms"
+                         : "no WELCOME from \(options.connect) (no coordinator there, or it does not allow our key): retrying in \(waitMs) ms")
+                waitDrainingEvents(ms: waitMs)
                 backoffMs = min(backoffMs * 2, timing.reconnectMaxMs)
                 try connect()
                 continue
