@@ -109,7 +109,9 @@ final class SweepWorkflowTests: XCTestCase {
         let sweep = try String(contentsOfFile: SweepWorkflowTests.fixture, encoding: .utf8)
             .replacingOccurrences(of: "max_attempts: 2", with: "max_attempts: 1")
             .replacingOccurrences(of: "{svd_ranks: [2, 4], arsvd_taus: [0.9]}", with: "{svd_ranks: [2], arsvd_taus: []}")
-            + "job_timeout: 0.001\n"   // jobs time out (the baseline, or its compress job): some fail
+            .replacingOccurrences(of: "baseline: {epochs: 2,", with: "baseline: {epochs: 500,")
+            // The baseline times out: it runs far longer than the first timeout check (half a heartbeat).
+            + "job_timeout: 0.001\n"
         try sweep.write(toFile: dir + "/sweep.yaml", atomically: true, encoding: .utf8)
         var r = try runSweep(dir + "/sweep.yaml", stateDir: state)
         XCTAssertEqual(r.status, 2, r.output)
