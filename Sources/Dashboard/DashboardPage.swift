@@ -65,7 +65,7 @@ async function loadJobs(){
   const p=new URLSearchParams({page,size,sort,dir});const st=$("#state").value,qq=$("#q").value;if(st)p.set("state",st);if(qq)p.set("q",qq);
   const d=await get("/api/jobs?"+q(p.toString()));
   $("#pageinfo").textContent=`${d.matched?page*size+1:0}–${Math.min(d.matched,(page+1)*size)} of ${d.matched}`+(d.matched!==d.total?` (of ${d.total})`:"");
-  $("#jobs tbody").innerHTML=d.rows.map(r=>{const links=Object.entries(r.artifacts).sort().map(([n,h])=>`<a href="/artifacts/${h}?${q("name="+encodeURIComponent(n))}" download>${esc(n)}</a>`).join(" ");
+  $("#jobs tbody").innerHTML=d.rows.map(r=>{const links=Object.entries(r.artifacts).sort().map(([n,h])=>`<a href="/artifacts/${h}?${q("name="+encodeURIComponent(n))}" download>${esc(n)}</a>`+(n=="model.safetensors"?` <a href="/artifacts/${h}/onnx?${q("name="+encodeURIComponent(n))}" download>model.onnx</a>`:"")).join(" ");
     return `<tr data-job="${esc(r.id)}" data-state="${r.state}" class="${r.id===selected?"sel":""}"><td></td><td title="${esc(r.id)}">${esc(r.id)}</td><td>${esc(r.label)}</td><td><span class="st ${r.state}"></span>${r.state}</td><td>${r.attempt}</td><td>${fmt(r.worker)}</td><td>${r.epoch!=null?r.epoch+(r.epochs?"/"+r.epochs:""):""}</td><td>${fmt(r.dice)}</td><td>${fmt(r.parameters)}</td><td>${fmt(r.flops)}</td><td>${r.recovery!=null?(r.recovery*100).toFixed(1)+"%":""}</td><td>${r.seconds!=null?r.seconds.toFixed(1):""}</td><td>${links}</td></tr>`;}).join("");
   document.querySelectorAll("#jobs tbody tr").forEach((tr,i)=>{tr.firstChild.textContent=page*size+i+1;tr.onclick=()=>{selected=tr.dataset.job;location.hash="job="+encodeURIComponent(selected);loadCurve();loadJobs();};});
   return d;

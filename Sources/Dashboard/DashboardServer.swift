@@ -28,13 +28,17 @@ public final class DashboardServer: Sendable {
     let address: HTTPAddress
     let limits: Limits
     let feed: DashboardFeed?
+    let onnx: ONNXExports?
     let registry = PrometheusCollectorRegistry()
     let streams: StreamCount
     private let tasks = TaskBox()
 
     /// `feed`: the coordinator's events for the first (only) state dir; nil: `serve`, which
     /// reloads each state dir when its database changes.
-    public init(stateDirs: [String], feed: DashboardFeed?, address: HTTPAddress, access: DashboardAccess, limits: Limits = Limits()) throws {
+    /// `onnxExporter`: a model file's ONNX bytes (the executable supplies ModelInterop's export: the
+    /// dashboard never links the engine); nil: the ONNX links answer 404 with the command to use.
+    public init(stateDirs: [String], feed: DashboardFeed?, address: HTTPAddress, access: DashboardAccess, limits: Limits = Limits(),
+                onnxExporter: ONNXExports.Exporter? = nil) throws {
         guard !stateDirs.isEmpty else { throw SweepError.invalid("no state dir to serve") }
         guard feed == nil || stateDirs.count == 1 else { throw SweepError.invalid("a live dashboard serves one sweep") }
         var names = Set<String>()
@@ -49,6 +53,7 @@ public final class DashboardServer: Sendable {
         self.models = models
         streams = StreamCount(gauge: registry.makeGauge(name: "ranksweep_dashboard_streams", help: "Open live dashboard streams."))
         self.feed = feed
+        onnx = onnxExporter.map(ONNXExports.init)
         self.address = address
         self.access = access
         self.limits = limits
@@ -179,6 +184,26 @@ public final class DashboardServer: Sendable {
                                 try await Self.stream(m, writer: &writer, lifetime: lifetime)
                             })
         }
+        // A job's model as ONNX, converted on request (one at a time, the last few kept).
+        router.get("/artifacts/:hash/onnx") { [self] request, context -> Response in
+            let m = try model(request)
+            guard let hash = context.parameters.get("hash"), SHA256Hasher.isValidHex(hash), hash.count == 64, await m.hasArtifact(hash) else {
+                return Self.notFound("no such artifact in this sweep")
+            }
+            guard let onnx else {
+                return Self.notFound("ONNX export is not available from this server: run `ranksweep export --state-dir \(m.stateDir) --job JOB --onnx FILE`")
+            }
+            let data: Data
+            do { data = try await onnx.export(hash: hash, path: m.stateDir + "/artifacts/" + hash) } catch {
+                return Response(status: .unprocessableContent, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "artifact \(hash) is not a model ONNX can be made of: \(error)\n")))
+            }
+            let base = (Self.params(request)["name"] ?? hash).filter { $0.isLetter || $0.isNumber || ".-_".contains($0) }.prefix(100)
+            let name = (base.isEmpty ? hash : String(base)).replacingOccurrences(of: ".safetensors", with: "") + ".onnx"
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream",
+                                                   .contentDisposition: "attachment; filename=\"\(name)\""],
+                            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
         router.get("/artifacts/:hash") { [self] request, context -> Response in
             let m = try model(request)
             guard let hash = context.parameters.get("hash"), SHA256Hasher.isValidHex(hash), hash.count == 64, await m.hasArtifact(hash) else {
@@ -308,4 +333,27 @@ final class ErrorBox: @unchecked Sendable {
     func set(_ e: any Error) { lock.lock(); error = e; lock.unlock() }
     func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
     func setPort(_ p: Int) { lock.lock(); port = p; lock.unlock() }
+}
+
+/// ONNX conversions for the dashboard's links: serialised (an actor, so a client that asks again and
+/// again costs one conversion at a time) and the last `capacity` kept by artifact hash.
+public actor ONNXExports {
+    public typealias Exporter = @Sendable (_ modelPath: String) throws -> Data
+    let exporter: Exporter
+    let capacity = 8
+    var kept: [(hash: String, data: Data)] = []
+
+    public init(_ exporter: @escaping Exporter) { self.exporter = exporter }
+
+    func export(hash: String, path: String) throws -> Data {
+        if let i = kept.firstIndex(where: { $0.hash == hash }) {
+            let hit = kept.remove(at: i)
+            kept.append(hit)
+            return hit.data
+        }
+        let data = try exporter(path)
+        kept.append((hash, data))
+        if kept.count > capacity { kept.removeFirst() }
+        return data
+    }
 }

@@ -3,6 +3,7 @@ import Basics
 import CSupport
 import Dashboard
 import Foundation
+import ModelInterop
 import Sweep
 
 /// `--http ADDR` and `--http-token` on `run` and `coordinator`: the live dashboard of the sweep.
@@ -23,8 +24,14 @@ struct DashboardOptions: ParsableArguments {
 
     func start(stateDir: String, feed: DashboardFeed?) throws -> DashboardServer? {
         guard let http, let feed else { return nil }
-        return try DashboardLaunch.start(stateDirs: [stateDir], feed: feed, address: http, forceToken: httpToken)
+        return try DashboardLaunch.start(stateDirs: [stateDir], feed: feed, address: http, forceToken: httpToken, onnxExporter: modelAsONNX)
     }
+}
+
+/// A model file's ONNX bytes, for the dashboard's ONNX links (the same export as `ranksweep export --onnx`).
+@Sendable func modelAsONNX(_ path: String) throws -> Data {
+    let (net, metadata) = try ModelFile.load(path: path)
+    return Data(ONNXExport.encode(net, metadata: metadata))
 }
 
 struct ServeCommand: ParsableCommand {
@@ -57,7 +64,8 @@ struct ServeCommand: ParsableCommand {
         logging.apply()
         try SweepCLI.guarded {
             _ = csupport_install_stop_handlers()
-            let server = try DashboardLaunch.start(stateDirs: stateDirs.map { UserPath.absolute($0) }, feed: nil, address: http, forceToken: httpToken)
+            let server = try DashboardLaunch.start(stateDirs: stateDirs.map { UserPath.absolute($0) }, feed: nil, address: http, forceToken: httpToken,
+                                                   onnxExporter: modelAsONNX)
             while csupport_stop_requested() == 0 { usleep(100_000) }
             server.stop()
         }

@@ -137,6 +137,11 @@ final class DashboardTests: XCTestCase {
         XCTAssertNotEqual(r.status, 200)
         XCTAssertEqual(try RawHTTP.get(port, "/api/summary", headers: auth).status, 200)
 
+        // Without an exporter (this server has none) an ONNX link says which command makes the file.
+        r = try RawHTTP.get(port, "/artifacts/\(String(repeating: "a", count: 64))/onnx", headers: auth)
+        XCTAssertEqual(r.status, 404, r.text)
+        XCTAssertTrue(r.body.contains("no such artifact"), r.body)
+
         // Writes do not exist.
         XCTAssertNotEqual(try RawHTTP.get(port, "/api/jobs", method: "POST", headers: auth).status, 200)
 

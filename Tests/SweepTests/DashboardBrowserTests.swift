@@ -116,6 +116,21 @@ final class DashboardBrowserTests: XCTestCase {
             $0.rows[JobState.done.rawValue] == jobs.count && $0.paretoPoints == jobs.count && $0.curveEpochs.count == epochs
         }
         XCTAssertTrue(seen.last!.text.contains("complete"), seen.last!.text)
+        // Each model's ONNX link answers a real ONNX file (ir_version first, ranksweep the producer),
+        // converted by the server from the job's artifact.
+        let onnx = try XCTUnwrap(try browser.evaluate("""
+            (async () => { const links = [...document.querySelectorAll('a[href*="/onnx"]')];
+              if (links.length == 0) return "{}";
+              const r = await fetch(links[0].href); const b = new Uint8Array(await r.arrayBuffer());
+              return JSON.stringify({links: links.length, status: r.status, size: b.length, first: b[0],
+                text: new TextDecoder("latin1").decode(b.slice(0, 64))}) })()
+            """) as? String)
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(onnx.utf8)) as? [String: Any], onnx)
+        XCTAssertEqual(o["links"] as? Int, jobs.count, "one ONNX link per model: \(onnx)")
+        XCTAssertEqual(o["status"] as? Int, 200, onnx)
+        XCTAssertEqual(o["first"] as? Int, 0x08, "an ONNX ModelProto opens with ir_version: \(onnx)")
+        XCTAssertTrue((o["text"] as? String ?? "").contains("ranksweep"), onnx)
+        XCTAssertGreaterThan(o["size"] as? Int ?? 0, 1000, onnx)
         let shot = c.dir + "/dashboard.png"
         try browser.screenshot(to: shot)
         let size = (try FileManager.default.attributesOfItem(atPath: shot)[.size] as? Int) ?? 0
