@@ -57,7 +57,12 @@ final class DashboardBrowserTests: XCTestCase {
     }
 
     func testDashboardLiveInChromium() throws {
-        let yaml = try String(contentsOfFile: Harness.root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
+        // A baseline of 40 epochs that never stops early: long enough (seconds, even on a fast quiet
+        // machine) for the page, updated at most once a second, to show the sweep between its states.
+        let fixture = try String(contentsOfFile: Harness.root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)
+        let yaml = fixture.replacingOccurrences(of: "baseline: {epochs: 2, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3,",
+                                                with: "baseline: {epochs: 40, batch_size: 4, lr: 0.003, patience: 100, lr_patience: 100,")
+        XCTAssertNotEqual(yaml, fixture, "the fixture's baseline line changed: update this test")
         let c = Cluster("dashboard", sweep: yaml)
         let coord = try c.startCoordinator(extra: ["--http", "127.0.0.1:0", "--http-token"])
         let regex = try NSRegularExpression(pattern: "dashboard at (http://127\\.0\\.0\\.1:\\d+/)\\?token=([0-9a-f]{64})")
@@ -67,7 +72,7 @@ final class DashboardBrowserTests: XCTestCase {
         let origin = String(base.dropLast())
         let jobs = try c.store().jobs()
         let train = try XCTUnwrap(jobs.first { $0.kind == "train" })
-        let epochs = 2  // the baseline's epochs in small-sweep.yaml
+        let epochs = 40  // the baseline's epochs above
 
         let browser = try HeadlessChromium(dir: c.dir)
         // A wrong token is refused.
