@@ -44,4 +44,18 @@ extension Factorisation {
             horizontalKernel: Tensor(shape: [1, kw, rank, cout], storage: horizontal),
             bias: conv.bias?.value, workspace: workspace)
     }
+
+    /// The rank at which a spatial-SVD pair has as many weights as the full kernel:
+    /// `kh kw cin cout / (kh cin + kw cout)`.
+    public static func spatialSVDBreakEvenRank(_ conv: Conv2D) -> Double {
+        let (vertical, horizontal) = (conv.kernelHeight * conv.inChannels, conv.kernelWidth * conv.outChannels)
+        return Double(vertical * horizontal) / Double(vertical + horizontal)
+    }
+
+    /// True when a rank-`rank` spatial-SVD pair has strictly fewer weights than the full kernel,
+    /// compared exactly in integers (bias excluded: the same on both sides).
+    public static func spatialSVDSavesParameters(rank: Int, _ conv: Conv2D) -> Bool {
+        let (vertical, horizontal) = (conv.kernelHeight * conv.inChannels, conv.kernelWidth * conv.outChannels)
+        return rank * (vertical + horizontal) < vertical * horizontal
+    }
 }

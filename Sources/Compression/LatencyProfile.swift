@@ -177,13 +177,12 @@ public enum LatencyProfiler {
                 input = try Factorisation.decomposeInputChannels(full)
             } catch { throw CompressionError("cannot profile: \(error.reason)") }
             // Each family: its largest rank, its break-even, and the pair at a rank.
-            let (vertical, horizontal) = (full.kernelHeight * full.inChannels, full.kernelWidth * full.outChannels)
             let families: [(name: String, maxRank: Int, breakEven: Double, saves: (Int) -> Bool, pair: (Int) -> any ConvolutionLayer)] = [
                 ("svd", svd.k, Factorisation.breakEvenRank(rows: rows, columns: full.outChannels),
                  { Factorisation.savesParameters(rank: $0, rows: rows, columns: full.outChannels) },
                  { Factorisation.factorise(full, rank: $0, svd: svd, workspace: model.workspace) }),
-                ("spatial-svd", spatial.k, Double(fullWeights) / Double(vertical + horizontal),
-                 { $0 * (vertical + horizontal) < fullWeights },
+                ("spatial-svd", spatial.k, Factorisation.spatialSVDBreakEvenRank(full),
+                 { Factorisation.spatialSVDSavesParameters(rank: $0, full) },
                  { Factorisation.spatialSVD(full, rank: $0, svd: spatial, workspace: model.workspace) }),
                 ("tucker2", min(input.k, svd.k),
                  Factorisation.tucker2BreakEvenRank(kernelArea: area, inChannels: full.inChannels, outChannels: full.outChannels),

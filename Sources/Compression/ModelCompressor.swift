@@ -155,13 +155,12 @@ public enum ModelCompressor {
                 energyKept = tucker.energyKept
                 decision.outputRank = r2
             case .spatialSVD(let rule):
-                let (vertical, horizontal) = (full.kernelHeight * full.inChannels, full.kernelWidth * full.outChannels)
                 rank = rule.rank(for: svd, channels: full.outChannels)
                 decision.fullRank = svd.k
-                decision.breakEvenRank = Double(fullWeights) / Double(vertical + horizontal)
+                decision.breakEvenRank = Factorisation.spatialSVDBreakEvenRank(full)
                 decision.chosenRank = rank
                 decision.energyAtChosenRank = svd.energyFraction(rank: rank)
-                if options.enforceBreakEven && !(rank * (vertical + horizontal) < fullWeights) {
+                if options.enforceBreakEven && !Factorisation.spatialSVDSavesParameters(rank: rank, full) {
                     decision.skipReason = .pastBreakEven(rank: rank, breakEven: decision.breakEvenRank)
                     decisions.append(decision)
                     continue
