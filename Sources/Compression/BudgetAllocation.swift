@@ -9,7 +9,8 @@
 /// elsewhere with it. Exact over a cost grid, not greedy: costs are rounded up to `units` steps of
 /// the compressible cost, so the budget holds for the true costs, and the grid does not depend on
 /// the budget, so a larger budget never predicts a larger loss. Pure and deterministic: ties go to
-/// the lower cost, then to the earlier option.
+/// the higher cost (of two plans predicted to lose the same, the one that keeps more of the model
+/// within the budget: the additive model misses how layers' losses compound), then to the earlier option.
 public enum BudgetAllocation {
     /// One way to hold a layer: `rank` nil is the full layer.
     public struct Option: Codable, Sendable, Equatable {
@@ -66,7 +67,7 @@ public enum BudgetAllocation {
                     let s = steps(option.cost)
                     guard s <= c, best[c - s].isFinite else { continue }
                     let drop = best[c - s] + max(0, option.drop), cost = exact[c - s] + option.cost
-                    if drop < next[c] || (drop == next[c] && cost < nextCost[c]) {
+                    if drop < next[c] || (drop == next[c] && cost > nextCost[c]) {
                         next[c] = drop; nextCost[c] = cost; pick[c] = i
                     }
                 }
@@ -92,7 +93,7 @@ public enum BudgetAllocation {
         let cost = zip(layers, choices).reduce(fixedCost) { $0 + $1.0.options[$1.1].cost }
         let drop = zip(layers, choices).reduce(0.0) { $0 + max(0, $1.0.options[$1.1].drop) }
         let gridded = Result(choices: choices, cost: cost, predictedDrop: drop)
-        if let f = firstAnswer, f.predictedDrop < drop || (f.predictedDrop == drop && f.cost < cost) { return f }
+        if let f = firstAnswer, f.predictedDrop < drop || (f.predictedDrop == drop && f.cost > cost) { return f }
         return gridded
     }
 }

@@ -92,6 +92,10 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
     case tucker2(RankRule)
     /// Spatial SVD (`SpatialSVDConv2D`): the rank chosen by the rule on the `(kh*cin) x (kw*cout)` matrix.
     case spatialSVD(RankRule)
+    /// A method and rank per layer (`LayerPlan`: a budget allocation, or a uniform setting written
+    /// out layer by layer); layers it does not list stay full. Read from a file, never spelled on
+    /// the command line.
+    case allocated(LayerPlan)
 
     /// Every method's name, as spelled on the command line and in files.
     public static let names = ["svd", "arsvd", "tucker2", "spatial-svd"]
@@ -136,6 +140,8 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
             guard tau > 0 && tau <= 1 else { throw CompressionError("tau must be in (0, 1], got \(tau)") }
         case .tucker2(let rule), .spatialSVD(let rule):
             try rule.validate()
+        case .allocated(let plan):
+            try plan.validate()
         }
     }
 
@@ -155,6 +161,9 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
             return (cumulative.firstIndex { $0 / total >= tau } ?? (svd.k - 1)) + 1
         case .tucker2(let rule), .spatialSVD(let rule):
             return rule.rank(for: svd, channels: svd.columns)
+        case .allocated:
+            // A plan has no one rank: ModelCompressor asks each layer's own method.
+            return svd.k
         }
     }
 
@@ -165,6 +174,7 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
         case .arsvd: "arsvd"
         case .tucker2: "tucker2"
         case .spatialSVD: "spatial-svd"
+        case .allocated: "allocated"
         }
     }
 
@@ -175,11 +185,15 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
         case .arsvd(let tau): "tau=\(tau)"
         case .tucker2(let rule), .spatialSVD(let rule):
             if case .energy = rule { rule.description } else { "r=\(rule)" }
+        case .allocated(let plan): plan.label
         }
     }
 
     /// `svd r=50`, `arsvd tau=0.9`, `tucker2 r=auto`, `spatial-svd r=8`.
-    public var description: String { "\(name) \(setting)" }
+    public var description: String {
+        if case .allocated(let plan) = self { return plan.label }
+        return "\(name) \(setting)"
+    }
 
     /// Folder and job-id part: `svd_r50`, `arsvd_tau0.9`, `tucker2_r16`, `spatial-svd_rauto`.
     public var slug: String {
@@ -187,16 +201,25 @@ public enum CompressionMethod: Sendable, Equatable, Hashable, CustomStringConver
         case .svd(let rank): "svd_r\(rank)"
         case .arsvd(let tau): "arsvd_tau\(tau)"
         case .tucker2(let rule), .spatialSVD(let rule): "\(name)_\(rule.slug)"
+        case .allocated(let plan): plan.slug
         }
     }
 }
 
 extension CompressionMethod: Codable {
-    private enum CodingKeys: String, CodingKey { case method, rank, tau }
+    private enum CodingKeys: String, CodingKey { case method, rank, tau, plan }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let name = try c.decode(String.self, forKey: .method)
+        if name == "allocated" {
+            let plan = try c.decode(LayerPlan.self, forKey: .plan)
+            do { try plan.validate() } catch {
+                throw DecodingError.dataCorruptedError(forKey: .plan, in: c, debugDescription: error.message)
+            }
+            self = .allocated(plan)
+            return
+        }
         // A rank is an integer, a fraction or "auto".
         var rank: String?
         if c.contains(.rank) {
@@ -225,6 +248,43 @@ extension CompressionMethod: Codable {
             case .energy(let tau): try c.encode(tau, forKey: .tau)
             case .vbmf: try c.encode("auto", forKey: .rank)
             }
+        case .allocated(let plan): try c.encode(plan, forKey: .plan)
+        }
+    }
+}
+
+/// A compression method per layer: what a budget allocation chose (or a uniform setting written out
+/// layer by layer, to compare with it on equal terms). Layers it does not list stay full.
+public struct LayerPlan: Codable, Sendable, Equatable, Hashable {
+    public struct Entry: Codable, Sendable, Equatable, Hashable {
+        /// The convolution's name (`enc1_conv2`).
+        public var layer: String
+        /// A single-layer method with a fixed rank (`svd r=8`, `tucker2 r=12`).
+        public var method: CompressionMethod
+        public init(layer: String, method: CompressionMethod) { self.layer = layer; self.method = method }
+    }
+
+    /// What the plan is, for tables: `params 15%` (an allocation), `params 15% r=12` (uniform SVD at that budget).
+    public var label: String
+    /// The folder and id part: `budget-p0.15`.
+    public var slug: String
+    public var entries: [Entry]
+
+    public init(label: String, slug: String, entries: [Entry]) {
+        self.label = label; self.slug = slug; self.entries = entries
+    }
+
+    /// The method this plan gives the layer, nil when it stays full.
+    public func method(forLayer name: String) -> CompressionMethod? {
+        entries.first { $0.layer == name }?.method
+    }
+
+    public func validate() throws(CompressionError) {
+        var seen = Set<String>()
+        for e in entries {
+            guard seen.insert(e.layer).inserted else { throw CompressionError("plan \(label): layer \(e.layer) is listed twice") }
+            if case .allocated = e.method { throw CompressionError("plan \(label): layer \(e.layer) holds a plan, not a method") }
+            try e.method.validate()
         }
     }
 }

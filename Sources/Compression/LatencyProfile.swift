@@ -222,11 +222,13 @@ public enum LatencyProfiler {
 
 extension CompressionMethod {
     /// The kind of factorised layer the method makes: the key of its times in a `LatencyProfile`.
+    /// A plan's pairs are looked up per layer, by each layer's own method: its family here is "mixed".
     public var pairFamily: String {
         switch self {
         case .svd, .arsvd: "svd"
         case .tucker2: "tucker2"
         case .spatialSVD: "spatial-svd"
+        case .allocated: "mixed"
         }
     }
 }

@@ -16,6 +16,8 @@ public struct LayerDecision: Codable, Sendable, Equatable {
         /// The latency profile given (`LatencyProfile`, measured on the deployment target) times the
         /// pair no faster than the full layer: fewer FLOPs that run slower are no win.
         case slowerThanFull(fullMs: Double, factorisedMs: Double)
+        /// A per-layer plan (`LayerPlan`, e.g. a budget allocation) keeps this layer full.
+        case keptFullByPlan
 
         public var description: String {
             switch self {
@@ -26,6 +28,7 @@ public struct LayerDecision: Codable, Sendable, Equatable {
             case .unsupportedLayer(let type): "unsupported layer type \(type)"
             case .slowerThanFull(let full, let factorised):
                 String(format: "factorised not faster: %.3f ms/image vs full %.3f (latency profile)", factorised, full)
+            case .keptFullByPlan: "kept full by the plan"
             }
         }
     }
@@ -107,6 +110,8 @@ extension LayerDecision.SkipReason {
             try c.encode("slowerThanFull", forKey: .kind)
             try c.encode(full, forKey: .fullMs)
             try c.encode(factorised, forKey: .factorisedMs)
+        case .keptFullByPlan:
+            try c.encode("keptFullByPlan", forKey: .kind)
         }
     }
 
@@ -122,6 +127,7 @@ extension LayerDecision.SkipReason {
         case "slowerThanFull":
             self = .slowerThanFull(fullMs: try c.decode(Double.self, forKey: .fullMs),
                                    factorisedMs: try c.decode(Double.self, forKey: .factorisedMs))
+        case "keptFullByPlan": self = .keptFullByPlan
         case let other:
             throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown skip reason '\(other)'")
         }

@@ -53,9 +53,15 @@ public enum ModelCompressor {
         try compress(model: model, method: method, imageSize: imageSize, options: Options(latencyProfile: latencyProfile))
     }
 
-    static func compress(model: UNet, method: CompressionMethod, imageSize: Int,
+    static func compress(model: UNet, method planOrMethod: CompressionMethod, imageSize: Int,
                          options: Options) throws(CompressionError) -> (model: UNet, summary: CompressionSummary) {
-        try method.validate()
+        try planOrMethod.validate()
+        if case .allocated(let plan) = planOrMethod {
+            let names = Set(model.convolutions.map(\.name))
+            if let unknown = plan.entries.first(where: { !names.contains($0.layer) }) {
+                throw CompressionError("plan \(plan.label) names layer \(unknown.layer), which this model does not have")
+            }
+        }
         let multiple = 1 << model.config.depth
         guard imageSize > 0 && imageSize % multiple == 0 else {
             throw CompressionError("image size \(imageSize) must be a positive multiple of \(multiple) for a depth-\(model.config.depth) U-Net")
@@ -92,6 +98,18 @@ public enum ModelCompressor {
                 }
                 decisions.append(decision)
                 continue
+            }
+            // A plan gives each layer its own method; a layer it does not list stays full.
+            let method: CompressionMethod
+            if case .allocated(let plan) = planOrMethod {
+                guard let own = plan.method(forLayer: conv.name), !slot.isHead else {
+                    decision.skipReason = slot.isHead ? .outputHead : .keptFullByPlan
+                    decisions.append(decision)
+                    continue
+                }
+                method = own
+            } else {
+                method = planOrMethod
             }
             let start = clock.now
             // svd: the matrix the method's rank is read from (spatial SVD's own; the others the
@@ -154,6 +172,8 @@ public enum ModelCompressor {
                 pair = tucker.layer
                 energyKept = tucker.energyKept
                 decision.outputRank = r2
+            case .allocated:
+                preconditionFailure("LayerPlan.validate lets no plan inside a plan")
             case .spatialSVD(let rule):
                 rank = rule.rank(for: svd, channels: full.outChannels)
                 decision.fullRank = svd.k
@@ -195,7 +215,7 @@ public enum ModelCompressor {
                      flops: compressed.flopsPerImage(height: imageSize, width: imageSize))
         let seconds = Double(decompositionTime.components.seconds) + Double(decompositionTime.components.attoseconds) * 1e-18
         let summary = CompressionSummary(
-            method: method, imageHeight: imageSize, imageWidth: imageSize,
+            method: planOrMethod, imageHeight: imageSize, imageWidth: imageSize,
             parametersBefore: before.params, parametersAfter: after.params,
             trainableParametersBefore: before.trainable, trainableParametersAfter: after.trainable,
             parameterReductionPercent: percentReduction(before.params, after.params),

@@ -97,6 +97,8 @@ public enum Palette {
         MethodStyle(name: "arsvd", label: "ARSVD (energy tau)", colour: arsvd, shape: .triangle),
         MethodStyle(name: "tucker2", label: "Tucker-2", colour: tucker2, shape: .square),
         MethodStyle(name: "spatial-svd", label: "spatial SVD", colour: spatialSVD, shape: .diamond),
+        MethodStyle(name: "budget", label: "budget allocation (per-layer ranks)", colour: "#117733", shape: .square),
+        MethodStyle(name: "uniform-svd", label: "uniform SVD at the budget", colour: "#56B4E9", shape: .circle),
     ]
 
     public static func method(_ name: String) -> String {

@@ -69,6 +69,9 @@ public struct ReportContent: Sendable {
     public var groupCharts: [Chart] = []
     /// The targeted searches' answers (`target:`).
     public var targetAnswers: [TargetAnswer] = []
+    /// A budget sweep's answers (`budget:`), one per baseline, and their sensitivity heatmaps.
+    public var budgets: [BudgetReport] = []
+    public var budgetCharts: [Chart] = []
 
     /// The summary across baseline configurations: label, baseline Dice, the most compressive
     /// setting that keeps `Recommendation.recoveryThreshold`, its reduction and Dice.

@@ -48,6 +48,21 @@ public enum HTMLReport {
             for a in c.targetAnswers { h.append("<li>\(e(a.sentence))</li>") }
             h.append("</ul>")
         }
+        for (i, budget) in c.budgets.enumerated() {
+            h.append("<h2>\(e(budget.title))</h2><p class=\"meta\">\(e(BudgetReport.explanation(budget)))</p>")
+            h.append("<table><thead><tr>" + BudgetReport.header.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
+            for cells in budget.rows() { h.append("<tr>" + cells.map { "<td>\(e($0))</td>" }.joined() + "</tr>") }
+            h.append("</tbody></table>")
+            let layerHeader = budget.layerHeader()
+            if layerHeader.count > 2 {
+                h.append("<h3>Rank per layer</h3><table><thead><tr>" + layerHeader.map { "<th>\(e($0))</th>" }.joined() + "</tr></thead><tbody>")
+                for cells in budget.layerRows() { h.append("<tr>" + cells.map { "<td>\(e($0))</td>" }.joined() + "</tr>") }
+                h.append("</tbody></table>")
+            }
+            if let chart = c.budgetCharts.first(where: { $0.id == "sensitivity-\(i)" }) {
+                h.append("<figure id=\"\(e(chart.id))\">" + chart.svg + "<figcaption>\(e(chart.caption))</figcaption></figure>")
+            }
+        }
         let groups = c.groups
         if groups.count > 1 {
             h.append("<h2>By baseline configuration</h2>")

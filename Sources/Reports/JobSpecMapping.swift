@@ -45,11 +45,36 @@ extension CompressSpec {
     /// A `compress` job's spec as Pipeline runs it; `inputsDir` holds the job's inputs (`dataset/`,
     /// and the latency profile when the sweep has one).
     public init(job: CompressJobSpec, inputsDir: String) throws {
-        self.init(method: try CompressionMethod(name: job.method, rankText: job.rankText ?? job.rank.map(String.init), tau: job.tau),
+        // A budget sweep's job: the plan the allocation job wrote is its input.
+        let method = job.method == "allocated"
+            ? CompressionMethod.allocated(try OutputFiles.readJSON(LayerPlan.self, from: inputsDir + "/" + JobFiles.plan))
+            : try CompressionMethod(name: job.method, rankText: job.rankText ?? job.rank.map(String.init), tau: job.tau)
+        self.init(method: method,
                   fineTune: job.fineTune,
                   data: DataSource(job: job.data, seed: job.seed, validationSplit: job.validationSplit,
                                    datasetRoot: job.data.datasetDir.map { inputsDir + "/" + $0 }),
                   batchSize: job.batchSize)
         if job.latencyProfile != nil { latencyProfile = inputsDir + "/" + JobFiles.latencyProfile }
+    }
+}
+
+extension SensitivitySpec {
+    /// A `sensitivity` job's spec as Pipeline runs it.
+    public init(job: SensitivityJobSpec, inputsDir: String) {
+        self.init(method: job.method, slots: job.slots, candidates: job.candidates,
+                  data: DataSource(job: job.data, seed: job.seed, validationSplit: job.validationSplit,
+                                   datasetRoot: job.data.datasetDir.map { inputsDir + "/" + $0 }),
+                  batchSize: job.batchSize,
+                  latencyProfile: job.latencyProfile.map { _ in inputsDir + "/" + JobFiles.latencyProfile })
+    }
+}
+
+extension AllocationSpec {
+    /// An `allocate` job's spec as Pipeline runs it; the table's pieces are `inputsDir/<piece>`.
+    public init(job: AllocationJobSpec) throws {
+        guard let measure = BudgetMeasure(rawValue: job.measure) else {
+            throw CompressionError("unknown budget measure '\(job.measure)' (use params, flops or latency)")
+        }
+        self.init(measure: measure, fraction: job.fraction, methods: job.methods, latencyProfile: nil)
     }
 }

@@ -22,6 +22,21 @@ public enum MarkdownReport {
             for a in c.targetAnswers { md.append("- " + escape(a.sentence)) }
             md.append("")
         }
+        for budget in c.budgets {
+            md.append("## \(budget.title)\n")
+            md.append(BudgetReport.explanation(budget) + "\n")
+            md.append(row(BudgetReport.header))
+            md.append(row(BudgetReport.header.enumerated().map { $0.offset < 2 || $0.offset == 7 ? "---" : "---:" }))
+            for cells in budget.rows() { md.append(row(cells)) }
+            let layerHeader = budget.layerHeader()
+            if layerHeader.count > 2 {
+                md.append("\nRank per layer (`full`: kept whole):\n")
+                md.append(row(layerHeader))
+                md.append(row(layerHeader.map { _ in "---" }))
+                for cells in budget.layerRows() { md.append(row(cells)) }
+            }
+            md.append("")
+        }
         let groups = c.groups
         if groups.count > 1 {
             md.append("## By baseline configuration\n")
@@ -53,7 +68,7 @@ public enum MarkdownReport {
         }
         md.append("## Charts\n")
         md.append("In `report.html` (self-contained, opens in any browser):\n")
-        for chart in c.charts + c.groupCharts { md.append("- **\(chart.title)** — \(chart.caption)") }
+        for chart in c.charts + c.groupCharts + c.budgetCharts { md.append("- **\(chart.title)** — \(chart.caption)") }
         md.append("")
         md.append("## Overlays\n")
         if c.overlays.isEmpty { md.append("None written.") }

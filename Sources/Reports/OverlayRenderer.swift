@@ -109,6 +109,9 @@ public struct OverlayRenderer {
         var picks = [Pick(label: "baseline", modelHash: baselineHash)]
         func label(_ job: JobRecord) -> String {
             let s = job.compressSpec
+            if s?.method == "allocated" {
+                return (job.id.hasPrefix("uniform-svd-") ? "UNIFORM-SVD " : "BUDGET ") + (job.compressResult?.method.setting ?? s?.plan ?? "") + " (\(job.id))"
+            }
             // The job id too: in a grid sweep it names the axes (svd-r2-bf4-ftlr0.0001-s1).
             return "\((s?.method ?? "?").uppercased()) " + (s?.rank.map { "r=\($0)" } ?? s?.rankText.map { "r=\($0)" } ?? s?.tau.map { "tau=\(ResultsTable.number($0))" } ?? "")
                 + " (\(job.id))"

@@ -1,4 +1,5 @@
 import Basics
+import Compression
 import Foundation
 import Pipeline
 
@@ -55,6 +56,13 @@ public struct ReportWriter {
                 var content = ReportContent(stateDir: stateDir, generated: now, rows: rows, recommendation: recommendation,
                                             charts: Charts.all(results, rows), overlays: overlayImages, notes: notes, jobs: results.jobs)
                 content.targetAnswers = TargetAnswer.all(results)
+                content.budgets = BudgetReport.all(results, rows)
+                content.budgetCharts = content.budgets.enumerated().compactMap { $0.element.heatmap(index: $0.offset) }
+                // The sensitivity table of each baseline, for a later sweep's `budget.sensitivity_table`.
+                for (i, budget) in content.budgets.enumerated() where budget.table != nil {
+                    let name = content.budgets.count == 1 ? "sensitivity.json" : "sensitivity-\(i + 1).json"
+                    try save(try tableJSON(budget.table!), tmp + "/" + name)
+                }
                 let groups = content.groups
                 if groups.count > 1 {
                     content.groupCharts = groups.enumerated().map { Charts.pareto($0.element.rows, group: ($0.offset, $0.element.label)) }
@@ -79,6 +87,7 @@ public struct ReportWriter {
         var thresholds: [String: Double]
         var recommendation: Recommendation
         var targetSearches: [TargetAnswer]
+        var budgets: [BudgetReport]
         var rows: [ResultRow]
         var overlays: [OverlayImage]
         var notes: [String]
@@ -89,11 +98,17 @@ public struct ReportWriter {
                                 complete: c.jobs.allSatisfy { $0.status == .done || $0.status == .failed }, status: c.statusLine,
                                 thresholds: ["recoveryPercent": Recommendation.recoveryThreshold,
                                              "weakBaselineDice": Recommendation.weakBaselineDice],
-                                recommendation: c.recommendation, targetSearches: c.targetAnswers, rows: c.rows, overlays: c.overlays, notes: c.notes)
+                                recommendation: c.recommendation, targetSearches: c.targetAnswers, budgets: c.budgets, rows: c.rows, overlays: c.overlays, notes: c.notes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
+    }
+
+    func tableJSON(_ table: SensitivityTable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(table), as: UTF8.self) + "\n"
     }
 
     func save(_ text: String, _ path: String) throws {

@@ -64,8 +64,12 @@ public struct ResultRow: Codable, Sendable, Equatable {
     /// A compress job's baseline (its train job, or the given model's name).
     public var baselineJob: String?
 
+    /// A budget sweep's plan (`params 20%`, `params 20% r=12`), for the `budget` and `uniform-svd` rows.
+    public var plan: String? = nil
+
     /// `r=4`, `tau=0.9`, or "" for the baseline.
     public var setting: String {
+        if let plan { return plan }
         if let rank { return "r=\(rank)" }
         if let rankText { return "r=\(rankText)" }
         if let tau { return "tau=\(ResultsTable.number(tau))" }
@@ -148,6 +152,11 @@ public enum ResultsTable {
 
     static func compressRow(_ job: JobRecord) -> ResultRow {
         var row = common(job, method: job.compressSpec?.method.lowercased() ?? "?")
+        if job.compressSpec?.method == "allocated" {
+            // A budget sweep's two models per budget: the allocation and uniform SVD at the same budget.
+            row.method = job.id.hasPrefix("uniform-svd-") ? "uniform-svd" : "budget"
+            row.plan = job.compressResult?.method.setting ?? job.compressSpec?.plan
+        }
         row.baselineJob = job.compressSpec?.baselineJob
         row.rank = job.compressSpec?.rank
         row.rankText = job.compressSpec?.rankText

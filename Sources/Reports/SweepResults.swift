@@ -36,6 +36,9 @@ public struct JobRecord: Sendable {
     public var compressSpec: CompressJobSpec?
     public var trainResult: TrainResult?
     public var compressResult: CompressResult?
+    /// A budget sweep's `allocate` job.
+    public var allocationSpec: AllocationJobSpec?
+    public var allocationResult: AllocationResult?
     /// Output file name -> SHA-256 of the artifact in `state-dir/artifacts/`.
     public var artifacts: [String: String]
     /// Wall time the accepted attempt took on its worker.
@@ -108,7 +111,8 @@ public struct SweepResults: Sendable {
                 worker: (result?.worker).flatMap(nonEmpty) ?? row.worker.flatMap(nonEmpty),
                 host: nil, failureReason: status == .failed ? row.reason : nil,
                 attemptLog: (attempts[id] ?? []).map { AttemptRecord(attempt: $0.attempt, worker: $0.worker, outcome: $0.outcome, reason: $0.reason ?? "") },
-                trainSpec: nil, compressSpec: nil, trainResult: nil, compressResult: nil, artifacts: result?.artifacts ?? [:],
+                trainSpec: nil, compressSpec: nil, trainResult: nil, compressResult: nil,
+                allocationSpec: nil, allocationResult: nil, artifacts: result?.artifacts ?? [:],
                 seconds: result?.seconds,
                 inputArtifacts: [:])
             job.host = job.worker.flatMap { hosts[$0] }
@@ -121,6 +125,9 @@ public struct SweepResults: Sendable {
             case "compress":
                 job.compressSpec = try decode(CompressJobSpec.self, spec, context("spec"))
                 if let r = result?.result { job.compressResult = try decode(CompressResult.self, r, context("result")) }
+            case "allocate":
+                job.allocationSpec = try decode(AllocationJobSpec.self, spec, context("spec"))
+                if let r = result?.result { job.allocationResult = try decode(AllocationResult.self, r, context("result")) }
             default:
                 break
             }

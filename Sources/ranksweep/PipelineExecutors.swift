@@ -13,7 +13,7 @@ import Sweep
 /// (model, history, per-layer table) travel back to the coordinator as artifacts. The job spec
 /// becomes Pipeline's spec in one place (Reports/JobSpecMapping.swift), shared with the overlays.
 enum PipelineExecutors {
-    static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress]
+    static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress, "sensitivity": sensitivity, "allocate": allocate]
 
     /// Runs a job body; a bad input file becomes a `JobInputError` (not retried) whose message
     /// names the user's own files instead of the worker's cached copies under `inputs/`.
@@ -92,6 +92,36 @@ enum PipelineExecutors {
         let result = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
             try CompressJob.run(spec, baselinePath: ctx.input(JobFiles.model), outDir: ctx.outDir, checkpoints: checkpointing(ctx),
                                 events: progressSink(ctx))
+        }
+        return try asJSONValue(result)
+    }
+
+    /// A budget sweep's sensitivity job: its piece of the table, keyed by the baseline file's SHA-256
+    /// (the artifact address the sweep stores it under).
+    static let sensitivity: ExecJobExecutor = { ctx in
+        let job = try ctx.decodeSpec(SensitivityJobSpec.self)
+        let spec = SensitivitySpec(job: job, inputsDir: ctx.inputsDir)
+        let table = try namingUserFiles(ctx, dataOrigin: job.data.origin, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
+            try BudgetJobs.sensitivity(spec, baselinePath: ctx.input(JobFiles.model), baselineSHA256: try SHA256Hasher.file(ctx.input(JobFiles.model)).hash,
+                                       outDir: ctx.outDir, events: progressSink(ctx))
+        }
+        return try asJSONValue(table)
+    }
+
+    /// A budget sweep's allocation job: the plans for one budget from the merged table.
+    static let allocate: ExecJobExecutor = { ctx in
+        let job = try ctx.decodeSpec(AllocationJobSpec.self)
+        var spec = try AllocationSpec(job: job)
+        if job.latencyProfile != nil { spec.latencyProfile = ctx.input(JobFiles.latencyProfile) }
+        let result = try namingUserFiles(ctx, dataOrigin: nil, modelOrigin: job.baselineOrigin ?? "the model of job \(job.baselineJob)") {
+            do {
+                return try BudgetJobs.allocate(spec, baselinePath: ctx.input(JobFiles.model), baselineSHA256: try SHA256Hasher.file(ctx.input(JobFiles.model)).hash,
+                                               tables: job.pieces.map(ctx.input), reusedTable: job.reusedTable != nil, outDir: ctx.outDir,
+                                               events: progressSink(ctx))
+            } catch let error as CompressionError {
+                // A budget no plan meets, or a table from another baseline: retrying cannot help.
+                throw JobInputError(job.reusedTable.map { "\($0): \(error)" } ?? error.description)
+            }
         }
         return try asJSONValue(result)
     }

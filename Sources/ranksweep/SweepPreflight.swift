@@ -13,7 +13,7 @@ enum SweepPreflight {
     static func check(_ spec: inout SweepSpec) throws {
         try checkImageSizes(spec)
         // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
-        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty || spec.target != nil
+        let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty || spec.target != nil || spec.budget != nil
         guard spec.pipeline, trains || compresses else { return }
         // The folder as the jobs will read it: the sweep file's dataset options included.
         let options = spec.datasetOptions
@@ -31,6 +31,7 @@ enum SweepPreflight {
                 try profile.check(fits: shape, imageSize: spec.imageSize)
             }
         }
+        if let budget = spec.budget { try checkBudget(budget, baselineModel: spec.baselineModel) }
         if let path = spec.baselineModel {
             // Compress jobs score the model at the size and on the channels it was trained with.
             let (model, _, training) = try CompressJob.loadBaseline(path: path, data: data ?? DataSource())   // a Keras baseline takes the sweep's data
@@ -39,6 +40,21 @@ enum SweepPreflight {
             }
         } else if let data {
             _ = try data.load(imageSize: spec.imageSize, channels: spec.model.channels)
+        }
+    }
+
+    /// A budget's profile reads, and a reused sensitivity table reads, holds the budget's methods and
+    /// (for a given baseline) was measured on that very file.
+    static func checkBudget(_ budget: BudgetSpec, baselineModel: String?) throws {
+        if let path = budget.latencyProfile { _ = try LatencyProfile.read(path: path) }
+        guard let path = budget.sensitivityTable else { return }
+        let table = try OutputFiles.readJSON(SensitivityTable.self, from: path)
+        let missing = budget.methods.filter { !table.methods.contains($0) }
+        if !missing.isEmpty {
+            throw SweepError.invalid("budget.sensitivity_table \(path) has no measurements for \(missing.joined(separator: ", ")) (it holds \(table.methods.joined(separator: ", ")))")
+        }
+        if let model = baselineModel, try SHA256Hasher.file(model).hash != table.baselineSHA256 {
+            throw SweepError.invalid("budget.sensitivity_table \(path) was measured on another baseline than \(model)")
         }
     }
 

@@ -78,13 +78,16 @@ final class BudgetAllocationTests: XCTestCase {
         XCTAssertEqual(previous, 0, "the whole model's budget loses nothing")
     }
 
-    func testTiesGoToTheCheaperOptionAndImpossibleBudgetsHaveNoAnswer() {
-        // Factorising loses nothing measurable (a gain, clamped to zero): the cheaper form is chosen.
+    func testTiesKeepMoreOfTheModelAndImpossibleBudgetsHaveNoAnswer() {
+        // Factorising loses nothing measurable (a gain, clamped to zero): within a budget that holds
+        // the full layer, the full layer is kept (the same predicted loss, more of the model).
         let free = BudgetAllocation.Layer(name: "a", options: [Option(rank: nil, cost: 100, drop: 0), Option(rank: 8, cost: 40, drop: -0.01)])
         let costly = BudgetAllocation.Layer(name: "b", options: [Option(rank: nil, cost: 100, drop: 0), Option(rank: 8, cost: 40, drop: 0.05)])
         let r = BudgetAllocation.allocate([free, costly], fixedCost: 0, budget: 1000)
-        XCTAssertEqual(r?.choices, [1, 0])
+        XCTAssertEqual(r?.choices, [0, 0])
         XCTAssertEqual(r?.predictedDrop, 0)
+        // Only one layer fits whole: the free one is factorised, not the costly one.
+        XCTAssertEqual(BudgetAllocation.allocate([free, costly], fixedCost: 0, budget: 150)?.choices, [1, 0])
         // Costs are rounded up to the grid (200/4096 here): a budget exactly at a total may miss it by a step.
         XCTAssertEqual(BudgetAllocation.allocate([free, costly], fixedCost: 0, budget: 141)?.choices, [1, 0])
         XCTAssertEqual(BudgetAllocation.allocate([free, costly], fixedCost: 0, budget: 81)?.choices, [1, 1])

@@ -51,6 +51,8 @@ final class NetnsClusterTests: XCTestCase {
                       && line.contains("wrong-key ok"), line)
         XCTAssertTrue(line.contains("exactly once"), line)
         XCTAssertTrue(line.contains("results equal undisturbed run: yes"), line)
+        // The budget sweep's jobs (4 seeds x 10 layers, one allocation per seed) all came through the faults.
+        XCTAssertTrue(line.contains("budget: 40 sensitivity and 4 allocation jobs done"), line)
         if out.contains("NETEM UNAVAILABLE") {
             XCTAssertTrue(line.contains("NO-NETEM"), "a substitute for netem must be named in the summary: \(line)")
         }

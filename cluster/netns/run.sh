@@ -9,7 +9,8 @@
 # 10.77.0.0/24. Nothing of it lives in the root namespace, no traffic leaves these namespaces, and it
 # is all torn down on exit (trap), also after a previous run that was killed (by name prefix rsnt-).
 #
-# The sweep (a small real train + compress grid, with sleep jobs keeping the workers busy) runs with
+# The sweep (a small real train + compress grid and a budget: sensitivity jobs, an allocation and its
+# compress jobs per seed; sleep jobs keep the workers busy) runs with
 # CurveZMQ and a ZAP allowlist, while these faults are injected:
 #   1. SIGKILL a worker in the middle of a (real) job       -> the job finishes on another worker
 #   2. cut a worker's link (ip link set down) for longer than the heartbeat limit, then restore it
@@ -18,7 +19,7 @@
 #      (when the kernel has no sch_netem: 5% loss with nftables instead, and the output says so)
 #   4. SIGKILL the coordinator mid-sweep, restart it on the same state dir -> workers reattach, it completes
 #   5. a host with a key that is not in the allowlist tries to join -> refused, logged
-# Then it checks that every job has exactly one result, that the train/compress results equal those
+# Then it checks that every job has exactly one result, that the train/compress/budget results equal those
 # of an undisturbed run of the same sweep (run meanwhile on loopback inside its own namespace), prints
 # one summary line (starting "netns summary:") and exits 0 only if everything held.
 # Exit codes: 0 all held, 1 a check failed, 2 setup impossible (not root, no ip/python3), 124 time limit.
@@ -151,6 +152,7 @@ image_size: 32
 model: {base_filters: 4, depth: 2, channels: 3}
 baseline: {epochs: 6, batch_size: 4, lr: 0.003, patience: 5, lr_patience: 3, augment: true}
 compression: {svd_ranks: [2, 4], arsvd_taus: [0.9]}   # results are compared across runs
+budget: {params: [0.5], methods: [svd], candidates: 2}  # sensitivity jobs, an allocation, two compress jobs per seed
 fine_tune: {epochs: 3, lr: 0.0001}
 seeds: [1, 2, 3, 4]
 max_attempts: 4
@@ -318,10 +320,17 @@ else
     fail "w2 never started a sleep job to cut"
 fi
 
-# fault 4: SIGKILL the coordinator while compress jobs run; restart it on the same state dir
+# fault 4: SIGKILL the coordinator in the middle of a budget's sensitivity phase (some of its jobs
+# done, some running), else while compress jobs run; restart it on the same state dir
 R4=0
-compress_running() { [[ $(q1 "SELECT COUNT(*) FROM jobs WHERE kind = 'compress' AND state = 'running'") -ge 2 ]]; }
-wait_for 60 "compress jobs running" compress_running || true
+sensitivity_midway() {
+    [[ $(q1 "SELECT COUNT(*) FROM jobs WHERE kind = 'sensitivity' AND state = 'running'") -ge 1 && \
+       $(q1 "SELECT COUNT(*) FROM results r JOIN jobs j ON j.id = r.job WHERE j.kind = 'sensitivity'") -ge 1 ]]
+}
+compress_running() { [[ $(q1 "SELECT COUNT(*) FROM jobs WHERE kind IN ('compress', 'sensitivity') AND state = 'running'") -ge 2 ]]; }
+K4_PHASE=compress
+if wait_for 60 "sensitivity jobs midway" sensitivity_midway; then K4_PHASE=sensitivity
+else wait_for 30 "compress jobs running" compress_running || true; fi
 sleep 0.3
 BEFORE=$(q "SELECT job, attempt, worker, finished FROM results ORDER BY job")
 RUNNING_BEFORE=$(q "SELECT id FROM jobs WHERE state = 'running' ORDER BY id" | tr '\n' ' ')
@@ -443,7 +452,7 @@ def flat(o, p=""):
             yield p, o
 def load(path):
     c = sqlite3.connect("file:" + path + "?mode=ro", uri=True)
-    rows = c.execute("SELECT r.job, r.result FROM results r JOIN jobs j ON j.id = r.job WHERE j.kind IN ('train', 'compress')")
+    rows = c.execute("SELECT r.job, r.result FROM results r JOIN jobs j ON j.id = r.job WHERE j.kind IN ('train', 'compress', 'sensitivity', 'allocate')")
     return {job: dict(flat(json.loads(res))) for job, res in rows}
 a, b = load(sys.argv[1]), load(sys.argv[2])
 bad = []
@@ -485,7 +494,9 @@ for f in "worker-kill:$R1:${KILLED:+1}" "link-down:$R2:${CUT:+1}" "$label3:$R3:$
 done
 st() { [[ $1 == 1 ]] && echo ok || echo FAILED; }
 ELAPSED=$(( $(date +%s) - START ))
-SUMMARY="netns summary: faults injected $INJ/5, survived $SURV/5 [worker-kill $(st $R1), link-down $(st $R2), $label3 $(st $R3), coordinator-kill $(st $R4), wrong-key $(st $R5)]; jobs $NRES/$TOTAL exactly once ($NDUP late/duplicate dropped); results equal undisturbed run: $([[ $SAME == 1 ]] && echo yes || echo NO); ${ELAPSED}s"
+NSENS=$(q1 "SELECT COUNT(*) FROM results r JOIN jobs j ON j.id = r.job WHERE j.kind = 'sensitivity'")
+NALLOC=$(q1 "SELECT COUNT(*) FROM results r JOIN jobs j ON j.id = r.job WHERE j.kind = 'allocate'")
+SUMMARY="netns summary: faults injected $INJ/5, survived $SURV/5 [worker-kill $(st $R1), link-down $(st $R2), $label3 $(st $R3), coordinator-kill $(st $R4), wrong-key $(st $R5)]; jobs $NRES/$TOTAL exactly once ($NDUP late/duplicate dropped); results equal undisturbed run: $([[ $SAME == 1 ]] && echo yes || echo NO); budget: $NSENS sensitivity and $NALLOC allocation jobs done, coordinator killed during the $K4_PHASE phase; ${ELAPSED}s"
 echo "$SUMMARY"
 if [[ ${#FAILURES[@]} -eq 0 && $SURV -eq 5 && $EXACT -eq 1 && $SAME -eq 1 ]]; then
     exit 0

@@ -81,7 +81,23 @@ public enum JobGraph {
                         deps = [baselineID]
                         modelInput = .output(JobFiles.model, of: baselineID, file: JobFiles.model)
                     }
+                    let budgetPlans = try budgetJobs(s, config: config, seed: seed, baselineID: baselineID, deps: deps, data: data,
+                                                     datasetInput: datasetInput, modelInput: modelInput, importArtifact: importArtifact, into: &jobs)
                     for fineTune in config.fineTunes {
+                        for (allocation, fraction) in budgetPlans {
+                            let suffix = (config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
+                            let measure = s.budget!.measure
+                            for (prefix, file) in [("budget", JobFiles.allocationPlan), ("uniform-svd", JobFiles.uniformSVDPlan)] {
+                                let id = "\(prefix)-\(BudgetSpec.slug(measure))\(fraction)-\(suffix)"
+                                var spec = CompressJobSpec(job: id, baselineJob: baselineID, method: "allocated", rank: nil, tau: nil,
+                                                           fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
+                                                           data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
+                                                           baselineOrigin: s.baselineModel)
+                                spec.plan = "\(measure) \(fraction * 100)%: " + (prefix == "budget" ? "allocated" : "uniform svd")
+                                jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps + [allocation],
+                                                       inputs: datasetInput + [modelInput, .output(JobFiles.plan, of: allocation, file: file)]))
+                            }
+                        }
                         func compress(_ method: String, rank: Int?, tau: Double?, rankText: String? = nil) throws {
                             let setting = rank.map { "r\($0)" } ?? rankText.map { "r\($0)" } ?? tau.map { "t\($0)" } ?? ""
                             let id = ([method, setting] + config.baselineTags + fineTune.tags + ["s\(seed)"]).joined(separator: "-")
@@ -140,6 +156,56 @@ public enum JobGraph {
         var seen = Set<String>()
         for j in jobs where !seen.insert(j.id).inserted { throw SweepError.invalid("two jobs are named \(j.id) (duplicate seeds or ranks?)") }
         return (jobs, searches)
+    }
+
+    /// A budget's sensitivity jobs (one per method and layer slot, unless a table is reused) and its
+    /// allocation jobs (one per budget fraction) for one baseline; returns each allocation job's id
+    /// with its fraction, for the compress jobs that take its plans.
+    static func budgetJobs(_ s: SweepSpec, config: GridPoint, seed: Int, baselineID: String, deps: [String], data: DataSpec,
+                           datasetInput: [PlannedInput], modelInput: PlannedInput,
+                           importArtifact: (String, Bool) throws -> (hash: String, size: Int64), into jobs: inout [PlannedJob]) throws -> [(String, Double)] {
+        guard let budget = s.budget else { return [] }
+        let suffix = (config.baselineTags + ["s\(seed)"]).joined(separator: "-")
+        var profileInput: [PlannedInput] = []
+        if let profile = budget.latencyProfile {
+            guard Files.exists(profile), !Files.isDirectory(profile) else { throw SweepError.invalid("budget.latency_profile \(profile) is not a file") }
+            profileInput = [.artifact(JobFiles.latencyProfile, try importArtifact(profile, false), unpack: false)]
+        }
+        var pieces: [PlannedInput] = []
+        var sensitivityIDs: [String] = []
+        if let table = budget.sensitivityTable {
+            guard Files.exists(table), !Files.isDirectory(table) else { throw SweepError.invalid("budget.sensitivity_table \(table) is not a file") }
+            pieces = [.artifact(JobFiles.reusedSensitivityTable, try importArtifact(table, false), unpack: false)]
+        } else {
+            // One job per (method, layer): the slots of a depth-d U-Net are its 4d + 2 convolutions before the head.
+            let slots = 4 * config.model.depth + 2
+            let width = String(slots - 1).count
+            for method in budget.methods {
+                for slot in 0 ..< slots {
+                    let n = String(slot)
+                    let id = "sens-\(method)-l\(String(repeating: "0", count: width - n.count) + n)-\(suffix)"
+                    let spec = SensitivityJobSpec(job: id, baselineJob: baselineID, method: method, slots: [slot], candidates: budget.candidates,
+                                                  seed: seed, imageSize: config.imageSize, model: config.model, data: data,
+                                                  batchSize: config.training.batchSize, validationSplit: s.validationSplit,
+                                                  baselineOrigin: s.baselineModel, latencyProfile: budget.latencyProfile)
+                    jobs.append(PlannedJob(id: id, kind: "sensitivity", spec: try json(spec), deps: deps,
+                                           inputs: datasetInput + [modelInput] + profileInput))
+                    sensitivityIDs.append(id)
+                    pieces.append(.output(JobFiles.sensitivityPiece(id), of: id, file: JobFiles.sensitivityTable))
+                }
+            }
+        }
+        var out: [(String, Double)] = []
+        for fraction in budget.fractions {
+            let id = "allocate-\(BudgetSpec.slug(budget.measure))\(fraction)-\(suffix)"
+            let spec = AllocationJobSpec(job: id, baselineJob: baselineID, measure: budget.measure, fraction: fraction, methods: budget.methods,
+                                         pieces: pieces.map(\.name), reusedTable: budget.sensitivityTable, baselineOrigin: s.baselineModel,
+                                         latencyProfile: budget.latencyProfile)
+            jobs.append(PlannedJob(id: id, kind: "allocate", spec: try json(spec), deps: deps + sensitivityIDs,
+                                   inputs: [modelInput] + pieces + profileInput))
+            out.append((id, fraction))
+        }
+        return out
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

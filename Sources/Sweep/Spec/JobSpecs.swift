@@ -20,6 +20,17 @@ public enum JobFiles {
     public static let result = "result.json"
     /// The sweep's latency profile (`compression.latency_profile`), when it has one (under inputs/).
     public static let latencyProfile = "latency-profile.json"
+    /// A budget compress job's per-layer plan (under inputs/): the allocation job's `allocation.json`
+    /// or `uniform-svd.json`.
+    public static let plan = "allocation.json"
+    /// What a sensitivity job writes and an allocation job writes merged (the sweep's table).
+    public static let sensitivityTable = "sensitivity.json"
+    /// The allocation job's outputs: the allocated plan and the uniform-SVD plan at the same budget.
+    public static let allocationPlan = "allocation.json"
+    public static let uniformSVDPlan = "uniform-svd.json"
+    /// An allocation job's input pieces: `sensitivity-<job id>.json` (or the reused `sensitivity-table.json`).
+    public static func sensitivityPiece(_ job: String) -> String { "sensitivity-\(job).json" }
+    public static let reusedSensitivityTable = "sensitivity-table.json"
 }
 
 /// The U-Net's shape.
@@ -82,6 +93,44 @@ public struct TrainJobSpec: Codable, Sendable, Equatable {
     public var validationSplit: Double
 }
 
+/// Spec of a `sensitivity` job (a budget sweep): layers of the baseline (input `model.safetensors`)
+/// factorised one at a time at a few candidate ranks and scored on validation, no fine-tuning.
+public struct SensitivityJobSpec: Codable, Sendable, Equatable {
+    public var job: String
+    public var baselineJob: String
+    /// `svd`, `tucker2` or `spatial-svd`.
+    public var method: String
+    /// Indices into the U-Net's convolutions in forward order (`4 * depth + 2` of them before the head).
+    public var slots: [Int]
+    public var candidates: Int
+    public var seed: Int
+    public var imageSize: Int
+    public var model: ModelSpec
+    public var data: DataSpec
+    public var batchSize: Int
+    public var validationSplit: Double
+    public var baselineOrigin: String?
+    /// The budget's latency profile as the user gave it; the file is the input `JobFiles.latencyProfile`.
+    public var latencyProfile: String?
+}
+
+/// Spec of an `allocate` job: the sensitivity table's pieces (inputs `sensitivity-*.json`) become a
+/// per-layer plan for one budget, and the uniform-SVD plan at the same budget.
+public struct AllocationJobSpec: Codable, Sendable, Equatable {
+    public var job: String
+    public var baselineJob: String
+    /// `params`, `flops` or `latency`.
+    public var measure: String
+    public var fraction: Double
+    public var methods: [String]
+    /// The input names of the table's pieces, in order.
+    public var pieces: [String]
+    /// The pieces are one table from an earlier sweep (`budget.sensitivity_table`, as the user gave it).
+    public var reusedTable: String?
+    public var baselineOrigin: String?
+    public var latencyProfile: String?
+}
+
 /// Spec of a `compress` job: compress the baseline (input `model.safetensors`), evaluate,
 /// fine-tune, evaluate again.
 public struct CompressJobSpec: Codable, Sendable, Equatable {
@@ -111,4 +160,7 @@ public struct CompressJobSpec: Codable, Sendable, Equatable {
     /// The sweep's `compression.latency_profile` as the user gave it (for messages); the file itself
     /// is the job's input `JobFiles.latencyProfile`. nil: no profile, every eligible layer factorised.
     public var latencyProfile: String? = nil
+    /// A budget sweep's compress job (`method` "allocated"): the plan's label; the plan itself is the
+    /// input `JobFiles.plan`.
+    public var plan: String? = nil
 }

@@ -20,6 +20,8 @@ import Yams
 /// # image_size, fine_tune lr/epochs (and seeds); the grid is their product (SweepAxes).
 /// seeds: [42]
 /// target: {recovery: 0.99, method: both, max_jobs: 8, rank_range: [1, 256], tau_range: [0.5, 0.999]}   # a question instead of a grid
+/// budget: {params: [0.1, 0.2]}      # or flops: 0.4, or latency: 0.6 with latency_profile: target.json; sensitivity_table: old.json
+/// methods: [svd, tucker2]           # a budget's methods (also budget.methods); candidates: 8 ranks tried per layer
 /// max_attempts: 3
 /// job_timeout: 3600                  # seconds per attempt (optional; default none): longer is cancelled and fails
 /// checkpoint_seconds: 60             # train/fine-tune jobs upload their newest checkpoint at most this often (and at SIGTERM)
@@ -56,6 +58,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var seeds: [Int] = [42]
     /// A targeted search (`target:`): the coordinator bisects rank/tau per baseline instead of a fixed grid.
     public var target: TargetSpec?
+    /// A budget (`budget:`): per-layer ranks from a sensitivity analysis, allocated to fit the budget.
+    public var budget: BudgetSpec?
     public var maxAttempts = 3
     /// Seconds an attempt may run (from dispatch) before the coordinator cancels it; nil: no limit.
     public var jobTimeout: Double?
@@ -92,7 +96,8 @@ public struct SweepSpec: Sendable, Equatable {
 
     /// The top-level keys that make a sweep run the train/compress pipeline.
     public static let pipelineKeys: Set<String> = ["data_root", "synthetic", "image_size", "model", "baseline", "compression",
-                                                   "fine_tune", "seeds", "baseline_model", "validation_split", "dataset", "target"]
+                                                   "fine_tune", "seeds", "baseline_model", "validation_split", "dataset", "target",
+                                                   "budget", "methods", "candidates"]
 
     /// The sweep `ranksweep run` uses with no file: the whole pipeline on the synthetic set.
     public static var defaultPipeline: SweepSpec {
@@ -115,6 +120,11 @@ public struct SweepSpec: Sendable, Equatable {
         spec.dataRoot = spec.dataRoot.map { UserPath.absolute($0, relativeTo: folder) }
         spec.baselineModel = spec.baselineModel.map { UserPath.absolute($0, relativeTo: folder) }
         spec.latencyProfile = spec.latencyProfile.map { UserPath.absolute($0, relativeTo: folder) }
+        if var budget = spec.budget {
+            budget.latencyProfile = budget.latencyProfile.map { UserPath.absolute($0, relativeTo: folder) }
+            budget.sensitivityTable = budget.sensitivityTable.map { UserPath.absolute($0, relativeTo: folder) }
+            spec.budget = budget
+        }
         return spec
     }
 
@@ -228,6 +238,11 @@ public struct SweepSpec: Sendable, Equatable {
             if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
             if !gridGiven { spec.tucker2Ranks = []; spec.tucker2Taus = []; spec.spatialSVDRanks = []; spec.spatialSVDTaus = [] }
         }
+        if let budget = try BudgetSpec.parse(m, latencyProfile: spec.latencyProfile) {
+            spec.budget = budget
+            // The question replaces the default grid unless the file asks for a grid too.
+            if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
+        }
         spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
         spec.jobTimeout = try m.double("job_timeout", positive: true)
         spec.checkpointSeconds = try m.double("checkpoint_seconds", positive: false) ?? spec.checkpointSeconds
@@ -305,6 +320,77 @@ public struct TargetSpec: Sendable, Equatable {
         }
         let lo = Int((tauRange[0] / TargetSpec.tauStep).rounded()), hi = Int((tauRange[1] / TargetSpec.tauStep).rounded())
         return (lo ... max(lo, hi)).map { (Double($0) * TargetSpec.tauStep * 1000).rounded() / 1000 }
+    }
+}
+
+/// `budget:` — the best model within a budget: sensitivity jobs measure every layer factorised alone
+/// at `candidates` ranks per method, an allocation job per budget picks a rank per layer (a knapsack
+/// over the measured losses), and compress jobs fine-tune that plan and the uniform-SVD model at the
+/// same budget, both through the chooser.
+public struct BudgetSpec: Sendable, Equatable {
+    /// `params`, `flops` or `latency`.
+    public var measure = "params"
+    /// Fractions of the baseline to keep, each a budget of its own (they share one sensitivity table).
+    public var fractions: [Double] = []
+    public var methods = ["svd", "tucker2"]
+    public var candidates = 8
+    /// A latency budget's profile (`budget.latency_profile`, or `compression.latency_profile`).
+    public var latencyProfile: String?
+    /// A table from an earlier sweep on the same baseline (its report's `sensitivity.json`): no
+    /// sensitivity jobs, the allocation reads it.
+    public var sensitivityTable: String?
+    public init() {}
+
+    public static let measures = ["params", "flops", "latency"]
+
+    /// The job-id part of a measure: `p`, `f`, `l` (`budget-p0.2-s42`).
+    public static func slug(_ measure: String) -> String { String(measure.prefix(1)) }
+    /// The methods with an integer rank per layer (as Compression's `Sensitivity.methods`).
+    public static let allMethods = ["svd", "tucker2", "spatial-svd"]
+
+    /// `budget:` with the top-level `methods:` and `candidates:` the issue's spelling allows; nil without `budget:`.
+    static func parse(_ m: YAMLMap, latencyProfile: String?) throws -> BudgetSpec? {
+        let topMethods = m.raw("methods"), topCandidates = m.raw("candidates")
+        guard let b = try m.map("budget") else {
+            if topMethods != nil { throw m.error("methods", "belongs to a budget: give budget: {params: 0.2} too") }
+            if topCandidates != nil { throw m.error("candidates", "belongs to a budget: give budget: {params: 0.2} too") }
+            return nil
+        }
+        var spec = BudgetSpec()
+        let given = measures.filter { b.keys.contains($0) }
+        guard given.count == 1 else {
+            throw m.error("budget", given.isEmpty ? "needs one of params, flops or latency (a fraction of the baseline, or a list of them)"
+                                                  : "gives \(given.joined(separator: " and ")): one measure per sweep")
+        }
+        spec.measure = given[0]
+        spec.fractions = try b.axis(spec.measure, "a fraction in (0, 1]", { n in n.scalar == nil ? nil : n.float ?? n.int.map(Double.init) }) { v in
+            v > 0 && v <= 1 ? nil : "must be a fraction of the baseline in (0, 1] (0.2 keeps 20%), got \(v)"
+        } ?? []
+        if b.keys.contains("methods") && topMethods != nil { throw m.error("methods", "is given twice (here and as budget.methods)") }
+        if b.keys.contains("candidates") && topCandidates != nil { throw m.error("candidates", "is given twice (here and as budget.candidates)") }
+        let (methodsMap, candidatesMap) = (b.keys.contains("methods") ? b : m, b.keys.contains("candidates") ? b : m)
+        if let list = try methodsMap.sequence("methods") {
+            var methods: [String] = []
+            for n in list {
+                guard let name = n.string, allMethods.contains(name) else {
+                    throw methodsMap.error("methods", "lists \"\(n.string ?? "?")\": a budget allocates over \(allMethods.joined(separator: ", "))")
+                }
+                if !methods.contains(name) { methods.append(name) }
+            }
+            if methods.isEmpty { throw methodsMap.error("methods", "needs at least one method") }
+            spec.methods = methods
+        }
+        if let c = try candidatesMap.int("candidates", min: 1) {
+            if c > 32 { throw candidatesMap.error("candidates", "must be at most 32 ranks per layer, got \(c)") }
+            spec.candidates = c
+        }
+        spec.latencyProfile = try b.string("latency_profile") ?? latencyProfile
+        if spec.measure == "latency" && spec.latencyProfile == nil {
+            throw b.error("latency", "needs a latency profile: budget.latency_profile (from `ranksweep profile-layers`)")
+        }
+        spec.sensitivityTable = try b.string("sensitivity_table")
+        try b.finish()
+        return spec
     }
 }
 
