@@ -184,7 +184,7 @@ public enum Sensitivity {
         var done = 0
         var layers: [SensitivityTable.Layer] = []
         for w in work {
-            let fullMs = try profile.map { p throws(CompressionError) in try p.times(for: w.conv, inputSize: w.size, family: "svd", rank: 1).fullMs }
+            let fullMs = try profile.map { p throws(CompressionError) in try p.entry(for: w.conv, inputSize: w.size).fullMs }
             var layer = SensitivityTable.Layer(name: w.conv.name, slot: w.slot,
                                                kernelShape: [w.conv.kernelHeight, w.conv.kernelWidth, w.conv.inChannels, w.conv.outChannels],
                                                parameters: w.conv.parameterCount, flops: w.conv.flops(height: w.size, width: w.size),
@@ -250,8 +250,9 @@ public enum Sensitivity {
         let budget = fraction * total
         guard let result = BudgetAllocation.allocate(knapsack, fixedCost: fixed, budget: budget) else {
             let cheapest = fixed + knapsack.reduce(0) { $0 + ($1.options.map(\.cost).min() ?? 0) }
-            throw CompressionError(String(format: "a %@ budget of %.1f%% cannot be met: the cheapest candidates of every layer still need %.1f%%",
-                                          measure.rawValue, 100 * fraction, 100 * cheapest / total))
+            throw CompressionError(String(format: "a %@ budget of %g%% cannot be met: the cheapest candidates of every layer still need %.2f%% "
+                                          + "(%.2f%% is in what is never factorised: transposed convolutions, BatchNorm, the head)",
+                                          measure.rawValue, 100 * fraction, 100 * cheapest / total, 100 * fixed / total))
         }
         var choices: [BudgetAnswer.Choice] = []
         var entries: [LayerPlan.Entry] = []

@@ -230,7 +230,7 @@ final class NewcomerTests: XCTestCase {
             .map { $0.replacingOccurrences(of: #"\s+#\s.*$"#, with: "", options: .regularExpression) }
             .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         XCTAssertGreaterThanOrEqual(lines.count, 8, "\(lines)")
-        for step in ["dataset synth", "train", "compress", "run", "report", "coordinator", "worker --connect tcp://127.0.0.1"] {
+        for step in ["dataset synth", "train", "compress", "run", "run budget.yaml", "report", "coordinator", "worker --connect tcp://127.0.0.1"] {
             XCTAssertTrue(lines.contains { $0.hasPrefix("ranksweep \(step)") }, "the quickstart shows `ranksweep \(step)`")
         }
         let cwd = try workingDirectory()
@@ -270,7 +270,8 @@ final class NewcomerTests: XCTestCase {
             if process.isRunning { kill(process.processIdentifier, SIGINT); process.waitUntilExit() }
             XCTAssertEqual(process.terminationStatus, 0, "the background step ends when its sweep is complete:\n" + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
         }
-        for file in ["base/model.safetensors", "cmp/comparison.csv", "cmp/comparison.md", "sweep/report/report.html", "r2.onnx", "sweep2/sweep.sqlite"] {
+        for file in ["base/model.safetensors", "cmp/comparison.csv", "cmp/comparison.md", "sweep/report/report.html", "r2.onnx", "sweep2/sweep.sqlite",
+                     "budget/report/sensitivity.json"] {
             XCTAssertTrue(exists(cwd + "/" + file), "the quickstart wrote \(file)")
         }
         XCTAssertFalse(((try? FileManager.default.contentsOfDirectory(atPath: cwd + "/sweep/report/models")) ?? []).isEmpty, "report/models holds the chosen models")

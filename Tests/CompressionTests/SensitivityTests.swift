@@ -134,6 +134,37 @@ final class SensitivityTests: XCTestCase {
         }
     }
 
+    func testALatencyBudgetCountsTheProfilesMilliseconds() throws {
+        let model = randomisedUNet(config, seed: 17)
+        let profile = try LatencyProfiler.profile(model: model, imageSize: size, timing: LayerTiming(batch: 1, runs: 1), rounds: 1, host: "here", cpu: "cpu")
+        let x = randomTensor([2, size, size, 3], seed: 11)
+        let layers = try Sensitivity.measure(model: model, slots: Array(0..<10), method: "svd", candidates: 3, imageSize: size, profile: profile,
+                                             score: score(reference: model.forward(x, training: false), input: x))
+        let slots = ModelCompressor.convolutionSlots(of: model, imageSize: size)
+        for layer in layers {
+            let conv = slots[layer.slot].layer
+            XCTAssertEqual(layer.milliseconds, try profile.entry(for: conv, inputSize: slots[layer.slot].size).fullMs)
+            for o in layer.options {
+                XCTAssertEqual(o.milliseconds, try profile.times(for: conv, inputSize: slots[layer.slot].size, family: "svd", rank: o.rank).factorisedMs)
+            }
+        }
+        let table = SensitivityTable(baselineSHA256: "abc", imageSize: size, selectionSplit: "validation", baselineScore: 1,
+                                     parameters: model.parameterCount, flops: model.flopsPerImage(height: size, width: size),
+                                     latencyProfile: LatencyProfileRef(profile), layers: layers)
+        let total = layers.reduce(0) { $0 + $1.milliseconds! }
+        // Halfway between the fastest plan the profile allows and the full model (on a tiny model a
+        // pair can be slower than its layer: then only the full model fits).
+        let fastest = layers.reduce(0) { $0 + min($1.milliseconds!, $1.options.map { $0.milliseconds! }.min() ?? .infinity) }
+        let fraction = min(1, (fastest + total) / 2 / total + 1e-9)
+        let answer = try Sensitivity.allocate(table, measure: .latency, fraction: fraction)
+        XCTAssertEqual(answer.total, total, accuracy: 1e-12, "a latency budget counts the profiled layers")
+        XCTAssertLessThanOrEqual(answer.predictedCost, fraction * total + 1e-12)
+        let chosen = zip(layers, answer.choices).reduce(0.0) { sum, pair in
+            sum + (pair.1.rank.map { r in pair.0.options.first { $0.rank == r }!.milliseconds! } ?? pair.0.milliseconds!)
+        }
+        XCTAssertEqual(answer.predictedCost, chosen, accuracy: 1e-9, "the plan's cost is its layers' profiled times")
+    }
+
     func testPiecesOfDifferentBaselinesDoNotMerge() throws {
         let model = randomisedUNet(config, seed: 13)
         let t = try table(model, methods: ["svd"])

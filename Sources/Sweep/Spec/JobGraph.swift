@@ -93,7 +93,7 @@ public enum JobGraph {
                                                            fineTune: fineTune.settings, seed: seed, imageSize: config.imageSize, model: config.model,
                                                            data: data, batchSize: config.training.batchSize, validationSplit: s.validationSplit,
                                                            baselineOrigin: s.baselineModel)
-                                spec.plan = "\(measure) \(fraction * 100)%: " + (prefix == "budget" ? "allocated" : "uniform svd")
+                                spec.plan = String(format: "%@ %g%%", measure, 100 * fraction)
                                 jobs.append(PlannedJob(id: id, kind: "compress", spec: try json(spec), deps: deps + [allocation],
                                                        inputs: datasetInput + [modelInput, .output(JobFiles.plan, of: allocation, file: file)]))
                             }
