@@ -93,15 +93,21 @@ public struct Recommendation: Codable, Sendable {
         }
         // SVD and ARSVD always (the seed's grid), Tucker-2 and spatial SVD when the sweep ran them.
         let methodsRun = Set(all.map(\.method))
-        let names = ["svd", "arsvd"] + ["tucker2", "spatial-svd"].filter { methodsRun.contains($0) }
-        func display(_ m: String) -> String { ["svd": "SVD", "arsvd": "ARSVD", "tucker2": "Tucker-2", "spatial-svd": "spatial-SVD"][m] ?? m }
-        if !all.isEmpty {
+        // A budget sweep's models are the budget allocation and uniform SVD at the same budget.
+        let budget = methodsRun.contains("budget")
+        let names = (budget && !methodsRun.contains("svd") && !methodsRun.contains("arsvd") ? [] : ["svd", "arsvd"])
+            + ["tucker2", "spatial-svd", "budget", "uniform-svd"].filter { methodsRun.contains($0) }
+        func display(_ m: String) -> String {
+            ["svd": "SVD", "arsvd": "ARSVD", "tucker2": "Tucker-2", "spatial-svd": "spatial-SVD", "budget": "budget-allocation",
+             "uniform-svd": "uniform-SVD-at-budget"][m] ?? m
+        }
+        if !all.isEmpty && !names.isEmpty {
             let most = names.map { counts[$0] ?? 0 }.max() ?? 0
             let leaders = names.filter { (counts[$0] ?? 0) == most }
             let verdict = leaders.count == 1 ? "\(display(leaders[0])) holds more of the Pareto front"
                 : names.count == 2 ? "neither method dominates the Pareto front" : "no method dominates the Pareto front"
             let parts = names.map { "\(counts[$0] ?? 0) \(display($0))" }
-            let list = parts.count == 2 ? parts.joined(separator: " and ") : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
+            let list = parts.count == 1 ? parts[0] : parts.count == 2 ? parts.joined(separator: " and ") : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
             s.append("Pareto front of Dice after fine-tuning against parameter reduction: \(list) setting(s); \(verdict).")
         }
         if let b = baselineDice.isEmpty ? nil : baselineDice.reduce(0, +) / Double(baselineDice.count), b < Recommendation.weakBaselineDice {

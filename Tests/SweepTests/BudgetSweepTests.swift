@@ -66,4 +66,42 @@ final class BudgetSweepTests: XCTestCase {
         }
         Harness.removeTempDir(c.dir)
     }
+
+    /// The sensitivity phase under faults: a worker that crashes in the middle of a sensitivity job,
+    /// and the coordinator SIGKILLed while the phase is half done and restarted on its state dir.
+    /// Every job still ends with exactly one result, and every plan meets its budget.
+    func testTheSensitivityPhaseSurvivesACrashedWorkerAndAKilledCoordinator() throws {
+        let c = Cluster("budget-chaos", sweep: Self.sweep.replacingOccurrences(of: "candidates: 3", with: "candidates: 6"))
+        try c.startCoordinator()
+        try c.startWorker("a")
+        eventually(120, "the baseline trained") { c.count("SELECT COUNT(*) FROM results WHERE job = 'train-s42'") == 1 }
+        // Exits abruptly 0.3 s into its first job: a sensitivity job, the only kind left to start.
+        let crasher = try c.startWorker("crash", extra: ["--fault", "crash-mid-job"])
+        XCTAssertNotNil(crasher.wait(60), "the faulty worker crashed")
+        XCTAssertGreaterThanOrEqual(c.count("SELECT COUNT(*) FROM attempts a JOIN jobs j ON j.id = a.job WHERE a.worker LIKE 'crash-%' AND j.kind = 'sensitivity'"), 1,
+                                    "the crashed worker had taken a sensitivity job")
+        eventually(60, "the sensitivity phase half done") {
+            c.count("SELECT COUNT(*) FROM results WHERE job LIKE 'sens-%'") >= 4
+                && c.count("SELECT COUNT(*) FROM jobs WHERE kind = 'sensitivity' AND state = 'running'") >= 1
+        }
+        let before = c.count("SELECT COUNT(*) FROM results WHERE job LIKE 'sens-%'")
+        XCTAssertLessThan(before, 20, "killed before the phase ended")
+        c.coordinator?.kill9()
+        let restarted = try c.startCoordinator(tag: "-2")
+        try c.startWorker("b")
+        XCTAssertEqual(restarted.wait(300), 0, restarted.output)
+        XCTAssertEqual(c.count("SELECT COUNT(*) FROM results"), 27)
+        XCTAssertEqual(c.count("SELECT COUNT(DISTINCT job) FROM results"), 27, "exactly one result per job")
+        XCTAssertGreaterThanOrEqual(c.count("SELECT COUNT(*) FROM results WHERE job LIKE 'sens-%'"), before, "no result recorded before the kill was lost")
+        let store = try c.store()
+        var results: [String: String] = [:]
+        for row in try store.rows("SELECT job, result FROM results") { results[row["job"]!] = row["result"]! }
+        let train = try decode(TrainResult.self, results["train-s42"]!)
+        for fraction in [0.3, 0.5] {
+            let allocation = try decode(AllocationResult.self, results["allocate-p\(fraction)-s42"]!)
+            XCTAssertEqual(allocation.tableLayers, 10, "the whole table reached the allocation")
+            XCTAssertLessThanOrEqual(Double(allocation.parameters), fraction * Double(train.parameters))
+        }
+        Harness.removeTempDir(c.dir)
+    }
 }
