@@ -17,8 +17,10 @@ public struct SensitivityTable: Codable, Sendable, Equatable {
     public struct Option: Codable, Sendable, Equatable {
         /// `svd`, `tucker2` or `spatial-svd`.
         public var method: String
-        /// The rank asked for (Tucker-2: r1 = r2 = rank; `outputRank` is what the kernel allowed).
+        /// The rank asked for: the plan asks for it again, so the model is the one measured. (A
+        /// kernel can allow less: `factorisedRank` and Tucker-2's `outputRank` are what it got.)
         public var rank: Int
+        public var factorisedRank: Int?
         public var outputRank: Int?
         /// This layer's parameters, forward FLOPs per image, and profiled milliseconds in this form.
         public var parameters: Int
@@ -204,7 +206,7 @@ public enum Sensitivity {
                     ms = try profile.times(for: w.conv, inputSize: w.size, family: single.pairFamily, rank: lookup).factorisedMs
                 }
                 let s = score(candidate)
-                layer.options.append(.init(method: method, rank: used, outputRank: d.outputRank, parameters: d.parametersAfter,
+                layer.options.append(.init(method: method, rank: rank, factorisedRank: used, outputRank: d.outputRank, parameters: d.parametersAfter,
                                            flops: d.flopsAfter, milliseconds: ms, score: s))
                 progress(done, total, "\(w.conv.name) \(single): Dice \(formatted(s))")
             }

@@ -106,6 +106,18 @@ final class SensitivityTests: XCTestCase {
         XCTAssertEqual(t.methods, ["svd", "tucker2"])
         XCTAssertTrue(t.layers.allSatisfy { l in l.options.contains { $0.method == "svd" } && l.options.contains { $0.method == "tucker2" } })
         XCTAssertTrue(t.layers.flatMap(\.options).contains { $0.score < t.baselineScore }, "factorising loses something somewhere")
+        // A plan of one measured option rebuilds exactly the model that was measured, even where the
+        // kernel allowed less than the rank asked for (Tucker-2 on a 3-channel input).
+        let x = randomTensor([2, size, size, 3], seed: 11)
+        let measure = score(reference: model.forward(x, training: false), input: x)
+        for layer in t.layers {
+            for o in layer.options {
+                let plan = LayerPlan(label: "one", slug: "one", entries: [.init(layer: layer.name, method: try Sensitivity.method(o.method, rank: o.rank))])
+                let (rebuilt, s) = try ModelCompressor.compress(model: model, method: .allocated(plan), imageSize: size)
+                XCTAssertEqual(s.parametersAfter - s.parametersBefore + layer.parameters, o.parameters, "\(layer.name) \(o.method) \(o.rank)")
+                XCTAssertEqual(measure(rebuilt), o.score, "\(layer.name) \(o.method) \(o.rank)")
+            }
+        }
 
         var previousDrop = Double.infinity
         for fraction in [0.3, 0.45, 0.6, 0.8, 1.0] {
