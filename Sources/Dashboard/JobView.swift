@@ -25,6 +25,10 @@ struct JobView: Sendable {
     /// A short label: method and rank/tau for compress jobs, the kind otherwise.
     var label: String {
         if kind == "compress", case .text(let m)? = settings["method"] {
+            // A budget sweep's models: the allocation, or uniform SVD at the same budget.
+            if m == "allocated", case .text(let plan)? = settings["plan"] {
+                return (id.hasPrefix("uniform-svd-") ? "uniform svd " : "budget ") + plan
+            }
             if case .number(let r)? = settings["rank"] { return "\(m) r=\(Int(r))" }
             if case .number(let t)? = settings["tau"] { return "\(m) τ=\(t)" }
             return m
@@ -64,8 +68,9 @@ struct ResultFigures: Sendable, Equatable {
             let d = n.doubleValue
             return d.isFinite ? d : nil
         }
-        if let fine = o["afterFineTune"] as? [String: Any], let summary = o["summary"] as? [String: Any] {
-            dice = number(fine["dice"])
+        // The model the job kept (`final`, chosen on validation); results from before the chooser have only `afterFineTune`.
+        if let kept = (o["final"] ?? o["afterFineTune"]) as? [String: Any], let summary = o["summary"] as? [String: Any] {
+            dice = number(kept["dice"])
             parameters = number(summary["parametersAfter"])
             flops = number(summary["flopsAfter"])
             recovery = number(o["diceRecoveryPercent"]).map { $0 / 100 }

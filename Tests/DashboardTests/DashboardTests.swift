@@ -39,6 +39,21 @@ final class DashboardTests: XCTestCase {
         }
     }
 
+    /// A compress job shows the model it kept (`final`, chosen on validation), not the last
+    /// fine-tuning epoch; a budget sweep's jobs are labelled by their plan.
+    func testFiguresAreTheKeptModelsAndBudgetJobsSayWhichPlan() {
+        let result = #"{"afterFineTune": {"dice": 0.80}, "final": {"dice": 0.91}, "summary": {"parametersAfter": 1200, "flopsAfter": 5e6}, "diceRecoveryPercent": 99.5}"#
+        let f = ResultFigures(resultJSON: result)
+        XCTAssertEqual(f.dice, 0.91)
+        XCTAssertEqual(f.parameters, 1200)
+        XCTAssertEqual(f.recovery ?? 0, 0.995, accuracy: 1e-12)
+        XCTAssertEqual(ResultFigures(resultJSON: #"{"afterFineTune": {"dice": 0.8}, "summary": {"parametersAfter": 1}}"#).dice, 0.8, "older results")
+        let settings: [String: Setting] = ["method": .text("allocated"), "plan": .text("params 20%")]
+        XCTAssertEqual(JobView(id: "budget-p0.2-s42", kind: "compress", seq: 1, state: .done, attempt: 1, settings: settings).label, "budget params 20%")
+        XCTAssertEqual(JobView(id: "uniform-svd-p0.2-s42", kind: "compress", seq: 2, state: .done, attempt: 1, settings: settings).label, "uniform svd params 20%")
+        XCTAssertEqual(JobView(id: "svd-r8-s42", kind: "compress", seq: 3, state: .done, attempt: 1, settings: ["method": .text("svd"), "rank": .number(8)]).label, "svd r=8")
+    }
+
     func testTokenAndAddress() throws {
         let open = DashboardAccess(token: nil)
         XCTAssertEqual(open.check(authorization: nil, cookie: nil, queryToken: nil), .allowed)
