@@ -3,7 +3,8 @@
 // in the executable:
 //   training:  C libraries, Basics -> Engine -> Imaging, Compression, ModelInterop -> Pipeline
 //   sweeps:    C libraries, Basics -> Sweep (no training code: coordinator, status, keygen stay small)
-//   Reports (above Pipeline and Sweep) -> ranksweep (CLI; supplies Sweep's train/compress executors)
+//   SweepJobs (where the two stacks meet: the job kinds' executors, spec mapping, preflight, local
+//     workers, the live report) -> Reports (above it) -> ranksweep (CLI: parses and calls)
 //   Dashboard (above Sweep only: the live web view and /metrics; never the training stack) -> ranksweep
 // Every target lists every module it imports.
 import PackageDescription
@@ -68,9 +69,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // Above Pipeline and Sweep: a sweep job spec mapped onto Pipeline's spec (one place, for the
-        // executors and the overlays), results tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
-        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
+        // Where Sweep meets Pipeline: a sweep job spec mapped onto Pipeline's spec (one place, for the
+        // executors and the report's overlays), the executors of the train/compress/sensitivity/allocate
+        // kinds (run in `exec-job` children), the sweep's preflight, local worker processes, the live report.
+        .target(name: "SweepJobs", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
+        // Above SweepJobs: results tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
+        .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "SweepJobs"]),
         // The live dashboard: an HTTP server (Hummingbird) on its own threads that reads the coordinator's
         // published change events (or a state dir), a JSON API over the job table, Server-Sent Events,
         // the self-contained page, /metrics (swift-prometheus), bearer/cookie tokens off loopback.
@@ -84,7 +88,7 @@ let package = Package(
         ]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
-            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "Reports", "Dashboard", "CSupport",
+            "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "SweepJobs", "Reports", "Dashboard", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -94,7 +98,7 @@ let package = Package(
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "Reports"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "SweepJobs", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories;
         // Snapshots/ holds each command's help screen (read by path, not a resource).
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"], exclude: ["Snapshots"]),

@@ -4,6 +4,7 @@ import Imaging
 import ModelInterop
 import Pipeline
 import Sweep
+import SweepJobs
 
 /// One overlay picture written to `overlays/`.
 public struct OverlayImage: Codable, Sendable {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Basics
 import Foundation
 import Sweep
+import SweepJobs
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +43,7 @@ struct BenchCoordinatorCommand: ParsableCommand {
                 var o = CoordinatorOptions(bind: "tcp://127.0.0.1:*", stateDir: dir)
                 o.sweep = spec
                 o.progress = .none
-                let local = LocalWorkers()
+                let local = LocalWorkers(executable: SweepCLI.executable)
                 let n = workers
                 o.onBound = { ep in try? local.start(count: n, endpoint: ep, extraArgs: ["--slots", String(k), "--threads", "1",
                                                                                        "--cache-dir", dir + "/cache"], logDir: nil) }

@@ -3,6 +3,7 @@ import Basics
 import CSupport
 import Foundation
 import Sweep
+import SweepJobs
 
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sweep
+import SweepJobs
 
 /// Runs one job in this process (the worker's child). Hidden: workers call it, people do not.
 struct ExecJobCommand: ParsableCommand {
@@ -13,7 +14,7 @@ struct ExecJobCommand: ParsableCommand {
     /// (write the model to `ctx.output(JobFiles.model)`; report epochs with `ctx.progress`).
     static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(pipelineKinds) { _, new in new } }
 
-    /// Pipeline job kinds: `train` and `compress` (PipelineExecutors.swift, here: Sweep does not link the training stack).
+    /// Pipeline job kinds: train, compress, sensitivity, allocate (SweepJobs; Sweep does not link the training stack).
     static let pipelineKinds: [String: ExecJobExecutor] = PipelineExecutors.all
 
     @Option var kind: String

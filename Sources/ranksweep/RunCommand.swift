@@ -4,6 +4,7 @@ import CSupport
 import Foundation
 import Imaging
 import Sweep
+import SweepJobs
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -134,7 +135,7 @@ struct RunCommand: ParsableCommand {
             o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
             let feed = dashboard.feed()
             o.observer = feed
-            let local = LocalWorkers()
+            let local = LocalWorkers(executable: SweepCLI.executable)
             var args = ["--threads", String(t), "--cache-dir", dir + "/worker-cache"]
             if let h = timingOptions.heartbeatMs { args += ["--heartbeat-ms", String(h)] }
             if let l = timingOptions.liveness { args += ["--liveness", String(l)] }

@@ -3,6 +3,7 @@ import Basics
 import CSupport
 import Foundation
 import Sweep
+import SweepJobs
 
 /// Shared bits of the sweep commands: one-line errors, our own executable's path, timing flags.
 enum SweepCLI {
@@ -32,7 +33,7 @@ struct ReportOptions: ParsableArguments {
         if !(reportInterval >= 1 && reportInterval <= 86_400) { throw ValidationError("--report-interval must be in 1...86400 seconds") }
     }
 
-    func reporter(stateDir: String) -> LiveReport { LiveReport(stateDir: stateDir, interval: reportInterval) }
+    func reporter(stateDir: String) -> LiveReport { LiveReport(stateDir: stateDir, interval: reportInterval, executable: SweepCLI.executable) }
 }
 
 /// Heartbeat flags shared by coordinator, worker and run (tests use short ones).
@@ -62,49 +63,5 @@ enum SweepHooks {
     /// Prints the outcome; the final report follows from `LiveReport` without blocking the coordinator.
     static func sweepCompleted(_ summary: SweepSummary, _ store: SweepStore) throws {
         print("sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)")
-    }
-}
-
-/// Worker processes started by `run` and `bench` on this machine (our own binary, `worker`).
-/// Started with the project's own spawn (`SpawnedChild`), not Foundation's `Process`, which can
-/// miss a child's exit on Linux (see SpawnedChild).
-final class LocalWorkers: @unchecked Sendable {
-    private let lock = NSLock()
-    /// Started workers; an entry becomes nil once reaped.
-    private var children: [SpawnedChild?] = []
-
-    /// Starts `count` workers connecting to `endpoint`; their logs go to `logDir/worker-K.log` (nil: discarded).
-    func start(count: Int, endpoint: String, extraArgs: [String], logDir: String?) throws {
-        if let logDir { try AtomicFile.makeDirectory(logDir) }
-        for k in 1 ... count {
-            let log = logDir.map { $0 + "/worker-\(k).log" } ?? "/dev/null"
-            let child: SpawnedChild
-            do {
-                child = try SpawnedChild(path: SweepCLI.executable, arguments: ["worker", "--connect", endpoint, "--name", "local\(k)"] + extraArgs,
-                                         environment: ProcessInfo.processInfo.environment, stderrPath: log, stdoutToStderrFile: true)
-            } catch { throw SweepError.io("cannot start local worker: \(error)") }
-            lock.lock(); children.append(child); lock.unlock()
-        }
-    }
-
-    /// SIGTERMs every worker still running (each hands its jobs and checkpoints back, then exits):
-    /// how many were told.
-    func terminateAll() -> Int {
-        lock.lock(); let running = children.compactMap { $0 }.filter { $0.exitIfEnded() == nil }; lock.unlock()
-        for child in running { child.terminate() }
-        return running.count
-    }
-
-    /// Waits up to `seconds` for the workers to leave by themselves, then SIGTERMs the rest.
-    func stop(within seconds: Double) {
-        lock.lock(); var running = children.compactMap { $0 }; children = []; lock.unlock()
-        let end = Clock.now() + seconds
-        while !running.isEmpty {
-            running = running.filter { $0.exitIfEnded() == nil }
-            if running.isEmpty || Clock.now() >= end { break }
-            usleep(20_000)
-        }
-        for child in running { child.terminate() }
-        for child in running { _ = child.wait() }
     }
 }

@@ -3,11 +3,12 @@ import Foundation
 import Pipeline
 import Reports
 import Sweep
+import SweepJobs
 import XCTest
 
 /// Every key of a sweep file reaches the job that uses it unchanged: the file is parsed, planned
 /// into jobs, their spec JSON decoded as a worker does, and mapped onto Pipeline's specs the way
-/// `exec-job` runs them (Reports/JobSpecMapping.swift). Every value differs from its default, so a
+/// `exec-job` runs them (SweepJobs/JobSpecMapping.swift). Every value differs from its default, so a
 /// key dropped anywhere on the way shows up as a default.
 final class SweepKeysReachTheJobTests: XCTestCase {
     func plan(_ yaml: String) throws -> (SweepSpec, [PlannedJob]) {
@@ -36,8 +37,8 @@ final class SweepKeysReachTheJobTests: XCTestCase {
             validation_split: 0.2
             """
         let top = Set(yaml.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
-        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model", "target"]).isSubset(of: top),
-                      "the test sets every pipeline key (synthetic and baseline_model: the next tests; target: TargetSearchTests)")
+        XCTAssertTrue(SweepSpec.pipelineKeys.subtracting(["synthetic", "baseline_model", "target", "budget", "methods", "candidates"]).isSubset(of: top),
+                      "the test sets every pipeline key (synthetic and baseline_model: the next tests; target: TargetSearchTests; budget, methods, candidates: BudgetPlanTests)")
         let (sweep, jobs) = try plan(yaml)
         XCTAssertEqual(sweep.maxAttempts, 6)
         XCTAssertEqual(sweep.jobTimeout, 123.5)

@@ -9,8 +9,8 @@ import Sweep
 /// the same one-line errors `train` and `compress` give, naming the user's own files; a sweep that
 /// would fail in every job never starts. Also settles the model's input channels from the data
 /// when the sweep file does not give them (gray when every image is gray).
-enum SweepPreflight {
-    static func check(_ spec: inout SweepSpec) throws {
+public enum SweepPreflight {
+    public static func check(_ spec: inout SweepSpec) throws {
         try checkImageSizes(spec)
         // Only what train and compress jobs will decode: a sweep of test jobs may ship any files.
         let trains = spec.baselineModel == nil, compresses = !spec.svdRanks.isEmpty || !spec.arsvdTaus.isEmpty || spec.target != nil || spec.budget != nil

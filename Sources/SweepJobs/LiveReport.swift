@@ -8,9 +8,11 @@ import Sweep
 /// cycle, whether it has ended. Interim reports are throttled to one per `interval` seconds and
 /// only when results arrived since the last one; the final report runs as soon as every job is
 /// terminal, and the coordinator keeps serving until it is written.
-final class LiveReport: SweepReporter {
-    let stateDir: String
-    let interval: Double
+public final class LiveReport: SweepReporter {
+    public let stateDir: String
+    public let interval: Double
+    /// The binary that writes the report (`EXECUTABLE report --state-dir DIR`): this executable.
+    private let executable: String
     private var child: SpawnedChild?
     private var childIsFinal = false
     private var lastStart = -Double.infinity
@@ -19,14 +21,15 @@ final class LiveReport: SweepReporter {
     private var finalState: FinalState = .notStarted
     private enum FinalState { case notStarted, running, written }
 
-    init(stateDir: String, interval: Double) {
+    public init(stateDir: String, interval: Double, executable: String) {
         self.stateDir = stateDir
         self.interval = interval
+        self.executable = executable
     }
 
-    var outputPath: String { stateDir + "/report.log" }
+    public var outputPath: String { stateDir + "/report.log" }
 
-    func cycle(now: Double, finished: Int, complete: Bool) -> Bool {
+    public func cycle(now: Double, finished: Int, complete: Bool) -> Bool {
         if let running = child {
             guard let end = running.exitIfEnded() else { return complete }
             child = nil
@@ -57,12 +60,12 @@ final class LiveReport: SweepReporter {
         lastStart = now
         reportedFinished = finished
         do {
-            child = try SpawnedChild(path: SweepCLI.executable, arguments: ["report", "--state-dir", stateDir],
+            child = try SpawnedChild(path: executable, arguments: ["report", "--state-dir", stateDir],
                                      environment: ProcessInfo.processInfo.environment, stderrPath: outputPath, stdoutToStderrFile: true)
             childIsFinal = final
             if final { finalState = .running }
         } catch {
-            Log.error("cannot start the report (\(SweepCLI.executable) report): \(error)")
+            Log.error("cannot start the report (\(executable) report): \(error)")
             if final { finalState = .written }
         }
     }

@@ -4,16 +4,15 @@ import Engine
 import Foundation
 import Imaging
 import Pipeline
-import Reports
 import Sweep
 
 /// The `train` and `compress` job kinds: the sweep's job specs mapped onto Pipeline's jobs, run in
 /// the worker's child process (`ranksweep exec-job`). Each returns Pipeline's own result
 /// (`metrics.json` / `result.json` shape) as the job's result object; the files the job writes
 /// (model, history, per-layer table) travel back to the coordinator as artifacts. The job spec
-/// becomes Pipeline's spec in one place (Reports/JobSpecMapping.swift), shared with the overlays.
-enum PipelineExecutors {
-    static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress, "sensitivity": sensitivity, "allocate": allocate]
+/// becomes Pipeline's spec in one place (JobSpecMapping.swift), shared with the report's overlays.
+public enum PipelineExecutors {
+    public static let all: [String: ExecJobExecutor] = ["train": train, "compress": compress, "sensitivity": sensitivity, "allocate": allocate]
 
     /// Runs a job body; a bad input file becomes a `JobInputError` (not retried) whose message
     /// names the user's own files instead of the worker's cached copies under `inputs/`.
