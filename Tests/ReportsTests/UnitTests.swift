@@ -92,8 +92,8 @@ func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: Static
 /// (parameters and FLOPs) are drawn in its colour.
 final class MethodStyleTests: XCTestCase {
     func testEachMethodHasItsOwnColourAndShape() {
-        XCTAssertEqual(Set(Palette.methods.map(\.colour)).count, 4)
-        XCTAssertEqual(Palette.methods.map(\.name), ["svd", "arsvd", "tucker2", "spatial-svd"])
+        XCTAssertEqual(Set(Palette.methods.map(\.colour)).count, 6)
+        XCTAssertEqual(Palette.methods.map(\.name), ["svd", "arsvd", "tucker2", "spatial-svd", "budget", "uniform-svd"])
         var baseline = ResultRow(job: "train-s1", kind: "train", method: "baseline", seed: 1, status: "done", attempts: 1)
         baseline.diceAfterFineTune = 0.9
         var rows = [baseline]
@@ -105,15 +105,27 @@ final class MethodStyleTests: XCTestCase {
         var auto = ResultRow(job: "tucker2-rauto-s1", kind: "compress", method: "tucker2", rank: nil, tau: nil, seed: 1, status: "done", attempts: 1)
         auto.rankText = "auto"
         XCTAssertEqual(auto.label, "TUCKER2 r=auto")
-        let pareto = Charts.pareto(rows).svg
+        // A budget sweep's two models per budget, labelled by their plan.
+        var budgetRows: [ResultRow] = []
+        for (i, method) in ["budget", "uniform-svd"].enumerated() {
+            var r = ResultRow(job: "\(method)-p0.2-s1", kind: "compress", method: method, rank: nil, tau: nil, seed: 1, status: "done", attempts: 1)
+            r.plan = "params 20%"
+            r.parameterReductionPercent = 15 + Double(i) * 10; r.flopReductionPercent = 5 + Double(i) * 10; r.diceAfterFineTune = 0.87 - 0.01 * Double(i)
+            budgetRows.append(r)
+        }
+        XCTAssertEqual(budgetRows[0].label, "BUDGET params 20%")
+        let pareto = Charts.pareto(rows + budgetRows).svg
         for style in Palette.methods { XCTAssertTrue(pareto.contains(style.colour), style.name) }
         XCTAssertTrue(pareto.contains("Tucker-2") && pareto.contains("spatial SVD"))
-        let fronts = Charts.methodFronts(rows).svg
+        let fronts = Charts.methodFronts(rows + budgetRows).svg
         XCTAssertTrue(fronts.contains("1c. Pareto fronts per method: FLOPs"))
         XCTAssertTrue(fronts.contains("<polygon"), "diamonds and triangles are drawn")
         for style in Palette.methods { XCTAssertTrue(fronts.contains("stroke=\"\(style.colour)\"") || fronts.contains("fill=\"\(style.colour)\""), style.name) }
         // The recommendation counts every method's share of the front (here spatial SVD's point dominates).
         let paragraph = Recommendation(rows: rows).paragraph
         XCTAssertTrue(paragraph.contains("0 SVD, 0 ARSVD, 0 Tucker-2 and 1 spatial-SVD setting(s); spatial-SVD holds more of the Pareto front"), paragraph)
+        // A budget sweep alone: its two kinds of model, not SVD and ARSVD it did not run.
+        let budgetParagraph = Recommendation(rows: [baseline] + budgetRows).paragraph
+        XCTAssertTrue(budgetParagraph.contains("1 budget-allocation and 1 uniform-SVD-at-budget setting(s)"), budgetParagraph)
     }
 }
