@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "ImagingTests", dependencies: ["Basics", "Engine", "Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline"]),
         .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
         .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "SweepJobs", "Reports"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories;

@@ -2,6 +2,7 @@ import Basics
 import Compression
 import Engine
 import Foundation
+import ModelInterop
 
 /// One sensitivity job: some layers of a baseline, one method, each layer factorised alone at each
 /// candidate rank and scored on the validation split, with no fine-tuning.
@@ -106,9 +107,10 @@ public enum BudgetJobs {
         for i in table.layers.indices { table.layers[i].options.removeAll { !spec.methods.contains($0.method) } }
         let profile = try spec.latencyProfile.map { path throws(CompressionError) in try LatencyProfile.read(path: path) }
         let answer = try Sensitivity.allocate(table, measure: spec.measure, fraction: spec.fraction)
-        let (baseline, _, trainSpec) = try CompressJob.loadBaseline(path: baselinePath)
-        let (_, summary) = try ModelCompressor.compress(model: baseline, method: .allocated(answer.plan), imageSize: trainSpec.imageSize)
-        let uniform = try Sensitivity.uniformSVD(model: baseline, imageSize: trainSpec.imageSize, measure: spec.measure,
+        // The model alone: a Keras baseline records no data, and the table knows the image size.
+        let (baseline, _) = try ModelFile.load(path: baselinePath)
+        let (_, summary) = try ModelCompressor.compress(model: baseline, method: .allocated(answer.plan), imageSize: table.imageSize)
+        let uniform = try Sensitivity.uniformSVD(model: baseline, imageSize: table.imageSize, measure: spec.measure,
                                                  fraction: spec.fraction, profile: profile)
         events(.note(String(format: "%@: predicted %@ Dice %.4f (baseline %.4f), parameters -%.1f%%, FLOPs -%.1f%%; uniform SVD at this budget: %@",
                             answer.plan.label, table.selectionSplit, answer.predictedScore, answer.baselineScore,
