@@ -137,10 +137,33 @@ public struct SweepSpec: Sendable, Equatable {
         guard let root = node else { throw SweepError.invalid("\(file): empty sweep file") }
         let m = try YAMLMap(root, path: "", file: file)
         spec.pipeline = !m.keys.isDisjoint(with: pipelineKeys) || m.keys.isEmpty
-        spec.dataRoot = try m.string("data_root")
+        // One function per section, in the file's reading order (an error names the first bad key).
+        try spec.parseData(m)
+        try spec.parseModel(m)
+        try spec.parseBaseline(m)
+        let gridGiven = try spec.parseCompression(m)
+        try spec.parseFineTune(m)
+        spec.seeds = try m.intAxis("seeds", min: nil) ?? spec.seeds
+        try spec.parseTarget(m, gridGiven: gridGiven)
+        try spec.parseBudget(m, gridGiven: gridGiven)
+        try spec.parseRunSettings(m)
+        try spec.parseTestJobs(m)
+        try m.finish()
+        if spec.baselineModel != nil, let key = spec.axes.trainingOnlyAxis {
+            throw m.error("baseline_model", "gives the baseline, so a list at \(key) has nothing to train")
+        }
+        return spec
+    }
+}
+
+// The sweep file's sections, one function each (`SweepSpec.parse` calls them in order).
+extension SweepSpec {
+    /// `data_root`, `synthetic`, `dataset`.
+    mutating func parseData(_ m: YAMLMap) throws {
+        dataRoot = try m.string("data_root")
         if let s = try m.map("synthetic") {
             let defaults = SyntheticSpec()
-            spec.synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? defaults.count, size: try s.int("size", min: 8) ?? defaults.size,
+            synthetic = SyntheticSpec(count: try s.int("count", min: 1) ?? defaults.count, size: try s.int("size", min: 8) ?? defaults.size,
                                            seed: try s.int("seed") ?? defaults.seed)
             try s.finish()
         }
@@ -153,47 +176,59 @@ public struct SweepSpec: Sendable, Equatable {
             o.skipUnmatched = try s.bool("skip_unmatched") ?? o.skipUnmatched
             try s.finish()
             if let problem = o.problem { throw m.error("dataset", problem) }
-            spec.datasetOptions = o
+            datasetOptions = o
         }
-        if spec.dataRoot != nil && spec.synthetic != nil { throw m.error("data_root", "give data_root or synthetic, not both") }
-        if spec.pipeline && spec.dataRoot == nil && spec.synthetic == nil { spec.synthetic = SyntheticSpec() }
-        spec.axes.imageSize = try m.intAxis("image_size", min: 8)
-        spec.imageSize = spec.axes.imageSize?.first ?? spec.imageSize
+        if dataRoot != nil && synthetic != nil { throw m.error("data_root", "give data_root or synthetic, not both") }
+        if pipeline && dataRoot == nil && synthetic == nil { synthetic = SyntheticSpec() }
+    }
+
+    /// `image_size` and `model`.
+    mutating func parseModel(_ m: YAMLMap) throws {
+        axes.imageSize = try m.intAxis("image_size", min: 8)
+        imageSize = axes.imageSize?.first ?? imageSize
         if let s = try m.map("model") {
             let channels = try s.int("channels", min: 1)
             if let c = channels, c != 1 && c != 3 { throw s.error("channels", "must be 1 (gray) or 3 (RGB), got \(c)") }
-            spec.channelsGiven = channels != nil
+            channelsGiven = channels != nil
             let defaults = ModelSpec()
-            spec.axes.baseFilters = try s.intAxis("base_filters", min: 1)
-            spec.axes.depth = try s.intAxis("depth", min: 1)
-            spec.model = ModelSpec(baseFilters: spec.axes.baseFilters?.first ?? defaults.baseFilters,
-                                   depth: spec.axes.depth?.first ?? defaults.depth, channels: channels ?? defaults.channels)
+            axes.baseFilters = try s.intAxis("base_filters", min: 1)
+            axes.depth = try s.intAxis("depth", min: 1)
+            model = ModelSpec(baseFilters: axes.baseFilters?.first ?? defaults.baseFilters,
+                                   depth: axes.depth?.first ?? defaults.depth, channels: channels ?? defaults.channels)
             try s.finish()
         }
+    }
+
+    /// `baseline`: the training settings (grid axes allowed).
+    mutating func parseBaseline(_ m: YAMLMap) throws {
         if let s = try m.map("baseline") {
-            spec.axes.epochs = try s.intAxis("epochs", min: 1)
-            spec.axes.batchSize = try s.intAxis("batch_size", min: 1)
-            spec.axes.learningRate = try s.floatAxis("lr")
-            spec.axes.augment = try s.boolAxis("augment")
-            spec.training = TrainingSettings(epochs: spec.axes.epochs?.first, batchSize: spec.axes.batchSize?.first,
-                                             learningRate: spec.axes.learningRate?.first,
+            axes.epochs = try s.intAxis("epochs", min: 1)
+            axes.batchSize = try s.intAxis("batch_size", min: 1)
+            axes.learningRate = try s.floatAxis("lr")
+            axes.augment = try s.boolAxis("augment")
+            training = TrainingSettings(epochs: axes.epochs?.first, batchSize: axes.batchSize?.first,
+                                             learningRate: axes.learningRate?.first,
                                              patience: try s.int("patience", min: 1), lrPatience: try s.int("lr_patience", min: 1),
-                                             augment: spec.axes.augment?.first)
+                                             augment: axes.augment?.first)
             try s.finish()
         }
+    }
+
+    /// `compression`: the grid of methods and settings, the latency profile; whether a grid was given.
+    mutating func parseCompression(_ m: YAMLMap) throws -> Bool {
         var gridGiven = false
         if let s = try m.map("compression") {
             let gridKeys = ["svd_ranks", "arsvd_taus", "tucker2_ranks", "tucker2_taus", "spatial_svd_ranks", "spatial_svd_taus"]
             gridGiven = gridKeys.contains { s.keys.contains($0) }
-            spec.svdRanks = try s.intList("svd_ranks", min: 1) ?? spec.svdRanks
-            spec.arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? spec.arsvdTaus
-            spec.tucker2Ranks = try s.rankList("tucker2_ranks") ?? []
-            spec.tucker2Taus = try s.doubleList("tucker2_taus", range: 0 ... 1, excludingZero: true) ?? []
-            spec.spatialSVDRanks = try s.rankList("spatial_svd_ranks") ?? []
-            spec.spatialSVDTaus = try s.doubleList("spatial_svd_taus", range: 0 ... 1, excludingZero: true) ?? []
+            svdRanks = try s.intList("svd_ranks", min: 1) ?? svdRanks
+            arsvdTaus = try s.doubleList("arsvd_taus", range: 0 ... 1, excludingZero: true) ?? arsvdTaus
+            tucker2Ranks = try s.rankList("tucker2_ranks") ?? []
+            tucker2Taus = try s.doubleList("tucker2_taus", range: 0 ... 1, excludingZero: true) ?? []
+            spatialSVDRanks = try s.rankList("spatial_svd_ranks") ?? []
+            spatialSVDTaus = try s.doubleList("spatial_svd_taus", range: 0 ... 1, excludingZero: true) ?? []
             // Giving only the new methods' keys replaces the default SVD/ARSVD grid.
-            if !s.keys.contains("svd_ranks") && !s.keys.contains("arsvd_taus") && gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
-            spec.latencyProfile = try s.string("latency_profile")
+            if !s.keys.contains("svd_ranks") && !s.keys.contains("arsvd_taus") && gridGiven { svdRanks = []; arsvdTaus = [] }
+            latencyProfile = try s.string("latency_profile")
             // Timing on the worker that ran the job made results depend on its load; only `false`
             // (what every job now does) is still accepted, for older sweep files.
             if try s.bool("layer_timing") == true {
@@ -202,16 +237,24 @@ public struct SweepSpec: Sendable, Equatable {
             }
             try s.finish()
         }
+        return gridGiven
+    }
+
+    /// `fine_tune` (grid axes allowed).
+    mutating func parseFineTune(_ m: YAMLMap) throws {
         if let s = try m.map("fine_tune") {
-            spec.axes.fineTuneEpochs = try s.intAxis("epochs", min: 0)
-            spec.axes.fineTuneLearningRate = try s.floatAxis("lr")
+            axes.fineTuneEpochs = try s.intAxis("epochs", min: 0)
+            axes.fineTuneLearningRate = try s.floatAxis("lr")
             let distill = try s.double("distill", positive: false)
             if let d = distill, !(d < 1) { throw s.error("distill", "is the weight of the baseline's soft targets, in [0, 1), got \(d)") }
-            spec.fineTune = FineTuneSettings(epochs: spec.axes.fineTuneEpochs?.first, learningRate: spec.axes.fineTuneLearningRate?.first,
+            fineTune = FineTuneSettings(epochs: axes.fineTuneEpochs?.first, learningRate: axes.fineTuneLearningRate?.first,
                                              patience: try s.int("patience", min: 1), distill: distill)
             try s.finish()
         }
-        spec.seeds = try m.intAxis("seeds", min: nil) ?? spec.seeds
+    }
+
+    /// `target`: a question instead of a grid.
+    mutating func parseTarget(_ m: YAMLMap, gridGiven: Bool) throws {
         if let t = try m.map("target") {
             var target = TargetSpec()
             guard let recovery = try t.double("recovery", positive: true) else { throw m.error("target", "needs recovery (e.g. 0.99: keep 99% of the baseline's Dice)") }
@@ -232,24 +275,36 @@ public struct SweepSpec: Sendable, Equatable {
                 target.tauRange = r
             }
             try t.finish()
-            spec.target = target
+            self.target = target
             // The question replaces the grid unless the file asks for a grid too.
             // (`compression: {latency_profile: …}` alone is not a grid.)
-            if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
-            if !gridGiven { spec.tucker2Ranks = []; spec.tucker2Taus = []; spec.spatialSVDRanks = []; spec.spatialSVDTaus = [] }
+            if !gridGiven { svdRanks = []; arsvdTaus = [] }
+            if !gridGiven { tucker2Ranks = []; tucker2Taus = []; spatialSVDRanks = []; spatialSVDTaus = [] }
         }
-        if let budget = try BudgetSpec.parse(m, latencyProfile: spec.latencyProfile) {
-            spec.budget = budget
+    }
+
+    /// `budget` (with `methods`, `candidates`).
+    mutating func parseBudget(_ m: YAMLMap, gridGiven: Bool) throws {
+        if let given = try BudgetSpec.parse(m, latencyProfile: latencyProfile) {
+            budget = given
             // The question replaces the default grid unless the file asks for a grid too.
-            if !gridGiven { spec.svdRanks = []; spec.arsvdTaus = [] }
+            if !gridGiven { svdRanks = []; arsvdTaus = [] }
         }
-        spec.maxAttempts = try m.int("max_attempts", min: 1) ?? spec.maxAttempts
-        spec.jobTimeout = try m.double("job_timeout", positive: true)
-        spec.checkpointSeconds = try m.double("checkpoint_seconds", positive: false) ?? spec.checkpointSeconds
-        spec.baselineModel = try m.string("baseline_model")
-        spec.validationSplit = try m.double("validation_split", positive: true) ?? spec.validationSplit
-        if spec.validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }
-        spec.noop = try m.int("noop", min: 0) ?? spec.noop
+    }
+
+    /// `max_attempts`, `job_timeout`, `checkpoint_seconds`, `baseline_model`, `validation_split`.
+    mutating func parseRunSettings(_ m: YAMLMap) throws {
+        maxAttempts = try m.int("max_attempts", min: 1) ?? maxAttempts
+        jobTimeout = try m.double("job_timeout", positive: true)
+        checkpointSeconds = try m.double("checkpoint_seconds", positive: false) ?? checkpointSeconds
+        baselineModel = try m.string("baseline_model")
+        validationSplit = try m.double("validation_split", positive: true) ?? validationSplit
+        if validationSplit >= 0.9 { throw m.error("validation_split", "must be below 0.9 (10% is kept for the test split)") }
+    }
+
+    /// The test and benchmark jobs: `noop`, `sleep`, `jobs`.
+    mutating func parseTestJobs(_ m: YAMLMap) throws {
+        noop = try m.int("noop", min: 0) ?? noop
         if let s = try m.map("sleep") {
             var j = SleepJobs()
             j.count = try s.int("count", min: 0) ?? j.count
@@ -258,11 +313,11 @@ public struct SweepSpec: Sendable, Equatable {
             j.produceBytes = try s.int("produce_bytes", min: 0) ?? j.produceBytes
             j.withDataset = try s.bool("with_dataset") ?? j.withDataset
             try s.finish()
-            spec.sleep = j
+            sleep = j
         }
         if let list = try m.sequence("jobs") {
             for (i, item) in list.enumerated() {
-                let s = try YAMLMap(item, path: "jobs[\(i)].", file: file)
+                let s = try YAMLMap(item, path: "jobs[\(i)].", file: m.file)
                 guard let kind = try s.string("kind") else { throw s.error("kind", "is required") }
                 let count = try s.int("count", min: 0) ?? 1
                 var specJSON = "{}"
@@ -273,14 +328,9 @@ public struct SweepSpec: Sendable, Equatable {
                     specJSON = String(decoding: data, as: UTF8.self)
                 }
                 try s.finish()
-                spec.extraJobs.append(ExtraJobs(kind: kind, count: count, spec: specJSON))
+                extraJobs.append(ExtraJobs(kind: kind, count: count, spec: specJSON))
             }
         }
-        try m.finish()
-        if spec.baselineModel != nil, let key = spec.axes.trainingOnlyAxis {
-            throw m.error("baseline_model", "gives the baseline, so a list at \(key) has nothing to train")
-        }
-        return spec
     }
 }
 
