@@ -48,7 +48,7 @@ public struct TrainResult: Codable, Sendable {
     public var forwardFLOPsPerImage: Int
     public var epochsRun: Int
     public var bestEpoch: Int
-    public var stoppedBy: String
+    public var stoppedBy: StopReason
     public var trainingSeconds: Double
     public var totalSeconds: Double
     public var batchNormMomentum: Float

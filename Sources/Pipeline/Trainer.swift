@@ -44,8 +44,7 @@ public struct TrainingOutcome: Codable, Sendable {
     public var history: [EpochRecord]
     public var bestEpoch: Int
     public var bestValLoss: Double
-    /// "epochs" (ran them all), "early stopping", or "interrupted" (SIGINT/SIGTERM).
-    public var stoppedBy: String
+    public var stoppedBy: StopReason
     public var seconds: Double
     public var finalLearningRate: Double
 }
@@ -108,115 +107,113 @@ public final class Trainer {
                         valImages: val.count, momentum: momentum))
 
         var history: [EpochRecord] = []
-        // `loss` is the monitored value, lower is better (the negated Dice when monitoring Dice).
-        var best: (loss: Double, epoch: Int, weights: [Tensor]) = (.infinity, 0, model.parameters.map(\.value))
-        if let start = startingScore { best.loss = monitored(loss: start.loss, dice: start.dice) }
+        // The monitored value is lower-is-better (the negated Dice when monitoring Dice); epoch 0's
+        // weights are the start's, so a checkpoint taken before any epoch holds them.
+        var stopping = EarlyStopping(patience: settings.patience,
+                                     best: startingScore.map { monitored(loss: $0.loss, dice: $0.dice) } ?? .infinity)
+        var plateau = PlateauSchedule(patience: settings.lrPatience, factor: settings.lrFactor, minimum: settings.minLearningRate,
+                                      minDelta: Trainer.plateauMinDelta)
+        var bestWeights = model.parameters.map(\.value)
         let keepsStart = startingScore != nil
-        var sinceBest = 0, sincePlateauBest = 0
-        var plateauBest = Double.infinity
-        var stoppedBy = "epochs"
+        var stoppedBy = StopReason.epochs
         var firstEpoch = 1
         if let c = resumeFrom {
             try restore(c, adam: adam, shuffle: &shuffle, augmenter: &augmenter)
             history = c.state.history
-            best = (Double(bitPattern: c.state.bestLossBits), c.state.bestEpoch,
-                    c.bestWeights.isEmpty ? model.parameters.map(\.value) : model.parameters.map { c.bestWeights[$0.name]! })
-            sinceBest = c.state.sinceBest
-            sincePlateauBest = c.state.sincePlateauBest
-            plateauBest = Double(bitPattern: c.state.plateauBestBits)
+            stopping = c.state.earlyStopping
+            plateau = c.state.plateau
+            bestWeights = c.bestWeights.isEmpty ? model.parameters.map(\.value) : model.parameters.map { c.bestWeights[$0.name]! }
             firstEpoch = c.state.epoch + 1
             if let finished = c.state.finished { stoppedBy = finished; firstEpoch = settings.epochs + 1 }
             events(.note("resumed from epoch \(c.state.epoch)"))
         }
         /// The loop's state after `epoch`, handed to the checkpoint sink.
-        func checkpoint(_ epoch: Int, finished: String?) throws {
+        func checkpoint(_ epoch: Int, finished: StopReason?) throws {
             guard let sink = checkpointSink else { return }
             let trainable = model.trainableParameters
             let (m, v) = adam.moments
             let state = TrainingCheckpoint.State(
                 epoch: epoch, settings: settings, trainImages: train.count, adamStep: adam.step,
-                learningRateBits: adam.learningRate.bitPattern, bestLossBits: best.loss.bitPattern, bestEpoch: best.epoch,
-                sinceBest: sinceBest, plateauBestBits: plateauBest.bitPattern, sincePlateauBest: sincePlateauBest,
+                learningRateBits: adam.learningRate.bitPattern, earlyStopping: stopping, plateau: plateau,
                 shuffle: shuffle.state, augmenter: augmenter.generator.state, history: history, finished: finished)
             let names = model.parameters.map(\.name)
             try sink(TrainingCheckpoint(
                 state: state, weights: Dictionary(uniqueKeysWithValues: zip(names, model.parameters.map(\.value))),
-                bestWeights: best.epoch > 0 || keepsStart ? Dictionary(uniqueKeysWithValues: zip(names, best.weights)) : [:],
+                bestWeights: stopping.bestEpoch > 0 || keepsStart ? Dictionary(uniqueKeysWithValues: zip(names, bestWeights)) : [:],
                 adamM: Dictionary(uniqueKeysWithValues: zip(trainable, m).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) }),
                 adamV: Dictionary(uniqueKeysWithValues: zip(trainable, v).map { ($0.name, Tensor(shape: $0.value.shape, storage: $1)) })))
         }
 
-        // Epoch 0's weights are the start's: a checkpoint taken before any epoch (a resume of a
-        // resume) must hold them, so they are in `best` from the start.
         epochs: for epoch in stride(from: firstEpoch, through: settings.epochs, by: 1) {
-            let epochStart = monotonicSeconds()
-            var order = Array(0..<train.count)
-            order.shuffle(using: &shuffle)
-            var metrics = SegmentationMetrics()
-            var lossSum = 0.0
-            for (step, range) in Batching.ranges(count: order.count, size: settings.batchSize).enumerated() {
-                var (x, y) = Batching.batch(train, order[range])
-                if settings.augment { augmenter.applyBatch(images: &x, masks: &y) }
-                if let t = teacher { y = Self.distilledTargets(y, teacher: t.model.forward(x, training: false), weight: t.weight) }
-                model.zeroGradients()
-                let p = model.forward(x, training: true)
-                let (loss, grad) = Loss.bceDice.evaluate(probabilities: p, targets: y)
-                guard loss.isFinite else {
-                    throw TrainingError(description: "training diverged in epoch \(epoch), step \(step + 1): loss is \(loss); try a lower learning rate (now \(adam.learningRate))")
-                }
-                model.backward(grad)
-                adam.update()
-                lossSum += Double(loss) * Double(range.count)
-                metrics.add(probabilities: p, targets: y)
-                events(.step(epoch: epoch, step: step + 1, steps: steps, loss: Double(loss)))
-                if csupport_stop_requested() != 0 { stoppedBy = "interrupted"; break epochs }
+            guard let (record, monitoredValue) = try trainEpoch(epoch, adam: adam, shuffle: &shuffle, augmenter: &augmenter, steps: steps,
+                                                                exactValidation: exactValidation) else {
+                stoppedBy = .interrupted
+                break epochs
             }
-            if exactValidation { BatchNormCalibration.recalibrate(model, on: train, batchSize: settings.batchSize) }
-            let v = val.isEmpty ? nil : Evaluation.evaluate(model, on: val, batchSize: settings.batchSize)
-            let trainScores = metrics.scores
-            var record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),
-                                     trainDice: trainScores.dicePerImage, trainIoU: trainScores.iouPerImage,
-                                     valLoss: v?.loss ?? lossSum / Double(train.count), valDice: v?.dice ?? .nan, valIoU: v?.iou ?? .nan,
-                                     learningRate: Double(adam.learningRate), seconds: monotonicSeconds() - epochStart)
-            if let score = reportingScore?(model) { record.testDice = score.dice; record.testIoU = score.iou }
             history.append(record)
             events(.epochFinished(record))
-            guard record.valLoss.isFinite else {
-                throw TrainingError(description: "training diverged in epoch \(epoch): validation loss is \(record.valLoss)")
+            switch stopping.record(monitoredValue, epoch: epoch) {
+            case .improved: bestWeights = model.parameters.map(\.value)
+            case .waiting: break
+            case .stop:
+                stoppedBy = .earlyStopping
+                try checkpoint(epoch, finished: stoppedBy)
+                break epochs
             }
-            // Early stopping (Keras: improvement = strictly lower) and best-weight bookkeeping.
-            let value = monitored(loss: record.valLoss, dice: v?.dice ?? trainScores.dicePerImage)
-            if value < best.loss {
-                best = (value, epoch, model.parameters.map(\.value))
-                sinceBest = 0
-            } else {
-                sinceBest += 1
-                if sinceBest >= settings.patience {
-                    stoppedBy = "early stopping"
-                    try checkpoint(epoch, finished: stoppedBy)
-                    break
-                }
-            }
-            // ReduceLROnPlateau (Keras: improvement = lower by more than min_delta).
-            if record.valLoss < plateauBest - Trainer.plateauMinDelta {
-                plateauBest = record.valLoss
-                sincePlateauBest = 0
-            } else {
-                sincePlateauBest += 1
-                if sincePlateauBest >= settings.lrPatience && adam.learningRate > settings.minLearningRate {
-                    let next = max(settings.minLearningRate, adam.learningRate * settings.lrFactor)
-                    events(.note("epoch \(epoch): validation loss has not improved for \(sincePlateauBest) epochs; learning rate \(adam.learningRate) -> \(next)"))
-                    adam.learningRate = next
-                    sincePlateauBest = 0
-                }
+            if let next = plateau.record(record.valLoss, learningRate: adam.learningRate) {
+                events(.note("epoch \(epoch): validation loss has not improved for \(settings.lrPatience) epochs; learning rate \(adam.learningRate) -> \(next)"))
+                adam.learningRate = next
             }
             try checkpoint(epoch, finished: epoch == settings.epochs ? stoppedBy : nil)
         }
-        if best.epoch > 0 || keepsStart {
-            for (p, w) in zip(model.parameters, best.weights) { p.value = w }
+        if stopping.bestEpoch > 0 || keepsStart {
+            for (p, w) in zip(model.parameters, bestWeights) { p.value = w }
         }
-        return TrainingOutcome(history: history, bestEpoch: best.epoch, bestValLoss: best.loss, stoppedBy: stoppedBy,
+        return TrainingOutcome(history: history, bestEpoch: stopping.bestEpoch, bestValLoss: stopping.best, stoppedBy: stoppedBy,
                                seconds: monotonicSeconds() - start, finalLearningRate: Double(adam.learningRate))
+    }
+
+    /// One epoch: the shuffled, augmented batches through forward, loss, backward and Adam, then
+    /// validation. Returns the epoch's record and its monitored value, or nil when a stop was
+    /// requested (SIGINT/SIGTERM) mid-epoch.
+    func trainEpoch(_ epoch: Int, adam: Adam, shuffle: inout SeededGenerator, augmenter: inout Augmenter, steps: Int,
+                    exactValidation: Bool) throws -> (EpochRecord, Double)? {
+        let epochStart = monotonicSeconds()
+        var order = Array(0..<train.count)
+        order.shuffle(using: &shuffle)
+        var metrics = SegmentationMetrics()
+        var lossSum = 0.0
+        for (step, range) in Batching.ranges(count: order.count, size: settings.batchSize).enumerated() {
+            var (x, y) = Batching.batch(train, order[range])
+            if settings.augment { augmenter.applyBatch(images: &x, masks: &y) }
+            if let t = teacher { y = Self.distilledTargets(y, teacher: t.model.forward(x, training: false), weight: t.weight) }
+            model.zeroGradients()
+            let p = model.forward(x, training: true)
+            let (loss, grad) = Loss.bceDice.evaluate(probabilities: p, targets: y)
+            guard loss.isFinite else {
+                throw TrainingError(description: "training diverged in epoch \(epoch), step \(step + 1): loss is \(loss); try a lower learning rate (now \(adam.learningRate))")
+            }
+            model.backward(grad)
+            adam.update()
+            lossSum += Double(loss) * Double(range.count)
+            metrics.add(probabilities: p, targets: y)
+            events(.step(epoch: epoch, step: step + 1, steps: steps, loss: Double(loss)))
+            if csupport_stop_requested() != 0 { return nil }
+        }
+        if exactValidation { BatchNormCalibration.recalibrate(model, on: train, batchSize: settings.batchSize) }
+        let v = val.isEmpty ? nil : Evaluation.evaluate(model, on: val, batchSize: settings.batchSize)
+        let trainScores = metrics.scores
+        var record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),
+                                 trainDice: trainScores.dicePerImage, trainIoU: trainScores.iouPerImage,
+                                 valLoss: v?.loss ?? lossSum / Double(train.count), valDice: v?.dice ?? .nan, valIoU: v?.iou ?? .nan,
+                                 learningRate: Double(adam.learningRate), seconds: monotonicSeconds() - epochStart)
+        if let score = reportingScore?(model) { record.testDice = score.dice; record.testIoU = score.iou }
+        guard record.valLoss.isFinite else {
+            // Recorded first, as before: the event shows the diverged epoch.
+            events(.epochFinished(record))
+            throw TrainingError(description: "training diverged in epoch \(epoch): validation loss is \(record.valLoss)")
+        }
+        return (record, monitored(loss: record.valLoss, dice: v?.dice ?? trainScores.dicePerImage))
     }
 
     /// The monitored value of an evaluation, lower is better.

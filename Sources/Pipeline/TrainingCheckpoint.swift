@@ -26,16 +26,71 @@ public struct TrainingCheckpoint: Sendable {
         public var trainImages: Int
         public var adamStep: Int
         public var learningRateBits: UInt32
-        public var bestLossBits: UInt64
-        public var bestEpoch: Int
-        public var sinceBest: Int
-        public var plateauBestBits: UInt64
-        public var sincePlateauBest: Int
+        /// Early stopping's and the learning-rate schedule's state, whole.
+        public var earlyStopping: EarlyStopping
+        public var plateau: PlateauSchedule
         public var shuffle: [UInt64]
         public var augmenter: [UInt64]
         public var history: [EpochRecord]
-        /// Why training ended when it ended at this epoch ("epochs", "early stopping"); nil while it goes on.
-        public var finished: String?
+        /// Why training ended when it ended at this epoch; nil while it goes on.
+        public var finished: StopReason?
+
+        public init(epoch: Int, settings: TrainingSettings, trainImages: Int, adamStep: Int, learningRateBits: UInt32,
+                    earlyStopping: EarlyStopping, plateau: PlateauSchedule, shuffle: [UInt64], augmenter: [UInt64],
+                    history: [EpochRecord], finished: StopReason?) {
+            self.epoch = epoch; self.settings = settings; self.trainImages = trainImages; self.adamStep = adamStep
+            self.learningRateBits = learningRateBits; self.earlyStopping = earlyStopping; self.plateau = plateau
+            self.shuffle = shuffle; self.augmenter = augmenter; self.history = history; self.finished = finished
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case format, epoch, settings, trainImages, adamStep, learningRateBits, earlyStopping, plateau, shuffle, augmenter, history, finished
+            // Before the schedules were types of their own (read, never written).
+            case bestLossBits, bestEpoch, sinceBest, plateauBestBits, sincePlateauBest
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            format = try c.decode(String.self, forKey: .format)
+            epoch = try c.decode(Int.self, forKey: .epoch)
+            settings = try c.decode(TrainingSettings.self, forKey: .settings)
+            trainImages = try c.decode(Int.self, forKey: .trainImages)
+            adamStep = try c.decode(Int.self, forKey: .adamStep)
+            learningRateBits = try c.decode(UInt32.self, forKey: .learningRateBits)
+            shuffle = try c.decode([UInt64].self, forKey: .shuffle)
+            augmenter = try c.decode([UInt64].self, forKey: .augmenter)
+            history = try c.decode([EpochRecord].self, forKey: .history)
+            finished = try c.decodeIfPresent(StopReason.self, forKey: .finished)
+            if c.contains(.earlyStopping) {
+                earlyStopping = try c.decode(EarlyStopping.self, forKey: .earlyStopping)
+                plateau = try c.decode(PlateauSchedule.self, forKey: .plateau)
+            } else {
+                // A checkpoint of an earlier ranksweep: the same counts, spelled flat.
+                earlyStopping = EarlyStopping(patience: settings.patience, best: Double(bitPattern: try c.decode(UInt64.self, forKey: .bestLossBits)))
+                earlyStopping.bestEpoch = try c.decode(Int.self, forKey: .bestEpoch)
+                earlyStopping.sinceBest = try c.decode(Int.self, forKey: .sinceBest)
+                plateau = PlateauSchedule(patience: settings.lrPatience, factor: settings.lrFactor, minimum: settings.minLearningRate,
+                                          minDelta: Trainer.plateauMinDelta)
+                plateau.bestBits = try c.decode(UInt64.self, forKey: .plateauBestBits)
+                plateau.sinceBest = try c.decode(Int.self, forKey: .sincePlateauBest)
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(format, forKey: .format)
+            try c.encode(epoch, forKey: .epoch)
+            try c.encode(settings, forKey: .settings)
+            try c.encode(trainImages, forKey: .trainImages)
+            try c.encode(adamStep, forKey: .adamStep)
+            try c.encode(learningRateBits, forKey: .learningRateBits)
+            try c.encode(earlyStopping, forKey: .earlyStopping)
+            try c.encode(plateau, forKey: .plateau)
+            try c.encode(shuffle, forKey: .shuffle)
+            try c.encode(augmenter, forKey: .augmenter)
+            try c.encode(history, forKey: .history)
+            try c.encodeIfPresent(finished, forKey: .finished)
+        }
     }
 
     public var state: State
@@ -75,8 +130,8 @@ public struct TrainingCheckpoint: Sendable {
         }
         guard state.format == format else { throw fail("checkpoint format \(state.format.prefix(40)), expected \(format)") }
         guard state.epoch >= 1, state.epoch <= state.settings.epochs, state.history.count == state.epoch,
-              state.bestEpoch >= 0, state.bestEpoch <= state.epoch, state.adamStep >= 0, state.trainImages >= 1,
-              state.sinceBest >= 0, state.sincePlateauBest >= 0, state.shuffle.count == 4, state.augmenter.count == 4 else {
+              state.earlyStopping.bestEpoch >= 0, state.earlyStopping.bestEpoch <= state.epoch, state.adamStep >= 0, state.trainImages >= 1,
+              state.earlyStopping.sinceBest >= 0, state.plateau.sinceBest >= 0, state.shuffle.count == 4, state.augmenter.count == 4 else {
             throw fail("inconsistent checkpoint state (epoch \(state.epoch) of \(state.settings.epochs), \(state.history.count) history rows)")
         }
         var groups: [String: [String: Tensor]] = ["weights/": [:], "best/": [:], "adam_m/": [:], "adam_v/": [:]]

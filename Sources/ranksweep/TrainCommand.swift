@@ -71,7 +71,11 @@ struct Train: ParsableCommand {
             }
         }
         let result = try TrainJob.run(settings, outDir: outDir, checkpoints: checkpoints, events: trainingEventPrinter(progress))
-        let why = ["epochs": "the --epochs limit", "early stopping": "early stopping", "interrupted": "a signal"][result.stoppedBy] ?? result.stoppedBy
+        let why = switch result.stoppedBy {
+        case .epochs: "the --epochs limit"
+        case .earlyStopping: "early stopping"
+        case .interrupted: "a signal"
+        }
         progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); ran %d epoch(s), stopped by %@, best validation loss at epoch %d; %.1f s",
                              result.test.images, result.test.dice, result.test.iou, result.test.loss,
                              result.testWithBatchStatistics.dice, result.epochsRun, why, result.bestEpoch, result.totalSeconds))

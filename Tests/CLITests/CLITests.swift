@@ -123,7 +123,7 @@ final class CLITests: XCTestCase {
         r = (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
         XCTAssertEqual(r.status, 130, "interrupted by SIGINT: 128 + 2, after saving\n" + r.output)
         let metrics = try OutputFiles.readJSON(TrainResult.self, from: dir + "/base/metrics.json")
-        XCTAssertEqual(metrics.stoppedBy, "interrupted")
+        XCTAssertEqual(metrics.stoppedBy, .interrupted)
         XCTAssertGreaterThanOrEqual(metrics.epochsRun, 2)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/base/model.safetensors"))
     }

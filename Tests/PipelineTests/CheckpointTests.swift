@@ -59,7 +59,7 @@ final class CheckpointTests: XCTestCase {
         }
         _ = try trainer.run()
         XCTAssertEqual(captured.map(\.state.epoch), [1, 2])
-        XCTAssertEqual(captured.last?.state.finished, "epochs")
+        XCTAssertEqual(captured.last?.state.finished, .epochs)
         XCTAssertNil(captured.first?.state.finished)
         for c in captured {
             let read = try TrainingCheckpoint.read(path: "\(dir)/epoch-\(c.state.epoch)")
@@ -72,6 +72,15 @@ final class CheckpointTests: XCTestCase {
                 for (k, t) in original { XCTAssertEqual(group[k]?.storage, t.storage, "\(name)/\(k)") }
             }
         }
+        // A checkpoint of an earlier ranksweep spelled the schedules' state flat: it reads as the same state.
+        let state = try XCTUnwrap(captured.first?.state)
+        var flat = try XCTUnwrap(JSONSerialization.jsonObject(with: TrainingCheckpoint.encoder().encode(state)) as? [String: Any])
+        flat["earlyStopping"] = nil; flat["plateau"] = nil
+        flat["bestLossBits"] = state.earlyStopping.bestBits; flat["bestEpoch"] = state.earlyStopping.bestEpoch
+        flat["sinceBest"] = state.earlyStopping.sinceBest
+        flat["plateauBestBits"] = state.plateau.bestBits; flat["sincePlateauBest"] = state.plateau.sinceBest
+        let legacy = try JSONDecoder().decode(TrainingCheckpoint.State.self, from: JSONSerialization.data(withJSONObject: flat))
+        XCTAssertEqual(legacy, state)
         // A truncated file is an error naming it, not a crash.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/epoch-2"))
         try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: "\(dir)/broken"))
@@ -176,5 +185,36 @@ final class CheckpointTests: XCTestCase {
         XCTAssertFalse(notes.contains("resumed from epoch 1"), "\(notes)")
         let fresh = try CompressJob.run(spec(rank: 1), baselinePath: baseline, outDir: dir + "/d")
         XCTAssertEqual(foreign.afterFineTune, fresh.afterFineTune)
+    }
+}
+
+/// Early stopping and the learning-rate schedule as Keras counts them.
+final class TrainingScheduleTests: XCTestCase {
+    func testEarlyStoppingCountsEpochsWithoutAStrictImprovement() {
+        var e = EarlyStopping(patience: 2)
+        XCTAssertEqual(e.record(0.5, epoch: 1), .improved)
+        XCTAssertEqual(e.record(0.5, epoch: 2), .waiting, "equal is no improvement")
+        XCTAssertEqual(e.record(0.4, epoch: 3), .improved)
+        XCTAssertEqual(e.record(0.45, epoch: 4), .waiting)
+        XCTAssertEqual(e.record(0.41, epoch: 5), .stop)
+        XCTAssertEqual(e.bestEpoch, 3)
+        XCTAssertEqual(e.best, 0.4)
+        var fromStart = EarlyStopping(patience: 1, best: 0.3)
+        XCTAssertEqual(fromStart.record(0.35, epoch: 1), .stop, "the start counts as epoch 0")
+        XCTAssertEqual(fromStart.bestEpoch, 0)
+    }
+
+    func testThePlateauScheduleDropsTheRateAfterPatienceAndNotBelowTheFloor() {
+        var p = PlateauSchedule(patience: 2, factor: 0.1, minimum: 1e-4, minDelta: 1e-4)
+        XCTAssertNil(p.record(1.0, learningRate: 1e-2))
+        XCTAssertNil(p.record(0.99995, learningRate: 1e-2), "within min_delta: no improvement, one epoch waited")
+        XCTAssertEqual(p.record(1.0, learningRate: 1e-2), 1e-3)
+        XCTAssertEqual(p.sinceBest, 0, "the count starts again")
+        XCTAssertNil(p.record(1.0, learningRate: 1e-3))
+        XCTAssertEqual(Double(p.record(1.0, learningRate: 1e-3) ?? 0), 1e-4, accuracy: 1e-9)
+        XCTAssertNil(p.record(1.0, learningRate: 1e-4))
+        XCTAssertNil(p.record(1.0, learningRate: 1e-4), "at the floor it stays")
+        XCTAssertNil(p.record(0.5, learningRate: 1e-4))
+        XCTAssertEqual(p.best, 0.5)
     }
 }
