@@ -133,8 +133,8 @@ public struct BudgetReport: Codable, Sendable {
         func colour(_ drop: Double) -> String {
             // White (no loss) to red (the worst loss measured), on a square-root scale so small losses show.
             let t = min(1, max(0, drop) / worst).squareRoot()
-            let g = Int((1 - t) * 235 + 20), b = Int((1 - t) * 235 + 20)
-            return String(format: "#f0%02x%02x", g, b)
+            let r = 255 - Int(t * 40), gb = Int((1 - t) * 235 + 20)
+            return String(format: "#%02x%02x%02x", r, gb, gb)
         }
         var x0 = left
         for (m, method) in methods.enumerated() {
@@ -155,7 +155,7 @@ public struct BudgetReport: Codable, Sendable {
         let lx = x0 + 10
         for (i, d) in [0, worst / 4, worst / 2, worst].enumerated() {
             doc.rect(lx, top + Double(i) * 20, 16, 16, fill: colour(d))
-            doc.text(lx + 22, top + Double(i) * 20 + 12, String(format: "-%.3f Dice", d), size: 10)
+            doc.text(lx + 22, top + Double(i) * 20 + 12, String(format: "%.3f Dice lost", d), size: 10)
         }
         let caption = String(format: "Each cell: the model with that layer alone factorised at the rank shown, the rest full, scored on the %@ split without fine-tuning (baseline %.4f); darker = more Dice lost (worst %.3f). %d layers x %d measurements.",
                              table.selectionSplit, table.baselineScore, worst, table.layers.count, table.layers.reduce(0) { $0 + $1.options.count })
