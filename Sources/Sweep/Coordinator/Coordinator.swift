@@ -66,6 +66,9 @@ public final class Coordinator {
     var cycleHook: ((Coordinator) -> Void)?
     /// Test hook: runs on the committer thread before each transaction.
     var commitGate: (@Sendable () -> Void)?
+    /// Expiry only in a cycle that read the receive queue empty (tests turn it off to show the
+    /// fault it prevents).
+    var livenessWaitsForDrain = true
     /// Set when a liveness check found the receive queue not drained: the next cycle that drains it
     /// runs the expiry it skipped.
     var expiryOwed = false
@@ -311,13 +314,14 @@ public final class Coordinator {
                 advanceSearches()
                 dispatch(now)
             }
-            if now >= nextLiveness || (expiryOwed && drained) {
+            let mayExpire = drained || !livenessWaitsForDrain
+            if now >= nextLiveness || (expiryOwed && mayExpire) {
                 // A coordinator too busy to read its queue must not declare dead a worker whose
                 // heartbeats wait in that queue: with a backlog it only sends heartbeats, and the
                 // first cycle that drains the queue runs the expiry it skipped.
-                checkLiveness(now, expire: drained)
-                if drained { checkJobTimeouts(now) }
-                expiryOwed = !drained
+                checkLiveness(now, expire: mayExpire)
+                if mayExpire { checkJobTimeouts(now) }
+                expiryOwed = !mayExpire
                 nextLiveness = now + timing.heartbeat / 2
             }
             // JOBs and heartbeats leave at once (a job dispatched but not recorded is simply queued
@@ -439,14 +443,30 @@ public final class Coordinator {
         guard let committer, !pendingAcks.isEmpty else { return }
         let done = try committer.committed()
         var n = 0
-        while n < pendingAcks.count && pendingAcks[n].batch <= done {
-            for (id, refs) in pendingAcks[n].acks {
-                if let w = workers[id] { send(w, WireMessage.ack(refs)) }
-            }
-            n += 1
+        while n < pendingAcks.count && pendingAcks[n].batch <= done { n += 1 }
+        if n == 0 { return }
+        // One ACK per worker for everything this commit covered (many cycles may have passed
+        // while it ran): one message per cycle each would fill the worker's pipe (its high-water
+        // mark) and the JOBs queued behind them would be dropped.
+        var merged: [String: [JobRef]] = [:]
+        for entry in pendingAcks[..<n] {
+            for (id, refs) in entry.acks { merged[id, default: []].append(contentsOf: refs) }
         }
-        if n > 0 { pendingAcks.removeFirst(n) }
+        pendingAcks.removeFirst(n)
+        for (id, refs) in merged {
+            guard let w = workers[id] else { continue }
+            var start = 0
+            while start < refs.count {
+                let end = min(refs.count, start + Coordinator.maxRefsPerAck)
+                send(w, WireMessage.ack(Array(refs[start ..< end])))
+                start = end
+            }
+        }
     }
+
+    /// Refs in one ACK message at most (a worker holds up to a few per slot; after a long commit it
+    /// may be owed thousands).
+    static let maxRefsPerAck = 1024
 
     /// Commits everything recorded so far and waits for it: the store is then as the coordinator
     /// sees it (before reads of the store, and on the way out). ACKs covered are queued.
