@@ -118,6 +118,10 @@ public final class Coordinator {
         // Uploads a previous run left unfinished: only this coordinator writes here.
         artifacts.removeTemporaryFiles()
         context = try ZMQContext()
+        // Two I/O threads: with thousands of workers the TCP sends and receives (one system call per
+        // message and connection) cost more than the coordinator's own work, and one I/O thread
+        // caps them on one core. Set before the first socket.
+        zmq_ctx_set(context.handle, ZMQ_IO_THREADS, Coordinator.ioThreads)
         progressView = ProgressView(mode: options.progress)
         try loadOrCreateSweep()
     }
@@ -463,6 +467,11 @@ public final class Coordinator {
             }
         }
     }
+
+    static let ioThreads: Int32 = {
+        if let v = ProcessInfo.processInfo.environment["RANKSWEEP_COORDINATOR_IO_THREADS"].flatMap(Int32.init), (1 ... 16).contains(v) { return v }
+        return 2
+    }()
 
     /// Refs in one ACK message at most (a worker holds up to a few per slot; after a long commit it
     /// may be owed thousands).
