@@ -125,8 +125,9 @@ final class GroupCommitTests: XCTestCase {
             try p.send("READY", "{\"v\":\(Self.v)}")
         }
         // Both JOBs first (a DONE before the other's READY is read would free a slot for the other job).
+        // (The stall starts at the end of the cycle that sent the second JOB, so before either
+        // DONE can be read.)
         _ = try peers.map { try $0.waitFor("JOB", 20) }
-        XCTAssertTrue(stalled.value, "the coordinator stalled with both jobs running")
         // Every JOB answered at once (the DONEs of the first two queue up during the stall), until
         // each peer has heard BYE: the sweep's end, or "say HELLO again" for one declared dead.
         var seen = [0, 0]
@@ -147,6 +148,7 @@ final class GroupCommitTests: XCTestCase {
         }
         let summary = try run.wait(30)
         XCTAssertEqual(summary.done, 2)
+        XCTAssertTrue(stalled.value, "the coordinator stalled with both jobs running")
         let store = try SweepStore(stateDir: dir, readOnly: true)
         return (try store.count("SELECT COUNT(*) FROM events WHERE kind = 'worker-dead'"), try store.count("SELECT COUNT(*) FROM attempts"))
     }
