@@ -430,6 +430,9 @@ public final class Coordinator {
     func submitCycle() throws {
         ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
         guard let committer else { return try commit() }
+        // A failed commit stops the committer: the coordinator stops with its error (as a failed
+        // commit on the poll thread did), not serving on with nothing written.
+        _ = try committer.committed()
         if !ops.isEmpty {
             attemptMirror.apply(ops)
             _ = committer.submit(ops)
