@@ -67,9 +67,9 @@ final class Proc {
     let process: TestChild
     let log: String
 
-    init(_ args: [String], log: String) throws {
+    init(_ args: [String], log: String, env: [String: String] = Harness.env) throws {
         self.log = log
-        process = try TestChild(Harness.binary, args, environment: Harness.env, log: log)
+        process = try TestChild(Harness.binary, args, environment: env, log: log)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -113,9 +113,9 @@ final class Cluster {
     }
 
     @discardableResult
-    func startCoordinator(extra: [String] = [], tag: String = "") throws -> Proc {
+    func startCoordinator(extra: [String] = [], tag: String = "", env: [String: String] = Harness.env) throws -> Proc {
         let p = try Proc(["coordinator", "--sweep", dir + "/sweep.yaml", "--bind", endpoint, "--state-dir", stateDir, "--progress", "plain"] + extra,
-                         log: dir + "/coordinator\(tag).log")
+                         log: dir + "/coordinator\(tag).log", env: env)
         coordinator = p
         eventually(10, "coordinator listening") { p.output.contains("listening on") || !p.process.isRunning }
         return p

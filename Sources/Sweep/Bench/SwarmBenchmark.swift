@@ -84,6 +84,8 @@ public enum SwarmBenchmark {
         var busy = 0.0
         var busyAfter: [(start: Double, end: Double)] = []
         var finished = false
+        /// Queued to be read on the next turn (we sent on it, which may have taken its signal).
+        var recheck = false
         init(socket: ZMQSocket) { self.socket = socket }
     }
 
@@ -139,7 +141,20 @@ public enum SwarmBenchmark {
         hellos = []
         progress("\(n) simulated workers connecting to \(endpoint)")
 
-        var items = sims.map { zmq_pollitem_t(socket: $0.socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        // One epoll over the sockets' ZMQ_FDs (each socket's libzmq mailbox): a loop turn costs what
+        // is ready, not N (zmq_poll over N sockets polls N descriptors every turn, milliseconds at
+        // 10,000). The mailbox signals "look again", not "a message": every socket it names, and
+        // every socket we sent on (a send may take the signal), is read until it has nothing.
+        let epoll = try Epoll()
+        for (k, w) in sims.enumerated() {
+            var fd: Int32 = -1
+            var size = MemoryLayout<Int32>.size
+            guard zmq_getsockopt(w.socket.handle, ZMQ_FD, &fd, &size) == 0 else { throw ZMQError.last("zmq_getsockopt(ZMQ_FD)") }
+            try epoll.add(fd, tag: UInt32(k))
+        }
+        var ready: [Int] = []
+        var recheck: [Int] = Array(0 ..< n)
+        var nextHeartbeats = start
         // Every job lasts the same S, so DONEs fall due in the order their JOBs arrived: a FIFO.
         var due: [(at: Double, worker: Int, ref: JobRef)] = []
         var dueHead = 0
@@ -160,13 +175,15 @@ public enum SwarmBenchmark {
                 reaped = true
                 throw SweepError.io("the coordinator exited early (code \(code.code)); see \(settings.directory)/coordinator.log")
             }
-            var timeout = 100
+            var timeout = recheck.isEmpty ? 100 : 0
             if dueHead < due.count { timeout = max(0, min(timeout, Int(ceil((due[dueHead].at - now0) * 1000)))) }
-            let rc = zmq_poll(&items, Int32(items.count), timeout)
-            if rc < 0 && zmq_errno() != EINTR { throw ZMQError.last("zmq_poll") }
+            swap(&ready, &recheck)
+            recheck.removeAll(keepingCapacity: true)
+            try epoll.wait(timeoutMs: timeout) { ready.append(Int($0)) }
             var now = Clock.now()
-            if rc > 0 {
-                for k in 0..<items.count where items[k].revents & Int16(ZMQ_POLLIN) != 0 {
+            for k in ready { sims[k].recheck = false }
+            if !ready.isEmpty {
+                for k in ready {
                     let w = sims[k]
                     while let frames = try w.socket.receive(dontWait: true) {
                         guard let msg = try? WireMessage.parse(frames[...]) else { continue }
@@ -175,6 +192,7 @@ public enum SwarmBenchmark {
                             if w.welcomedAt == nil { w.welcomedAt = now }
                             try w.socket.send(WireMessage(.ready, header: WireMessage.emptyHeader).frames, dontWait: true)
                             w.lastSent = now
+                            if !w.recheck { w.recheck = true; recheck.append(k) }
                         case .job:
                             let h = try msg.fields.decodeJob()
                             if !seen.insert(h.job).inserted { duplicates += 1 }
@@ -202,6 +220,7 @@ public enum SwarmBenchmark {
                 let done = WireMessage.done(DoneHeader(job: d.ref.job, attempt: d.ref.attempt, artifacts: [:], seconds: settings.jobSeconds),
                                             result: Array("{}".utf8))
                 try w.socket.send(done.frames, dontWait: true)
+                if !w.recheck { w.recheck = true; recheck.append(d.worker) }
                 late.append(now - d.at)
                 w.lastSent = now
                 w.lastDoneAt = now
@@ -211,9 +230,13 @@ public enum SwarmBenchmark {
             }
             if dueHead > 65_536 && dueHead * 2 > due.count { due.removeFirst(dueHead); dueHead = 0 }
             // Heartbeats from idle workers, so none is declared dead while it waits.
-            for w in sims where !w.finished && now - w.lastSent >= timing.heartbeat {
-                try? w.socket.send(WireMessage(.heartbeat, header: WireMessage.emptyHeader).frames, dontWait: true)
-                w.lastSent = now
+            if now >= nextHeartbeats {
+                for (k, w) in sims.enumerated() where !w.finished && now - w.lastSent >= timing.heartbeat {
+                    try? w.socket.send(WireMessage(.heartbeat, header: WireMessage.emptyHeader).frames, dontWait: true)
+                    w.lastSent = now
+                    if !w.recheck { w.recheck = true; recheck.append(k) }
+                }
+                nextHeartbeats = now + min(0.1, timing.heartbeat / 4)
             }
             if now >= nextProgress {
                 let welcomed = sims.filter { $0.welcomedAt != nil }.count
@@ -266,6 +289,60 @@ public enum SwarmBenchmark {
                       coordinatorCPUSeconds: cpu, coordinatorPeakRSSBytes: Int(usage.ru_maxrss) * 1024,
                       simulatorCPUSeconds: simulatorCPU, simulatorLateP99: quantile(late, 0.99),
                       storeDone: storeDone, storeSingleAttempt: single, storeAttempts: attempts.count, duplicateJobs: duplicates)
+    }
+
+    /// epoll, level-triggered, over descriptors tagged with a number. The Glibc module does not
+    /// export <sys/epoll.h>, so its three calls are looked up in the C library at run time.
+    final class Epoll {
+        typealias Create = @convention(c) (Int32) -> Int32
+        typealias Control = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
+        typealias Wait = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
+        #if arch(x86_64)
+        /// `struct epoll_event` is packed on x86-64: u32 events, then u64 data at offset 4.
+        static let eventSize = 12, dataOffset = 4
+        #else
+        static let eventSize = 16, dataOffset = 8
+        #endif
+        let fd: Int32
+        let control: Control
+        let waitCall: Wait
+        var buffer = [UInt8](repeating: 0, count: 1024 * Epoll.eventSize)
+
+        init() throws {
+            let lib = dlopen(nil, RTLD_NOW)
+            guard let c = dlsym(lib, "epoll_create1"), let ctl = dlsym(lib, "epoll_ctl"), let w = dlsym(lib, "epoll_wait") else {
+                throw SweepError.io("epoll is not available")
+            }
+            control = unsafeBitCast(ctl, to: Control.self)
+            waitCall = unsafeBitCast(w, to: Wait.self)
+            fd = unsafeBitCast(c, to: Create.self)(0)
+            guard fd >= 0 else { throw SweepError.io("epoll_create1: \(String(cString: strerror(errno)))") }
+        }
+
+        deinit { close(fd) }
+
+        /// Watches `descriptor` for input (EPOLLIN), reporting `tag` when it is readable.
+        func add(_ descriptor: Int32, tag: UInt32) throws {
+            var event = [UInt8](repeating: 0, count: Epoll.eventSize)
+            event.withUnsafeMutableBytes { b in
+                b.storeBytes(of: UInt32(1), toByteOffset: 0, as: UInt32.self)  // EPOLLIN
+                b.storeBytes(of: UInt64(tag), toByteOffset: Epoll.dataOffset, as: UInt64.self)
+            }
+            let rc = event.withUnsafeMutableBytes { control(fd, 1 /* EPOLL_CTL_ADD */, descriptor, $0.baseAddress) }
+            guard rc == 0 else { throw SweepError.io("epoll_ctl: \(String(cString: strerror(errno)))") }
+        }
+
+        /// Waits up to `timeoutMs` and calls `ready` with the tag of each readable descriptor.
+        func wait(timeoutMs: Int, _ ready: (UInt32) -> Void) throws {
+            let n = buffer.withUnsafeMutableBytes { waitCall(fd, $0.baseAddress, 1024, Int32(timeoutMs)) }
+            if n < 0 {
+                if errno == EINTR { return }
+                throw SweepError.io("epoll_wait: \(String(cString: strerror(errno)))")
+            }
+            buffer.withUnsafeBytes { b in
+                for i in 0 ..< Int(n) { ready(UInt32(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: i * Epoll.eventSize + Epoll.dataOffset, as: UInt64.self))) }
+            }
+        }
     }
 
     /// One table row of `report`, under the header `bench coordinator --simulated-workers` prints.

@@ -67,6 +67,8 @@ extension Coordinator {
             default: throw SweepError.protocolViolation("\(msg.command.rawValue) is not a worker command")
             }
         }, drop)
+        // READY, a result, or a reconnect may have freed a slot: into the dispatch line.
+        offer(w)
     }
 
     private func guarded(_ body: () throws -> Void, _ drop: (String) -> Void) {

@@ -89,6 +89,9 @@ extension Coordinator {
     func addProbe(_ d: SearchDefinition, _ index: Int) throws {
         let job = try d.job(index)
         if jobIndex[job.id] != nil { return }  // a grid job of the same setting: its result counts
+        // The committer writes the store while we serve: let it finish first, so the store
+        // changes in the order the coordinator made them.
+        try committer?.waitIdle()
         try store.addJobs([job], maxAttempts: d.maxAttempts, planHash: nil, sweepJSON: nil, event: "search-probe")
         let e = JobEntry(index: jobs.count, planned: job, attempt: 0, failures: 0, maxAttempts: d.maxAttempts)
         jobs.append(e)

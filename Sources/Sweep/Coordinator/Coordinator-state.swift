@@ -44,6 +44,8 @@ final class WorkerEntry {
     let threads: Int
     var running = Set<JobRef>()
     var ready = false
+    /// In the coordinator's dispatch line (`Coordinator.offer`).
+    var offered = false
     var expiry: Double
     var lastSent: Double = 0
     /// Latest progress line per running job, for the display.
@@ -93,19 +95,37 @@ extension Coordinator {
         held = still
     }
 
-    /// Gives queued jobs to workers with free slots, one per worker per pass so work spreads.
+    /// Puts a worker that may have a free slot at the back of the dispatch line (once).
+    func offer(_ w: WorkerEntry) {
+        guard !w.offered, w.ready, w.free > 0, workers[w.id] === w else { return }
+        w.offered = true
+        offered.append(w)
+    }
+
+    /// Gives queued jobs to workers with free slots, one job per turn in line, so work spreads:
+    /// a worker with more free slots goes to the back of the line after each job. The line holds
+    /// the workers that got a free slot since they were last served (zguide's LRU queue), so a
+    /// dispatch costs the same with 10 workers connected as with 10,000.
     func dispatch(_ now: Double) {
-        if readyHead >= readyQueue.count { return }
-        let candidates = workers.values.filter { $0.ready && $0.free > 0 }.sorted { $0.id < $1.id }
-        if candidates.isEmpty { return }
-        var progress = true
-        while progress && readyHead < readyQueue.count {
-            progress = false
-            for w in candidates where w.free > 0 {
-                guard let e = nextReady(now) else { break }
-                assign(e, to: w, now: now)
-                progress = true
+        while readyHead < readyQueue.count && offeredHead < offered.count {
+            let w = offered[offeredHead]
+            offeredHead += 1
+            w.offered = false
+            // Gone, not ready (handing back), or full since it was offered: it is offered again
+            // when that changes.
+            guard workers[w.id] === w, w.ready, w.free > 0 else { continue }
+            guard let e = nextReady(now) else {
+                // Nothing dispatchable (held back, or the rest not queued): it keeps its place.
+                offeredHead -= 1
+                w.offered = true
+                break
             }
+            assign(e, to: w, now: now)
+            offer(w)
+        }
+        if offeredHead > 4096 && offeredHead * 2 > offered.count {
+            offered.removeFirst(offeredHead)
+            offeredHead = 0
         }
         if readyHead > 4096 && readyHead * 2 > readyQueue.count {
             readyQueue.removeFirst(readyHead)
@@ -213,6 +233,7 @@ extension Coordinator {
         if permanent {
             failJob(e, reason: "input error, not retried: \(reason)")
         } else if e.failures >= e.maxAttempts {
+            try? committer?.waitIdle()  // the store as committed so far (the committer is its writer)
             let earlier: [AttemptRow] = ((try? store.attempts(job: ref.job)) ?? []).filter { $0.attempt != ref.attempt }
             let lines: [String] = earlier.map { a in
                 "attempt \(a.attempt) on \(a.worker): \(a.outcome?.rawValue ?? "") (\(a.reason ?? ""))"
@@ -246,16 +267,20 @@ extension Coordinator {
                 w.running.remove(ref)
                 w.progress[ref.job] = nil; w.epochs[ref] = nil
                 send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: a, reason: reason)))
+                offer(w)
             }
         }
     }
 
     // MARK: liveness (Paranoid Pirate)
 
-    func checkLiveness(_ now: Double) {
-        closeIdleUploads(now)
+    /// Heartbeats to workers we have not sent to for a heartbeat; with `expire`, declares dead the
+    /// ones silent past the liveness limit (not while the receive queue holds unread messages:
+    /// theirs may be among them).
+    func checkLiveness(_ now: Double, expire: Bool = true) {
+        if expire { closeIdleUploads(now) }
         for w in workers.values {
-            if now > w.expiry {
+            if expire && now > w.expiry {
                 declareDead(w, reason: "worker \(w.id) silent for \(String(format: "%.1f", timing.deadAfter))s")
             } else if now - w.lastSent >= timing.heartbeat {
                 send(w, WireMessage(.heartbeat, header: WireMessage.emptyHeader))
@@ -289,6 +314,7 @@ extension Coordinator {
                 ops.append(.event(kind: "timeout", job: ref.job, attempt: ref.attempt, worker: w.id, detail: reason))
                 attemptFailed(ref, outcome: .failed, reason: reason, counts: true)
             }
+            if !expired.isEmpty { offer(w) }
         }
     }
 

@@ -51,6 +51,27 @@ public final class Coordinator {
     var ops: [SweepStore.Op] = []
     var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
     var acks: [String: [JobRef]] = [:]
+    /// The store's writer while `run` serves (nil before and after: then `commit` writes directly).
+    var committer: GroupCommitter?
+    /// The poll thread's end of the committer's wake-up pair.
+    var committerWake: ZMQSocket?
+    /// ACKs waiting for the commit that covers their results: (batch number, worker -> refs), in order.
+    var pendingAcks: [(batch: Int, acks: [String: [JobRef]])] = []
+    /// Workers that may have a free slot, in the order they got one (dispatch takes from the front).
+    var offered: [WorkerEntry] = []
+    var offeredHead = 0
+    /// Messages read per poll cycle at most, before the cycle dispatches and commits.
+    var receiveBatch = 5000
+    /// Test hook: called at the end of every poll cycle.
+    var cycleHook: ((Coordinator) -> Void)?
+    /// Test hook: runs on the committer thread before each transaction.
+    var commitGate: (@Sendable () -> Void)?
+    /// Expiry only in a cycle that read the receive queue empty (tests turn it off to show the
+    /// fault it prevents).
+    var livenessWaitsForDrain = true
+    /// Set when a liveness check found the receive queue not drained: the next cycle that drains it
+    /// runs the expiry it skipped.
+    var expiryOwed = false
 
     // Stats and display.
     var firstDispatch: Double?
@@ -58,14 +79,7 @@ public final class Coordinator {
     var roundTrips: [Double] = []
     var progressView: ProgressView
     var malformedLogged = 0
-    var lastCommit = 0.0
 
-    /// Writes of consecutive poll cycles within this window share one transaction (group commit).
-    /// A commit costs a WAL write; with one job outstanding per worker each cycle holds about one
-    /// result, so committing every cycle capped the rate near 4,000 jobs/s. ACKs wait for the
-    /// commit, so no result a worker has been told to forget is ever lost; the cost is up to 2 ms
-    /// more before a worker may drop a result it keeps in memory anyway.
-    static let groupCommitWindow = 0.002
     var unknownRouteBye: [[UInt8]: Double] = [:]
     /// When the observer last got a status snapshot (`observerStatusInterval` apart).
     var lastObserved = -Double.infinity
@@ -104,6 +118,10 @@ public final class Coordinator {
         // Uploads a previous run left unfinished: only this coordinator writes here.
         artifacts.removeTemporaryFiles()
         context = try ZMQContext()
+        // Two I/O threads: with thousands of workers the TCP sends and receives (one system call per
+        // message and connection) cost more than the coordinator's own work, and one I/O thread
+        // caps them on one core. Set before the first socket.
+        zmq_ctx_set(context.handle, ZMQ_IO_THREADS, Coordinator.ioThreads)
         progressView = ProgressView(mode: options.progress)
         try loadOrCreateSweep()
     }
@@ -259,6 +277,20 @@ public final class Coordinator {
         Log.info("listening on \(endpoint) (\(options.serverKeys != nil ? "CURVE, \(options.allowlist.count) allowed worker key(s)" : "plain TCP"))")
         options.onBound?(endpoint)
 
+        // From here on the committer thread is the store's writer (GroupCommitter.swift).
+        let wake = try ZMQSocket(context, .pair)
+        let committer = GroupCommitter(store: store, observer: options.observer, context: context)
+        try wake.bind(committer.wakeEndpoint)
+        committer.beforeCommit = commitGate
+        committer.start()
+        committerWake = wake
+        self.committer = committer
+        defer {
+            committer.stop()
+            self.committer = nil
+            committerWake = nil
+        }
+
         var completedAt: Double? = nil
         advanceSearches()
         if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
@@ -267,11 +299,16 @@ public final class Coordinator {
             if csupport_stop_requested() != 0, try stopping(now: Clock.now()) {
                 return summary(interrupted: true)
             }
-            var tick = min(timing.heartbeatMs, 250)
-            if !ops.isEmpty { tick = max(0, Int(((lastCommit + Coordinator.groupCommitWindow) - Clock.now()) * 1000)) }
-            _ = try ZMQPoll.readable([router], timeoutMs: tick)
+            let tick = min(timing.heartbeatMs, 250)
+            let readable = try ZMQPoll.readable([router, wake], timeoutMs: tick)
+            if readable[1] { while let _ = try? wake.receive(dontWait: true) {} }
             var handled = 0
-            while handled < 5000, let (frames, userKey) = try receiveNonBlocking() {
+            // Whether this cycle read the queue empty: only then has every message a worker sent
+            // before now been read, and only then may silence mean death.
+            var drained = false
+            while true {
+                guard handled < receiveBatch else { break }
+                guard let (frames, userKey) = try receiveNonBlocking() else { drained = true; break }
                 handle(frames, userKey: userKey)
                 handled += 1
             }
@@ -281,21 +318,23 @@ public final class Coordinator {
                 advanceSearches()
                 dispatch(now)
             }
-            if now >= nextLiveness {
-                checkLiveness(now)
-                checkJobTimeouts(now)
+            let mayExpire = drained || !livenessWaitsForDrain
+            if now >= nextLiveness || (expiryOwed && mayExpire) {
+                // A coordinator too busy to read its queue must not declare dead a worker whose
+                // heartbeats wait in that queue: with a backlog it only sends heartbeats, and the
+                // first cycle that drains the queue runs the expiry it skipped.
+                checkLiveness(now, expire: mayExpire)
+                if mayExpire { checkJobTimeouts(now) }
+                expiryOwed = !mayExpire
                 nextLiveness = now + timing.heartbeat / 2
             }
-            // JOBs and heartbeats leave before the commit (a job dispatched but not recorded is simply
-            // queued again after a crash); ACKs only after it, because an ACK makes the worker forget
-            // a result that must by then be durable.
+            // JOBs and heartbeats leave at once (a job dispatched but not recorded is simply queued
+            // again after a crash); ACKs only once the committer reports the commit that covers
+            // them, because an ACK makes the worker forget a result that must by then be durable.
             flush()
-            if handled == 0 || now - lastCommit >= Coordinator.groupCommitWindow {
-                try commit()
-                lastCommit = now
-                queueAcks()
-                flush()
-            }
+            try submitCycle()
+            try releaseCommittedAcks()
+            flush()
             if let observer = options.observer, now - lastObserved >= Coordinator.observerStatusInterval {
                 observer.publish(status: statusSnapshot(now: now), at: Clock.wall())
                 lastObserved = now
@@ -305,6 +344,7 @@ public final class Coordinator {
                 if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
             }
             let reportPending = reporter?.cycle(now: now, finished: doneCount + failedCount, complete: completedAt != nil) ?? false
+            cycleHook?(self)
             if let completedAt, now - completedAt > timing.heartbeat, !reportPending {
                 // Linger one heartbeat after completion so workers hear BYE (and until the final
                 // report is written, still answering STATUS), then leave.
@@ -385,8 +425,71 @@ public final class Coordinator {
 
     // MARK: cycle output
 
+    /// Hands this cycle's ops to the committer (or, before `run` serves, writes them at once), and
+    /// ties the cycle's ACKs to that commit.
+    func submitCycle() throws {
+        ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
+        guard let committer else { return try commit() }
+        // A failed commit stops the committer: the coordinator stops with its error (as a failed
+        // commit on the poll thread did), not serving on with nothing written.
+        _ = try committer.committed()
+        if !ops.isEmpty {
+            attemptMirror.apply(ops)
+            _ = committer.submit(ops)
+            ops.removeAll(keepingCapacity: true)
+        }
+        if !acks.isEmpty {
+            // Every result these ACKs cover was recorded in this batch or an earlier one.
+            pendingAcks.append((committer.lastSubmitted, acks))
+            acks.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Queues the ACKs whose results the committer has reported durable.
+    func releaseCommittedAcks() throws {
+        guard let committer, !pendingAcks.isEmpty else { return }
+        let done = try committer.committed()
+        var n = 0
+        while n < pendingAcks.count && pendingAcks[n].batch <= done { n += 1 }
+        if n == 0 { return }
+        // One ACK per worker for everything this commit covered (many cycles may have passed
+        // while it ran): one message per cycle each would fill the worker's pipe (its high-water
+        // mark) and the JOBs queued behind them would be dropped.
+        var merged: [String: [JobRef]] = [:]
+        for entry in pendingAcks[..<n] {
+            for (id, refs) in entry.acks { merged[id, default: []].append(contentsOf: refs) }
+        }
+        pendingAcks.removeFirst(n)
+        for (id, refs) in merged {
+            guard let w = workers[id] else { continue }
+            var start = 0
+            while start < refs.count {
+                let end = min(refs.count, start + Coordinator.maxRefsPerAck)
+                send(w, WireMessage.ack(Array(refs[start ..< end])))
+                start = end
+            }
+        }
+    }
+
+    static let ioThreads: Int32 = {
+        if let v = ProcessInfo.processInfo.environment["RANKSWEEP_COORDINATOR_IO_THREADS"].flatMap(Int32.init), (1 ... 16).contains(v) { return v }
+        return 2
+    }()
+
+    /// Refs in one ACK message at most (a worker holds up to a few per slot; after a long commit it
+    /// may be owed thousands).
+    static let maxRefsPerAck = 1024
+
+    /// Commits everything recorded so far and waits for it: the store is then as the coordinator
+    /// sees it (before reads of the store, and on the way out). ACKs covered are queued.
     func commit() throws {
         ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
+        if let committer {
+            try submitCycle()
+            try committer.waitIdle()
+            try releaseCommittedAcks()
+            return
+        }
         if ops.isEmpty { return }
         try store.apply(ops)
         attemptMirror.apply(ops)
@@ -395,6 +498,7 @@ public final class Coordinator {
             if !events.isEmpty { observer.publish(events) }
         }
         ops.removeAll(keepingCapacity: true)
+        queueAcks()
     }
 
     func send(_ w: WorkerEntry, _ m: WireMessage) {
