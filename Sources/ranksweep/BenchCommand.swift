@@ -31,7 +31,7 @@ struct BenchCoordinatorCommand: ParsableCommand {
         try SweepCLI.guarded {
             let levels = try ListFlag.ints(outstanding, flag: "--outstanding")
             print("coordinator benchmark: \(jobs) noop jobs, \(workers) local worker processes, loopback TCP,")
-            print("SQLite WAL (synchronous=NORMAL) on: one transaction per poll cycle (group commit within 2 ms), results ACKed after commit")
+            print("SQLite WAL (synchronous=NORMAL) on: a committer thread groups each commit (2 ms after the last), results ACKed after their commit")
             print("outstanding/worker |   jobs/s | median round trip | seconds")
             for k in levels {
                 let dir = NSTemporaryDirectory() + "ranksweep-bench-\(getpid())-\(k)"
