@@ -110,7 +110,6 @@ public enum EngineBenchmark {
     public static var peakRSSBytes: Int64 { Int64(csupport_peak_rss_bytes()) }
 }
 
-/// Seconds from a monotonic clock.
 /// Median of a non-empty list (mean of the middle two for even counts).
 public func median(_ values: [Double]) -> Double {
     precondition(!values.isEmpty, "median of an empty list")

@@ -1,4 +1,5 @@
 import Basics
+import Engine
 import Foundation
 import Pipeline
 
@@ -224,9 +225,9 @@ public enum ResultsTable {
         return "\(x)"
     }
 
+    /// The median of the finite values (Engine's), nil when there are none.
     static func median(_ xs: [Double]) -> Double? {
-        let s = xs.filter { $0.isFinite }.sorted()
-        guard !s.isEmpty else { return nil }
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        let finite = xs.filter { $0.isFinite }
+        return finite.isEmpty ? nil : Engine.median(finite)
     }
 }

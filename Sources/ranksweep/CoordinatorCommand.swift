@@ -74,7 +74,7 @@ struct CoordinatorCommand: ParsableCommand {
             o.jobTimeout = jobTimeout
             o.timing = timingOptions.timing
             o.allowChanges = allowChanges
-            o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            o.progress = ProgressDisplay.Mode(rawValue: progress) ?? .auto
             let feed = dashboard.feed()
             o.observer = feed
             Log.role = "coordinator"

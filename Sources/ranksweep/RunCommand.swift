@@ -132,7 +132,7 @@ struct RunCommand: ParsableCommand {
             if resuming { o.jobTimeout = jobTimeout }
             o.timing = timingOptions.timing
             o.allowChanges = allowChanges
-            o.progress = progress == "plain" ? .plain : progress == "none" ? .none : .auto
+            o.progress = ProgressDisplay.Mode(rawValue: progress) ?? .auto
             let feed = dashboard.feed()
             o.observer = feed
             let local = LocalWorkers(executable: SweepCLI.executable)

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Everything the coordinator needs to start.
@@ -21,7 +22,7 @@ public struct CoordinatorOptions: Sendable {
     public var insecure = false
     public var timing = Timing.fromEnvironment()
     /// Live progress: bar + per-worker lines on a terminal, log lines otherwise, or nothing.
-    public var progress = ProgressMode.auto
+    public var progress = ProgressDisplay.Mode.auto
     /// Time a resumed coordinator waits for workers to reattach their running jobs before it
     /// dispatches those jobs again (nil: the liveness limit).
     public var reattachGrace: Double?
@@ -45,8 +46,6 @@ public struct CoordinatorOptions: Sendable {
         self.stateDir = stateDir
     }
 }
-
-public enum ProgressMode: Sendable { case auto, plain, none }
 
 /// What the sweep ended with; given to the completion hook and returned by `Coordinator.run`.
 public struct SweepSummary: Sendable {

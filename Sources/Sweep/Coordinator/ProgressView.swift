@@ -21,9 +21,9 @@ public final class ProgressView {
     /// Latest seconds per epoch seen for each kind.
     var secondsPerEpoch: [String: Double] = [:]
 
-    init(mode: ProgressMode) {
+    init(mode: ProgressDisplay.Mode) {
         enabled = mode != .none
-        display = ProgressDisplay(mode: mode == .none ? .none : mode == .plain ? .plain : .auto)
+        display = ProgressDisplay(mode: mode)
     }
 
     var terminal: Bool { display.isTerminal }
