@@ -23,7 +23,8 @@ public struct BudgetReport: Codable, Sendable {
     public var table: SensitivityTable?
     public var entries: [Entry]
 
-    public static func all(_ results: SweepResults, _ rows: [ResultRow]) -> [BudgetReport] {
+    /// `notes` gets a line for a stored table that cannot be read (the section then says the table is missing).
+    public static func all(_ results: SweepResults, _ rows: [ResultRow], notes: inout [String]) -> [BudgetReport] {
         let allocations = results.jobs.filter { $0.kind == "allocate" && $0.allocationSpec != nil }
         var reports: [BudgetReport] = []
         for job in allocations {
@@ -32,7 +33,13 @@ public struct BudgetReport: Codable, Sendable {
             var report = reports.first { $0.baselineJob == key.0 && $0.seed == key.1 }
                 ?? BudgetReport(baselineJob: key.0, seed: key.1, measure: spec.measure, table: nil, entries: [])
             if report.table == nil, let hash = job.artifacts[JobFiles.sensitivityTable] {
-                report.table = try? SweepResults.decode(SensitivityTable.self, String(decoding: FileManager.default.contents(atPath: results.artifactPath(hash)) ?? Data(), as: UTF8.self), "table")
+                let path = results.artifactPath(hash)
+                do {
+                    guard let data = FileManager.default.contents(atPath: path) else { throw ReportError("cannot read \(path)") }
+                    report.table = try SweepResults.decode(SensitivityTable.self, String(decoding: data, as: UTF8.self), "\(path) (job \(job.id)'s \(JobFiles.sensitivityTable))")
+                } catch {
+                    notes.append("budget section without its sensitivity table: \(error)")
+                }
             }
             // The allocation's compress jobs: `budget-<slug><fraction>-...` on the same baseline and seed.
             let stem = "\(BudgetSpec.slug(spec.measure))\(spec.fraction)-"

@@ -56,7 +56,7 @@ public struct ReportWriter {
                 var content = ReportContent(stateDir: stateDir, generated: now, rows: rows, recommendation: recommendation,
                                             charts: Charts.all(results, rows), overlays: overlayImages, notes: notes, jobs: results.jobs)
                 content.targetAnswers = TargetAnswer.all(results)
-                content.budgets = BudgetReport.all(results, rows)
+                content.budgets = BudgetReport.all(results, rows, notes: &content.notes)
                 content.budgetCharts = content.budgets.enumerated().compactMap { $0.element.heatmap(index: $0.offset) }
                 // The sensitivity table of each baseline, for a later sweep's `budget.sensitivity_table`.
                 for (i, budget) in content.budgets.enumerated() where budget.table != nil {
