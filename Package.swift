@@ -40,9 +40,10 @@ let package = Package(
         // the narrow layers' direct-convolution micro-kernels (AVX-512/AVX2), BatchNorm and pooling passes.
         .target(name: "CKernels"),
         // What every module uses, one helper per concern: atomic file writes, user paths, CSV, the
-        // log, the monotonic clock, the progress display, shell-quoted hints, did-you-mean suggestions; and the settings that travel from a sweep file
+        // log, the monotonic clock, the progress display, shell-quoted hints, did-you-mean suggestions,
+        // starting a child process (SpawnedChild), the CPU's name and flags; and the settings that travel from a sweep file
         // into the training loop unchanged (TrainingSettings, FineTuneSettings, DatasetOptions).
-        .target(name: "Basics"),
+        .target(name: "Basics", dependencies: ["CSupport"]),
         // Raw-sample PNG reading/writing over libpng's classic API (its setjmp error handling stays in C).
         .target(name: "CPNGSupport", dependencies: ["CPNG"]),
         // JPEG reading/writing over libjpeg-turbo (its longjmp error handling stays in C).
@@ -50,16 +51,19 @@ let package = Package(
         // TIFF reading/writing over libtiff, with per-file error handlers.
         .target(name: "CTIFFSupport", dependencies: ["CTIFF"]),
 
-        // The neural-network engine: tensors, layers (LowRankConv2D, Tucker2Conv2D, SpatialSVDConv2D included), U-Net, losses, Adam, safetensors.
+        // The neural-network engine: tensors, layers (LowRankConv2D, Tucker2Conv2D, SpatialSVDConv2D included), U-Net, losses, Adam, safetensors;
+        // OpenBLAS's kernel choice (BLASEnvironment) and `bench engine`'s comparison with TensorFlow (Bench/).
         .target(name: "Engine", dependencies: ["Basics", "CBLAS", "CSupport", "CKernels"]),
         // PNG/JPEG/TIFF decoding, dataset layouts and folders, compact samples and the per-host dataset
         // cache (libsodium's SHA-256 for content hashes), synthetic data, augmentation.
         .target(name: "Imaging", dependencies: ["Basics", "Engine", "CSodium", "CPNG", "CPNGSupport", "CJPEGSupport", "CTIFFSupport"]),
         // Model files in and out: Keras .keras/.h5/.weights.h5 import (libhdf5), ONNX export, ModelFile.load.
         .target(name: "ModelInterop", dependencies: ["Basics", "Engine", "CHDF5"]),
-        // SVD / ARSVD / Tucker-2 / spatial-SVD factorisation into Engine's layers, VBMF ranks, BatchNorm recalibration, parameter/FLOP/latency accounting.
+        // SVD / ARSVD / Tucker-2 / spatial-SVD factorisation into Engine's layers, VBMF ranks, BatchNorm recalibration, parameter/FLOP/latency accounting,
+        // `bench compression`.
         .target(name: "Compression", dependencies: ["Basics", "Engine", "CBLAS"]),
-        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training checkpoints.
+        // The jobs as plain functions: train(spec), compress(spec), evaluate(spec); data sources, training checkpoints,
+        // how training progress and a compression comparison read for a person.
         .target(name: "Pipeline", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "CSupport"]),
         // Sweep spec and job specs, job graph, wire protocol, ZeroMQ + CURVE transport, coordinator,
         // worker and child-process runner, SQLite store with its typed read API. Job executors are supplied
@@ -71,7 +75,8 @@ let package = Package(
         ]),
         // Where Sweep meets Pipeline: a sweep job spec mapped onto Pipeline's spec (one place, for the
         // executors and the report's overlays), the executors of the train/compress/sensitivity/allocate
-        // kinds (run in `exec-job` children), the sweep's preflight, local worker processes, the live report.
+        // kinds (run in `exec-job` children), the sweep's preflight, local worker processes, the live report,
+        // `bench coordinator`'s no-op throughput run.
         .target(name: "SweepJobs", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep"]),
         // Above SweepJobs: results tables, CSV/JSON/Markdown/HTML, SVG charts, PNG overlays.
         .target(name: "Reports", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "SweepJobs"]),
@@ -92,18 +97,21 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "BasicsTests", dependencies: ["Basics"]),
+        // What the test targets share: the built binary (beside the test runner, refused when older
+        // than the sources) and the machine's load factor for timing windows.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics", "TestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "ImagingTests", dependencies: ["Basics", "Engine", "Imaging"]),
         .testTarget(name: "CompressionTests", dependencies: ["Engine", "Compression"]),
         .testTarget(name: "PipelineTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline"]),
-        .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "SweepJobs", "Reports"]),
+        .testTarget(name: "SweepTests", dependencies: ["Basics", "Engine", "Imaging", "Compression", "Pipeline", "Sweep", "TestSupport"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Basics", "Imaging", "Pipeline", "Sweep", "SweepJobs", "Reports", "TestSupport"]),
         // Runs the built `ranksweep` binary the way a user does, from temporary working directories;
         // Snapshots/ holds each command's help screen (read by path, not a resource).
-        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline"], exclude: ["Snapshots"]),
+        .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline", "TestSupport"], exclude: ["Snapshots"]),
         .testTarget(name: "DashboardTests", dependencies: ["Basics", "Sweep", "Dashboard"]),
-        .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop"]),
+        .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

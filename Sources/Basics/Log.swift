@@ -30,6 +30,12 @@ public enum Log {
     /// or the environment variable RANKSWEEP_LOG_LEVEL, which child processes inherit).
     nonisolated(unsafe) public static var level: Level = Level(name: ProcessInfo.processInfo.environment["RANKSWEEP_LOG_LEVEL"] ?? "") ?? .info
 
+    /// Sets the level here and, through RANKSWEEP_LOG_LEVEL, in every child started from now on.
+    public static func setLevelForThisProcessAndChildren(_ newLevel: Level) {
+        level = newLevel
+        setenv("RANKSWEEP_LOG_LEVEL", newLevel.name, 1)
+    }
+
     public static func debug(_ message: @autoclosure () -> String) { if level <= .debug { emit(.debug, message()) } }
     public static func info(_ message: @autoclosure () -> String) { if level <= .info { emit(.info, message()) } }
     public static func warn(_ message: @autoclosure () -> String) { if level <= .warn { emit(.warn, message()) } }

@@ -75,27 +75,34 @@ public enum Latency {
             _ = compressed.forward(x, training: false)
         }
         var a: [Sample] = [], b: [Sample] = []
-        var roundsA: [(wall: Double, cpu: Double)] = [], roundsB: [(wall: Double, cpu: Double)] = []
         for _ in 0..<rounds {
-            var ra: [Sample] = [], rb: [Sample] = []
             for run in 0..<runs {
                 if run % 2 == 0 {
-                    ra.append(time(baseline, x)); rb.append(time(compressed, x))
+                    a.append(time(baseline, x)); b.append(time(compressed, x))
                 } else {
-                    rb.append(time(compressed, x)); ra.append(time(baseline, x))
+                    b.append(time(compressed, x)); a.append(time(baseline, x))
                 }
             }
-            roundsA.append((Engine.median(ra.map(\.wall)), Engine.median(ra.map(\.cpu))))
-            roundsB.append((Engine.median(rb.map(\.wall)), Engine.median(rb.map(\.cpu))))
-            a += ra; b += rb
         }
+        return comparison(baseline: a, compressed: b, runs: runs, batch: batch, imageSize: imageSize, warmup: warmup)
+    }
+
+    /// The comparison of two models' samples, `runs` per round in order: each round's median per
+    /// model, the median of those per model, and their ratios (wall and CPU).
+    static func comparison(baseline a: [Sample], compressed b: [Sample], runs: Int, batch: Int, imageSize: Int, warmup: Int) -> LatencyComparison {
+        func roundMedians(_ samples: [Sample]) -> [(wall: Double, cpu: Double)] {
+            stride(from: 0, to: samples.count, by: runs).map { start in
+                let round = samples[start..<min(start + runs, samples.count)]
+                return (Engine.median(round.map(\.wall)), Engine.median(round.map(\.cpu)))
+            }
+        }
+        let roundsA = roundMedians(a), roundsB = roundMedians(b)
         let base = measurement(a, rounds: roundsA, batch: batch, imageSize: imageSize, warmup: warmup)
         let comp = measurement(b, rounds: roundsB, batch: batch, imageSize: imageSize, warmup: warmup)
         let cpuBase = Engine.median(roundsA.map(\.cpu)), cpuComp = Engine.median(roundsB.map(\.cpu))
         return LatencyComparison(baseline: base, compressed: comp, speedUp: base.medianMsPerImage / comp.medianMsPerImage,
                                  cpuSpeedUp: cpuBase / cpuComp, roundSpeedUps: zip(roundsA, roundsB).map { $0.wall / $1.wall })
     }
-
 
     private static func check(model: UNet, batch: Int, imageSize: Int, runs: Int, warmup: Int) throws(CompressionError) {
         guard batch >= 1 else { throw CompressionError("latency: batch must be at least 1, got \(batch)") }
@@ -115,7 +122,7 @@ public enum Latency {
     }
 
     /// Wall and process CPU milliseconds per image of one run.
-    private struct Sample { var wall: Double, cpu: Double }
+    struct Sample { var wall: Double, cpu: Double }
 
     /// Milliseconds per image of one inference forward of `x`.
     private static func time(_ model: UNet, _ x: Tensor) -> Sample {

@@ -243,3 +243,20 @@ public struct LatencyProfileRef: Codable, Sendable, Equatable {
         host = profile.host; cpu = profile.cpu; createdAt = profile.createdAt
     }
 }
+
+extension LatencyProfile {
+    /// A Markdown table: for each layer, its full time and the ranks of each family timed faster.
+    public var fasterPairsTable: [String] {
+        let families = ["svd", "tucker2", "spatial-svd"]
+        var lines = ["| layer | input | full ms/img | " + families.map { "\($0): ranks faster than full" }.joined(separator: " | ") + " |",
+                     "|---|---|---|" + families.map { _ in "---|" }.joined()]
+        for layer in layers {
+            let cells = families.map { family -> String in
+                let faster = (layer.pairs[family] ?? []).filter { $0.ms < layer.fullMs }.map { String($0.rank) }
+                return faster.isEmpty ? "none" : "r=" + faster.joined(separator: ",")
+            }
+            lines.append(String(format: "| %@ | %d | %.3f | ", layer.name, layer.inputSize, layer.fullMs) + cells.joined(separator: " | ") + " |")
+        }
+        return lines
+    }
+}

@@ -216,3 +216,24 @@ public enum ONNXExport {
         }
     }
 }
+
+extension ONNXExport {
+    /// For `make interop`: a seeded random batch `x` (2 images of `size`²) and the model's output `y`
+    /// on it, as safetensors, for onnxruntime to reproduce. Returns `x`.
+    @discardableResult
+    public static func writeSample(_ model: UNet, size: Int, to path: String) throws -> Tensor {
+        var rng = SeededGenerator(seed: 14)
+        var x = Tensor.zeros([2, size, size, model.config.inputChannels])
+        for i in 0..<x.count { x.storage[i] = rng.uniform(0, 1) }
+        try SafeTensors.write(["x": x, "y": model.forward(x, training: false)], to: path)
+        return x
+    }
+}
+
+extension ONNXExport {
+    /// A model file's ONNX bytes (the dashboard's ONNX links; the same export as `ranksweep export --onnx`).
+    @Sendable public static func bytes(ofModelFile path: String) throws -> Data {
+        let (net, metadata) = try ModelFile.load(path: path)
+        return Data(encode(net, metadata: metadata))
+    }
+}

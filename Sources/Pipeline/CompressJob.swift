@@ -122,7 +122,7 @@ public enum CompressJob {
         }
         let factorised = score("factorised")
         let factorisedStatistics = model.batchNorms.map { ($0.movingMean.value, $0.movingVariance.value) }
-        BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
+        BatchNormRecalibration.run(model: model, samples: data.train, batchSize: batch)
         let recalibrated = score("recalibrated")
         var current = (name: "recalibrated", scores: recalibrated)
         if !(recalibrated.selection.dice > factorised.selection.dice) {
@@ -167,7 +167,7 @@ public enum CompressJob {
             // Training leaves moving statistics behind the weights: recalibrating may help, or not.
             if trainSpec.training.recalibrateBatchNorm && run.bestEpoch > 0 {
                 let kept = model.batchNorms.map { ($0.movingMean.value, $0.movingVariance.value) }
-                BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
+                BatchNormRecalibration.run(model: model, samples: data.train, batchSize: batch)
                 let again = score("fine-tuned, recalibrated")
                 if again.selection.dice > current.scores.selection.dice {
                     current = ("fine-tuned, recalibrated", again)

@@ -44,3 +44,14 @@ public enum Evaluation {
         return out
     }
 }
+
+extension Evaluation {
+    /// Each sample's image, true mask and predicted mask side by side, as `folder/NAME.png`.
+    public static func writeOverlays(_ model: UNet, _ samples: [SegmentationSample], batchSize: Int, to folder: String) throws {
+        try OutputFiles.makeDirectory(folder)
+        for (sample, p) in zip(samples, predict(model, samples, batchSize: batchSize)) {
+            try Overlay.writeSideBySide(to: "\(folder)/\(sample.name).png", image: sample.image, truth: sample.mask,
+                                        predictions: [(label: "prediction", probabilities: p)])
+        }
+    }
+}

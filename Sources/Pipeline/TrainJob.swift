@@ -1,7 +1,9 @@
 import Basics
+import Compression
 import Engine
 import Foundation
 import Imaging
+import ModelInterop
 
 /// Everything a baseline training run needs; the sweep's `train` job carries exactly this.
 public struct TrainSpec: Codable, Sendable, Equatable {
@@ -69,6 +71,13 @@ public enum TrainJob {
     /// Model metadata keys that let `compress` and `evaluate` reuse the baseline's data and split.
     public static let specKey = "ranksweep.train_spec"
 
+    /// The input size a model file records: the size ranksweep trained it at, else a Keras model's
+    /// square input (nil when it records neither).
+    public static func recordedImageSize(_ metadata: [String: String]) -> Int? {
+        metadata[specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)).imageSize }
+            ?? metadata[ModelFile.imageSizeKey].flatMap(Int.init)
+    }
+
     /// Loads the data (validating every file first), trains, recalibrates, scores on the test split,
     /// and writes `model.safetensors`, `history.csv` and `metrics.json` into `outDir`. With
     /// `checkpoints`, writes the loop's state after every epoch and/or continues from a checkpoint.
@@ -102,7 +111,7 @@ public enum TrainJob {
         var before: EvaluationResult? = nil
         if spec.training.recalibrateBatchNorm {
             before = Evaluation.evaluate(model, on: data.test, batchSize: batch)
-            BatchNormCalibration.recalibrate(model, on: data.train, batchSize: batch)
+            BatchNormRecalibration.run(model: model, samples: data.train, batchSize: batch)
         }
         let test = Evaluation.evaluate(model, on: data.test, batchSize: batch)
         let batchStats = Evaluation.evaluate(model, on: data.test, batchSize: batch, training: true)

@@ -1,4 +1,5 @@
 import Basics
+import Compression
 import CSupport
 import Engine
 import Foundation
@@ -200,7 +201,7 @@ public final class Trainer {
             events(.step(epoch: epoch, step: step + 1, steps: steps, loss: Double(loss)))
             if csupport_stop_requested() != 0 { return nil }
         }
-        if exactValidation { BatchNormCalibration.recalibrate(model, on: train, batchSize: settings.batchSize) }
+        if exactValidation { BatchNormRecalibration.run(model: model, samples: train, batchSize: settings.batchSize) }
         let v = val.isEmpty ? nil : Evaluation.evaluate(model, on: val, batchSize: settings.batchSize)
         let trainScores = metrics.scores
         var record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(train.count),

@@ -159,6 +159,17 @@ public struct Checkpointing: Sendable {
 
     public static let none = Checkpointing()
 
+    /// `ranksweep train --out-dir D [--resume]`: a checkpoint D/checkpoint after every epoch, and with
+    /// `resume` a start from it when there is one (else from epoch 1, said in the log).
+    public static func inFolder(_ outDir: String, resume: Bool) -> Checkpointing {
+        let file = outDir + "/" + TrainingCheckpoint.fileName
+        var checkpoints = Checkpointing(path: { _ in file })
+        if resume {
+            if FileManager.default.fileExists(atPath: file) { checkpoints.resumeFrom = file } else { Log.info("--resume: no \(file) yet; starting from epoch 1") }
+        }
+        return checkpoints
+    }
+
     /// The run's checkpoint (read and checked), or nil when it starts afresh.
     func load() throws -> TrainingCheckpoint? { try resumeFrom.map { try TrainingCheckpoint.read(path: $0) } }
 

@@ -24,6 +24,25 @@ public enum ReportModels {
         job.artifacts[outputName].map(results.artifactPath)
     }
 
+    /// A sweep job's model file in `stateDir` (`ranksweep export --state-dir D --job ID`); the
+    /// error says which jobs there are, or why this one has no model.
+    public static func model(ofJob job: String, stateDir dir: String) throws -> String {
+        let results = try SweepResults.load(stateDir: dir)
+        guard let record = results.jobs.first(where: { $0.id == job }) else {
+            let names = results.jobs.filter { $0.kind == "train" || $0.kind == "compress" }.map(\.id)
+            throw JobModelProblem(description: "\(dir) has no job \(job)" + (names.isEmpty ? "" : "; its jobs: " + names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", …" : "")))
+        }
+        guard let artifact = artifact(of: record, in: results) else {
+            throw JobModelProblem(description: "job \(job) in \(dir) has no model: it is \(record.status.rawValue)" + (record.kind == "train" || record.kind == "compress" ? "" : " and of kind \(record.kind)"))
+        }
+        return artifact
+    }
+
+    /// A job asked for by a user that has no model (a usage error).
+    public struct JobModelProblem: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// Job ids whose models the report keeps under `choice`.
     static func chosen(_ choice: ReportModelChoice, rows: [ResultRow], recommendation: Recommendation) -> Set<String> {
         let done = rows.filter { $0.status == "done" }

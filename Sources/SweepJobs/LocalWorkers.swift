@@ -29,6 +29,20 @@ public final class LocalWorkers: @unchecked Sendable {
         }
     }
 
+    /// `ranksweep run`'s wiring: `count` workers of `threads` BLAS threads each start as soon as the
+    /// coordinator of `options` is bound (logs in STATE_DIR/logs, caches in STATE_DIR/worker-cache,
+    /// the coordinator's heartbeat settings), and hand back first when it is stopped.
+    public func attach(to options: inout CoordinatorOptions, count: Int, threads: Int, timing: Timing) {
+        let dir = options.stateDir
+        let args = ["--threads", String(threads), "--cache-dir", dir + "/worker-cache",
+                    "--heartbeat-ms", String(timing.heartbeatMs), "--liveness", String(timing.liveness)]
+        options.onBound = { [self] endpoint in
+            do { try start(count: count, endpoint: endpoint, extraArgs: args, logDir: dir + "/logs") } catch { Log.error("\(error)") }
+        }
+        // Ctrl-C: the workers hand back first (checkpoints included), then the coordinator leaves.
+        options.onStop = { [self] in terminateAll() }
+    }
+
     /// SIGTERMs every worker still running (each hands its jobs and checkpoints back, then exits):
     /// how many were told.
     public func terminateAll() -> Int {

@@ -11,13 +11,8 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data-root"),
             help: "Dataset folder in any layout `dataset check` recognises (images/ + masks/, ISIC, BUSI, DSB2018, CVC-ClinicDB...). Default: the built-in synthetic set.")
     var dataRoot: String?
-
-    @Option(name: .customLong("synthetic-count"), help: "Images in the synthetic set.")
-    var syntheticCount = 200
-
-    @Option(name: .customLong("split-seed"), help: "Seed of the train/val/test split.")
-    var splitSeed: UInt64 = 42
-
+    @Option(name: .customLong("synthetic-count"), help: "Images in the synthetic set.") var syntheticCount = 200
+    @Option(name: .customLong("split-seed"), help: "Seed of the train/val/test split.") var splitSeed: UInt64 = 42
     @OptionGroup var layout: DatasetLayoutOptions
 
     func validate() throws {
@@ -37,19 +32,15 @@ struct DatasetLayoutOptions: ParsableArguments {
     @Option(name: .customLong("images-dir"),
             help: "Folder of the images, relative to the dataset folder (or to each train/val/test folder); turns layout detection off.")
     var imagesDir: String?
-
     @Option(name: .customLong("masks-dir"),
             help: "Folder of the masks, relative like --images-dir; the same folder as the images means masks beside images.")
     var masksDir: String?
-
     @Option(name: .customLong("mask-suffix"),
             help: "A mask's name is the image's plus this suffix (default: the same name, or plus _mask, _segmentation or _Segmentation).")
     var maskSuffix: String?
-
     @Option(name: .customLong("mask-threshold"),
             help: "Mask samples above this level of 255 are foreground (scaled for 16-bit).")
     var maskThreshold: Int = DatasetOptions.defaultMaskThreshold
-
     @Flag(name: .customLong("skip-unmatched"),
           help: "Skip images without a mask and masks without an image (and say how many) instead of stopping.")
     var skipUnmatched = false
@@ -74,43 +65,11 @@ struct ThreadOptions: ParsableArguments {
     func apply() { if let threads { BLAS.setThreads(threads) } }
 }
 
-/// Renders training events for a person through the one progress display: a bar per epoch with
-/// the epoch's ETA and the whole run's (to the last epoch; early stopping may end it sooner).
-func trainingEventPrinter(_ progress: ProgressDisplay, label: String = "epoch") -> (TrainingEvent) -> Void {
-    var epochs = 0
-    var stepsPerEpoch = 1
-    var trainingETA = ETAEstimator()
-    var epochETA = ETAEstimator()
-    var currentEpoch = 0
-    // Epoch lines are progress: -q (or --log-level warn/error) leaves only the results.
-    let say: (String) -> Void = { if Log.level <= .info { progress.line($0) } }
-    return { event in
-        switch event {
-        case let .started(total, steps, trainImages, valImages, momentum):
-            epochs = total
-            stepsPerEpoch = max(1, steps)
-            trainingETA = ETAEstimator()
-            say("training on \(trainImages) images (\(steps) steps per epoch), validating on \(valImages); BatchNorm momentum \(String(format: "%.3f", momentum))")
-        case let .step(epoch, step, steps, loss):
-            if epoch != currentEpoch { currentEpoch = epoch; epochETA = ETAEstimator() }
-            let stepsDone = Double((epoch - 1) * stepsPerEpoch + step)
-            let all = trainingETA.secondsLeft(done: stepsDone, total: Double(epochs * stepsPerEpoch))
-            progress.update("\(label) \(epoch)/\(epochs)", done: step, total: steps,
-                            eta: epochETA.secondsLeft(done: Double(step), total: Double(steps)),
-                            detail: (all.map { "(all epochs: \(formatDuration($0)))  " } ?? "") + String(format: "loss %.4f", loss))
-        case let .epochFinished(r):
-            say(String(format: "\(label) %d/%d  loss %.4f dice %.4f iou %.4f | val loss %.4f dice %.4f iou %.4f | lr %.1e | %.1f s",
-                                 r.epoch, epochs, r.trainLoss, r.trainDice, r.trainIoU, r.valLoss, r.valDice, r.valIoU, r.learningRate, r.seconds))
-        case let .note(text):
-            say(text)
-        }
-    }
-}
-
 /// A comma-separated list flag ("50,100,150"), parsed once by the argument parser (`ListFlag`'s
 /// rules), so a bad value is a usage error (exit 64) naming the flag and the value.
-struct ListOption<Element: Sendable>: Sendable {
+struct ListOption<Element: Sendable>: Sendable, CustomStringConvertible {
     let values: [Element]
+    var description: String { values.map { "\($0)" }.joined(separator: ",") }
 
     static func ints(_ flag: String) -> @Sendable (String) throws -> ListOption<Int> {
         { text in

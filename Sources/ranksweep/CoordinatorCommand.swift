@@ -1,6 +1,5 @@
 import ArgumentParser
 import Basics
-import CSupport
 import Foundation
 import Sweep
 import SweepJobs
@@ -15,47 +14,21 @@ struct CoordinatorCommand: ParsableCommand {
             (--keys DIR with coordinator.key and workers/*.pub; see `ranksweep keygen`) unless --insecure.
             """)
 
-    @Option(help: "Sweep file (YAML). Optional when resuming a state dir.")
-    var sweep: String?
-
+    @Option(help: "Sweep file (YAML). Optional when resuming a state dir.") var sweep: String?
     @Option(help: "ZeroMQ endpoint to bind (default tcp://0.0.0.0:5555 with --keys or --insecure, else tcp://127.0.0.1:5555: plain TCP stays on loopback).")
     var bind: String?
-
-    @Option(name: .customLong("state-dir"), help: "Directory for sweep.sqlite and artifacts (reuse it to resume).")
-    var stateDir: String
-
-    @Option(help: "Key directory: coordinator.key (secret) and workers/*.pub (allowed worker keys).")
-    var keys: String?
-
-    @Option(help: "Allowed worker keys: a directory of *.pub files or a file with one key per line (default KEYS/workers).")
-    var allow: String?
-
-    @Flag(help: "Allow plain TCP on a non-loopback address (no encryption, no authentication).")
-    var insecure = false
-
-    @Option(help: "Progress display: auto (bar on a terminal, log lines otherwise), plain, none.")
-    var progress = "auto"
-
-    @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed (overrides the sweep's job_timeout for this run).")
-    var jobTimeout: Double?
-
-    @Flag(name: .customLong("allow-changes"),
-          help: "On an existing state dir: run jobs whose settings the sweep file changes as new jobs beside the old ones (otherwise refused).")
-    var allowChanges = false
-
-    @OptionGroup var timingOptions: TimingOptions
-    @OptionGroup var report: ReportOptions
-    @OptionGroup var dashboard: DashboardOptions
-    @OptionGroup var logging: LoggingOptions
+    @Option(name: .customLong("state-dir"), help: "Directory for sweep.sqlite and artifacts (reuse it to resume).") var stateDir: String
+    @Option(help: "Key directory: coordinator.key (secret) and workers/*.pub (allowed worker keys).") var keys: String?
+    @Option(help: "Allowed worker keys: a directory of *.pub files or a file with one key per line (default KEYS/workers).") var allow: String?
+    @Flag(help: "Allow plain TCP on a non-loopback address (no encryption, no authentication).") var insecure = false
+    @OptionGroup var coordinator: CoordinatorRunOptions
 
     func validate() throws {
-        guard ["auto", "plain", "none"].contains(progress) else { throw ValidationError("--progress must be auto, plain or none") }
         if allow != nil && keys == nil { throw ValidationError("--allow needs --keys (the coordinator's own key pair)") }
-        if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
     }
 
     func run() throws {
-        logging.apply()
+        coordinator.logging.apply()
         try SweepCLI.guarded {
             let endpoint = bind ?? (keys != nil || insecure ? "tcp://0.0.0.0:5555" : "tcp://127.0.0.1:5555")
             var o = CoordinatorOptions(bind: endpoint, stateDir: UserPath.absolute(stateDir))
@@ -71,20 +44,8 @@ struct CoordinatorCommand: ParsableCommand {
                 o.allowlist = try Allowlist.load(allow ?? keys + "/workers")
             }
             o.insecure = insecure
-            o.jobTimeout = jobTimeout
-            o.timing = timingOptions.timing
-            o.allowChanges = allowChanges
-            o.progress = ProgressDisplay.Mode(rawValue: progress) ?? .auto
-            let feed = dashboard.feed()
-            o.observer = feed
-            Log.role = "coordinator"
-            _ = csupport_install_stop_handlers()
-            let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
-            let server = try dashboard.start(stateDir: o.stateDir, feed: feed)
-            let summary = try c.run()
-            server?.stop(after: summary.interrupted ? 0 : 1.5)
-            if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
-            if summary.failed > 0 { throw ExitCode(2) }
+            o.jobTimeout = coordinator.jobTimeout
+            try coordinator.serve(o)
         }
     }
 }

@@ -19,20 +19,12 @@ extension Dataset {
             discussion: "Deterministic by seed. The folder appears complete or not at all; an existing non-empty folder is refused."
         )
 
-        @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Folder to create (must not exist, or be empty).")
-        var out: String
-
-        @Option(help: "Number of image/mask pairs.")
-        var count: Int = 200
-
+        @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Folder to create (must not exist, or be empty).") var out: String
+        @Option(help: "Number of image/mask pairs.") var count: Int = 200
         @Option(name: [.customLong("image-size"), .customLong("size")], help: "Side of the square images in pixels (a multiple of 16, at least 16).")
         var size: Int = 128
-
-        @Option(help: "Random seed; the same seed writes the same pixels.")
-        var seed: UInt64 = 42
-
-        @Flag(help: "Write 8-bit gray images instead of RGB.")
-        var gray = false
+        @Option(help: "Random seed; the same seed writes the same pixels.") var seed: UInt64 = 42
+        @Flag(help: "Write 8-bit gray images instead of RGB.") var gray = false
 
         func validate() throws {
             if count <= 0 { throw ValidationError("--count must be at least 1 (got \(count)).") }
@@ -63,24 +55,13 @@ extension Dataset {
             """
         )
 
-        @Argument(help: "The dataset folder.")
-        var root: String
-
+        @Argument(help: "The dataset folder.") var root: String
         @Option(name: [.customLong("image-size"), .customLong("size")], help: "Model input side; files of another size are resized to it.")
         var size: Int = 128
-
-        @Flag(help: "Load images as gray (1 channel) instead of RGB.")
-        var gray = false
-
-        @Option(name: [.customLong("split-seed"), .customLong("seed")], help: "Seed of the train/val/test split.")
-        var seed: UInt64 = 42
-
-        @Option(name: .customLong("val-fraction"), help: "Fraction of pairs for validation.")
-        var valFraction: Double = 0.1
-
-        @Option(name: .customLong("test-fraction"), help: "Fraction of pairs for testing.")
-        var testFraction: Double = 0.1
-
+        @Flag(help: "Load images as gray (1 channel) instead of RGB.") var gray = false
+        @Option(name: [.customLong("split-seed"), .customLong("seed")], help: "Seed of the train/val/test split.") var seed: UInt64 = 42
+        @Option(name: .customLong("val-fraction"), help: "Fraction of pairs for validation.") var valFraction: Double = 0.1
+        @Option(name: .customLong("test-fraction"), help: "Fraction of pairs for testing.") var testFraction: Double = 0.1
         @OptionGroup var layout: DatasetLayoutOptions
 
         func validate() throws {
@@ -98,39 +79,10 @@ extension Dataset {
             let options = layout.options
             let index = try DatasetLoader.scan(root: root, fractions: fractions, seed: seed, options: options)
             let about = try DatasetLoader.describe(index)
-            for line in Self.report(index, about) { print(line) }
+            for line in about.reportLines(index) { print(line) }
             let data = try DatasetLoader.load(root: root, size: size, channels: gray ? 1 : 3, fractions: fractions, seed: seed, options: options)
             for warning in data.warnings { print("warning: \(warning)") }
             print(String(format: "ok: %d files decoded in %.2f s", data.index.files.count, Date().timeIntervalSince(start)))
-        }
-
-        /// The lines describing a scanned dataset: layout, pairs and split, image sizes and kinds,
-        /// mask kinds, how masks were matched, what was ignored or skipped.
-        static func report(_ index: DatasetIndex, _ about: DatasetLoader.Description) -> [String] {
-            func list(_ items: [(String, Int)], limit: Int = 3) -> String {
-                let shown = items.prefix(limit).map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
-                return items.count > limit ? shown + ", and \(items.count - limit) more" : shown
-            }
-            let pairs = index.pairs
-            let split = index.layout == .presplit ? "train/val/test folders as given" : "split by seed"
-            var lines = ["layout: \(index.kind.rawValue) (\(split))",
-                         "pairs: \(pairs.count); \(index.summary)",
-                         "images: \(pairs.count), sizes \(list(about.imageSizes)); \(list(about.imageKinds))"]
-            let maskFiles = pairs.reduce(0) { $0 + $1.masks.count }
-            let perImage = about.masksPerImage.lowerBound == about.masksPerImage.upperBound
-                ? "\(about.masksPerImage.lowerBound) per image" : "\(about.masksPerImage.lowerBound)-\(about.masksPerImage.upperBound) per image, united"
-            lines.append("masks: \(maskFiles) (\(perImage)); \(list(about.maskKinds)); foreground above \(index.options.maskThreshold) of 255")
-            let rules = index.matching.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
-            lines.append("matched: \(list(rules, limit: 6))")
-            if !index.ignored.isEmpty {
-                lines.append("ignored: \(index.ignored.count) note file\(index.ignored.count == 1 ? "" : "s") (\(index.ignored.prefix(3).joined(separator: ", "))\(index.ignored.count > 3 ? ", ..." : ""))")
-            }
-            lines.append("skipped: \(index.skipped.count)\(index.skipped.isEmpty ? "" : " (--skip-unmatched)")")
-            for file in index.skipped.prefix(DatasetLoader.maxNamedWarnings) { lines.append("  \(file.path): \(file.reason)") }
-            if index.skipped.count > DatasetLoader.maxNamedWarnings {
-                lines.append("  ... and \(index.skipped.count - DatasetLoader.maxNamedWarnings) more")
-            }
-            return lines
         }
     }
 }

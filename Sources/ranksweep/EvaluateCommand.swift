@@ -30,8 +30,7 @@ struct Evaluate: ParsableCommand {
         let model = UserPath.absolute(model)
         let (net, metadata) = try ModelFile.load(path: model)
         let trainSpec = metadata[TrainJob.specKey].flatMap { try? JSONDecoder().decode(TrainSpec.self, from: Data($0.utf8)) }
-        let recordedSize = metadata[ModelFile.imageSizeKey].flatMap(Int.init)   // a Keras model's input size
-        guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? recordedSize ?? 128 : nil) else {
+        guard let imageSize = trainSpec?.imageSize ?? (dataRoot != nil ? TrainJob.recordedImageSize(metadata) ?? 128 : nil) else {
             throw ValidationError("\(model): no training settings in its metadata; give --data-root")
         }
         let source = dataRoot.map {
@@ -45,12 +44,7 @@ struct Evaluate: ParsableCommand {
         print(String(format: "%@ split (%d images): dice %.4f iou %.4f (pooled: dice %.4f iou %.4f) loss %.4f",
                      split, r.images, r.dice, r.iou, r.dicePooled, r.iouPooled, r.loss))
         if let overlays {
-            try OutputFiles.makeDirectory(overlays)
-            let predictions = Evaluation.predict(net, samples, batchSize: batchSize)
-            for (sample, p) in zip(samples, predictions) {
-                try Overlay.writeSideBySide(to: "\(overlays)/\(sample.name).png", image: sample.image, truth: sample.mask,
-                                            predictions: [(label: "prediction", probabilities: p)])
-            }
+            try Evaluation.writeOverlays(net, samples, batchSize: batchSize, to: overlays)
             print("wrote \(samples.count) overlays to \(overlays)")
         }
     }

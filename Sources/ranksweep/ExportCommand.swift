@@ -44,13 +44,9 @@ struct Export: ParsableCommand {
             var path = model.map { UserPath.absolute($0) } ?? ""
             if let stateDir, let job {
                 let dir = UserPath.absolute(stateDir)
-                let results = try SweepResults.load(stateDir: dir)
-                guard let record = results.jobs.first(where: { $0.id == job }) else {
-                    let names = results.jobs.filter { $0.kind == "train" || $0.kind == "compress" }.map(\.id)
-                    throw ValidationError("\(dir) has no job \(job)" + (names.isEmpty ? "" : "; its jobs: " + names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", …" : "")))
-                }
-                guard let artifact = ReportModels.artifact(of: record, in: results) else {
-                    throw ValidationError("job \(job) in \(dir) has no model: it is \(record.status.rawValue)" + (record.kind == "train" || record.kind == "compress" ? "" : " and of kind \(record.kind)"))
+                let artifact: String
+                do { artifact = try ReportModels.model(ofJob: job, stateDir: dir) } catch let problem as ReportModels.JobModelProblem {
+                    throw ValidationError(problem.description)
                 }
                 path = artifact
                 if let out {
@@ -65,12 +61,8 @@ struct Export: ParsableCommand {
             let written = try ONNXExport.write(net, metadata: metadata, to: onnxPath)
             print("\(onnxPath): opset \(ONNXExport.opset), \(written.nodes) nodes, \(written.initializers) initializers holding \(written.initializerElements) parameters (the model has \(net.parameterCount)), \(written.bytes) bytes")
             if let sampleOut {
-                let multiple = 1 << net.config.depth
-                guard sampleSize % multiple == 0 else { throw ValidationError("--sample-size must be a multiple of \(multiple)") }
-                var rng = SeededGenerator(seed: 14)
-                var x = Tensor.zeros([2, sampleSize, sampleSize, net.config.inputChannels])
-                for i in 0..<x.count { x.storage[i] = rng.uniform(0, 1) }
-                try SafeTensors.write(["x": x, "y": net.forward(x, training: false)], to: sampleOut)
+                guard sampleSize % (1 << net.config.depth) == 0 else { throw ValidationError("--sample-size must be a multiple of \(1 << net.config.depth)") }
+                let x = try ONNXExport.writeSample(net, size: sampleSize, to: sampleOut)
                 print("\(sampleOut): input x \(x.shape) and ranksweep's output y")
             }
         }

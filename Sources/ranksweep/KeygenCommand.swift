@@ -12,11 +12,8 @@ struct KeygenCommand: ParsableCommand {
             --name worker1`, then copy worker1.pub into the coordinator's keys/workers/ and keys/coordinator.pub to the worker.
             """)
 
-    @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Directory to write the key files into (created).")
-    var out: String
-
-    @Option(help: "Base name of the key files.")
-    var name = "coordinator"
+    @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Directory to write the key files into (created).") var out: String
+    @Option(help: "Base name of the key files.") var name = "coordinator"
 
     func validate() throws {
         if name.isEmpty || name.contains("/") || name.hasPrefix(".") { throw ValidationError("--name must be a plain file name") }
@@ -24,14 +21,7 @@ struct KeygenCommand: ParsableCommand {
 
     func run() throws {
         try SweepCLI.guarded {
-            let pub = out + "/" + name + ".pub", sec = out + "/" + name + ".key"
-            for p in [pub, sec] where FileManager.default.fileExists(atPath: p) {
-                throw SweepError.invalid("\(p) exists; not overwriting a key")
-            }
-            var keys = try CurveKeyPair.generate()
-            while CurveKeyPair.publishedTestKeys.contains(keys.publicKey) { keys = try CurveKeyPair.generate() }
-            try AtomicFile.write(Data((keys.secretKey + "\n").utf8), to: sec, permissions: 0o600)
-            try AtomicFile.write(Data((keys.publicKey + "\n").utf8), to: pub, permissions: 0o644)
+            let (pub, sec) = try CurveKeyPair.writeNew(directory: out, name: name)
             print("wrote \(pub) and \(sec)")
         }
     }

@@ -52,12 +52,9 @@ let ranksweepVersion = "0.2.0"
 /// Log verbosity, on every command. Child processes (local workers, job children) inherit it
 /// through RANKSWEEP_LOG_LEVEL.
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"), help: "debug, info, warn or error (default info).")
-    var logLevel: String?
-    @Flag(name: .shortAndLong, help: "Only warnings and errors (same as --log-level warn).")
-    var quiet = false
-    @Flag(name: .shortAndLong, help: "Debug detail (same as --log-level debug).")
-    var verbose = false
+    @Option(name: .customLong("log-level"), help: "debug, info, warn or error (default info).") var logLevel: String?
+    @Flag(name: .shortAndLong, help: "Only warnings and errors (same as --log-level warn).") var quiet = false
+    @Flag(name: .shortAndLong, help: "Debug detail (same as --log-level debug).") var verbose = false
 
     func validate() throws {
         if let logLevel, Log.Level(name: logLevel) == nil {
@@ -68,10 +65,7 @@ struct LoggingOptions: ParsableArguments {
 
     /// Sets the level for this process and its children.
     func apply() {
-        let level = logLevel.flatMap(Log.Level.init(name:)) ?? (quiet ? .warn : verbose ? .debug : nil)
-        guard let level else { return }
-        Log.level = level
-        setenv("RANKSWEEP_LOG_LEVEL", level.name, 1)
+        if let level = logLevel.flatMap(Log.Level.init(name:)) ?? (quiet ? .warn : verbose ? .debug : nil) { Log.setLevelForThisProcessAndChildren(level) }
     }
 }
 

@@ -13,18 +13,12 @@ struct ReportCommand: ParsableCommand {
         (--all-models: every finished job's); results.csv and results.json name each job's model.
         """)
 
-    @Option(name: .customLong("state-dir"), help: "The sweep's state directory (holds sweep.sqlite).")
-    var stateDir: String
-
+    @Option(name: .customLong("state-dir"), help: "The sweep's state directory (holds sweep.sqlite).") var stateDir: String
     @Option(name: [.customLong("out-dir"), .customLong("out")], help: "Report folder (default: STATE_DIR/report); replaced atomically.")
     var out: String?
-
     @Option(name: .customLong("data-root"), help: "Dataset folder for the overlays of a folder-data sweep (default: unpacked from the state dir).")
     var dataRoot: String?
-
-    @Option(name: .customLong("overlay-images"), help: "Test images to draw overlays for (0: none).")
-    var overlayImages: Int = 3
-
+    @Option(name: .customLong("overlay-images"), help: "Test images to draw overlays for (0: none).") var overlayImages: Int = 3
     @Flag(name: .customLong("all-models"), help: "Put every finished job's model in REPORT/models/, not only the recommended and Pareto-front ones.")
     var allModels = false
 

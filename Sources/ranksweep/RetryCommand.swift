@@ -12,15 +12,9 @@ struct RetryCommand: ParsableCommand {
             coordinator runs on the state dir, retry refuses (naming its pid): stop it, retry, start it again.
             """)
 
-    @Option(name: .customLong("state-dir"), help: "The sweep's state directory.")
-    var stateDir: String
-
-    @Flag(help: "Every failed job.")
-    var failed = false
-
-    @Option(name: .customLong("job"), parsing: .upToNextOption, help: "Failed job ids to retry (one or more).")
-    var jobs: [String] = []
-
+    @Option(name: .customLong("state-dir"), help: "The sweep's state directory.") var stateDir: String
+    @Flag(help: "Every failed job.") var failed = false
+    @Option(name: .customLong("job"), parsing: .upToNextOption, help: "Failed job ids to retry (one or more).") var jobs: [String] = []
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {

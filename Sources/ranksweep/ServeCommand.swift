@@ -8,11 +8,8 @@ import Sweep
 
 /// `--http ADDR` and `--http-token` on `run` and `coordinator`: the live dashboard of the sweep.
 struct DashboardOptions: ParsableArguments {
-    @Option(help: "Serve a live dashboard of the sweep at HOST:PORT (e.g. 127.0.0.1:8080; a non-loopback address needs the token).")
-    var http: String?
-
-    @Flag(name: .customLong("http-token"), help: "Require the dashboard's token on loopback too (it always is elsewhere).")
-    var httpToken = false
+    @Option(help: "Serve a live dashboard of the sweep at HOST:PORT (e.g. 127.0.0.1:8080; a non-loopback address needs the token).") var http: String?
+    @Flag(name: .customLong("http-token"), help: "Require the dashboard's token on loopback too (it always is elsewhere).") var httpToken = false
 
     func validate() throws {
         if let h = http { do { _ = try HTTPAddress(parsing: h) } catch { throw ValidationError("\(error)") } }
@@ -24,14 +21,8 @@ struct DashboardOptions: ParsableArguments {
 
     func start(stateDir: String, feed: DashboardFeed?) throws -> DashboardServer? {
         guard let http, let feed else { return nil }
-        return try DashboardLaunch.start(stateDirs: [stateDir], feed: feed, address: http, forceToken: httpToken, onnxExporter: modelAsONNX)
+        return try DashboardLaunch.start(stateDirs: [stateDir], feed: feed, address: http, forceToken: httpToken, onnxExporter: ONNXExport.bytes(ofModelFile:))
     }
-}
-
-/// A model file's ONNX bytes, for the dashboard's ONNX links (the same export as `ranksweep export --onnx`).
-@Sendable func modelAsONNX(_ path: String) throws -> Data {
-    let (net, metadata) = try ModelFile.load(path: path)
-    return Data(ONNXExport.encode(net, metadata: metadata))
 }
 
 struct ServeCommand: ParsableCommand {
@@ -43,15 +34,9 @@ struct ServeCommand: ParsableCommand {
             dir is followed as it changes. Stop with Ctrl-C.
             """)
 
-    @Option(name: .customLong("state-dir"), help: "A sweep's state dir (repeat to compare several).")
-    var stateDirs: [String] = []
-
-    @Option(help: "HOST:PORT to serve on (a non-loopback address needs the token).")
-    var http = "127.0.0.1:8080"
-
-    @Flag(name: .customLong("http-token"), help: "Require the token on loopback too.")
-    var httpToken = false
-
+    @Option(name: .customLong("state-dir"), help: "A sweep's state dir (repeat to compare several).") var stateDirs: [String] = []
+    @Option(help: "HOST:PORT to serve on (a non-loopback address needs the token).") var http = "127.0.0.1:8080"
+    @Flag(name: .customLong("http-token"), help: "Require the token on loopback too.") var httpToken = false
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -65,7 +50,7 @@ struct ServeCommand: ParsableCommand {
         try SweepCLI.guarded {
             _ = csupport_install_stop_handlers()
             let server = try DashboardLaunch.start(stateDirs: stateDirs.map { UserPath.absolute($0) }, feed: nil, address: http, forceToken: httpToken,
-                                                   onnxExporter: modelAsONNX)
+                                                   onnxExporter: ONNXExport.bytes(ofModelFile:))
             while csupport_stop_requested() == 0 { usleep(100_000) }
             server.stop()
         }

@@ -13,23 +13,12 @@ struct StatusCommand: ParsableCommand {
             key (--server-key); a status client is never registered as a worker and gets no jobs.
             """)
 
-    @Option(name: .customLong("state-dir"), help: "The coordinator's state directory.")
-    var stateDir: String?
-
-    @Option(help: "A running coordinator's endpoint, e.g. tcp://HOST:5555.")
-    var connect: String?
-
-    @Option(help: "With --connect over CURVE: our secret key file (its public key must be in the coordinator's allowlist).")
-    var key: String?
-
-    @Option(name: .customLong("server-key"), help: "With --connect over CURVE: the coordinator's public key file.")
-    var serverKey: String?
-
-    @Option(help: "With --connect: seconds to wait for an answer.")
-    var timeout: Double = Double(Wire.defaultStatusTimeoutMs) / 1000
-
-    @Flag(help: "Print the status as one JSON object (the same content; for scripts).")
-    var json = false
+    @Option(name: .customLong("state-dir"), help: "The coordinator's state directory.") var stateDir: String?
+    @Option(help: "A running coordinator's endpoint, e.g. tcp://HOST:5555.") var connect: String?
+    @Option(help: "With --connect over CURVE: our secret key file (its public key must be in the coordinator's allowlist).") var key: String?
+    @Option(name: .customLong("server-key"), help: "With --connect over CURVE: the coordinator's public key file.") var serverKey: String?
+    @Option(help: "With --connect: seconds to wait for an answer.") var timeout: Double = Double(Wire.defaultStatusTimeoutMs) / 1000
+    @Flag(help: "Print the status as one JSON object (the same content; for scripts).") var json = false
 
     func validate() throws {
         if (stateDir == nil) == (connect == nil) { throw ValidationError("give --state-dir DIR or --connect ENDPOINT (one of them)") }

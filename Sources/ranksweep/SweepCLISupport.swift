@@ -38,11 +38,8 @@ struct ReportOptions: ParsableArguments {
 
 /// Heartbeat flags shared by coordinator, worker and run (tests use short ones).
 struct TimingOptions: ParsableArguments {
-    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in ms (default 1000, env RANKSWEEP_HEARTBEAT_MS).")
-    var heartbeatMs: Int?
-
-    @Option(help: "Missed heartbeats before a peer is dead (default 5, env RANKSWEEP_LIVENESS).")
-    var liveness: Int?
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in ms (default 1000, env RANKSWEEP_HEARTBEAT_MS).") var heartbeatMs: Int?
+    @Option(help: "Missed heartbeats before a peer is dead (default 5, env RANKSWEEP_LIVENESS).") var liveness: Int?
 
     func validate() throws {
         if let h = heartbeatMs, h < 10 || h > 600_000 { throw ValidationError("--heartbeat-ms must be in 10...600000") }
@@ -63,5 +60,44 @@ enum SweepHooks {
     /// Prints the outcome; the final report follows from `LiveReport` without blocking the coordinator.
     static func sweepCompleted(_ summary: SweepSummary, _ store: SweepStore) throws {
         print("sweep complete: \(summary.done) done, \(summary.failed) failed of \(summary.total) jobs; results in \(summary.stateDir)/\(SweepStore.fileName)")
+    }
+}
+
+/// What `run` and `coordinator` share: the flags of a coordinator's run and the one way it is
+/// served (its dashboard, its live report, the exit status of the sweep).
+struct CoordinatorRunOptions: ParsableArguments {
+    @Option(help: "Progress display: auto (bar on a terminal, log lines otherwise), plain, none.") var progress: ProgressDisplay.Mode = .auto
+    @Option(name: .customLong("job-timeout"), help: "Seconds an attempt may run before it is cancelled and counted as failed (overrides the sweep's job_timeout).")
+    var jobTimeout: Double?
+    @Flag(name: .customLong("allow-changes"),
+          help: "On an existing state dir: run jobs whose settings the sweep file changes as new jobs beside the old ones (otherwise refused).")
+    var allowChanges = false
+    @OptionGroup var timingOptions: TimingOptions
+    @OptionGroup var report: ReportOptions
+    @OptionGroup var dashboard: DashboardOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if let t = jobTimeout, !(t > 0 && t.isFinite) { throw ValidationError("--job-timeout must be a positive number of seconds") }
+    }
+
+    /// Runs the coordinator with these flags until the sweep ends or a signal stops it; `localWorkers`
+    /// (run's own) are stopped after it. Exit status: 2 when jobs failed, 128 + signal when stopped.
+    func serve(_ options: CoordinatorOptions, localWorkers: LocalWorkers? = nil) throws {
+        var o = options
+        o.timing = timingOptions.timing
+        o.allowChanges = allowChanges
+        o.progress = progress
+        let feed = dashboard.feed()
+        o.observer = feed
+        Log.role = "coordinator"
+        _ = csupport_install_stop_handlers()
+        let c = try Coordinator(options: o, onSweepComplete: SweepHooks.sweepCompleted, reporter: report.reporter(stateDir: o.stateDir))
+        let server = try dashboard.start(stateDir: o.stateDir, feed: feed)
+        let summary = try c.run()
+        server?.stop(after: summary.interrupted ? 0 : 1.5)
+        localWorkers?.stop(within: summary.interrupted ? 0.5 : 5)
+        if summary.interrupted { try exitIfInterrupted(); throw ExitCode(130) }
+        if summary.failed > 0 { throw ExitCode(2) }
     }
 }

@@ -61,28 +61,8 @@ struct Train: ParsableCommand {
         let source = data.source
         let settings = spec(channels: try channels ?? source.storedChannels())
         let outDir = UserPath.absolute(outDir)
-        let checkpointPath = outDir + "/" + TrainingCheckpoint.fileName
-        var checkpoints = Checkpointing(path: { _ in checkpointPath })
-        if resume {
-            if FileManager.default.fileExists(atPath: checkpointPath) {
-                checkpoints.resumeFrom = checkpointPath
-            } else {
-                Log.info("--resume: no \(checkpointPath) yet; starting from epoch 1")
-            }
-        }
-        let result = try TrainJob.run(settings, outDir: outDir, checkpoints: checkpoints, events: trainingEventPrinter(progress))
-        let why = switch result.stoppedBy {
-        case .epochs: "the --epochs limit"
-        case .earlyStopping: "early stopping"
-        case .interrupted: "a signal"
-        }
-        progress.line(String(format: "test (%d images): dice %.4f iou %.4f loss %.4f (batch statistics: dice %.4f); ran %d epoch(s), stopped by %@, best validation loss at epoch %d; %.1f s",
-                             result.test.images, result.test.dice, result.test.iou, result.test.loss,
-                             result.testWithBatchStatistics.dice, result.epochsRun, why, result.bestEpoch, result.totalSeconds))
-        if let before = result.testBeforeRecalibration {
-            progress.line(String(format: "BatchNorm recalibration: test dice %.4f -> %.4f", before.dice, result.test.dice))
-        }
-        progress.line("wrote \(outDir)/\(TrainJob.modelFile), \(TrainJob.historyFile), \(TrainJob.metricsFile)")
+        let result = try TrainJob.run(settings, outDir: outDir, checkpoints: .inFolder(outDir, resume: resume), events: trainingEventPrinter(progress))
+        for line in result.summaryLines(outDir: outDir) { progress.line(line) }
         try exitIfInterrupted()
     }
 }

@@ -9,30 +9,14 @@ struct WorkerCommand: ParsableCommand {
         commandName: "worker",
         abstract: "Take jobs from a coordinator and run them (reconnects by itself; SIGTERM hands jobs back).")
 
-    @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
-    var connect: String
-
-    @Option(help: "BLAS threads per job (sets OPENBLAS_NUM_THREADS of job processes; default: all cores / slots).")
-    var threads: Int?
-
-    @Option(help: "Jobs run at once.")
-    var slots = 1
-
-    @Option(name: .customLong("cache-dir"), help: "Artifact cache and job work directories (default ~/.cache/ranksweep).")
-    var cacheDir: String?
-
-    @Option(help: "This worker's CURVE secret key file (from `ranksweep keygen`).")
-    var key: String?
-
-    @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file.")
-    var serverKey: String?
-
-    @Option(help: "Worker id prefix (default: host name).")
-    var name: String?
-
-    @Flag(help: "Keep running after the coordinator reports the sweep complete.")
-    var stay = false
-
+    @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.") var connect: String
+    @Option(help: "BLAS threads per job (sets OPENBLAS_NUM_THREADS of job processes; default: all cores / slots).") var threads: Int?
+    @Option(help: "Jobs run at once.") var slots = 1
+    @Option(name: .customLong("cache-dir"), help: "Artifact cache and job work directories (default ~/.cache/ranksweep).") var cacheDir: String?
+    @Option(help: "This worker's CURVE secret key file (from `ranksweep keygen`).") var key: String?
+    @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file.") var serverKey: String?
+    @Option(help: "Worker id prefix (default: host name).") var name: String?
+    @Flag(help: "Keep running after the coordinator reports the sweep complete.") var stay = false
     @Option(name: .customLong("give-up-after"), help: "Exit (status 3) after this many seconds without a word from a coordinator; 0: keep trying.")
     var giveUpAfter: Double = 600
 
@@ -40,9 +24,7 @@ struct WorkerCommand: ParsableCommand {
     // forever after N jobs), crash-mid-job (exit abruptly 0.3 s into the first job), freeze-on-job=S
     // (socket loop frozen S seconds on the first job: its result arrives late), duplicate-done (send
     // every DONE twice).
-    @Option(help: .hidden)
-    var fault: [String] = []
-
+    @Option(help: .hidden) var fault: [String] = []
     @OptionGroup var timingOptions: TimingOptions
     @OptionGroup var logging: LoggingOptions
 

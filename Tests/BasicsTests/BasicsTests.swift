@@ -47,4 +47,30 @@ final class BasicsTests: XCTestCase {
         XCTAssertEqual(ProgressDisplay.bar(fraction: 0.5, width: 4), "[##..]")
         XCTAssertEqual(formatDuration(3725), "1h02m")
     }
+
+    func testSeedSpellingTurnsOnlyFlagNamesToKebabCase() {
+        XCTAssertEqual(SeedSpelling.kebabCased(["--data_root", "my_data", "--out_dir=./a_b", "-q", "--", "--keep_me"]),
+                       ["--data-root", "my_data", "--out-dir=./a_b", "-q", "--", "--keep_me"])
+    }
+
+    func testCPUInfoNamesTheProcessorAndItsFlags() throws {
+        let text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        XCTAssertNotEqual(CPUInfo.modelName, "unknown")
+        XCTAssertTrue(text.contains(CPUInfo.modelName))
+        // Every x86-64 CPU has SSE2; the flags come from the same first processor.
+        XCTAssertTrue(CPUInfo.flags.contains("sse2"), "flags: \(CPUInfo.flags.sorted().prefix(8))")
+    }
+
+    func testSpawnedChildCapturesOutputErrorsAndExitCode() throws {
+        let ok = try SpawnedChild.capture(path: "/bin/sh", arguments: ["-c", "echo out; echo err >&2; exit 3"], environment: ["PATH": "/bin:/usr/bin"])
+        XCTAssertEqual(ok.stdout, "out\n")
+        XCTAssertEqual(ok.stderr, "err\n")
+        XCTAssertEqual(ok.code, 3)
+        XCTAssertNil(ok.signal)
+        let killed = try SpawnedChild.capture(path: "/bin/sh", arguments: ["-c", "kill -9 $$"], environment: [:])
+        XCTAssertEqual(killed.signal, 9)
+        XCTAssertThrowsError(try SpawnedChild.capture(path: "/nonexistent/tool", arguments: [], environment: [:])) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/tool"), "\($0)")
+        }
+    }
 }

@@ -1,11 +1,12 @@
 import Foundation
 import Pipeline
+import TestSupport
 import XCTest
 
 /// End-to-end: the real `ranksweep` binary, real files, exit codes and messages.
 final class CLITests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = root.appendingPathComponent(".build/release/ranksweep").path
+    static let binary = BuiltBinary.ranksweep
 
     func temporaryDirectory() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rs-cli-\(UUID())").path

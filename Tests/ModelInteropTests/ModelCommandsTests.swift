@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Engine
 @testable import ModelInterop
 
 /// End-to-end: the real binary imports, compresses, evaluates and exports Keras files.
 final class ModelCommandsTests: XCTestCase {
-    static let binary = packageRoot + "/.build/release/ranksweep"
+    static let binary = BuiltBinary.ranksweep
 
     @discardableResult
     func run(_ arguments: [String]) throws -> (status: Int32, output: String) {

@@ -1,4 +1,5 @@
 import Basics
+import Compression
 import Engine
 import Foundation
 import Imaging
@@ -41,7 +42,7 @@ final class TrainingTests: XCTestCase {
         let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 8, depth: 3), seed: 2)
         _ = try Trainer(model: model, settings: settings, train: train, val: val).run()
         let before = Evaluation.evaluate(model, on: test, batchSize: test.count)
-        BatchNormCalibration.recalibrate(model, on: train, batchSize: 4)
+        BatchNormRecalibration.run(model: model, samples: train, batchSize: 4)
         let inference = Evaluation.evaluate(model, on: test, batchSize: 4)
         let batchStatistics = Evaluation.evaluate(model, on: test, batchSize: settings.batchSize, training: true)
         print("small data: inference dice \(inference.dice) (before recalibration \(before.dice)), batch-statistics dice \(batchStatistics.dice), momentum \(model.batchNorms[0].momentum)")
@@ -102,7 +103,7 @@ final class TrainingTests: XCTestCase {
     func testRecalibrationSetsExactStatistics() {
         let samples = SyntheticDataset.generate(count: 6, size: 16, seed: 2)
         let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 2, depth: 1), seed: 1)
-        BatchNormCalibration.recalibrate(model, on: samples, batchSize: 4)
+        BatchNormRecalibration.run(model: model, samples: samples, batchSize: 4)
         // The first BatchNorm sees the first convolution's output: compute its statistics directly.
         let conv = model.encoders[0].conv1
         var sum = [Double](repeating: 0, count: 2), sumSq = sum
@@ -132,7 +133,7 @@ final class TrainingTests: XCTestCase {
             let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 2, depth: 2), seed: 4)
             _ = try Trainer(model: model, settings: settings, train: samples, val: Array(samples.prefix(4))).run()
             let running = model.encoders[0].bn1.movingMean.value.storage[0]
-            BatchNormCalibration.recalibrate(model, on: samples, batchSize: 4)
+            BatchNormRecalibration.run(model: model, samples: samples, batchSize: 4)
             return (running, model.encoders[0].bn1.movingMean.value.storage[0])
         }
         let keras = try runningMean(exactValidation: false, momentum: 0.99)

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import XCTest
 @testable import Reports
 @testable import Sweep
@@ -9,7 +10,7 @@ import XCTest
 /// The built binary and a small finished sweep made once for all tests (about 2-3 s).
 enum Fixture {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let binary = root + "/.build/release/ranksweep"
+    static let binary = BuiltBinary.ranksweep
 
     /// Tests/Fixtures/small-sweep.yaml: 24 synthetic 32x32 images, a depth-2 U-Net; SVD r=2, r=4, ARSVD tau=0.9.
     static let sweepYAML = try! String(contentsOfFile: root + "/Tests/Fixtures/small-sweep.yaml", encoding: .utf8)

@@ -142,7 +142,8 @@ final class ClusterTests: XCTestCase {
     func testLateDoneFromDeadWorkerAndDuplicateDoneAreDropped() throws {
         let c = Cluster("late", sweep: "sleep: {count: 1, seconds: 0.3}\n")
         let coord = try c.startCoordinator()
-        let a = try c.startWorker("a", extra: ["--fault", "freeze-on-job=1.5"])
+        // Frozen three times as long as the coordinator waits before declaring it dead.
+        let a = try c.startWorker("a", extra: ["--fault", "freeze-on-job=\(3 * Harness.deadAfterSeconds)"])
         eventually(10, "attempt 1 dead") { c.count("SELECT COUNT(*) FROM attempts WHERE outcome = 'dead'") == 1 }
         try c.startWorker("b")
         XCTAssertEqual(coord.wait(20), 0, coord.output)

@@ -1,17 +1,24 @@
+import Basics
 import Foundation
+import TestSupport
 import XCTest
 @testable import Sweep
 
 /// Real processes on loopback: the built `ranksweep` binary, short heartbeats, temp dirs.
 enum Harness {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let binary = root + "/.build/release/ranksweep"
+    static let binary = BuiltBinary.ranksweep
 
-    /// 100 ms heartbeats, dead after 5 missed (0.5 s): faults show up fast.
+    /// 100 ms heartbeats, dead after 5 missed (0.5 s on an idle machine, stretched by the load
+    /// factor: a busy machine must not declare a live worker dead): faults show up fast.
+    static let livenessBeats = Int(5 * TestLoad.factor)
+    /// Seconds of silence after which the coordinator declares a worker dead (heartbeat x liveness).
+    static let deadAfterSeconds = 0.1 * Double(livenessBeats)
+
     static let env: [String: String] = {
         var e = ProcessInfo.processInfo.environment
         e["RANKSWEEP_HEARTBEAT_MS"] = "100"
-        e["RANKSWEEP_LIVENESS"] = "5"
+        e["RANKSWEEP_LIVENESS"] = String(livenessBeats)
         e["RANKSWEEP_RECONNECT_MAX_MS"] = "400"
         e["RANKSWEEP_NO_REEXEC"] = "1"
         return e
@@ -89,8 +96,9 @@ final class Proc {
 }
 
 /// Polls until `cond` holds or the time is up.
+/// Waits until `cond` holds, for `seconds` stretched by the machine's load factor (`TestLoad`).
 func eventually(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line, _ cond: () -> Bool) {
-    let end = Date().addingTimeInterval(seconds)
+    let end = Date().addingTimeInterval(TestLoad.seconds(seconds))
     while Date() < end {
         if cond() { return }
         usleep(30_000)
@@ -131,7 +139,16 @@ final class Cluster {
 
     func store() throws -> SweepStore { try SweepStore(stateDir: stateDir, readOnly: true) }
 
-    func count(_ sql: String) -> Int { (try? store().count(sql)) ?? -1 }
+    /// A count from the state dir. A query that keeps failing (not a transient lock) fails the test
+    /// and reads as Int.max, so that no bound passes because the lookup failed.
+    func count(_ sql: String, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var lastError: Error?
+        for _ in 0..<20 {
+            do { return try store().count(sql) } catch { lastError = error; usleep(50_000) }
+        }
+        XCTFail("cannot count \(sql): \(lastError.map { "\($0)" } ?? "?")", file: file, line: line)
+        return Int.max
+    }
 
     deinit {
         for w in workers where w.process.isRunning { w.kill9() }

@@ -112,21 +112,42 @@ final class HostilePeer {
 
 /// Facts about a live process from /proc (Linux).
 enum ProcFacts {
-    static func openFDs(_ pid: Int32) -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count }
+    // Each lookup that fails (the process gone, /proc unreadable) fails the test and reads as the
+    // largest value, so that no upper bound passes because the lookup failed.
 
-    /// Resident set size in KiB (VmRSS), or 0 when the process is gone.
-    static func rssKiB(_ pid: Int32) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+    /// The process's open descriptors.
+    static func openFDs(_ pid: Int32, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else {
+            XCTFail("cannot list /proc/\(pid)/fd: is the process gone?", file: file, line: line)
+            return Int.max
         }
-        return 0
+        return fds.count
+    }
+
+    /// Resident set size in KiB (VmRSS).
+    static func rssKiB(_ pid: Int32, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for entry in status.split(separator: "\n") where entry.hasPrefix("VmRSS:") {
+            if let kib = entry.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Int($0) }) { return kib }
+        }
+        XCTFail("no VmRSS in /proc/\(pid)/status: is the process gone?", file: file, line: line)
+        return Int.max
     }
 
     static func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 
-    static func size(_ path: String) -> Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+    /// A file's size; a missing file fails the test (and reads as the largest value).
+    static func size(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> Int64 {
+        guard let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value else {
+            XCTFail("no file \(path)", file: file, line: line)
+            return Int64.max / 4
+        }
+        return size
+    }
+
+    /// A file's size, 0 when it does not exist (SQLite's WAL file between checkpoints).
+    static func sizeIfPresent(_ path: String) -> Int64 {
+        FileManager.default.fileExists(atPath: path) ? size(path) : 0
     }
 }
 

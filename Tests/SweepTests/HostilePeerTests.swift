@@ -211,11 +211,12 @@ final class HostilePeerTests: XCTestCase {
         eventually(5, "aggregated counts committed") {
             c.count("SELECT COALESCE(SUM(count), 0) FROM events WHERE kind = 'dropped'") == 20_001
         }
-        let rows = c.count("SELECT COUNT(*) FROM events WHERE kind = 'dropped'")
-        XCTAssertLessThanOrEqual(rows, 4, "one row per peer and minute (2 peers, at most 2 minutes)")
+        // One row per peer and minute, however long the flood took on this machine.
+        XCTAssertEqual(c.count("SELECT COUNT(*) FROM (SELECT worker, CAST(time / 60 AS INTEGER) AS minute FROM events WHERE kind = 'dropped' GROUP BY worker, minute HAVING COUNT(*) > 1)"), 0)
+        XCTAssertEqual(c.count("SELECT COUNT(DISTINCT worker) FROM events WHERE kind = 'dropped'"), 2, "the flooder and the stranger")
         let first = try c.store().rows("SELECT detail FROM events WHERE kind = 'dropped' AND worker = 'flooder-1' ORDER BY id").first?["detail"] ?? ""
         XCTAssertTrue(first.contains("READY header is not a JSON object"), first)
-        XCTAssertLessThan(ProcFacts.size(c.stateDir + "/" + SweepStore.fileName) + ProcFacts.size(c.stateDir + "/sweep.sqlite-wal"), 2 << 20)
+        XCTAssertLessThan(ProcFacts.size(c.stateDir + "/" + SweepStore.fileName) + ProcFacts.sizeIfPresent(c.stateDir + "/sweep.sqlite-wal"), 2 << 20)
         try peer.send("READY", "{\"v\":\(Self.v)}")
         let job = try peer.waitFor("JOB", 5)
         try peer.done(job["job"] as! String, "\(job["attempt"] as! Int)", result: "{}")

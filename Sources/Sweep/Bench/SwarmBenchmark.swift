@@ -353,13 +353,6 @@ public enum SwarmBenchmark {
                r.coordinatorCPUSeconds, Double(r.coordinatorPeakRSSBytes) / 1_048_576) + (r.exactlyOnce ? "yes" : "NO")
     }
 
-    /// The CPU's model name, printed with every figure.
-    public static func cpuModel() -> String {
-        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let line = text.split(separator: "\n").first { $0.hasPrefix("model name") }
-        return line.map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
-    }
-
     /// The `q` quantile of `values` (nearest rank); 0 when empty.
     public static func quantile(_ values: [Double], _ q: Double) -> Double {
         guard !values.isEmpty else { return 0 }

@@ -1,3 +1,4 @@
+import Basics
 import CZeroMQ
 import Foundation
 
@@ -12,6 +13,20 @@ public struct CurveKeyPair: Sendable, Equatable {
         "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID", "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs",
         "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6",
     ]
+
+    /// A fresh key pair (never one of the published test keys) as `directory/name.pub` (public,
+    /// Z85) and `name.key` (secret, mode 0600); refuses to overwrite either. Returns both paths.
+    public static func writeNew(directory: String, name: String) throws -> (publicKey: String, secretKey: String) {
+        let pub = directory + "/" + name + ".pub", sec = directory + "/" + name + ".key"
+        for p in [pub, sec] where FileManager.default.fileExists(atPath: p) {
+            throw SweepError.invalid("\(p) exists; not overwriting a key")
+        }
+        var keys = try generate()
+        while publishedTestKeys.contains(keys.publicKey) { keys = try generate() }
+        try AtomicFile.write(Data((keys.secretKey + "\n").utf8), to: sec, permissions: 0o600)
+        try AtomicFile.write(Data((keys.publicKey + "\n").utf8), to: pub, permissions: 0o644)
+        return (pub, sec)
+    }
 
     public static func generate() throws -> CurveKeyPair {
         var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)

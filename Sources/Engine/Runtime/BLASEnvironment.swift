@@ -1,4 +1,4 @@
-import Engine
+import Basics
 import Foundation
 
 /// Debian's OpenBLAS 0.3.21 does not know many AVX-512 CPUs: on Intel Xeon family 6 model 207 it
@@ -10,17 +10,17 @@ import Foundation
 /// (SkylakeX, Cooperlake, SapphireRapids) is left alone. A user's own `OPENBLAS_CORETYPE` is always
 /// respected; `RANKSWEEP_NO_REEXEC=1` turns this off. The library's own pick is passed on in
 /// `RANKSWEEP_BLAS_DETECTED`, so that benchmarks and metrics can say what was overridden.
-enum BLASEnvironment {
+public enum BLASEnvironment {
     /// Kernel families of OpenBLAS that use AVX-512.
     static let avx512Families: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
     /// What the SkylakeX kernels need (OpenBLAS's own test for them).
     static let skylakeXFlags = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
 
-    static func reexecIfUseful() {
+    public static func reexecIfUseful() {
         let env = ProcessInfo.processInfo.environment
         guard env["OPENBLAS_CORETYPE"] == nil, env["RANKSWEEP_NO_REEXEC"] == nil else { return }
         let detected = BLAS.coreName
-        guard shouldForceSkylakeX(detected: detected, cpuFlags: cpuFlags()) else { return }
+        guard shouldForceSkylakeX(detected: detected, cpuFlags: CPUInfo.flags) else { return }
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
         setenv("RANKSWEEP_BLAS_DETECTED", detected, 1)
         let args = CommandLine.arguments
@@ -32,14 +32,7 @@ enum BLASEnvironment {
     }
 
     /// True when the CPU can run the SkylakeX kernels and the library picked a family without AVX-512.
-    static func shouldForceSkylakeX(detected: String, cpuFlags: Set<String>) -> Bool {
+    public static func shouldForceSkylakeX(detected: String, cpuFlags: Set<String>) -> Bool {
         skylakeXFlags.allSatisfy(cpuFlags.contains) && !avx512Families.contains(detected.lowercased())
-    }
-
-    /// The first processor's flags from /proc/cpuinfo (empty when unreadable).
-    static func cpuFlags() -> Set<String> {
-        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
-        return Set(flagsLine.split(separator: " ").map(String.init))
     }
 }
