@@ -8,14 +8,9 @@ struct ExecJobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec-job", abstract: "Run one job (used by workers).", shouldDisplay: false)
 
-    /// The dispatch point for job kinds run in a child process. The built-in test kinds are
-    /// `fail`, `crash`, `sleep`; the lead adds `train` and `compress` here, e.g.
-    /// `"train": { ctx in let spec = try ctx.decodeSpec(TrainJobSpec.self); ... return [...] }`
-    /// (write the model to `ctx.output(JobFiles.model)`; report epochs with `ctx.progress`).
-    static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(pipelineKinds) { _, new in new } }
-
-    /// Pipeline job kinds: train, compress, sensitivity, allocate (SweepJobs; Sweep does not link the training stack).
-    static let pipelineKinds: [String: ExecJobExecutor] = PipelineExecutors.all
+    /// The job kinds a child process runs: Sweep's built-in test kinds (`fail`, `crash`, `sleep`, …)
+    /// and the pipeline's (train, compress, sensitivity, allocate: SweepJobs' `PipelineExecutors`).
+    static var executors: [String: ExecJobExecutor] { ExecJob.builtinExecutors.merging(PipelineExecutors.all) { _, new in new } }
 
     @Option var kind: String
     @Option var spec: String

@@ -1,5 +1,6 @@
 import Basics
 import Foundation
+import TestSupport
 import XCTest
 @testable import Sweep
 
@@ -40,7 +41,8 @@ final class NetnsClusterTests: XCTestCase {
         for k in ["RANKSWEEP_HEARTBEAT_MS", "RANKSWEEP_LIVENESS", "RANKSWEEP_RECONNECT_MAX_MS"] { env[k] = nil }
         let started = Date()
         let (status, out) = try runScript([Self.clusterDir + "/netns/run.sh", "--binary", Harness.binary, "--workdir", dir + "/work",
-                                           "--limit", "240"], log: dir + "/run.log", timeout: 270, env: env)
+                                           "--limit", String(Int(TestLoad.seconds(240)))], log: dir + "/run.log",
+                                          timeout: TestLoad.seconds(270), env: env)
         let seconds = Date().timeIntervalSince(started)
         let summary = out.split(separator: "\n").first { $0.hasPrefix("netns summary:") }.map(String.init)
         print("netns test took \(String(format: "%.1f", seconds)) s; \(summary ?? "no summary line")")
