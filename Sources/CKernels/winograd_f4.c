@@ -1,21 +1,13 @@
 #include "ckernels.h"
+#include "winograd_vectors.h"
 
 /* Winograd F(4x4, 3x3): 6x6 input tiles, 4x4 output tiles, interpolation points 0, ±1, ±2, ∞
    (Lavin and Gray's matrices). Multiply-adds written out, no FMA contraction, so that every
    instruction-set clone gives the same bits. */
 #pragma clang fp contract(off)
 
-/* Eight and sixteen channels per vector: the widths of the avx2 and avx512f clones (each width is
-   split into narrower instructions in the other clones). */
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-#define load8(p) (*(const v8 *)(p))
-#define store8(p, v) (*(v8 *)(p) = (v))
-#define load16(p) (*(const v16 *)(p))
-#define store16(p, v) (*(v16 *)(p) = (v))
+/* Sixteen copies of x, for the avx512f-width constants. */
 #define V16(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
-#define LOAD1(p) (*(p))
-#define STORE1(p, v) (*(p) = (v))
 
 /* Bᵀ applied to six values along one axis. */
 #define BT6(T, d, r)                                                                             \
@@ -89,12 +81,6 @@ void ckernels_winograd_f4_input_tile(const float *const d[36], long c, float *ou
             }                                                                                    \
         }                                                                                        \
     } while (0)
-
-typedef int i8 __attribute__((vector_size(32), aligned(4)));
-typedef int i16 __attribute__((vector_size(64), aligned(4)));
-#define max0_8(v) ((v8)((i8)(v) & ~((v) < zero8)))
-#define max0_16(v) ((v16)((i16)(v) & ~((v) < zero16)))
-#define max0_1(v) ((v) < 0 ? 0.0f : (v))
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_f4_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[16]) {

@@ -62,6 +62,9 @@ public struct TrainResult: Codable, Sendable {
     /// The engine's per-CPU choices for this run (kernel family, threads, Winograd): results are
     /// deterministic for the same choices (nil in metrics written before they were recorded).
     public var engine: EngineChoices? = nil
+    /// Which algorithm each convolution ran, per pass, at `imageSize` (nil in metrics written before
+    /// they were recorded).
+    public var convolutionPlans: [ConvolutionPlanRecord]? = nil
 }
 
 public enum TrainJob {
@@ -126,7 +129,7 @@ public enum TrainJob {
             trainingSeconds: outcome.seconds, totalSeconds: monotonicSeconds() - start,
             batchNormMomentum: model.batchNorms.first?.momentum ?? 0, split: data.summary,
             data: spec.data.description, imageSize: spec.imageSize, blasThreads: BLAS.threads, warnings: data.warnings,
-            engine: .current)
+            engine: .current, convolutionPlans: model.convolutionPlans(height: spec.imageSize, width: spec.imageSize))
         try OutputFiles.writeJSON(result, to: outDir + "/" + metricsFile)
         return result
     }

@@ -15,11 +15,6 @@ final class DirectConvolutionTests: XCTestCase {
         (1, 1, 1, 16, 32), (2, 1, 7, 3, 32), (1, 8, 3, 16, 32), (2, 11, 1, 32, 32), (1, 4, 40, 1, 32),
     ]
 
-    override func tearDown() {
-        DirectConvolution.setISA(DirectConvolution.ISA.allCases.last { $0.isSupported })
-        super.tearDown()
-    }
-
     var supportedISAs: [DirectConvolution.ISA] { DirectConvolution.ISA.allCases.filter(\.isSupported) }
 
     /// conv3x3(x, k) (* scale) + bias in float64, "same" padding.
@@ -65,11 +60,14 @@ final class DirectConvolutionTests: XCTestCase {
         return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
     }
 
-    func layer(_ s: Shape, seed: UInt64) -> (Conv2D, Tensor) {
+    /// A layer whose direct convolutions run on `isa` (the best this CPU runs by default).
+    func layer(_ s: Shape, seed: UInt64, isa: DirectConvolution.ISA = DirectConvolution.bestSupportedISA) -> (Conv2D, Tensor) {
         let k = randomTensor([3, 3, s.cin, s.cout], seed: seed, scale: 0.2)
         let b = randomTensor([s.cout], seed: seed + 1)
         let x = randomTensor([s.n, s.h, s.w, s.cin], seed: seed + 2)
-        return (Conv2D(name: "narrow", kernel: k, bias: b), x)
+        let conv = Conv2D(name: "narrow", kernel: k, bias: b)
+        conv.choices = engineChoices(directISA: isa)
+        return (conv, x)
     }
 
     /// `DirectConvolution.convolve` with a folded scale, bias and ReLU, as `Conv2D.inferenceForward` calls it.
@@ -107,16 +105,19 @@ final class DirectConvolutionTests: XCTestCase {
 
     func testConv2DForwardAndGradientsMatchFloat64() {
         for isa in supportedISAs {
-            DirectConvolution.setISA(isa)
             for (index, s) in shapes.enumerated() {
-                let (conv, x) = layer(s, seed: UInt64(300 + 10 * index))
+                let (conv, x) = layer(s, seed: UInt64(300 + 10 * index), isa: isa)
                 // The input gradient's output has cin channels: direct when a multiple of 16.
                 conv.inputGradientNeeded = s.cin % 16 == 0
                 // 32 -> 32 is Winograd's forward and dX (from 32 channels): then the direct forward
                 // stays out, while its weight gradient stays direct.
-                XCTAssertEqual(conv.usesWinograd, min(s.cin, s.cout) >= (EngineChoices.winogradThreshold ?? .max), "shape \(s)")
-                XCTAssertEqual(conv.directISA, conv.usesWinograd ? nil : isa, "shape \(s)")
-                XCTAssertEqual(conv.directBackwardISA, isa, "shape \(s)")
+                let winograd = min(s.cin, s.cout) >= (EngineChoices.current.winogradMinimumChannels ?? .max)
+                let plan = conv.plan(height: s.h, width: s.w)
+                XCTAssertEqual(plan.forward == .direct, !winograd, "shape \(s)")
+                XCTAssertEqual([.winogradF2, .winogradF4].contains(plan.forward), winograd, "shape \(s)")
+                XCTAssertEqual(plan.inputGradient, !conv.inputGradientNeeded ? nil : winograd ? plan.forward : .direct, "shape \(s)")
+                XCTAssertEqual(plan.weightGradient, .direct, "shape \(s)")
+                XCTAssertEqual(plan.directISA, isa, "shape \(s)")
                 let y = conv.forward(x, training: true)
                 XCTAssertLessThan(errorRelativeToScale(y.storage, forwardReference(x, conv.kernel.value, bias: conv.bias!.value.storage)),
                                   1e-5, "\(isa.name) shape \(s)")
@@ -142,8 +143,10 @@ final class DirectConvolutionTests: XCTestCase {
             let (conv, x) = layer(s, seed: UInt64(500 + 10 * index))
             conv.inputGradientNeeded = true
             let direct = s.cout % 16 == 0 && max(s.cin, s.cout) <= DirectConvolution.maximumChannels
-            XCTAssertEqual(conv.directISA != nil, direct, "shape \(s)")
-            XCTAssertNil(conv.directBackwardISA, "shape \(s)")
+            let plan = conv.plan(height: s.h, width: s.w)
+            XCTAssertEqual(plan.forward == .direct, direct, "shape \(s)")
+            XCTAssertEqual(plan.inputGradient, .rowIm2col, "shape \(s)")
+            XCTAssertEqual(plan.weightGradient, .rowIm2col, "shape \(s)")
             let y = conv.forward(x, training: true)
             XCTAssertLessThan(errorRelativeToScale(y.storage, forwardReference(x, conv.kernel.value, bias: conv.bias!.value.storage)),
                               1e-5, "shape \(s)")
@@ -160,20 +163,19 @@ final class DirectConvolutionTests: XCTestCase {
     /// also whatever the thread count (each output's sum has one order).
     func testRepeatedRunsAreIdentical() {
         let s: Shape = (4, 12, 21, 16, 32)
-        func run(threads: Int) -> [[Float]] {
+        func run(threads: Int, isa: DirectConvolution.ISA) -> [[Float]] {
             let saved = BLAS.threads
             BLAS.setThreads(threads)
             defer { BLAS.setThreads(saved) }
-            let (conv, x) = layer(s, seed: 700)
+            let (conv, x) = layer(s, seed: 700, isa: isa)
             let y = conv.forward(x, training: true)
             let dx = conv.backward(randomTensor(y.shape, seed: 701))
             return [y.storage, dx.storage, conv.kernel.grad.storage, conv.bias!.grad.storage]
         }
         for isa in supportedISAs {
-            DirectConvolution.setISA(isa)
-            let first = run(threads: 2)
-            XCTAssertEqual(run(threads: 2), first, isa.name)
-            let serial = run(threads: 1)
+            let first = run(threads: 2, isa: isa)
+            XCTAssertEqual(run(threads: 2, isa: isa), first, isa.name)
+            let serial = run(threads: 1, isa: isa)
             XCTAssertEqual(serial[0], first[0], "\(isa.name) forward, 1 vs 2 threads")
             XCTAssertEqual(serial[1], first[1], "\(isa.name) dX, 1 vs 2 threads")
         }
@@ -185,13 +187,14 @@ final class DirectConvolutionTests: XCTestCase {
         let s: Shape = (2, 9, 23, 16, 32)
         var results: [(DirectConvolution.ISA, [[Float]])] = []
         for isa in supportedISAs {
-            DirectConvolution.setISA(isa)
-            let (conv, x) = layer(s, seed: 900)
+            let (conv, x) = layer(s, seed: 900, isa: isa)
             let y = conv.forward(x, training: true)
             let dx = conv.backward(randomTensor(y.shape, seed: 901))
             results.append((isa, [y.storage, dx.storage, conv.kernel.grad.storage, conv.bias!.grad.storage]))
         }
+        print("Direct convolutions compared on: \(results.map(\.0.name).joined(separator: ", "))")
         XCTAssertGreaterThanOrEqual(results.count, 2, "this CPU runs at least plain C and AVX2")
+        guard results.count >= 2 else { return }  // plain C only: nothing to compare it with
         for (isa, r) in results.dropFirst() {
             for (part, (a, b)) in zip(r, results[0].1).enumerated() {
                 let scale = max(b.map(abs).max() ?? 0, 1e-30)
@@ -208,20 +211,39 @@ final class DirectConvolutionTests: XCTestCase {
     /// The choice is recorded (summary line, metrics.json), and a record from before it existed
     /// still decodes, with no direct convolution.
     func testEngineChoicesRecordTheInstructionSet() throws {
-        let best = try XCTUnwrap(DirectConvolution.ISA.allCases.last { $0.isSupported })
-        DirectConvolution.setISA(best)
-        let current = EngineChoices.current
-        XCTAssertEqual(current.directConvolution, best.name)
-        XCTAssertTrue(current.summary.hasSuffix("direct narrow 3x3 \(best.name)"), current.summary)
-        let decoded = try JSONDecoder().decode(EngineChoices.self, from: JSONEncoder().encode(current))
-        XCTAssertEqual(decoded, current)
-        DirectConvolution.setISA(nil)
-        XCTAssertNil(EngineChoices.current.directConvolution)
-        XCTAssertTrue(EngineChoices.current.summary.hasSuffix("direct narrow 3x3 off"), EngineChoices.current.summary)
-        XCTAssertNil(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 1), bias: nil).directISA)
+        let best = DirectConvolution.bestSupportedISA
+        let chosen = engineChoices(directISA: best)
+        XCTAssertEqual(chosen.directConvolution, best.name)
+        XCTAssertTrue(chosen.summary.hasSuffix("direct narrow 3x3 \(best.name)"), chosen.summary)
+        let decoded = try JSONDecoder().decode(EngineChoices.self, from: JSONEncoder().encode(chosen))
+        XCTAssertEqual(decoded, chosen)
+        let off = engineChoices(directISA: nil)
+        XCTAssertNil(off.directConvolution)
+        XCTAssertTrue(off.summary.hasSuffix("direct narrow 3x3 off"), off.summary)
+        let narrow = Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 1), bias: nil)
+        narrow.choices = off
+        XCTAssertEqual(narrow.plan(height: 8, width: 8), ConvolutionPlan(forward: .rowIm2col, inputGradient: .rowIm2col, weightGradient: .rowIm2col))
         let old = #"{"blasCore":"SkylakeX","threads":2,"winogradMinimumChannels":32}"#
         let oldChoices = try JSONDecoder().decode(EngineChoices.self, from: Data(old.utf8))
         XCTAssertEqual(oldChoices.blasCore, "SkylakeX")
         XCTAssertNil(oldChoices.directConvolution)
+    }
+
+    /// The instruction sets the kernels run are the ones the CPU's flags (/proc/cpuinfo) say it
+    /// has, so that AVX-512 (or AVX2) does not drop out unnoticed on a CPU that has it; and the
+    /// process's choice is the best of them unless RANKSWEEP_DIRECT says otherwise.
+    func testInstructionSetsFollowTheCPUFlags() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagsLine = try XCTUnwrap(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }, "no flags line in /proc/cpuinfo")
+        let flags = Set(flagsLine.split(separator: ":", maxSplits: 1).last!.split(separator: " ").map(String.init))
+        XCTAssertEqual(DirectConvolution.ISA.avx2.isSupported, flags.contains("avx2") && flags.contains("fma"), "AVX2")
+        XCTAssertEqual(DirectConvolution.ISA.avx512.isSupported, flags.contains("avx512f") && flags.contains("fma"), "AVX-512")
+        XCTAssertEqual(Winograd.smallGemmSupported, flags.contains("avx512f") && flags.contains("fma"), "the small GEMM is AVX-512 only")
+        print("Instruction sets of the C kernels on this CPU: \(supportedISAs.map(\.name).joined(separator: ", ")); "
+              + "Winograd small GEMM \(Winograd.smallGemmSupported ? "AVX-512" : "off (no AVX-512)"); "
+              + "this process: direct \(EngineChoices.current.directConvolution ?? "off")")
+        if ProcessInfo.processInfo.environment["RANKSWEEP_DIRECT"] == nil {
+            XCTAssertEqual(EngineChoices.current.directConvolution, DirectConvolution.bestSupportedISA.name)
+        }
     }
 }

@@ -5,9 +5,13 @@ import XCTest
 /// inference and training outputs, the loss, every gradient, and one Adam step.
 /// Tolerance about 1e-4 (TensorFlow's oneDNN sums in another order), per the golden README.
 final class GoldenUNetTests: XCTestCase {
+    /// The choices `makeModel`'s convolutions plan by.
+    var modelChoices = EngineChoices.current
+
     func makeModel() throws -> UNet {
         let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 4, depth: 2), seed: 1)
         try model.assign(try golden("unet_tiny/weights.safetensors"), path: "unet_tiny/weights.safetensors")
+        model.setEngineChoices(modelChoices)
         return model
     }
 
@@ -33,16 +37,20 @@ final class GoldenUNetTests: XCTestCase {
     /// through it (F(4x4, 3x3) on the 16x16 level, F(2x2, 3x3) below, the weight gradient too) and
     /// hold it to the same bounds.
     func testWinogradOnEveryLayerStillMatchesKeras() throws {
-        let (f2, f4, weights) = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold, EngineChoices.winogradWeightsThreshold)
-        EngineChoices.setWinogradThreshold(1)
-        EngineChoices.setWinogradF4Threshold(1)
-        EngineChoices.setWinogradWeightsThreshold(1)
-        defer { EngineChoices.setWinogradThreshold(f2); EngineChoices.setWinogradF4Threshold(f4); EngineChoices.setWinogradWeightsThreshold(weights) }
+        // The F(4x4) weight-gradient minimum is recorded as at least F(4x4)'s (see `EngineChoices`).
+        modelChoices = engineChoices {
+            $0.winogradMinimumChannels = 1; $0.winogradF4MinimumChannels = 1; $0.winogradWeightsMinimumChannels = 1
+            $0.winogradF4WeightsMinimumChannels = max(EngineChoices.winogradF4WeightsDefault, 1)
+        }
         let model = try makeModel()
-        let convolutions = model.convolutions.compactMap { $0 as? Conv2D }.filter { $0.kernelHeight == 3 }
-        XCTAssertTrue(convolutions.allSatisfy(\.usesWinograd))
-        XCTAssertTrue(convolutions.allSatisfy(\.usesWinogradWeightGradient))
-        XCTAssertTrue(convolutions.contains { $0.usesWinogradF4(height: 16, width: 16) })
+        let plans = model.convolutionSizes(height: 16, width: 16).compactMap { entry in
+            (entry.layer as? Conv2D).flatMap { $0.kernelHeight == 3 ? $0.plan(height: entry.height, width: entry.width) : nil }
+        }
+        XCTAssertEqual(plans.count, 10)
+        let winograd: Set<ConvolutionPlan.Algorithm> = [.winogradF2, .winogradF4]
+        XCTAssertTrue(plans.allSatisfy { winograd.contains($0.forward) })
+        XCTAssertTrue(plans.allSatisfy { winograd.contains($0.weightGradient) })
+        XCTAssertTrue(plans.contains { $0.forward == .winogradF4 })
         try testOutputsAndLossMatchKeras()
         try checkEveryGradientMatchesKeras()
     }

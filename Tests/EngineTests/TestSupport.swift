@@ -71,3 +71,16 @@ func checkGradients(of layer: Layer, input x: Tensor, training: Bool = true, eps
     }
     print("gradient check \(layer.name): worst relative error \(worst)")
 }
+
+/// `EngineChoices.current` with other settings, for one layer or model (`Conv2D.choices`,
+/// `UNet.setEngineChoices`).
+func engineChoices(_ change: (inout EngineChoices) -> Void) -> EngineChoices {
+    var choices = EngineChoices.current
+    change(&choices)
+    return choices
+}
+
+/// `EngineChoices.current` with the direct convolutions on `isa` (nil: off).
+func engineChoices(directISA isa: DirectConvolution.ISA?) -> EngineChoices {
+    engineChoices { $0.directConvolution = isa?.name }
+}

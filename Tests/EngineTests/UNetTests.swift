@@ -3,16 +3,87 @@ import XCTest
 @testable import Engine
 
 final class UNetTests: XCTestCase {
-    /// The Keras reference architectures (unet-small, unet-paper), exactly.
+    /// The Keras reference architectures (unet-small, unet-paper), exactly. FLOPs (2 x multiply-adds)
+    /// per image, layer by layer, for an S x S input with F base filters: a 3x3 convolution on an
+    /// s x s image costs 2·s²·9·cin·cout, the 2x2 stride-2 transposed convolution 2·s²·4·cin·cout on
+    /// its s x s input, the 1x1 head 2·S²·F. Level l (s = S/2^l, f = F·2^l, so s·f = S·F):
+    /// - level 0 encoder: 2·S²·9·(3·F + F·F);
+    /// - each deeper encoder level and the bottleneck (f/2 -> f -> f): 2·9·s²·(f/2·f + f·f) = 27·(S·F)²;
+    /// - each decoder level: up-sampling 2·(s/2)²·4·(2f)·f = 4·(s·f)², then 2f -> f -> f, 2·9·s²·(2f·f + f·f)
+    ///   = 54·(s·f)²: 58·(S·F)².
     func testParameterAndFlopCountsMatchKerasReference() {
+        func flops(side S: Int, filters F: Int, depth: Int) -> Int {
+            2 * S * S * 9 * (3 * F + F * F) + depth * 27 * (S * F) * (S * F) + depth * 58 * (S * F) * (S * F) + 2 * S * S * F
+        }
         let small = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 16, depth: 4), seed: 1)
         XCTAssertEqual(small.parameterCount, 1_946_993)
         XCTAssertEqual(small.trainableParameterCount, 1_944_049)
+        // 89,653,248 + 4 x 113,246,208 + 4 x 243,269,632 + 524,288 = 1,516,240,896 (Keras: 1.516 G).
+        XCTAssertEqual(flops(side: 128, filters: 16, depth: 4), 1_516_240_896)
+        XCTAssertEqual(small.flopsPerImage(height: 128, width: 128), flops(side: 128, filters: 16, depth: 4))
         XCTAssertEqual(Double(small.flopsPerImage(height: 128, width: 128)) / 1e9, 1.516, accuracy: 5e-4)
         let paper = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 64, depth: 4), seed: 1)
         XCTAssertEqual(paper.parameterCount, 31_055_297)
         XCTAssertEqual(paper.trainableParameterCount, 31_043_521)
+        // 5,058,330,624 + 4 x 7,247,757,312 + 4 x 15,569,256,448 + 8,388,608 = 96,334,774,272 (Keras: 96.33 G).
+        XCTAssertEqual(flops(side: 256, filters: 64, depth: 4), 96_334_774_272)
+        XCTAssertEqual(paper.flopsPerImage(height: 256, width: 256), flops(side: 256, filters: 64, depth: 4))
         XCTAssertEqual(Double(paper.flopsPerImage(height: 256, width: 256)) / 1e9, 96.33, accuracy: 5e-3)
+    }
+
+    /// unet-small's plan table at its training size (128x128, as `bench engine` and the sweeps run
+    /// it) with the default thresholds: which algorithm runs each pass of every convolution. The
+    /// rules do not depend on the CPU; the instruction sets do (the direct kernels' best ISA, and the
+    /// Winograd small GEMM on AVX-512 only), and are printed.
+    func testConvolutionPlansOfUNetSmallAtItsTrainingSize() {
+        let model = UNet(config: UNetConfig(inputChannels: 3, baseFilters: 16, depth: 4), seed: 1)
+        let direct = DirectConvolution.bestSupportedISA
+        // The defaults, whatever RANKSWEEP_* variables this process was started with.
+        model.setEngineChoices(engineChoices {
+            $0.winogradMinimumChannels = EngineChoices.winogradDefault
+            $0.winogradF4MinimumChannels = EngineChoices.winogradF4Default
+            $0.winogradWeightsMinimumChannels = EngineChoices.winogradWeightsDefault
+            $0.winogradF4WeightsMinimumChannels = max(EngineChoices.winogradF4WeightsDefault, EngineChoices.winogradF4Default)
+            $0.winogradSmallGemmMaximumChannels = Winograd.smallGemmSupported ? EngineChoices.winogradSmallGemmDefault : nil
+            $0.directConvolution = direct.name
+        })
+        let plans = model.convolutionPlans(height: 128, width: 128)
+        for p in plans {
+            print("plan \(p.layer): forward \(p.forward), dX \(p.inputGradient), dW \(p.weightGradient), \(p.isa)")
+        }
+        typealias Row = (layer: String, forward: String, inputGradient: String, weightGradient: String)
+        let (d, f2, f4) = ("direct", "Winograd F(2x2,3x3)", "Winograd F(4x4,3x3)")
+        let expected: [Row] = [
+            // 128x128, 3 -> 16 and 16 -> 16: too narrow for Winograd; the image needs no dX.
+            ("enc0_conv1", d, "none", d), ("enc0_conv2", d, d, d),
+            // 64x64: 16 -> 32 is below Winograd's 32 channels; 32 -> 32 runs F(4x4) with its dW direct.
+            ("enc1_conv1", d, d, d), ("enc1_conv2", f4, f4, d),
+            // 32x32 and 16x16: F(4x4) every pass.
+            ("enc2_conv1", f4, f4, f4), ("enc2_conv2", f4, f4, f4), ("enc3_conv1", f4, f4, f4), ("enc3_conv2", f4, f4, f4),
+            // 8x8 is below F(4x4)'s 16 pixels: F(2x2), its dW too from 64 channels.
+            ("bottleneck_conv1", f2, f2, f2), ("bottleneck_conv2", f2, f2, f2),
+            ("dec3_conv1", f4, f4, f4), ("dec3_conv2", f4, f4, f4), ("dec2_conv1", f4, f4, f4), ("dec2_conv2", f4, f4, f4),
+            // 64 -> 32 is too wide for the direct kernels: F(4x4) dW.
+            ("dec1_conv1", f4, f4, f4), ("dec1_conv2", f4, f4, d),
+            ("dec0_conv1", d, d, d), ("dec0_conv2", d, d, d),
+            ("head", "pointwise GEMM", "pointwise GEMM", "pointwise GEMM"),
+        ]
+        XCTAssertEqual(plans.count, expected.count)
+        for (plan, row) in zip(plans, expected) {
+            XCTAssertEqual(plan.layer, row.layer)
+            XCTAssertEqual([plan.forward, plan.inputGradient, plan.weightGradient], [row.forward, row.inputGradient, row.weightGradient],
+                           row.layer)
+            // Layers with a direct pass report its ISA (the 32 -> 32 ones, whose Winograd products
+            // may also run the small GEMM, too); every other layer's products go to OpenBLAS.
+            let usesDirect = [row.forward, row.inputGradient, row.weightGradient].contains(d)
+            XCTAssertEqual(plan.isa, usesDirect ? direct.name : "BLAS", row.layer)
+        }
+        // The small GEMM's part of the plan, pass by pass, on the 32 -> 32 layer.
+        let narrowWinograd = model.encoders[1].conv2 as! Conv2D
+        let smallGemm: DirectConvolution.ISA? = Winograd.smallGemmSupported ? .avx512 : nil
+        XCTAssertEqual(narrowWinograd.plan(height: 64, width: 64).forwardSmallGemm, smallGemm)
+        XCTAssertEqual(narrowWinograd.plan(height: 64, width: 64).inputGradientSmallGemm, smallGemm)
+        print("unet-small plans on this CPU: direct kernels \(direct.name), Winograd small GEMM \(smallGemm?.name ?? "off (no AVX-512)")")
     }
 
     func testLayerNamesFollowKerasReference() {

@@ -6,7 +6,7 @@ import XCTest
 /// weight gradients through `Conv2D`, and independence from chunking and the thread count.
 extension WinogradTests {
     func winogradF4(_ x: Tensor, kernel k: Tensor, bias: Tensor?, relu: Bool = false, forInputGradient: Bool = false,
-                    workspace: Workspace = Workspace()) -> Tensor {
+                    workspace: Workspace = Workspace(), choices: EngineChoices = .current) -> Tensor {
         let (n, h, w, cs) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cin, cout) = (k.shape[2], k.shape[3])
         let ct = forInputGradient ? cin : cout
@@ -17,7 +17,9 @@ extension WinogradTests {
         x.storage.withUnsafeBufferPointer { xb in matrices.withUnsafeBufferPointer { mb in
             (bias?.storage ?? []).withUnsafeBufferPointer { bb in y.storage.withUnsafeMutableBufferPointer { yb in
                 WinogradF4.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cs, matrices: mb.baseAddress!, targetChannels: ct,
-                                    bias: bias == nil ? nil : bb.baseAddress!, relu: relu, into: yb.baseAddress!, workspace: workspace)
+                                    bias: bias == nil ? nil : bb.baseAddress!, relu: relu, into: yb.baseAddress!,
+                                    smallGemm: Winograd.smallGemmISA(sourceChannels: cs, targetChannels: ct, choices: choices),
+                                    workspace: workspace)
             } }
         } }
         return y
@@ -77,14 +79,14 @@ extension WinogradTests {
     }
 
     func testConv2DUsesF4OnWideLayersOfLargeImagesOnly() throws {
-        let minimum = try XCTUnwrap(EngineChoices.winogradF4Threshold, "F(4x4, 3x3) is on by default")
+        let minimum = try XCTUnwrap(EngineChoices.current.winogradF4MinimumChannels, "F(4x4, 3x3) is on by default")
         let channels = max(minimum, 32)
         let k = randomTensor([3, 3, channels, channels], seed: 75, scale: 0.05)
         let layer = Conv2D(name: "wide", kernel: k, bias: randomTensor([channels], seed: 76))
-        XCTAssertTrue(layer.usesWinogradF4(height: WinogradF4.minimumSide, width: WinogradF4.minimumSide + 3))
-        XCTAssertFalse(layer.usesWinogradF4(height: WinogradF4.minimumSide - 1, width: 64))
-        XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 77), bias: nil)
-            .usesWinogradF4(height: 64, width: 64))
+        XCTAssertEqual(layer.plan(height: WinogradF4.minimumSide, width: WinogradF4.minimumSide + 3).forward, .winogradF4)
+        XCTAssertEqual(layer.plan(height: WinogradF4.minimumSide - 1, width: 64).forward, .winogradF2)
+        XCTAssertNotEqual(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 16, 16], seed: 77), bias: nil)
+            .plan(height: 64, width: 64).forward, .winogradF4)
         let x = randomTensor([1, WinogradF4.minimumSide, WinogradF4.minimumSide + 2, channels], seed: 78)
         let y = layer.forward(x, training: true)
         XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: layer.bias!.value)), 2e-5)
@@ -108,13 +110,14 @@ extension WinogradTests {
     }
 
     func testConv2DWeightGradientByF4OnF4Layers() throws {
-        let minimum = try XCTUnwrap(EngineChoices.winogradF4WeightsThreshold, "the F(4x4, 3x3) weight gradient is on by default")
-        let channels = max(minimum, try XCTUnwrap(EngineChoices.winogradF4Threshold), try XCTUnwrap(EngineChoices.winogradThreshold))
+        let minimum = try XCTUnwrap(EngineChoices.current.winogradF4WeightsMinimumChannels, "the F(4x4, 3x3) weight gradient is on by default")
+        let channels = max(minimum, try XCTUnwrap(EngineChoices.current.winogradF4MinimumChannels),
+                           try XCTUnwrap(EngineChoices.current.winogradMinimumChannels))
         let side = WinogradF4.minimumSide
         let layer = Conv2D(name: "wide", kernel: randomTensor([3, 3, channels, channels + 5], seed: 102, scale: 0.1),
                            bias: randomTensor([channels + 5], seed: 103))
-        XCTAssertTrue(layer.usesWinogradF4WeightGradient(height: side, width: side + 1))
-        XCTAssertFalse(layer.usesWinogradF4WeightGradient(height: side - 1, width: side + 1), "F(2x2, 3x3) below the F(4x4) side")
+        XCTAssertEqual(layer.plan(height: side, width: side + 1).weightGradient, .winogradF4)
+        XCTAssertNotEqual(layer.plan(height: side - 1, width: side + 1).weightGradient, .winogradF4, "F(2x2, 3x3) below the F(4x4) side")
         let x = randomTensor([2, side, side + 1, channels], seed: 104)
         let dy = randomTensor(layer.forward(x, training: true).shape, seed: 105)
         layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
@@ -129,14 +132,16 @@ extension WinogradTests {
         } } } }
         XCTAssertLessThan(errorRelativeToScale(dx.storage, directConvolution(dy, kernel: rotated, bias: nil)), 2e-5)
         // Recorded as the effective minimum (every F(4x4) layer by default); off for A/B: the band pass or F(2x2) instead.
-        let f4 = try XCTUnwrap(EngineChoices.winogradF4Threshold)
-        XCTAssertEqual(EngineChoices.current.winogradF4WeightsMinimumChannels, max(minimum, f4))
-        XCTAssertTrue(EngineChoices.current.summary.contains(", the F(4x4) weight gradient from \(max(minimum, f4)) channels"),
+        let f4 = try XCTUnwrap(EngineChoices.current.winogradF4MinimumChannels)
+        if ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_F4_WEIGHTS"] == nil {
+            XCTAssertEqual(minimum, max(EngineChoices.winogradF4WeightsDefault, f4))
+        }
+        XCTAssertTrue(EngineChoices.current.summary.contains(", the F(4x4) weight gradient from \(minimum) channels"),
                       EngineChoices.current.summary)
-        EngineChoices.setWinogradF4WeightsThreshold(nil)
-        defer { EngineChoices.setWinogradF4WeightsThreshold(minimum) }
-        XCTAssertFalse(layer.usesWinogradF4WeightGradient(height: side, width: side + 1))
-        XCTAssertNil(EngineChoices.current.winogradF4WeightsMinimumChannels)
+        let off = engineChoices { $0.winogradF4WeightsMinimumChannels = nil }
+        XCTAssertFalse(off.summary.contains("the F(4x4) weight gradient"), off.summary)
+        layer.choices = off
+        XCTAssertNotEqual(layer.plan(height: side, width: side + 1).weightGradient, .winogradF4)
         layer.kernel.zeroGrad()
         _ = layer.forward(x, training: true)
         _ = layer.backward(dy)

@@ -74,13 +74,11 @@ extension WinogradTests {
     /// `Winograd.convolve` by `tiling` with the small GEMM up to `smallGemm` channels (nil: off).
     func convolve(_ x: Tensor, kernel k: Tensor, bias: Tensor?, tiling: Winograd.Tiling, smallGemm: Int?,
                   workspace: Workspace = Workspace()) -> Tensor {
-        let saved = EngineChoices.winogradSmallGemmThreshold
-        EngineChoices.setWinogradSmallGemmThreshold(smallGemm)
-        defer { EngineChoices.setWinogradSmallGemmThreshold(saved) }
-        let chosen = Winograd.smallGemmISA(sourceChannels: x.shape[3], targetChannels: k.shape[3])
+        let choices = engineChoices { $0.winogradSmallGemmMaximumChannels = smallGemm }
+        let chosen = Winograd.smallGemmISA(sourceChannels: x.shape[3], targetChannels: k.shape[3], choices: choices)
         XCTAssertEqual(chosen, smallGemm != nil && Winograd.smallGemmSupported ? .avx512 : nil, "the product's path")
-        if tiling.side == 4 { return winogradF4(x, kernel: k, bias: bias, relu: false, workspace: workspace) }
-        return winograd(x, kernel: k, bias: bias, workspace: workspace)
+        if tiling.side == 4 { return winogradF4(x, kernel: k, bias: bias, relu: false, workspace: workspace, choices: choices) }
+        return winograd(x, kernel: k, bias: bias, workspace: workspace, choices: choices)
     }
 
     func testNarrowLayersWithTheSmallGemmMatchDirectConvolutionWithinBound() {
@@ -121,41 +119,40 @@ extension WinogradTests {
     }
 
     func testSmallGemmOnlyWhereChosen() {
-        let saved = EngineChoices.winogradSmallGemmThreshold
-        defer { EngineChoices.setWinogradSmallGemmThreshold(saved) }
-        EngineChoices.setWinogradSmallGemmThreshold(32)
+        let choices = engineChoices { $0.winogradSmallGemmMaximumChannels = 32 }
         let on: DirectConvolution.ISA? = Winograd.smallGemmSupported ? .avx512 : nil
-        XCTAssertEqual(Winograd.smallGemmISA(sourceChannels: 32, targetChannels: 16), on)
-        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 16, targetChannels: 24), "not a multiple of 16 outputs")
-        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 64, targetChannels: 32), "wider than the threshold")
-        XCTAssertEqual(EngineChoices.current.winogradSmallGemmMaximumChannels, EngineChoices.winogradThreshold == nil || on == nil ? nil : 32)
-        if on != nil, EngineChoices.winogradThreshold != nil {
-            XCTAssertTrue(EngineChoices.current.summary.contains("small GEMM up to 32 channels"), EngineChoices.current.summary)
+        XCTAssertEqual(Winograd.smallGemmISA(sourceChannels: 32, targetChannels: 16, choices: choices), on)
+        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 16, targetChannels: 24, choices: choices), "not a multiple of 16 outputs")
+        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 64, targetChannels: 32, choices: choices), "wider than the threshold")
+        if ProcessInfo.processInfo.environment["RANKSWEEP_WINOGRAD_SMALL_GEMM"] == nil {
+            XCTAssertEqual(EngineChoices.current.winogradSmallGemmMaximumChannels,
+                           EngineChoices.current.winogradMinimumChannels == nil || on == nil ? nil : EngineChoices.winogradSmallGemmDefault)
         }
-        EngineChoices.setWinogradSmallGemmThreshold(nil)
-        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 16, targetChannels: 16))
-        XCTAssertNil(EngineChoices.current.winogradSmallGemmMaximumChannels)
-        XCTAssertFalse(EngineChoices.current.summary.contains("small GEMM"))
+        if on != nil {
+            XCTAssertTrue(choices.summary.contains("small GEMM up to 32 channels"), choices.summary)
+        }
+        let off = engineChoices { $0.winogradSmallGemmMaximumChannels = nil }
+        XCTAssertNil(Winograd.smallGemmISA(sourceChannels: 16, targetChannels: 16, choices: off))
+        XCTAssertFalse(off.summary.contains("small GEMM"))
     }
 
     func testNarrowLayersRunWinogradWithTheirWeightGradientDirect() throws {
         // 32 -> 32 with the default thresholds (unet-small's second level), and 16 -> 16 with
         // Winograd lowered to 16 channels (for A/B runs): F(4x4, 3x3) forward and dX with the
         // small GEMM, dW by the direct kernel; all three against float64.
-        let saved = (EngineChoices.winogradThreshold, EngineChoices.winogradF4Threshold)
-        defer { EngineChoices.setWinogradThreshold(saved.0); EngineChoices.setWinogradF4Threshold(saved.1) }
-        for (c, threshold) in [(32, saved.0), (16, 16)] {
-            EngineChoices.setWinogradThreshold(threshold)
-            EngineChoices.setWinogradF4Threshold(threshold)
+        let defaults = EngineChoices.current
+        for (c, threshold) in [(32, defaults.winogradMinimumChannels), (16, 16)] {
+            let choices = engineChoices { $0.winogradMinimumChannels = threshold; $0.winogradF4MinimumChannels = threshold }
             let (n, h, w) = (2, WinogradF4.minimumSide + 1, WinogradF4.minimumSide + 2)
             let x = randomTensor([n, h, w, c], seed: 995)
             let k = randomTensor([3, 3, c, c], seed: 996, scale: 0.1)
             let layer = Conv2D(name: "narrow", kernel: k, bias: randomTensor([c], seed: 997))
-            XCTAssertTrue(layer.usesWinograd && layer.usesWinogradF4(height: h, width: w), "\(c) channels")
-            XCTAssertFalse(layer.usesWinogradWeightGradient)
-            XCTAssertNil(layer.directISA)
-            XCTAssertEqual(layer.directBackwardISA, DirectConvolution.isa)
-            XCTAssertEqual(Winograd.smallGemmISA(sourceChannels: c, targetChannels: c), Winograd.smallGemmSupported ? .avx512 : nil)
+            layer.choices = choices
+            let smallGemm: DirectConvolution.ISA? = Winograd.smallGemmSupported ? .avx512 : nil
+            XCTAssertEqual(layer.plan(height: h, width: w),
+                           ConvolutionPlan(forward: .winogradF4, inputGradient: .winogradF4, weightGradient: .direct,
+                                           directISA: defaults.directISA, forwardSmallGemm: smallGemm, inputGradientSmallGemm: smallGemm),
+                           "\(c) channels")
             let y = layer.forward(x, training: true)
             XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: layer.bias!.value)), 2e-5, "\(c)")
             let dy = randomTensor(y.shape, seed: 998)

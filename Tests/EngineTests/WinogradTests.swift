@@ -27,14 +27,17 @@ final class WinogradTests: XCTestCase {
         return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
     }
 
-    func winograd(_ x: Tensor, kernel k: Tensor, bias: Tensor?, relu: Bool = false, workspace: Workspace = Workspace()) -> Tensor {
+    func winograd(_ x: Tensor, kernel k: Tensor, bias: Tensor?, relu: Bool = false, workspace: Workspace = Workspace(),
+                  choices: EngineChoices = .current) -> Tensor {
         let (n, h, w, cin, cout) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], k.shape[3])
         var y = Tensor.uninitialized([n, h, w, cout])
         let matrices = k.storage.withUnsafeBufferPointer { Winograd.kernelMatrices($0.baseAddress!, cin: cin, cout: cout) }
         x.storage.withUnsafeBufferPointer { xb in matrices.withUnsafeBufferPointer { mb in
             (bias?.storage ?? []).withUnsafeBufferPointer { bb in y.storage.withUnsafeMutableBufferPointer { yb in
                 Winograd.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!, targetChannels: cout,
-                                  bias: bias == nil ? nil : bb.baseAddress!, relu: relu, into: yb.baseAddress!, workspace: workspace)
+                                  bias: bias == nil ? nil : bb.baseAddress!, relu: relu, into: yb.baseAddress!,
+                                  smallGemm: Winograd.smallGemmISA(sourceChannels: cin, targetChannels: cout, choices: choices),
+                                  workspace: workspace)
             } }
         } }
         return y
@@ -187,14 +190,18 @@ final class WinogradTests: XCTestCase {
     }
 
     func testConv2DUsesItForWideLayersWithTheSameGradients() throws {
-        let threshold = try XCTUnwrap(EngineChoices.winogradThreshold, "Winograd is on by default")
+        let threshold = try XCTUnwrap(EngineChoices.current.winogradMinimumChannels, "Winograd is on by default")
         let x = randomTensor([2, 8, 6, 32], seed: 4)
         let k = randomTensor([3, 3, 32, 48], seed: 5, scale: 0.1)
         let wide = Conv2D(name: "wide", kernel: k, bias: randomTensor([48], seed: 6))
-        XCTAssertEqual(wide.usesWinograd, threshold <= 32)
-        XCTAssertEqual(wide.usesWinogradWeightGradient, threshold <= 32 && (EngineChoices.winogradWeightsThreshold ?? .max) <= 32)
-        XCTAssertFalse(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 3, 16], seed: 7), bias: nil).usesWinograd)
-        XCTAssertFalse(Conv2D(name: "pointwise", kernel: randomTensor([1, 1, 64, 64], seed: 7), bias: nil).usesWinograd)
+        let plan = wide.plan(height: 8, width: 6)
+        XCTAssertEqual(plan.forward == .winogradF2, threshold <= 32)
+        XCTAssertEqual(plan.weightGradient == .winogradF2,
+                       threshold <= 32 && (EngineChoices.current.winogradWeightsMinimumChannels ?? .max) <= 32)
+        XCTAssertEqual(Conv2D(name: "narrow", kernel: randomTensor([3, 3, 3, 16], seed: 7), bias: nil).plan(height: 8, width: 6).forward,
+                       EngineChoices.current.directConvolution == nil ? .rowIm2col : .direct)
+        XCTAssertEqual(Conv2D(name: "pointwise", kernel: randomTensor([1, 1, 64, 64], seed: 7), bias: nil).plan(height: 8, width: 6).forward,
+                       .pointwise)
         let y = wide.forward(x, training: true)
         XCTAssertLessThan(errorRelativeToScale(y.storage, directConvolution(x, kernel: k, bias: wide.bias!.value)), 1e-5)
         // dX = conv(dY, rotated kernel) and dW by Winograd, against the band pass.
@@ -222,13 +229,14 @@ final class WinogradTests: XCTestCase {
     }
 
     func testConv2DWeightGradientByWinogradForWideLayers() throws {
-        let threshold = try XCTUnwrap(EngineChoices.winogradWeightsThreshold, "the Winograd weight gradient is on by default")
-        let channels = max(threshold, try XCTUnwrap(EngineChoices.winogradThreshold))
+        let threshold = try XCTUnwrap(EngineChoices.current.winogradWeightsMinimumChannels, "the Winograd weight gradient is on by default")
+        let channels = max(threshold, try XCTUnwrap(EngineChoices.current.winogradMinimumChannels))
         let x = randomTensor([2, 5, 3, channels], seed: 14)
         let layer = Conv2D(name: "wide", kernel: randomTensor([3, 3, channels, channels + 3], seed: 15, scale: 0.1),
                            bias: randomTensor([channels + 3], seed: 16))
-        XCTAssertTrue(layer.usesWinogradWeightGradient)
-        XCTAssertFalse(Conv2D(name: "narrower", kernel: randomTensor([3, 3, channels, channels - 1], seed: 15), bias: nil).usesWinogradWeightGradient)
+        XCTAssertEqual(layer.plan(height: 5, width: 3).weightGradient, .winogradF2)
+        XCTAssertEqual(Conv2D(name: "narrower", kernel: randomTensor([3, 3, channels, channels - 1], seed: 15), bias: nil)
+            .plan(height: 5, width: 3).weightGradient, .rowIm2col)
         let dy = randomTensor(layer.forward(x, training: true).shape, seed: 17)
         layer.kernel.zeroGrad(); layer.bias!.zeroGrad()
         _ = layer.backward(dy)

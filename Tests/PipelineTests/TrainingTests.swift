@@ -73,6 +73,12 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(history.count, 1 + result.epochsRun)
         let metrics = try OutputFiles.readJSON(TrainResult.self, from: dir + "/out/metrics.json")
         XCTAssertEqual(metrics.parameters, model.parameterCount)
+        // The plan table: every convolution at 32x32, the data-facing first layer without dX.
+        let plans = try XCTUnwrap(metrics.convolutionPlans)
+        XCTAssertEqual(plans, model.convolutionPlans(height: 32, width: 32))
+        XCTAssertEqual(plans.map(\.layer), model.convolutions.map(\.name))
+        XCTAssertEqual(plans.first?.inputGradient, "none")
+        XCTAssertEqual(plans.last?.forward, "pointwise GEMM")
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/out")),
                        ["model.safetensors", "history.csv", "metrics.json"])
     }

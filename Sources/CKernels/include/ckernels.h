@@ -3,9 +3,10 @@
 /* The engine's innermost elementwise loops, written in C because the same code in Swift SIMD
    types (one expression tree of dozens of SIMD8 operations per tile) cost minutes of optimiser
    time per build. Plain additions and subtractions in a fixed order: results do not depend on the
-   instruction set the loader picks. */
+   instruction set the loader picks. One header for Swift; the file holding each group is named
+   beside it. */
 
-/* Winograd F(2x2, 3x3) input transform of one tile: d[i*4+j] points at the c channels of input
+/* Winograd F(2x2, 3x3) (winograd_f2.c) input transform of one tile: d[i*4+j] points at the c channels of input
    pixel (i, j) of the 4x4 block (a zero row where the block leaves the image); element k of
    B^T d B for every channel goes to out + k*stride. */
 void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, long stride);

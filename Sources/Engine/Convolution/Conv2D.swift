@@ -1,5 +1,6 @@
 import CKernels
-/// 2-D convolution, stride 1, "same" padding, by im2col + `cblas_sgemm`.
+/// 2-D convolution, stride 1, "same" padding. Which algorithm runs each pass (GEMM, row im2col,
+/// direct C kernels, Winograd F(2x2) or F(4x4)) is the layer's `ConvolutionPlan` for the input size.
 ///
 /// Input `x` is NHWC `(n, h, w, cin)`; the kernel is HWIO `(kh, kw, cin, cout)`, as Keras stores it.
 /// Output is `(n, h, w, cout)`. Kernels are odd-sized; "same" pads `(k-1)/2` on each side, as Keras
@@ -20,7 +21,11 @@ public final class Conv2D: ConvolutionLayer {
     public let outChannels: Int
     public var workspace: Workspace
     /// See `ConvolutionLayer`; skipping dL/dx saves a third of the layer's backward work.
-    public var inputGradientNeeded = true
+    public var inputGradientNeeded = true { didSet { chosenPlan = nil } }
+    /// The thresholds and instruction set the layer's `ConvolutionPlan`s are chosen by.
+    public var choices: EngineChoices = .current { didSet { chosenPlan = nil } }
+    /// The plan for the last image size seen (a layer runs on one size in training and inference).
+    private var chosenPlan: (height: Int, width: Int, plan: ConvolutionPlan)?
 
     /// Kept by forward for backward: the input.
     private var input: Tensor?
@@ -57,63 +62,20 @@ public final class Conv2D: ConvolutionLayer {
     }
 
     public var parameters: [Parameter] { bias.map { [kernel, $0] } ?? [kernel] }
+    public var conv2DLayers: [Conv2D] { [self] }
 
     public func flops(height: Int, width: Int) -> Int {
         2 * height * width * kernelHeight * kernelWidth * inChannels * outChannels
     }
 
-    private var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 }
-
-    /// Whether forward and the input gradient run by Winograd F(2x2, 3x3) (see `EngineChoices`).
-    var usesWinograd: Bool {
-        guard kernelHeight == 3, kernelWidth == 3, let minimum = EngineChoices.winogradThreshold else { return false }
-        return min(inChannels, outChannels) >= minimum
-    }
-
-    /// Whether, among those, F(4x4, 3x3) runs on images of `height` x `width` (see `EngineChoices`).
-    func usesWinogradF4(height: Int, width: Int) -> Bool {
-        guard usesWinograd, let minimum = EngineChoices.winogradF4Threshold else { return false }
-        return min(inChannels, outChannels) >= minimum && min(height, width) >= WinogradF4.minimumSide
-    }
-
-    /// The instruction set of the direct convolution (`DirectConvolution`) when forward runs by
-    /// it: narrow 3x3 layers not by Winograd, with a multiple of 16 output channels.
-    var directISA: DirectConvolution.ISA? {
-        guard kernelHeight == 3, kernelWidth == 3, !usesWinograd, max(inChannels, outChannels) <= DirectConvolution.maximumChannels,
-              DirectConvolution.accepts(targetChannels: outChannels) else { return nil }
-        return DirectConvolution.isa
-    }
-
-    /// The same for backward (dW, and dX when needed, whose output has `inChannels`). A narrow
-    /// layer run by Winograd keeps its weight gradient direct (its dX by Winograd): a 32 -> 32
-    /// layer at 64x64 (batch 8, Intel AVX-512) took 0.75x the band pass's backward CPU time.
-    var directBackwardISA: DirectConvolution.ISA? {
-        if usesWinograd {
-            guard !usesWinogradWeightGradient, max(inChannels, outChannels) <= DirectConvolution.maximumChannels,
-                  DirectConvolution.accepts(targetChannels: outChannels) else { return nil }
-            return DirectConvolution.isa
-        }
-        return inputGradientNeeded && !DirectConvolution.accepts(targetChannels: inChannels) ? nil : directISA
-    }
-
-    /// Whether the weight gradient runs by Winograd too (see `EngineChoices`).
-    var usesWinogradWeightGradient: Bool {
-        guard usesWinograd, let minimum = EngineChoices.winogradWeightsThreshold else { return false }
-        return min(inChannels, outChannels) >= minimum
-    }
-
-    /// Whether, on images of `height` x `width`, the weight gradient runs by F(4x4, 3x3) (see
-    /// `EngineChoices`): layers whose forward pass does, unless their weight gradient is direct
-    /// (`directBackwardISA`: a 32 -> 32 layer at 64x64 took half F(4x4)'s CPU time that way).
-    func usesWinogradF4WeightGradient(height: Int, width: Int) -> Bool {
-        guard usesWinogradF4(height: height, width: width), directBackwardISA == nil,
-              let minimum = EngineChoices.winogradF4WeightsThreshold else { return false }
-        return min(inChannels, outChannels) >= minimum
-    }
-
-    /// The Winograd tiling of the weight gradient on images of `height` x `width`; nil: not by Winograd.
-    private func weightGradientTiling(height: Int, width: Int) -> Winograd.Tiling? {
-        usesWinogradF4WeightGradient(height: height, width: width) ? .f4 : usesWinogradWeightGradient ? .f2 : nil
+    /// Which algorithm runs each pass on images of `height` x `width`, chosen once per size.
+    public func plan(height: Int, width: Int) -> ConvolutionPlan {
+        if let chosen = chosenPlan, chosen.height == height, chosen.width == width { return chosen.plan }
+        let plan = ConvolutionPlan.choose(kernelHeight: kernelHeight, kernelWidth: kernelWidth, inChannels: inChannels,
+                                          outChannels: outChannels, height: height, width: width,
+                                          inputGradientNeeded: inputGradientNeeded, choices: choices)
+        chosenPlan = (height, width, plan)
+        return plan
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -139,47 +101,51 @@ public final class Conv2D: ConvolutionLayer {
         precondition(x.rank == 4 && x.shape[3] == inChannels,
                      "Conv2D \(name): expected NHWC input with \(inChannels) channels, got \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let plan = plan(height: h, width: w)
         var y = Tensor.uninitialized([n, h, w, outChannels])
         let (kh, kw, cin, cout) = (kernelHeight, kernelWidth, inChannels, outChannels)
         y.storage.withUnsafeMutableBufferPointer { yb in
             x.storage.withUnsafeBufferPointer { xb in
                 kernel.value.storage.withUnsafeBufferPointer { kb in
                     (bias ?? [0]).withUnsafeBufferPointer { bb in
+                        let (source, weights, target) = (xb.baseAddress!, kb.baseAddress!, yb.baseAddress!)
                         let biasPointer = bias == nil ? nil : bb.baseAddress!
-                        if isPointwise {
+                        switch plan.forward {
+                        case .pointwise:
                             // A 1x1 kernel is (cin x cout) as stored; only a scaled one needs a copy.
-                            let scaled = scale.map { RowConvolution.matrix(kb.baseAddress!, kh: 1, kw: 1, cin: cin, cout: cout, columnScale: $0) }
+                            let scaled = scale.map { RowConvolution.matrix(weights, kh: 1, kw: 1, cin: cin, cout: cout, columnScale: $0) }
                             (scaled ?? []).withUnsafeBufferPointer { sb in
-                                pointwiseForward(xb.baseAddress!, rows: n * h * w, kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!,
-                                                 bias: biasPointer, relu: relu, into: yb.baseAddress!)
+                                pointwiseForward(source, rows: n * h * w, kernel: scaled == nil ? weights : sb.baseAddress!,
+                                                 bias: biasPointer, relu: relu, into: target)
                             }
-                        } else if usesWinogradF4(height: h, width: w) {
-                            let matrices = WinogradF4.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
+                        case .winogradF4:
+                            let matrices = WinogradF4.kernelMatrices(weights, cin: cin, cout: cout, columnScale: scale)
                             matrices.withUnsafeBufferPointer { mb in
-                                WinogradF4.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
-                                                    targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
-                                                    workspace: workspace)
+                                WinogradF4.convolve(source, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
+                                                    targetChannels: cout, bias: biasPointer, relu: relu, into: target,
+                                                    smallGemm: plan.forwardSmallGemm, workspace: workspace)
                             }
-                        } else if let isa = directISA {
-                            let scaled = scale.map { DirectConvolution.scaledKernel(kb.baseAddress!, cin: cin, cout: cout, scale: $0) }
+                        case .direct:
+                            let scaled = scale.map { DirectConvolution.scaledKernel(weights, cin: cin, cout: cout, scale: $0) }
                             (scaled ?? []).withUnsafeBufferPointer { sb in
-                                DirectConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin,
-                                                           kernel: scaled == nil ? kb.baseAddress! : sb.baseAddress!, targetChannels: cout,
-                                                           bias: biasPointer, relu: relu, into: yb.baseAddress!, isa: isa, workspace: workspace)
+                                DirectConvolution.convolve(source, n: n, h: h, w: w, sourceChannels: cin,
+                                                           kernel: scaled == nil ? weights : sb.baseAddress!, targetChannels: cout,
+                                                           bias: biasPointer, relu: relu, into: target, isa: plan.directISA!,
+                                                           workspace: workspace)
                             }
-                        } else if usesWinograd {
-                            let matrices = Winograd.kernelMatrices(kb.baseAddress!, cin: cin, cout: cout, columnScale: scale)
+                        case .winogradF2:
+                            let matrices = Winograd.kernelMatrices(weights, cin: cin, cout: cout, columnScale: scale)
                             matrices.withUnsafeBufferPointer { mb in
-                                Winograd.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
-                                                  targetChannels: cout, bias: biasPointer, relu: relu, into: yb.baseAddress!,
-                                                  workspace: workspace)
+                                Winograd.convolve(source, n: n, h: h, w: w, sourceChannels: cin, matrices: mb.baseAddress!,
+                                                  targetChannels: cout, bias: biasPointer, relu: relu, into: target,
+                                                  smallGemm: plan.forwardSmallGemm, workspace: workspace)
                             }
-                        } else {
-                            let matrix = RowConvolution.matrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout, columnScale: scale)
+                        case .rowIm2col:
+                            let matrix = RowConvolution.matrix(weights, kh: kh, kw: kw, cin: cin, cout: cout, columnScale: scale)
                             matrix.withUnsafeBufferPointer { mb in
-                                RowConvolution.convolve(xb.baseAddress!, n: n, h: h, w: w, sourceChannels: cin, kh: kh, kw: kw,
+                                RowConvolution.convolve(source, n: n, h: h, w: w, sourceChannels: cin, kh: kh, kw: kw,
                                                         matrix: mb.baseAddress!, targetChannels: cout, bias: biasPointer, relu: relu,
-                                                        into: yb.baseAddress!, workspace: workspace)
+                                                        into: target, workspace: workspace)
                             }
                         }
                     }
@@ -231,91 +197,106 @@ public final class Conv2D: ConvolutionLayer {
                      "Conv2D \(name): dy shape \(dy.shape) does not match output of input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (kh, kw, cin, cout) = (kernelHeight, kernelWidth, inChannels, outChannels)
+        let plan = plan(height: h, width: w)
         // Every element of dx is written below; without an input gradient it is all zeros.
-        var dx = inputGradientNeeded ? Tensor.uninitialized(x.shape) : Tensor.zeros(x.shape)
-        dy.storage.withUnsafeBufferPointer { dyb in
-            x.storage.withUnsafeBufferPointer { xb in
-                kernel.value.storage.withUnsafeBufferPointer { kb in
-                    kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
-                        dx.storage.withUnsafeMutableBufferPointer { dxb in
-                            let partials: [SendablePointer<Float>]
-                            if isPointwise {
-                                partials = pointwiseBackward(xb.baseAddress!, gradient: dyb.baseAddress!, rows: n * h * w,
-                                                             kernel: kb.baseAddress!, inputGradient: inputGradientNeeded ? dxb.baseAddress! : nil)
-                                for p in partials { for i in 0..<(cin * cout) { dkb[i] += p.pointer[i] } }
-                            } else if let isa = directBackwardISA {
-                                partials = DirectConvolution.filterGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
-                                                                            cin: cin, cout: cout, isa: isa, workspace: workspace)
-                                if inputGradientNeeded && usesWinograd {
-                                    winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!)
-                                } else if inputGradientNeeded {
-                                    let rotated = DirectConvolution.inputGradientKernel(kb.baseAddress!, cin: cin, cout: cout)
-                                    rotated.withUnsafeBufferPointer { rb in
-                                        DirectConvolution.convolve(dyb.baseAddress!, n: n, h: h, w: w, sourceChannels: cout, kernel: rb.baseAddress!,
-                                                                   targetChannels: cin, bias: nil, relu: false, into: dxb.baseAddress!,
-                                                                   isa: isa, workspace: workspace)
-                                    }
-                                }
-                                // The partials are HWIO, as the kernel.
-                                for p in partials { for i in 0..<(kh * kw * cin * cout) { dkb[i] += p.pointer[i] } }
-                            } else if let tiling = weightGradientTiling(height: h, width: w) {
-                                // dW (and the bias gradient) by Winograd, dX as a Winograd convolution
-                                // of dY with the rotated kernel.
-                                partials = []  // the bias gradient too is added by weightGradient
-                                let dk = dkb.baseAddress!
-                                let weightGradient = { (db: UnsafeMutablePointer<Float>?) in
-                                    Winograd.weightGradient(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w, cin: cin, cout: cout,
-                                                            kernelGradient: dk, biasGradient: db, tiling: tiling, workspace: self.workspace)
-                                }
-                                if let bias {
-                                    bias.grad.storage.withUnsafeMutableBufferPointer { weightGradient($0.baseAddress!) }
-                                } else {
-                                    weightGradient(nil)
-                                }
-                                if inputGradientNeeded { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
-                            } else {
-                                // With Winograd, the band pass computes dW only and dX is a Winograd
-                                // convolution of dY with the rotated kernel.
-                                let winograd = inputGradientNeeded && usesWinograd
-                                let matrix = inputGradientNeeded && !winograd
-                                    ? RowConvolution.gradientMatrix(kb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout) : [0]
-                                partials = matrix.withUnsafeBufferPointer { mb in
-                                    RowConvolution.backward(xb.baseAddress!, gradient: dyb.baseAddress!, n: n, h: h, w: w,
-                                                            cin: cin, cout: cout, kh: kh, kw: kw, gradientMatrix: mb.baseAddress!,
-                                                            inputGradient: inputGradientNeeded && !winograd ? dxb.baseAddress! : nil,
-                                                            workspace: workspace)
-                                }
-                                if winograd { winogradInputGradient(dyb.baseAddress!, n: n, h: h, w: w, kernel: kb.baseAddress!, into: dxb.baseAddress!) }
-                                RowConvolution.accumulate(partials, into: dkb.baseAddress!, kh: kh, kw: kw, cin: cin, cout: cout)
-                            }
-                            if let bias {
-                                let k = kh * kw * cin
-                                bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
-                                    for p in partials { for c in 0..<cout { dbb[c] += p.pointer[k * cout + c] } }
-                                }
-                            }
-                        }
-                    }
+        var dx = plan.inputGradient == nil ? Tensor.zeros(x.shape) : Tensor.uninitialized(x.shape)
+        withBackwardBuffers(x: x, dy: dy, dx: &dx) { b in
+            // dW (and the bias gradient) first: as partials (HWIO then bias, one per part, added in
+            // part order below), or added in place by Winograd. The pointwise and band passes
+            // compute dX in the same sweep when the plan says so.
+            let partials: [SendablePointer<Float>]
+            switch plan.weightGradient {
+            case .pointwise:
+                partials = pointwiseBackward(b.x, gradient: b.dy, rows: n * h * w, kernel: b.kernel,
+                                             inputGradient: plan.inputGradient == .pointwise ? b.dx : nil)
+            case .direct:
+                partials = DirectConvolution.filterGradient(b.x, gradient: b.dy, n: n, h: h, w: w, cin: cin, cout: cout,
+                                                            isa: plan.directISA!, workspace: workspace)
+            case .winogradF2, .winogradF4:
+                partials = []  // the bias gradient too is added by weightGradient
+                let tiling: Winograd.Tiling = plan.weightGradient == .winogradF4 ? .f4 : .f2
+                let weightGradient = { (db: UnsafeMutablePointer<Float>?) in
+                    Winograd.weightGradient(b.x, gradient: b.dy, n: n, h: h, w: w, cin: cin, cout: cout, kernelGradient: b.kernelGradient,
+                                            biasGradient: db, tiling: tiling, workspace: self.workspace)
+                }
+                if let bias {
+                    bias.grad.storage.withUnsafeMutableBufferPointer { weightGradient($0.baseAddress!) }
+                } else {
+                    weightGradient(nil)
+                }
+            case .rowIm2col:
+                let byRows = plan.inputGradient == .rowIm2col
+                let matrix = byRows ? RowConvolution.gradientMatrix(b.kernel, kh: kh, kw: kw, cin: cin, cout: cout) : [0]
+                partials = matrix.withUnsafeBufferPointer { mb in
+                    RowConvolution.backward(b.x, gradient: b.dy, n: n, h: h, w: w, cin: cin, cout: cout, kh: kh, kw: kw,
+                                            gradientMatrix: mb.baseAddress!, inputGradient: byRows ? b.dx : nil, workspace: workspace)
+                }
+            }
+            switch plan.inputGradient {
+            case nil, .pointwise, .rowIm2col:
+                break  // none, or computed with dW above
+            case .direct:
+                let rotated = DirectConvolution.inputGradientKernel(b.kernel, cin: cin, cout: cout)
+                rotated.withUnsafeBufferPointer { rb in
+                    DirectConvolution.convolve(b.dy, n: n, h: h, w: w, sourceChannels: cout, kernel: rb.baseAddress!,
+                                               targetChannels: cin, bias: nil, relu: false, into: b.dx,
+                                               isa: plan.directISA!, workspace: workspace)
+                }
+            case .winogradF2, .winogradF4:
+                winogradInputGradient(b.dy, n: n, h: h, w: w, kernel: b.kernel, plan: plan, into: b.dx)
+            }
+            if plan.weightGradient == .rowIm2col {
+                RowConvolution.accumulate(partials, into: b.kernelGradient, kh: kh, kw: kw, cin: cin, cout: cout)
+            } else {
+                for p in partials { for i in 0..<(kh * kw * cin * cout) { b.kernelGradient[i] += p.pointer[i] } }
+            }
+            if let bias {
+                let k = kh * kw * cin
+                bias.grad.storage.withUnsafeMutableBufferPointer { dbb in
+                    for p in partials { for c in 0..<cout { dbb[c] += p.pointer[k * cout + c] } }
                 }
             }
         }
         return dx
     }
 
-    /// dX as the Winograd convolution (F(4x4, 3x3) where it applies) of dY with the rotated kernel.
+    /// The tensors backward reads and writes, as pointers valid inside `withBackwardBuffers`.
+    private struct BackwardBuffers {
+        let x: UnsafePointer<Float>, dy: UnsafePointer<Float>, kernel: UnsafePointer<Float>
+        let kernelGradient: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>
+    }
+
+    private func withBackwardBuffers(x: Tensor, dy: Tensor, dx: inout Tensor, _ body: (BackwardBuffers) -> Void) {
+        dy.storage.withUnsafeBufferPointer { dyb in
+            x.storage.withUnsafeBufferPointer { xb in
+                kernel.value.storage.withUnsafeBufferPointer { kb in
+                    kernel.grad.storage.withUnsafeMutableBufferPointer { dkb in
+                        dx.storage.withUnsafeMutableBufferPointer { dxb in
+                            body(BackwardBuffers(x: xb.baseAddress!, dy: dyb.baseAddress!, kernel: kb.baseAddress!,
+                                                 kernelGradient: dkb.baseAddress!, dx: dxb.baseAddress!))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dX as the Winograd convolution (`plan.inputGradient`'s tiling) of dY with the rotated kernel.
     private func winogradInputGradient(_ dy: UnsafePointer<Float>, n: Int, h: Int, w: Int, kernel: UnsafePointer<Float>,
-                                       into dx: UnsafeMutablePointer<Float>) {
-        if usesWinogradF4(height: h, width: w) {
+                                       plan: ConvolutionPlan, into dx: UnsafeMutablePointer<Float>) {
+        if plan.inputGradient == .winogradF4 {
             let matrices = WinogradF4.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
             matrices.withUnsafeBufferPointer { mb in
                 WinogradF4.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
-                                    targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+                                    targetChannels: inChannels, bias: nil, relu: false, into: dx,
+                                    smallGemm: plan.inputGradientSmallGemm, workspace: workspace)
             }
         } else {
             let matrices = Winograd.kernelMatrices(kernel, cin: inChannels, cout: outChannels, forInputGradient: true)
             matrices.withUnsafeBufferPointer { mb in
                 Winograd.convolve(dy, n: n, h: h, w: w, sourceChannels: outChannels, matrices: mb.baseAddress!,
-                                  targetChannels: inChannels, bias: nil, relu: false, into: dx, workspace: workspace)
+                                  targetChannels: inChannels, bias: nil, relu: false, into: dx,
+                                  smallGemm: plan.inputGradientSmallGemm, workspace: workspace)
             }
         }
     }

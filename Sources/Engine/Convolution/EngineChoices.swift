@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The engine's per-CPU choices, decided once at start-up from what the process runs on, and
 /// recorded with every timing and in a training run's metrics: results are deterministic for a
@@ -36,15 +35,19 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// says; nil: never (as in records written before it existed).
     public var winogradF4WeightsMinimumChannels: Int? = nil
 
+    /// The choices of this process: the thresholds and instruction set read from the environment
+    /// once (`fromEnvironment`), with the BLAS library's kernel family and thread count as they are
+    /// now. Every layer starts from it; tests and A/B measurements give layers other values.
     public static var current: EngineChoices {
-        EngineChoices(blasCore: BLAS.coreName, blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"],
-                      threads: BLAS.threads, winogradMinimumChannels: winogradThreshold,
-                      winogradF4MinimumChannels: winogradThreshold == nil ? nil : winogradF4Threshold,
-                      directConvolution: DirectConvolution.isa?.name,
-                      winogradWeightsMinimumChannels: winogradThreshold == nil ? nil : winogradWeightsThreshold,
-                      winogradSmallGemmMaximumChannels: winogradThreshold == nil || !Winograd.smallGemmSupported ? nil : winogradSmallGemmThreshold,
-                      winogradF4WeightsMinimumChannels: winogradThreshold == nil ? nil
-                          : winogradF4Threshold.flatMap { f4 in winogradF4WeightsThreshold.map { max($0, f4) } })
+        var choices = fromEnvironment
+        choices.blasCore = BLAS.coreName
+        choices.threads = BLAS.threads
+        return choices
+    }
+
+    /// The direct convolutions' instruction set (`directConvolution` by name; nil: off).
+    var directISA: DirectConvolution.ISA? {
+        directConvolution.flatMap { name in DirectConvolution.ISA.allCases.first { $0.name == name } }
     }
 
     /// One line for logs and benchmark headers.
@@ -58,41 +61,40 @@ public struct EngineChoices: Codable, Sendable, Equatable {
             + ", direct narrow 3x3 " + (directConvolution ?? "off")
     }
 
-    /// Decided once per process. Winograd is GEMM-backed, so it pays wherever the GEMMs are wide
-    /// enough, on every CPU kind (measured A/B on Intel AVX-512; see docs/ENGINE.md).
-    /// RANKSWEEP_WINOGRAD=off or =N (minimum channels) overrides it, for measurements.
-    static var winogradThreshold: Int? {
-        let n = winogradSetting.load(ordering: .relaxed)
-        return n > 0 ? n : nil
-    }
+    /// Read once per process: every threshold's default with its measurements, and the environment
+    /// switches that override them for A/B measurements.
+    private static let fromEnvironment: EngineChoices = {
+        let winograd = channelSetting("RANKSWEEP_WINOGRAD", default: winogradDefault)
+        let f4 = channelSetting("RANKSWEEP_WINOGRAD_F4", default: winogradF4Default)
+        let weights = channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: winogradWeightsDefault)
+        let smallGemm = channelSetting("RANKSWEEP_WINOGRAD_SMALL_GEMM", default: winogradSmallGemmDefault)
+        let f4Weights = channelSetting("RANKSWEEP_WINOGRAD_F4_WEIGHTS", default: winogradF4WeightsDefault)
+        return EngineChoices(
+            blasCore: "", blasDetected: ProcessInfo.processInfo.environment["RANKSWEEP_BLAS_DETECTED"], threads: 0,
+            winogradMinimumChannels: winograd,
+            winogradF4MinimumChannels: winograd == nil ? nil : f4,
+            directConvolution: DirectConvolution.environmentISA?.name,
+            winogradWeightsMinimumChannels: winograd == nil ? nil : weights,
+            winogradSmallGemmMaximumChannels: winograd == nil || !Winograd.smallGemmSupported ? nil : smallGemm,
+            // Recorded as the effective minimum: a layer runs F(4x4) at all only from `f4` channels.
+            winogradF4WeightsMinimumChannels: winograd == nil ? nil : f4.flatMap { f4 in f4Weights.map { max($0, f4) } })
+    }()
+
+    /// Winograd is GEMM-backed, so it pays wherever the GEMMs are wide enough, on every CPU kind
+    /// (measured A/B on Intel AVX-512; see docs/ENGINE.md). RANKSWEEP_WINOGRAD=off or =N (minimum
+    /// channels) overrides it, for measurements.
+    static let winogradDefault = 32
 
     /// F(4x4, 3x3)'s threshold (see `winogradF4MinimumChannels`). RANKSWEEP_WINOGRAD_F4=off or =N
     /// overrides it, for measurements.
-    static var winogradF4Threshold: Int? {
-        let n = winogradF4Setting.load(ordering: .relaxed)
-        return n > 0 ? n : nil
-    }
+    static let winogradF4Default = 32
 
-    static func setWinogradF4Threshold(_ n: Int?) { winogradF4Setting.store(n ?? 0, ordering: .relaxed) }
-
-    private static let winogradF4Setting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4", default: 32))
-
-    /// The threshold from now on (nil: off); for A/B measurements in one process.
-    static func setWinogradThreshold(_ n: Int?) { winogradSetting.store(n ?? 0, ordering: .relaxed) }
-
-    /// For F(2x2) layers (F(4x4) layers follow `winogradF4WeightsThreshold`). From 64 channels: on
+    /// For F(2x2) layers (F(4x4) layers follow `winogradF4WeightsDefault`). From 64 channels: on
     /// Intel AVX-512 (SkylakeX kernels, batch 8) the Winograd weight gradient took 0.65-0.8x the
     /// band pass's CPU time at 64-256 channels (8x8 to 128x128 images), and
     /// about the same at 32, where its 32-wide GEMMs are small and the transforms dominate.
     /// RANKSWEEP_WINOGRAD_WEIGHTS=off or =N overrides it, for measurements.
-    static var winogradWeightsThreshold: Int? {
-        let n = winogradWeightsSetting.load(ordering: .relaxed)
-        return n > 0 ? n : nil
-    }
-
-    static func setWinogradWeightsThreshold(_ n: Int?) { winogradWeightsSetting.store(n ?? 0, ordering: .relaxed) }
-
-    private static let winogradWeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_WEIGHTS", default: 64))
+    static let winogradWeightsDefault = 64
 
     /// Up to 32 channels (see `winogradSmallGemmMaximumChannels`): on Intel AVX-512 (batch 8) a
     /// 32 -> 32 layer at 64x64 took 0.84x the CPU time forward with it (F(4x4, 3x3)), and its
@@ -100,39 +102,23 @@ public struct EngineChoices: Codable, Sendable, Equatable {
     /// Winograd still starts at 32 channels: at 16, F(4x4, 3x3) with it measured the same as the
     /// direct kernels (its input and output transforms then cost as much as the products).
     /// RANKSWEEP_WINOGRAD_SMALL_GEMM=off or =N overrides it, for measurements.
-    static var winogradSmallGemmThreshold: Int? {
-        let n = winogradSmallGemmSetting.load(ordering: .relaxed)
-        return n > 0 ? n : nil
-    }
+    static let winogradSmallGemmDefault = 32
 
-    static func setWinogradSmallGemmThreshold(_ n: Int?) { winogradSmallGemmSetting.store(n ?? 0, ordering: .relaxed) }
-
-    private static let winogradSmallGemmSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_SMALL_GEMM", default: 32))
     /// F(4x4, 3x3)'s weight-gradient threshold (see `winogradF4WeightsMinimumChannels`): every
-    /// F(4x4) layer (1) but those whose weight gradient is direct (`Conv2D.directBackwardISA`: at
+    /// F(4x4) layer (1) but those whose weight gradient is direct (`ConvolutionPlan`: at
     /// 32 -> 32 channels, 64x64, the AVX-512 kernel took 0.5x F(4x4)'s CPU time). On Intel AVX-512
     /// (SkylakeX kernels, batch 8; dW alone, interleaved in one process) it took 0.34-0.43x the CPU
     /// time of the row-im2col band pass at 32 -> 64 and 64 -> 32 channels (64x64 and 32x32 images),
     /// 0.60-0.79x F(2x2)'s at 64-256 channels (32x32, 16x16) and 0.66-0.91x at unet-paper's 512-1024
     /// (32x32, 16x16 with only 64 tiles); unet-small training steps 0.93x (median of 8 pairs).
     /// RANKSWEEP_WINOGRAD_F4_WEIGHTS=off or =N (minimum channels) overrides it, for measurements.
-    static var winogradF4WeightsThreshold: Int? {
-        let n = winogradF4WeightsSetting.load(ordering: .relaxed)
-        return n > 0 ? n : nil
-    }
-
-    static func setWinogradF4WeightsThreshold(_ n: Int?) { winogradF4WeightsSetting.store(n ?? 0, ordering: .relaxed) }
-
-    private static let winogradF4WeightsSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD_F4_WEIGHTS", default: 1))
-
-    /// 0: off.
-    private static let winogradSetting = Atomic<Int>(channelSetting("RANKSWEEP_WINOGRAD", default: 32))
+    static let winogradF4WeightsDefault = 1
 
     /// A minimum channel count from `variable` ("off" or a positive number, for measurements);
-    /// 0 means off, and anything else leaves `default`.
-    private static func channelSetting(_ variable: String, default value: Int) -> Int {
+    /// nil means off, and anything else leaves `default`.
+    private static func channelSetting(_ variable: String, default value: Int) -> Int? {
         let text = ProcessInfo.processInfo.environment[variable]
-        if text == "off" { return 0 }
+        if text == "off" { return nil }
         if let text, let n = Int(text), n >= 1 { return n }
         return value
     }

@@ -50,6 +50,9 @@ public protocol ConvolutionLayer: Layer {
     /// False for a network's first layer, whose input is data: backward then skips dL/dx and
     /// returns zeros in its place.
     var inputGradientNeeded: Bool { get set }
+    /// The `Conv2D`s this layer runs, in order (all on the layer's image size): where its
+    /// `ConvolutionPlan`s and `EngineChoices` live.
+    var conv2DLayers: [Conv2D] { get }
     /// Inference of this convolution followed by `norm` (running statistics), as one layer where
     /// the layer can fold the normalisation into its weights. Keeps nothing for backward.
     func inferenceForward(_ x: Tensor, foldingIn norm: BatchNorm) -> Tensor

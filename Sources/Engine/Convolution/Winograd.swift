@@ -112,10 +112,13 @@ enum Winograd {
     }
 
     /// `target (n, h, w, ct) = conv3x3(source (n, h, w, cs))` with `matrices` from `kernelMatrices`,
-    /// plus `bias`, optionally followed by a ReLU. Every element of the target is written.
+    /// plus `bias`, optionally followed by a ReLU. Every element of the target is written. The
+    /// transform-domain products run by the small-GEMM kernel with `smallGemm` (`smallGemmISA`),
+    /// by `cblas_sgemm` when nil.
     static func convolve(_ source: UnsafePointer<Float>, n: Int, h: Int, w: Int, sourceChannels cs: Int,
                          matrices: UnsafePointer<Float>, targetChannels ct: Int, bias: UnsafePointer<Float>?,
-                         relu: Bool, into target: UnsafeMutablePointer<Float>, tiling: Tiling = .f2, workspace: Workspace) {
+                         relu: Bool, into target: UnsafeMutablePointer<Float>, tiling: Tiling = .f2,
+                         smallGemm: DirectConvolution.ISA?, workspace: Workspace) {
         let side = tiling.side, elements = tiling.elements
         let (th, tw) = ((h + side - 1) / side, (w + side - 1) / side)
         let tiles = n * th * tw
@@ -130,7 +133,6 @@ enum Winograd {
         zeroRow.initialize(repeating: 0, count: cs)
         defer { zeroRow.deallocate() }
         let zeros = SendablePointer(UnsafePointer(zeroRow))
-        let smallGemm = smallGemmISA(sourceChannels: cs, targetChannels: ct)
         Parallel.forEach(parts) { part in
             let v = vBuffers[part].pointer, m = mBuffers[part].pointer
             let range = Parallel.slice(tiles, parts: parts, part)
@@ -167,9 +169,9 @@ enum Winograd {
     /// The instruction set `convolve` computes its products of `cs` x `ct` channels with by the
     /// small-GEMM kernel (`ckernels_winograd_small_gemm`: each output summed over `cs` in order,
     /// whatever the chunking, so the convolution is the same for every split), or nil for
-    /// `cblas_sgemm`: up to `EngineChoices.winogradSmallGemmThreshold` channels, `ct` a multiple of 16.
-    static func smallGemmISA(sourceChannels cs: Int, targetChannels ct: Int) -> DirectConvolution.ISA? {
-        guard smallGemmSupported, let maximum = EngineChoices.winogradSmallGemmThreshold, max(cs, ct) <= maximum,
+    /// `cblas_sgemm`: up to `choices.winogradSmallGemmMaximumChannels` channels, `ct` a multiple of 16.
+    static func smallGemmISA(sourceChannels cs: Int, targetChannels ct: Int, choices: EngineChoices) -> DirectConvolution.ISA? {
+        guard smallGemmSupported, let maximum = choices.winogradSmallGemmMaximumChannels, max(cs, ct) <= maximum,
               ct > 0, ct % 16 == 0 else { return nil }
         return .avx512
     }

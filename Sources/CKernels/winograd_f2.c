@@ -1,18 +1,11 @@
 #include "ckernels.h"
+#include "winograd_vectors.h"
 
-/* Eight and sixteen floats, unaligned: tensors start anywhere. Each operation is one instruction
-   in the clone of its width (avx2, avx512f) and split into narrower ones in the others. The
-   transforms add, subtract and scale only, never contracted into fused multiply-adds, so every
-   clone and width gives the same bits. */
+/* Winograd F(2x2, 3x3): 4x4 input tiles, 2x2 output tiles (Lavin and Gray's matrices): the input,
+   output, kernel, output-gradient and kernel-gradient transforms of `Winograd` (the products
+   between them are GEMMs), and the rotated, channel-swapped kernel of an input gradient. Nothing is contracted into fused multiply-adds, so every
+   instruction-set clone gives the same bits. */
 #pragma clang fp contract(off)
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-
-/* Macros, not functions: a function taking or returning v8 would have a different ABI in each clone. */
-#define load8(p) (*(const v8 *)(p))
-#define store8(p, v) (*(v8 *)(p) = (v))
-#define load16(p) (*(const v16 *)(p))
-#define store16(p, v) (*(v16 *)(p) = (v))
 
 #define INPUT_TRANSFORM(T, LOAD, STORE)                                                          \
     do {                                                                                         \
@@ -33,9 +26,6 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
             STORE(out + (r * 4 + 3) * stride + ch, t[r][1] - t[r][3]);                           \
         }                                                                                        \
     } while (0)
-
-#define LOAD1(p) (*(p))
-#define STORE1(p, v) (*(p) = (v))
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, long stride) {
@@ -63,13 +53,6 @@ void ckernels_winograd_input_tile(const float *const d[16], long c, float *out, 
             STORE(y[i] + ch, relu ? MAX0(v[i]) : v[i]);                                          \
         }                                                                                        \
     } while (0)
-
-typedef int i8 __attribute__((vector_size(32), aligned(4)));
-typedef int i16 __attribute__((vector_size(64), aligned(4)));
-/* Lanes below zero cleared (NaN kept, as the scalar form does). */
-#define max0_8(v) ((v8)((i8)(v) & ~((v) < zero8)))
-#define max0_16(v) ((v16)((i16)(v) & ~((v) < zero16)))
-#define max0_1(v) ((v) < 0 ? 0.0f : (v))
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ckernels_winograd_output_tile(const float *m, long stride, long c, const float *bias, int relu, float *const y[4]) {

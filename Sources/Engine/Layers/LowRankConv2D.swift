@@ -28,6 +28,7 @@ public final class LowRankConv2D: ConvolutionLayer {
     public var inChannels: Int { first.inChannels }
     public var outChannels: Int { second.outChannels }
     public var parameters: [Parameter] { first.parameters + second.parameters }
+    public var conv2DLayers: [Conv2D] { [first, second] }
     public var inputGradientNeeded: Bool {
         get { first.inputGradientNeeded }
         set { first.inputGradientNeeded = newValue }

@@ -1,6 +1,5 @@
 import CKernels
 import Foundation
-import Synchronization
 
 /// Direct 3x3 convolutions for narrow layers (few channels), in C micro-kernels (CKernels,
 /// direct_conv.c) in the style of oneDNN's brgemm: a block of output pixels x 16 output channels
@@ -19,14 +18,14 @@ import Synchronization
 /// Determinism: each output sums its terms in one fixed order (tap row, tap column, input channel)
 /// whatever the thread count; the filter gradient is one partial per part (contiguous image rows,
 /// summed row by row) added in part order. The instruction set is chosen once per process (see
-/// `EngineChoices`); AVX-512 and AVX2 fuse multiply-adds, plain C does not, so results differ
+/// `EngineChoices`, `ConvolutionPlan`); AVX-512 and AVX2 fuse multiply-adds, plain C does not, so results differ
 /// between them by float32 rounding only.
-enum DirectConvolution {
+public enum DirectConvolution {
     /// The kernels' instruction sets, best last.
-    enum ISA: Int32, CaseIterable, Sendable {
+    public enum ISA: Int32, CaseIterable, Sendable {
         case plain = 0, avx2 = 1, avx512 = 2
 
-        var name: String {
+        public var name: String {
             switch self {
             case .plain: "plain C"
             case .avx2: "AVX2"
@@ -34,30 +33,24 @@ enum DirectConvolution {
             }
         }
 
-        var isSupported: Bool { ckernels_direct_isa_supported(rawValue) != 0 }
+        public var isSupported: Bool { ckernels_direct_isa_supported(rawValue) != 0 }
     }
 
-    /// The instruction set in use (nil: direct convolutions off). The best the CPU runs, unless
-    /// RANKSWEEP_DIRECT is `off`, `plain`, `avx2` or `avx512` (for measurements; an ISA the CPU
-    /// lacks falls back to the best it has).
-    static var isa: ISA? {
-        let raw = setting.load(ordering: .relaxed)
-        return raw < 0 ? nil : ISA(rawValue: Int32(raw))
-    }
-
-    /// The instruction set from now on (nil: off); for A/B measurements and tests in one process.
-    static func setISA(_ isa: ISA?) { setting.store(isa.map { Int($0.rawValue) } ?? -1, ordering: .relaxed) }
-
-    /// -1: off.
-    private static let setting = Atomic<Int>({
+    /// The instruction set `EngineChoices.current` gives (nil: direct convolutions off): the best
+    /// the CPU runs, unless RANKSWEEP_DIRECT is `off`, `plain`, `avx2` or `avx512` (for
+    /// measurements; an ISA the CPU lacks falls back to the best it has). Read once per process.
+    static let environmentISA: ISA? = {
         let best = ISA.allCases.last { $0.isSupported } ?? .plain
         switch ProcessInfo.processInfo.environment["RANKSWEEP_DIRECT"] {
-        case "off": return -1
-        case "plain": return Int(ISA.plain.rawValue)
-        case "avx2" where ISA.avx2.isSupported: return Int(ISA.avx2.rawValue)
-        default: return Int(best.rawValue)
+        case "off": return nil
+        case "plain": return .plain
+        case "avx2" where ISA.avx2.isSupported: return .avx2
+        default: return best
         }
-    }())
+    }()
+
+    /// The best instruction set this CPU runs the kernels with (plain C runs everywhere).
+    static var bestSupportedISA: ISA { ISA.allCases.last { $0.isSupported } ?? .plain }
 
     /// Layers with more input or output channels than this keep going to `RowConvolution` (or
     /// Winograd), whose GEMMs are wide enough there: with 64 (3->64, 16->64, 64->16) the forward

@@ -20,7 +20,7 @@ import CKernels
 /// about 14x F(2x2)'s 4.1e-7 (`WinogradF4Tests` asserts 2e-5).
 ///
 /// Tiles are 4x4 output pixels, so an 8x8 image has only 4 tiles per image and the 36 GEMMs get
-/// short; `EngineChoices` uses it only on images of at least `f4MinimumSide` pixels.
+/// short; `ConvolutionPlan` uses it only on images of at least `minimumSide` pixels.
 enum WinogradF4 {
     static let tileElements = 36
     /// Smallest image side it runs on (below, too few tiles per GEMM).
@@ -40,9 +40,10 @@ enum WinogradF4 {
     /// whatever the split.
     static func convolve(_ source: UnsafePointer<Float>, n: Int, h: Int, w: Int, sourceChannels cs: Int,
                          matrices: UnsafePointer<Float>, targetChannels ct: Int, bias: UnsafePointer<Float>?,
-                         relu: Bool, into target: UnsafeMutablePointer<Float>, workspace: Workspace) {
+                         relu: Bool, into target: UnsafeMutablePointer<Float>, smallGemm: DirectConvolution.ISA?,
+                         workspace: Workspace) {
         Winograd.convolve(source, n: n, h: h, w: w, sourceChannels: cs, matrices: matrices, targetChannels: ct, bias: bias,
-                          relu: relu, into: target, tiling: .f4, workspace: workspace)
+                          relu: relu, into: target, tiling: .f4, smallGemm: smallGemm, workspace: workspace)
     }
 
     /// Adds the weight gradient of `convolve` to `kernelGradient` (HWIO) and, when given, the sum

@@ -27,6 +27,7 @@ public final class SpatialSVDConv2D: ConvolutionLayer {
     public var inChannels: Int { vertical.inChannels }
     public var outChannels: Int { horizontal.outChannels }
     public var parameters: [Parameter] { vertical.parameters + horizontal.parameters }
+    public var conv2DLayers: [Conv2D] { [vertical, horizontal] }
     public var inputGradientNeeded: Bool {
         get { vertical.inputGradientNeeded }
         set { vertical.inputGradientNeeded = newValue }

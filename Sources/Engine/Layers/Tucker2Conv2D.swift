@@ -33,6 +33,7 @@ public final class Tucker2Conv2D: ConvolutionLayer {
     public var inChannels: Int { first.inChannels }
     public var outChannels: Int { last.outChannels }
     public var parameters: [Parameter] { first.parameters + core.parameters + last.parameters }
+    public var conv2DLayers: [Conv2D] { [first, core, last] }
     public var inputGradientNeeded: Bool {
         get { first.inputGradientNeeded }
         set { first.inputGradientNeeded = newValue }

@@ -98,6 +98,37 @@ public final class UNet {
         return total + head.flops(height: h, width: w)
     }
 
+    /// Every convolution, with the image size it runs on for inputs of `height` x `width`, in
+    /// network order (the walk of `forward`: each level halves the size, each up-sampling doubles it).
+    public func convolutionSizes(height: Int, width: Int) -> [(layer: any ConvolutionLayer, height: Int, width: Int)] {
+        var result: [(layer: any ConvolutionLayer, height: Int, width: Int)] = []
+        var (h, w) = (height, width)
+        for level in 0..<config.depth {
+            result += [(encoders[level].conv1, h, w), (encoders[level].conv2, h, w)]
+            h /= 2; w /= 2
+        }
+        result += [(bottleneck.conv1, h, w), (bottleneck.conv2, h, w)]
+        for level in stride(from: config.depth - 1, through: 0, by: -1) {
+            h *= 2; w *= 2
+            result += [(decoders[level].conv1, h, w), (decoders[level].conv2, h, w)]
+        }
+        return result + [(head, h, w)]
+    }
+
+    /// The plan table: which algorithm each `Conv2D` runs, per pass, on inputs of `height` x `width`
+    /// (recorded in a training run's metrics.json).
+    public func convolutionPlans(height: Int, width: Int) -> [ConvolutionPlanRecord] {
+        convolutionSizes(height: height, width: width).flatMap { entry in
+            entry.layer.conv2DLayers.map { ConvolutionPlanRecord(layer: $0.name, plan: $0.plan(height: entry.height, width: entry.width)) }
+        }
+    }
+
+    /// Every convolution's plans from now on are chosen by `choices` (for A/B measurements and tests;
+    /// layers start with `EngineChoices.current`).
+    public func setEngineChoices(_ choices: EngineChoices) {
+        for layer in convolutions { for conv in layer.conv2DLayers { conv.choices = choices } }
+    }
+
     /// Replace the convolution named `name` (e.g. "enc1_conv2") by `layer` with the same channels.
     public func replaceConvolution(named name: String, with layer: any ConvolutionLayer) {
         for block in blocks {
@@ -111,6 +142,7 @@ public final class UNet {
     /// Checks that `new` can take `old`'s slot and gives it the slot's settings.
     private func fit(_ old: any ConvolutionLayer, _ new: any ConvolutionLayer) {
         new.inputGradientNeeded = old.inputGradientNeeded
+        if let choices = old.conv2DLayers.first?.choices { for conv in new.conv2DLayers { conv.choices = choices } }
         precondition(old.inChannels == new.inChannels && old.outChannels == new.outChannels
                      && old.kernelHeight == new.kernelHeight && old.kernelWidth == new.kernelWidth,
                      "UNet.replaceConvolution: \(new.name) does not fit the slot of \(old.name)")
