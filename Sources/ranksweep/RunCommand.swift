@@ -44,14 +44,8 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if let n = localWorkers, n < 1 || n > 256 { throw ValidationError("--local-workers must be in 1...256") }
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
-        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1") }
         if trainOnly && runCompression { throw ValidationError("--train-only and --run-compression contradict each other") }
-        if trainOnly && model != nil { throw ValidationError("--train-only trains baselines; --model gives one and skips training") }
-        if let v = imageSize, v < 8 || v > 4096 { throw ValidationError("--image-size must be in 8...4096") }
-        if let v = baseFilters, v < 1 || v > 1024 { throw ValidationError("--base-filters must be in 1...1024") }
-        if let v = depth, v < 1 || v > 8 { throw ValidationError("--depth must be in 1...8") }
-        if let v = lr, !(v > 0 && v.isFinite) { throw ValidationError("--lr must be a positive number") }
+        if let problem = overrides.problem { throw ValidationError(problem) }
     }
 
     /// The flags that replace the sweep file's settings.

@@ -32,5 +32,11 @@ final class SweepOverridesTests: XCTestCase {
         var timeoutOnly = SweepOverrides()
         timeoutOnly.jobTimeout = 5
         XCTAssertNil(timeoutOnly.firstSweepChangingFlag, "a timeout governs attempts, not which jobs there are")
+        XCTAssertNil(o.problem)
+        var bad = SweepOverrides()
+        bad.depth = 9
+        XCTAssertEqual(bad.problem, "--depth must be in 1...8")
+        (bad.depth, bad.trainOnly, bad.baselineModel) = (nil, true, "/m.safetensors")
+        XCTAssertEqual(bad.problem, "--train-only trains baselines; --model gives one and skips training")
     }
 }

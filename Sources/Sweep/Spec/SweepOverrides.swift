@@ -24,6 +24,19 @@ public struct SweepOverrides: Sendable, Equatable {
 
     public init() {}
 
+    /// What is wrong with the values given (nil: nothing), naming the flag.
+    public var problem: String? {
+        if let e = epochs, e < 1 { return "--epochs must be at least 1" }
+        if let b = batchSize, b < 1 { return "--batch-size must be at least 1" }
+        if trainOnly && baselineModel != nil { return "--train-only trains baselines; --model gives one and skips training" }
+        if let v = imageSize, v < 8 || v > 4096 { return "--image-size must be in 8...4096" }
+        if let v = baseFilters, v < 1 || v > 1024 { return "--base-filters must be in 1...1024" }
+        if let v = depth, v < 1 || v > 8 { return "--depth must be in 1...8" }
+        if let v = learningRate, !(v > 0 && v.isFinite) { return "--lr must be a positive number" }
+        if let t = jobTimeout, !(t > 0 && t.isFinite) { return "--job-timeout must be a positive number of seconds" }
+        return nil
+    }
+
     /// The flag of the first override that changes which jobs a sweep has (nil: none does), for
     /// refusing them when resuming a stored sweep. `--job-timeout` does not: it only governs attempts.
     public var firstSweepChangingFlag: String? {
