@@ -97,7 +97,7 @@ public enum SwarmBenchmark {
         // Each simulated worker holds a TCP connection and a libzmq mailbox here.
         let descriptors = raiseDescriptorLimit(needed: 2 * n + 256)
         guard descriptors >= 2 * n + 256 else {
-            throw SweepError.invalid("--simulated-workers \(n) needs \(2 * n + 256) file descriptors in this process; the limit is \(descriptors) (ulimit -Hn): run fewer")
+            throw SweepError.invalid("--simulated-workers \(n) needs \(2 * n + 256) file descriptors in this process; the limit is \(descriptors) (ulimit -Hn; raising it needs root): run fewer")
         }
         let sweepFile = settings.directory + "/swarm.yaml", state = settings.directory + "/state"
         try AtomicFile.write("noop: \(total)\n", to: sweepFile)
@@ -400,12 +400,18 @@ public enum SwarmBenchmark {
         throw SweepError.io("the coordinator did not listen on port \(port) within 60 s")
     }
 
-    /// Raises the soft descriptor limit towards the hard one: each simulated worker holds a TCP
-    /// connection and a libzmq mailbox.
-    /// Returns the soft limit in effect afterwards.
+    /// Raises the soft descriptor limit towards the hard one (and the hard one too where the
+    /// process may: root, CAP_SYS_RESOURCE): each simulated worker holds a TCP connection and a
+    /// libzmq mailbox, and the coordinator child inherits the limit. Returns the soft limit in
+    /// effect afterwards.
     static func raiseDescriptorLimit(needed: Int) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        if limit.rlim_max < rlim_t(needed) {
+            var raised = limit
+            (raised.rlim_cur, raised.rlim_max) = (rlim_t(needed), rlim_t(needed))
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
         if limit.rlim_cur < rlim_t(needed) {
             limit.rlim_cur = min(limit.rlim_max, rlim_t(needed))
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
