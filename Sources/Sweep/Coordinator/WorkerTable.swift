@@ -93,35 +93,44 @@ struct WorkerTable {
         return isNew
     }
 
+    /// Changes a record in place (one lookup, and no copy of its sets and dictionaries).
+    @discardableResult
+    private mutating func modify<R>(_ id: String, _ body: (inout WorkerRecord) -> R) -> R? {
+        guard let i = records.index(forKey: id) else { return nil }
+        return body(&records.values[i])
+    }
+
     /// Any message from the worker: it lives for another `deadAfter`.
-    mutating func heard(_ id: String, now: Double) { records[id]?.expiry = now + deadAfter }
+    mutating func heard(_ id: String, now: Double) {
+        let expiry = now + deadAfter
+        modify(id) { $0.expiry = expiry }
+    }
 
-    mutating func setReady(_ id: String, _ ready: Bool) { records[id]?.ready = ready }
+    mutating func setReady(_ id: String, _ ready: Bool) { modify(id) { $0.ready = ready } }
 
-    mutating func sent(_ id: String, now: Double) { records[id]?.lastSent = now }
+    mutating func sent(_ id: String, now: Double) { modify(id) { $0.lastSent = now } }
 
     /// The worker now runs this attempt.
-    mutating func hold(_ id: String, _ ref: JobRef) { records[id]?.running.insert(ref) }
+    mutating func hold(_ id: String, _ ref: JobRef) { modify(id) { _ = $0.running.insert(ref) } }
 
     /// The worker no longer runs this attempt (result, failure, cancel); its display lines go.
     /// Returns whether it held it.
     @discardableResult
     mutating func release(_ id: String, _ ref: JobRef) -> Bool {
-        guard var w = records[id] else { return false }
-        let held = w.running.remove(ref) != nil
-        w.progress[ref.job] = nil
-        if !w.epochs.isEmpty { w.epochs[ref] = nil }
-        records[id] = w
-        return held
+        modify(id) { w in
+            w.progress[ref.job] = nil
+            if !w.epochs.isEmpty { w.epochs[ref] = nil }
+            return w.running.remove(ref) != nil
+        } ?? false
     }
 
-    mutating func setProgress(_ id: String, job: String, text: String) { records[id]?.progress[job] = text }
+    mutating func setProgress(_ id: String, job: String, text: String) { modify(id) { $0.progress[job] = text } }
 
     mutating func setEpoch(_ id: String, _ ref: JobRef, _ epoch: EpochProgress) {
-        guard var w = records[id] else { return }
-        if w.epochs.count > w.running.count + 16 { w.epochs = w.epochs.filter { w.running.contains($0.key) } }
-        w.epochs[ref] = epoch
-        records[id] = w
+        modify(id) { w in
+            if w.epochs.count > w.running.count + 16 { w.epochs = w.epochs.filter { w.running.contains($0.key) } }
+            w.epochs[ref] = epoch
+        }
     }
 
     /// The worker is gone (left, dead, coordinator stopping): its record, with the attempts it
@@ -142,10 +151,12 @@ struct WorkerTable {
 
     /// Puts a worker that may have a free slot at the back of the dispatch line (once).
     mutating func offer(_ id: String) {
-        guard var w = records[id], !w.offered, w.ready, w.free > 0 else { return }
-        w.offered = true
-        records[id] = w
-        line.append((id, w.generation))
+        guard let generation = modify(id, { w -> Int? in
+            guard !w.offered, w.ready, w.free > 0 else { return nil }
+            w.offered = true
+            return w.generation
+        }) ?? nil else { return }
+        line.append((id, generation))
     }
 
     /// Takes the front of the line: the worker, when it can still take a job (nil: the entry was
@@ -154,16 +165,17 @@ struct WorkerTable {
     mutating func popOffered() -> String? {
         let (id, generation) = line[lineHead]
         lineHead += 1
-        guard var w = records[id], w.generation == generation else { return nil }
-        w.offered = false
-        records[id] = w
-        return w.ready && w.free > 0 ? id : nil
+        return modify(id) { w -> String? in
+            guard w.generation == generation else { return nil }
+            w.offered = false
+            return w.ready && w.free > 0 ? id : nil
+        } ?? nil
     }
 
     /// The worker just popped got nothing (no job dispatchable): it keeps its place at the front.
     mutating func keepPlace(_ id: String) {
         lineHead -= 1
-        records[id]?.offered = true
+        modify(id) { $0.offered = true }
     }
 
     /// Drops the line's served entries once they are most of it.
