@@ -7,6 +7,8 @@ import Foundation
 /// shape). Each cycle: wait for input up to the tick, drain every queued message, dispatch to free
 /// slots, run liveness, commit all state changes of the cycle in one SQLite transaction, and only
 /// then send the replies (so nothing a worker is told depends on state that could be lost).
+/// Job and worker state live in `JobTable` and `WorkerTable`: this class is the loop that feeds
+/// them what workers say, and does the sockets, the store and the artifacts.
 public final class Coordinator {
     let options: CoordinatorOptions
     let onSweepComplete: SweepCompletionHook
@@ -15,9 +17,9 @@ public final class Coordinator {
     let store: SweepStore
     let artifacts: ArtifactStore
     /// Held while this coordinator lives: `retry` (and a second coordinator) refuse the state dir.
-    let lock: StateLock
-    let context: ZMQContext
-    var router: ZMQSocket!
+    private let lock: StateLock
+    private let context: ZMQContext
+    private var router: ZMQSocket!
 
     // Job and worker state (owned by the coordinator thread; only the tables change it).
     var jobs = JobTable()
@@ -37,18 +39,18 @@ public final class Coordinator {
     var eventCounts = EventCounts()
     /// The last STATUS reply (a STATUS flood is answered from it for a few milliseconds).
     var statusCache: (at: Double, payload: [UInt8])?
-    var sendFailures = 0
+    private var sendFailures = 0
 
     // Per-cycle buffers.
     var ops: [SweepStore.Op] = []
-    var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
+    private var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
     var acks: [String: [JobRef]] = [:]
     /// The store's writer while `run` serves (nil before and after: then `commit` writes directly).
     var committer: GroupCommitter?
     /// The poll thread's end of the committer's wake-up pair.
-    var committerWake: ZMQSocket?
+    private var committerWake: ZMQSocket?
     /// ACKs waiting for the commit that covers their results: (batch number, worker -> refs), in order.
-    var pendingAcks: [(batch: Int, acks: [String: [JobRef]])] = []
+    private var pendingAcks: [(batch: Int, acks: [String: [JobRef]])] = []
     /// Messages read per poll cycle at most, before the cycle dispatches and commits.
     var receiveBatch = 5000
     /// Test hook: called at the end of every poll cycle.
@@ -60,7 +62,7 @@ public final class Coordinator {
     var livenessWaitsForDrain = true
     /// Set when a liveness check found the receive queue not drained: the next cycle that drains it
     /// runs the expiry it skipped.
-    var expiryOwed = false
+    private var expiryOwed = false
 
     // Stats and display.
     var firstDispatch: Double?
@@ -71,7 +73,7 @@ public final class Coordinator {
 
     var unknownRouteBye: [[UInt8]: Double] = [:]
     /// When the observer last got a status snapshot (`observerStatusInterval` apart).
-    var lastObserved = -Double.infinity
+    private var lastObserved = -Double.infinity
     static let observerStatusInterval = 0.5
     /// Every attempt's outcome, for STATUS (no store reads while serving).
     var attemptMirror = AttemptMirror()
@@ -80,8 +82,8 @@ public final class Coordinator {
     /// Each train/fine-tune job's newest checkpoint (Coordinator-checkpoints.swift).
     var checkpointBook = CheckpointBook()
     /// Set on a stop signal while local workers hand back (`CoordinatorOptions.onStop`): no more dispatch.
-    var stopDeadline: Double?
-    var nextStopNote = 0.0
+    private var stopDeadline: Double?
+    private var nextStopNote = 0.0
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in },
                 reporter: SweepReporter? = nil) throws {
