@@ -72,7 +72,7 @@ extension Coordinator {
         ops.append(.checkpoint(.record(row)))
         if let old, old.hash != h.hash { removeCheckpointFile(old.hash) }
         progressView.jobEvent("\(h.job) attempt \(h.attempt) on \(w.id): checkpoint after epoch \(h.epoch) stored",
-                              kind: e.kind, coordinator: self)
+                              kind: e.kind, total: jobs.count)
     }
 
     /// A job finished: its checkpoint is of no more use.

@@ -241,7 +241,7 @@ extension Coordinator {
         for (file, hash) in h.artifacts { ops.append(.artifact(hash: hash, size: artifacts.size(hash) ?? 0, origin: "\(h.job)/\(file)")) }
         let kind = jobs[h.job]!.kind
         progressView.jobFinished(kind: kind, seconds: h.seconds)
-        progressView.jobEvent("done \(h.job) attempt \(h.attempt) on \(w.id) (\(String(format: "%.2f", h.seconds))s)", kind: kind, coordinator: self)
+        progressView.jobEvent("done \(h.job) attempt \(h.attempt) on \(w.id) (\(String(format: "%.2f", h.seconds))s)", kind: kind, total: jobs.count)
     }
 
     func failed(_ msg: WireMessage, _ w: WorkerRecord) throws {

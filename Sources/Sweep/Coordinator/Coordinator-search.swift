@@ -88,7 +88,7 @@ extension Coordinator {
         try committer?.waitIdle()
         try store.addJobs([job], maxAttempts: d.maxAttempts, planHash: nil, sweepJSON: nil, event: SweepEventKind.searchProbe.rawValue)
         let failed = jobs.add(job, maxAttempts: d.maxAttempts, ops: &ops)
-        progressView.jobEvent("target search \(d.name): probing \(job.id)", kind: "compress", coordinator: self)
+        progressView.jobEvent("target search \(d.name): probing \(job.id)", kind: "compress", total: jobs.count)
         jobsFailed(failed)
     }
 }

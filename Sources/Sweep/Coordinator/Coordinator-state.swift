@@ -105,7 +105,7 @@ extension Coordinator {
         case .failed(let worker, let jobsFailed): (w, failed) = (worker, jobsFailed)
         }
         progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome.rawValue): \(reason)", kind: jobs[ref.job]?.kind ?? "",
-                              coordinator: self, important: true)
+                              total: jobs.count, important: true)
         jobsFailed(failed)
     }
 

@@ -28,9 +28,10 @@ public final class ProgressView {
 
     var terminal: Bool { display.isTerminal }
 
-    func jobEvent(_ text: @autoclosure () -> String, kind: String, coordinator c: Coordinator, important: Bool = false) {
+    /// A job event in a sweep of `total` jobs (noop/sleep events only in small sweeps).
+    func jobEvent(_ text: @autoclosure () -> String, kind: String, total: Int, important: Bool = false) {
         guard enabled, !terminal || important else { return }
-        if important || (kind != "noop" && kind != "sleep") || c.jobs.count <= 100 { Log.info(text()) }
+        if important || (kind != "noop" && kind != "sleep") || total <= 100 { Log.info(text()) }
     }
 
     /// A job finished in `seconds` (feeds the ETA).
