@@ -111,7 +111,7 @@ final class GroupCommitTests: XCTestCase {
             c.receiveBatch = 1
             c.livenessWaitsForDrain = waitForDrain
             c.cycleHook = { c in
-                if !stalled.value && c.workers.count == 2 && c.workers.values.allSatisfy({ !$0.running.isEmpty }) {
+                if !stalled.value && c.workers.count == 2 && c.workers.all.allSatisfy({ !$0.running.isEmpty }) {
                     stalled.value = true
                     usleep(5_000_000)
                 }

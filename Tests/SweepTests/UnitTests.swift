@@ -217,7 +217,7 @@ final class StoreResumeTests: XCTestCase {
                              .done(JobRef(job: "noop-2", attempt: 1), worker: "w1", result: "{\"x\":1}", artifacts: "{}", seconds: 0.1)])
         }
         let c = try Coordinator(options: o)
-        XCTAssertEqual(c.doneCount, 1)
+        XCTAssertEqual(c.jobs.doneCount, 1)
         let store = try SweepStore(stateDir: dir, readOnly: true)
         let jobs = Dictionary(uniqueKeysWithValues: try store.rows("SELECT id, state, attempt, failures FROM jobs").map { ($0["id"]!, $0) })
         XCTAssertEqual(jobs["noop-1"]?["state"], "queued")

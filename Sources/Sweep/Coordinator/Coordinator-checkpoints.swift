@@ -26,7 +26,7 @@ extension Coordinator {
             checkpointBook.seconds = stored
         }
         for row in try store.checkpoints() {
-            guard let i = jobIndex[row.job], !jobs[i].terminal, artifacts.size(row.hash) == row.size else {
+            guard let e = jobs[row.job], !e.terminal, artifacts.size(row.hash) == row.size else {
                 ops.append(.checkpoint(.drop(job: row.job)))
                 continue
             }
@@ -37,7 +37,7 @@ extension Coordinator {
     }
 
     /// The `checkpoint` input of a job's next attempt, when it has one.
-    func checkpointInputs(_ e: JobEntry) -> [InputRef] {
+    func checkpointInputs(_ e: JobRecord) -> [InputRef] {
         guard let c = checkpointBook.newest[e.planned.id] else { return [] }
         return [InputRef(name: Coordinator.checkpointInput, hash: c.hash, size: c.size, unpack: false)]
     }
@@ -50,15 +50,14 @@ extension Coordinator {
     /// CHECKPOINT: accepted only from the worker running the job's current attempt, for an
     /// artifact it uploaded (stored, of the size announced), newer than the job's checkpoint.
     /// Anything else is refused before it touches the job. The superseded checkpoint's file goes.
-    func checkpoint(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
+    func checkpoint(_ msg: WireMessage, _ w: WorkerRecord, now: Double) throws {
         let h = try msg.decode(CheckpointHeader.self)
         try Coordinator.checkRef(h.job, h.attempt, "CHECKPOINT")
         guard h.epoch >= 1, h.epoch <= Wire.maxEpoch, SHA256Hasher.isValidHex(h.hash), h.size >= 0, h.size <= Wire.maxArtifactBytes else {
             throw SweepError.protocolViolation("CHECKPOINT with a bad epoch, hash or size")
         }
         let ref = JobRef(job: h.job, attempt: h.attempt)
-        guard w.running.contains(ref), let i = jobIndex[h.job], !jobs[i].terminal, jobs[i].runningOn[h.attempt] == w.id,
-              jobs[i].attempt == h.attempt, CheckpointBook.kinds.contains(jobs[i].planned.kind) else {
+        guard w.running.contains(ref), jobs.isCurrentAttempt(ref, on: w.id), let e = jobs[h.job], CheckpointBook.kinds.contains(e.kind) else {
             return refuse(w, "CHECKPOINT \(h.job) attempt \(h.attempt) from \(w.id): not the job's current attempt on this worker",
                           job: h.job, attempt: h.attempt)
         }
@@ -73,7 +72,7 @@ extension Coordinator {
         ops.append(.checkpoint(.record(row)))
         if let old, old.hash != h.hash { removeCheckpointFile(old.hash) }
         progressView.jobEvent("\(h.job) attempt \(h.attempt) on \(w.id): checkpoint after epoch \(h.epoch) stored",
-                              kind: jobs[i].planned.kind, coordinator: self)
+                              kind: e.kind, total: jobs.count)
     }
 
     /// A job finished: its checkpoint is of no more use.
@@ -88,7 +87,7 @@ extension Coordinator {
     func removeCheckpointFile(_ hash: String) {
         if checkpointBook.newest.values.contains(where: { $0.hash == hash }) { return }
         if producedArtifacts.values.contains(where: { $0.values.contains(hash) }) { return }
-        if jobs.contains(where: { $0.planned.inputs.contains { $0.hash == hash } }) { return }
+        if jobs.all.contains(where: { $0.planned.inputs.contains { $0.hash == hash } }) { return }
         if unlink(artifacts.path(hash)) == 0 { ops.append(.checkpoint(.forgetArtifact(hash: hash))) }
     }
 }

@@ -23,9 +23,9 @@ extension Coordinator {
     func handle(_ frames: [[UInt8]], userKey: String? = nil) {
         guard let route = frames.first else { return }
         let size = frames.reduce(0) { $0 + $1.count }
-        let from = workerByRoute[route]
+        let from = workers.id(route: route)
         func drop(_ why: String) {
-            note("dropped", route: route, userKey: userKey, job: nil, attempt: nil, why)
+            note(.dropped, route: route, userKey: userKey, job: nil, attempt: nil, why)
         }
         if size > Coordinator.maxMessageBytes { return drop("oversized (\(size) bytes)") }
         let msg: WireMessage
@@ -46,13 +46,13 @@ extension Coordinator {
         // With CURVE the key is the identity: a message on this worker's route from another key
         // (a reused routing id) speaks for nobody.
         if options.serverKeys != nil && identities[w.id]?.key != userKey {
-            return note("refused", route: route, userKey: userKey, job: nil, attempt: nil,
+            return note(.refused, route: route, userKey: userKey, job: nil, attempt: nil,
                         "\(msg.command.rawValue) on worker \(w.id)'s connection from another key")
         }
-        w.expiry = now + timing.deadAfter
+        workers.heard(w.id, now: now)
         guarded({
             switch msg.command {
-            case .ready: w.ready = true
+            case .ready: workers.setReady(w.id, true)
             case .heartbeat: break
             case .progress: try progress(msg, w)
             case .done: try done(msg, w, now: now)
@@ -62,13 +62,13 @@ extension Coordinator {
             case .put: try put(msg, w, now: now)
             case .bye:
                 Log.info("worker \(w.id) leaving")
-                removeWorker(w, outcome: .handback, reason: "worker left", counts: false)
-                ops.append(.workerState(id: w.id, state: "left"))
+                removeWorker(w.id, outcome: .handback, reason: "worker left", counts: false)
+                ops.append(.workerState(id: w.id, state: WorkerState.left.rawValue))
             default: throw SweepError.protocolViolation("\(msg.command.rawValue) is not a worker command")
             }
         }, drop)
         // READY, a result, or a reconnect may have freed a slot: into the dispatch line.
-        offer(w)
+        workers.offer(w.id)
     }
 
     private func guarded(_ body: () throws -> Void, _ drop: (String) -> Void) {
@@ -77,21 +77,22 @@ extension Coordinator {
 
     /// Counts a dropped or refused message in its peer's aggregated event (one row per peer, kind
     /// and minute) and logs the first of each, plus the first 50 of the run and every 1000th.
-    func note(_ kind: String, route: [UInt8], userKey: String?, job: String?, attempt: Int?, _ why: String) {
-        let peer = workerByRoute[route] ?? userKey.map { "key \($0)" } ?? "unregistered"
-        let opened = eventCounts.note(kind: kind, peer: peer, job: job, attempt: attempt,
-                                      detail: workerByRoute[route] == nil ? "\(why) (connection \(WireMessage.printable(route)))" : why,
+    func note(_ kind: SweepEventKind, route: [UInt8], userKey: String?, job: String?, attempt: Int?, _ why: String) {
+        let registered = workers.id(route: route)
+        let peer = registered ?? userKey.map { "key \($0)" } ?? "unregistered"
+        let opened = eventCounts.note(kind: kind.rawValue, peer: peer, job: job, attempt: attempt,
+                                      detail: registered == nil ? "\(why) (connection \(WireMessage.printable(route)))" : why,
                                       wall: Clock.wall())
         malformedLogged += 1
         if opened || malformedLogged <= 50 || malformedLogged % 1000 == 0 {
-            let who = workerByRoute[route] ?? "unknown peer \(WireMessage.printable(route))"
-            Log.warn("\(kind == "dropped" ? "dropped message" : "refused a message") from \(who): \(why)")
+            let who = registered ?? "unknown peer \(WireMessage.printable(route))"
+            Log.warn("\(kind == .dropped ? "dropped message" : "refused a message") from \(who): \(why)")
         }
     }
 
     /// A refusal of something a registered worker sent about an attempt that is not its own.
-    func refuse(_ w: WorkerEntry, _ why: String, job: String? = nil, attempt: Int? = nil) {
-        note("refused", route: w.route, userKey: identities[w.id]?.key, job: job, attempt: attempt, why)
+    func refuse(_ w: WorkerRecord, _ why: String, job: String? = nil, attempt: Int? = nil) {
+        note(.refused, route: w.route, userKey: identities[w.id]?.key, job: job, attempt: attempt, why)
     }
 
     /// Rejects an attempt number or job name from a peer before anything uses it.
@@ -101,19 +102,19 @@ extension Coordinator {
     }
 
     func refuseHello(route: [UInt8], userKey: String?, worker: String, _ why: String) {
-        note("refused", route: route, userKey: userKey, job: nil, attempt: nil, "refused HELLO for worker \(worker): \(why)")
+        note(.refused, route: route, userKey: userKey, job: nil, attempt: nil, "refused HELLO for worker \(worker): \(why)")
         sendTo(route: route, WireMessage(.bye, ByeHeader(code: .refused, reason: "HELLO refused: \(why)")))
     }
 
     func hello(_ msg: WireMessage, route: [UInt8], userKey: String?, now: Double) throws {
         let v = msg.fields.object?["v"]?.int ?? -1
         guard v == Wire.version else {
-            note("refused", route: route, userKey: userKey, job: nil, attempt: nil, "HELLO speaks protocol \(v), we speak \(Wire.version)")
+            note(.refused, route: route, userKey: userKey, job: nil, attempt: nil, "HELLO speaks protocol \(v), we speak \(Wire.version)")
             sendTo(route: route, WireMessage(.bye, ByeHeader(code: .refused, reason: "protocol version \(v) not supported (coordinator speaks \(Wire.version))")))
             return
         }
         let h = try msg.decode(HelloHeader.self)
-        if terminalCount == jobs.count && searchesFinished {
+        if jobs.allTerminal && searchesFinished {
             sendTo(route: route, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
             return
         }
@@ -143,78 +144,48 @@ extension Coordinator {
         identities[h.worker] = WorkerIdentity(key: identities[h.worker]?.key ?? userKey, secretHash: secretHash)
         bindRoute(route, to: h.worker)
 
-        let w: WorkerEntry
-        if let old = workers[h.worker] {
-            // Same worker process, new connection: keep its record, move the route.
-            if workerByRoute[old.route] == old.id { workerByRoute[old.route] = nil }
-            old.route = route
-            w = old
-        } else {
-            w = WorkerEntry(id: h.worker, route: route, host: h.host, slots: h.slots, threads: h.threads, expiry: now + timing.deadAfter)
-            workers[h.worker] = w
+        if workers.join(id: h.worker, route: route, host: h.host, slots: h.slots, threads: h.threads, now: now) {
             Log.info("worker \(h.worker) joined (host \(h.host), \(h.slots) slot(s), \(h.threads) thread(s))")
         }
-        workerByRoute[route] = w.id
-        w.expiry = now + timing.deadAfter
-        w.ready = false
-        ops.append(.worker(id: w.id, host: h.host, cores: h.cores, slots: h.slots, threads: h.threads, state: "alive"))
+        let w = workers[h.worker]!
+        ops.append(.worker(id: w.id, host: h.host, cores: h.cores, slots: h.slots, threads: h.threads, state: WorkerState.alive.rawValue))
         ops.append(.workerIdentity(id: w.id, key: userKey, secretHash: secretHash))
 
         // Reconcile what the worker says it holds with what the store says was dispatched to it.
         let claimed = Set(h.running)
         var cancel: [JobRef] = []
-        func stale(_ ref: JobRef, _ why: String) {
-            cancel.append(ref)
-            note("stale-attempt", route: route, userKey: userKey, job: ref.job, attempt: ref.attempt,
-                 "worker \(w.id) holds \(ref.job) attempt \(ref.attempt): dropped, \(why)")
-        }
         for ref in claimed {
-            guard let i = jobIndex[ref.job] else { stale(ref, "no such job"); continue }
-            let e = jobs[i]
-            if e.terminal {
-                stale(ref, "job already \(e.state == .done ? "done" : "failed")")
-                continue
-            }
-            if e.runningOn[ref.attempt] == w.id { continue }  // already ours
-            if e.runningOn[ref.attempt] == nil && e.orphaned[ref.attempt] == w.id {
-                // Dispatched to this worker before we restarted: take it back as running. Only an
-                // attempt the store records for this very worker; never a job or attempt number
-                // the worker merely names.
-                e.orphaned[ref.attempt] = nil
-                e.runningOn[ref.attempt] = w.id
-                if e.state != .running { e.state = .running; e.dispatchedAt = now }
-                e.attemptStarted[ref.attempt] = now
-                w.running.insert(ref)
-                ops.append(.reattach(ref, worker: w.id))
+            switch jobs.reattach(ref, worker: w.id, now: now, ops: &ops) {
+            case .ours: break
+            case .reattached:
+                workers.hold(w.id, ref)
                 Log.info("worker \(w.id) reattached \(ref.job) attempt \(ref.attempt)")
-            } else {
-                // Declared dead meanwhile, superseded, or never this worker's: its work (a late
-                // result, if it finished while cut off) is dropped; the worker is told to forget it.
-                stale(ref, "attempt \(ref.attempt) is not open on this worker")
+            case .stale(let why):
+                // Its work (a late result, if it finished while cut off) is dropped; the worker is
+                // told to forget it.
+                cancel.append(ref)
+                note(.staleAttempt, route: route, userKey: userKey, job: ref.job, attempt: ref.attempt,
+                     "worker \(w.id) holds \(ref.job) attempt \(ref.attempt): dropped, \(why)")
             }
         }
         for ref in w.running where !claimed.contains(ref) {
             // We thought it ran this; it does not know it (lost on the way): requeue, not its fault.
-            w.running.remove(ref)
+            workers.release(w.id, ref)
             attemptFailed(ref, outcome: .lost, reason: "worker \(w.id) reconnected without it", counts: false)
         }
-        send(w, WireMessage(.welcome, WelcomeHeader(heartbeatMs: timing.heartbeatMs, liveness: timing.liveness, cancel: cancel)))
+        send(w.id, WireMessage(.welcome, WelcomeHeader(heartbeatMs: timing.heartbeatMs, liveness: timing.liveness, cancel: cancel)))
     }
 
     /// A route is bound to the first worker id it said HELLO as, for as long as we remember it.
     func bindRoute(_ route: [UInt8], to id: String) {
         if routeOwner[route] == nil && routeOwner.count >= 65_536 {
             // Forget routes no live worker uses (their connections are gone or were refused).
-            routeOwner = routeOwner.filter { workerByRoute[$0.key] != nil }
+            routeOwner = routeOwner.filter { workers.id(route: $0.key) != nil }
         }
         routeOwner[route] = id
     }
 
-    /// Who holds an attempt: the worker it is open on, or (after a coordinator restart) the worker
-    /// it was dispatched to.
-    func holder(_ e: JobEntry, _ attempt: Int) -> String? { e.runningOn[attempt] ?? e.orphaned[attempt] }
-
-    func progress(_ msg: WireMessage, _ w: WorkerEntry) throws {
+    func progress(_ msg: WireMessage, _ w: WorkerRecord) throws {
         let h = try msg.decode(ProgressHeader.self)
         try Coordinator.checkRef(h.job, h.attempt, "PROGRESS")
         let ref = JobRef(job: h.job, attempt: h.attempt)
@@ -227,33 +198,28 @@ extension Coordinator {
             text += (text.isEmpty ? "" : " ") + m.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
         }
         if let message = h.message { text += (text.isEmpty ? "" : " ") + message }
-        w.progress[h.job] = text
-        if let spe = h.metrics?["seconds"] { progressView.epochTook(kind: jobs[jobIndex[h.job] ?? 0].planned.kind, seconds: spe) }
-        if h.epoch != nil || h.epochs != nil {
-            if w.epochs.count > w.running.count + 16 { w.epochs = w.epochs.filter { w.running.contains($0.key) } }
-            w.epochs[ref] = EpochProgress(epoch: h.epoch, epochs: h.epochs)
-        }
+        workers.setProgress(w.id, job: h.job, text: text)
+        if let spe = h.metrics?["seconds"] { progressView.epochTook(kind: (jobs[h.job] ?? jobs[0]).kind, seconds: spe) }
+        if h.epoch != nil || h.epochs != nil { workers.setEpoch(w.id, ref, EpochProgress(epoch: h.epoch, epochs: h.epochs)) }
         ops.append(.progress(job: h.job, text: String(decoding: msg.header, as: UTF8.self)))
         // Every epoch of every job is detail (-v): plain progress summarises the sweep.
         Log.debug("\(h.job) on \(w.id): \(text)")
     }
 
-    func done(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
+    func done(_ msg: WireMessage, _ w: WorkerRecord, now: Double) throws {
         let h = try msg.fields.decodeDone()
         try Coordinator.checkRef(h.job, h.attempt, "DONE")
         guard h.seconds >= 0, h.seconds <= 1e9, h.artifacts.count <= 1000 else { throw SweepError.protocolViolation("DONE with bad seconds or artifacts") }
         let ref = JobRef(job: h.job, attempt: h.attempt)
         // Only the worker an attempt was dispatched to reports on it; anyone else's DONE is refused
         // before it can touch the attempt (not even to fail it for a bad result).
-        if let i = jobIndex[h.job], let holder = holder(jobs[i], h.attempt), holder != w.id {
+        if let holder = jobs[h.job]?.holder(h.attempt), holder != w.id {
             return refuse(w, "refused DONE \(h.job) attempt \(h.attempt) from \(w.id): dispatched to \(holder)", job: h.job, attempt: h.attempt)
         }
         acks[w.id, default: []].append(ref)  // acknowledged whether accepted or dropped: the worker forgets it
-        w.running.remove(ref)
-        w.progress[h.job] = nil
-        if !w.epochs.isEmpty { w.epochs[ref] = nil }
-        if let why = staleReason(ref, worker: w.id) {
-            note("duplicate-done", route: w.route, userKey: identities[w.id]?.key, job: h.job, attempt: h.attempt,
+        workers.release(w.id, ref)
+        if let why = jobs.staleReason(ref, worker: w.id) {
+            note(.duplicateDone, route: w.route, userKey: identities[w.id]?.key, job: h.job, attempt: h.attempt,
                  "late or duplicate DONE for \(h.job) attempt \(h.attempt) from \(w.id) dropped: \(why)")
             return
         }
@@ -273,80 +239,79 @@ extension Coordinator {
                    artifactsJSON: artifactsJSON, seconds: h.seconds, now: now)
         producedArtifacts[h.job] = h.artifacts
         for (file, hash) in h.artifacts { ops.append(.artifact(hash: hash, size: artifacts.size(hash) ?? 0, origin: "\(h.job)/\(file)")) }
-        progressView.jobFinished(kind: jobs[jobIndex[h.job]!].planned.kind, seconds: h.seconds)
-        progressView.jobEvent("done \(h.job) attempt \(h.attempt) on \(w.id) (\(String(format: "%.2f", h.seconds))s)", kind: jobs[jobIndex[h.job]!].planned.kind, coordinator: self)
+        let kind = jobs[h.job]!.kind
+        progressView.jobFinished(kind: kind, seconds: h.seconds)
+        progressView.jobEvent("done \(h.job) attempt \(h.attempt) on \(w.id) (\(String(format: "%.2f", h.seconds))s)", kind: kind, total: jobs.count)
     }
 
-    func failed(_ msg: WireMessage, _ w: WorkerEntry) throws {
+    func failed(_ msg: WireMessage, _ w: WorkerRecord) throws {
         let h = try msg.decode(FailedHeader.self)
         try Coordinator.checkRef(h.job, h.attempt, "FAILED")
         let ref = JobRef(job: h.job, attempt: h.attempt)
-        if let i = jobIndex[h.job], let holder = holder(jobs[i], h.attempt), holder != w.id {
+        if let holder = jobs[h.job]?.holder(h.attempt), holder != w.id {
             return refuse(w, "refused FAILED \(h.job) attempt \(h.attempt) from \(w.id): dispatched to \(holder)", job: h.job, attempt: h.attempt)
         }
         acks[w.id, default: []].append(ref)
-        w.running.remove(ref)
-        w.progress[h.job] = nil
-        if !w.epochs.isEmpty { w.epochs[ref] = nil }
+        workers.release(w.id, ref)
         let reason = String(h.reason.prefix(2000))
         if h.handback {
             // A worker hands jobs back only when it is stopping (SIGTERM; its BYE follows): give it
             // nothing more, or the next dispatch would go to a worker on its way out.
-            w.ready = false
+            workers.setReady(w.id, false)
             attemptFailed(ref, outcome: .handback, reason: reason, counts: false)
         } else {
             attemptFailed(ref, outcome: .failed, reason: reason, counts: true, permanent: h.permanent == true)
         }
     }
 
-    func get(_ msg: WireMessage, _ w: WorkerEntry) throws {
+    func get(_ msg: WireMessage, _ w: WorkerRecord) throws {
         let h = try msg.decode(GetHeader.self)
         guard h.offset >= 0, h.offset <= Wire.maxArtifactBytes, h.length > 0, h.length <= Wire.chunkSize else {
             throw SweepError.protocolViolation("GET with bad range")
         }
         guard let size = artifacts.size(h.hash), let bytes = artifacts.read(h.hash, offset: h.offset, length: h.length) else {
-            send(w, WireMessage(.chunk, ChunkHeader(hash: String(h.hash.prefix(64)), offset: h.offset, size: 0, error: "unknown artifact")))
+            send(w.id, WireMessage(.chunk, ChunkHeader(hash: String(h.hash.prefix(64)), offset: h.offset, size: 0, error: "unknown artifact")))
             return
         }
-        send(w, WireMessage(.chunk, ChunkHeader(hash: h.hash, offset: h.offset, size: size, error: nil), payload: [bytes]))
+        send(w.id, WireMessage(.chunk, ChunkHeader(hash: h.hash, offset: h.offset, size: size, error: nil), payload: [bytes]))
     }
 
-    func put(_ msg: WireMessage, _ w: WorkerEntry, now: Double) throws {
+    func put(_ msg: WireMessage, _ w: WorkerRecord, now: Double) throws {
         let h = try msg.decode(PutHeader.self)
         guard SHA256Hasher.isValidHex(h.hash), h.size >= 0, h.size <= Wire.maxArtifactBytes, h.offset >= 0, h.offset <= h.size else {
             throw SweepError.protocolViolation("PUT with a bad hash, size or offset")
         }
         func ack(_ complete: Bool, _ error: String?) {
-            send(w, WireMessage(.putAck, PutAckHeader(hash: h.hash, offset: h.offset, complete: complete, error: error)))
+            send(w.id, WireMessage(.putAck, PutAckHeader(hash: h.hash, offset: h.offset, complete: complete, error: error)))
         }
         // Outputs are uploaded by a worker for an attempt it runs; a peer with none has nothing to upload.
         guard !w.running.isEmpty else {
             refuse(w, "PUT \(h.hash.prefix(12)) from \(w.id): it runs no attempt")
             return ack(false, "no attempt of yours is running")
         }
-        if artifacts.has(h.hash) { w.uploads[h.hash]?.receiver.abort(); w.uploads[h.hash] = nil; return ack(true, nil) }
+        if artifacts.has(h.hash) { uploads[w.id, default: [:]][h.hash]?.receiver.abort(); uploads[w.id, default: [:]][h.hash] = nil; return ack(true, nil) }
         if h.offset == 0 {
-            w.uploads[h.hash]?.receiver.abort()
-            w.uploads[h.hash] = nil
-            let inFlight = w.uploads.values.reduce(Int64(0)) { $0 + $1.receiver.size }
-            guard w.uploads.count < Coordinator.maxUploadsPerWorker, inFlight + h.size <= Coordinator.maxUploadBytesPerWorker else {
-                refuse(w, "PUT \(h.hash.prefix(12)) from \(w.id): \(w.uploads.count) uploads (\(inFlight) bytes) open already")
+            uploads[w.id, default: [:]][h.hash]?.receiver.abort()
+            uploads[w.id, default: [:]][h.hash] = nil
+            let inFlight = (uploads[w.id] ?? [:]).values.reduce(Int64(0)) { $0 + $1.receiver.size }
+            guard (uploads[w.id]?.count ?? 0) < Coordinator.maxUploadsPerWorker, inFlight + h.size <= Coordinator.maxUploadBytesPerWorker else {
+                refuse(w, "PUT \(h.hash.prefix(12)) from \(w.id): \(uploads[w.id]?.count ?? 0) uploads (\(inFlight) bytes) open already")
                 return ack(false, "too many uploads in progress")
             }
-            w.uploads[h.hash] = OpenUpload(receiver: try ArtifactReceiver(store: artifacts, hash: h.hash, size: h.size), lastChunk: now)
+            uploads[w.id, default: [:]][h.hash] = OpenUpload(receiver: try ArtifactReceiver(store: artifacts, hash: h.hash, size: h.size), lastChunk: now)
         }
-        guard let u = w.uploads[h.hash] else { return ack(false, "no upload in progress at offset \(h.offset)") }
+        guard let u = uploads[w.id]?[h.hash] else { return ack(false, "no upload in progress at offset \(h.offset)") }
         u.lastChunk = now
         do {
             if try u.receiver.accept(offset: h.offset, bytes: msg.payload.first ?? []) {
-                w.uploads[h.hash] = nil
+                uploads[w.id, default: [:]][h.hash] = nil
                 ops.append(.artifact(hash: h.hash, size: h.size, origin: "upload from \(w.id)"))
                 ack(true, nil)
             } else {
                 ack(false, nil)
             }
         } catch {
-            w.uploads[h.hash] = nil
+            uploads[w.id, default: [:]][h.hash] = nil
             refuse(w, "upload from \(w.id) rejected: \(error)")
             ack(false, "\(error)")
         }
@@ -354,11 +319,11 @@ extension Coordinator {
 
     /// Closes uploads that received nothing for one liveness period (their temp files go).
     func closeIdleUploads(_ now: Double) {
-        for w in workers.values where !w.uploads.isEmpty {
-            for (hash, u) in w.uploads where now - u.lastChunk > timing.deadAfter {
+        for (id, open) in uploads where !open.isEmpty {
+            for (hash, u) in open where now - u.lastChunk > timing.deadAfter {
                 u.receiver.abort()
-                w.uploads[hash] = nil
-                Log.warn("upload \(hash.prefix(12)) from \(w.id) silent for \(Coordinator.seconds(timing.deadAfter)) s: closed")
+                uploads[id]?[hash] = nil
+                Log.warn("upload \(hash.prefix(12)) from \(id) silent for \(Coordinator.seconds(timing.deadAfter)) s: closed")
             }
         }
     }

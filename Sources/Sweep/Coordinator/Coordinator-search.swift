@@ -29,9 +29,9 @@ extension Coordinator {
         searches = definitions.map(SearchEntry.init)
         if searches.isEmpty { return }
         let results = Dictionary(try store.results().map { ($0.job, $0.result) }, uniquingKeysWith: { a, _ in a })
-        let states = jobs.map { e -> (id: String, state: JobState, recovery: Double?) in
-            let state: JobState = e.state == .done ? .done : e.state == .failed ? .failed : .queued   // the rest: pending
-            return (id: e.planned.id, state: state, recovery: Coordinator.recovery(results[e.planned.id]))
+        let states = jobs.all.map { e -> (id: String, state: JobState, recovery: Double?) in
+            let state: JobState = e.terminal ? e.state : .queued   // the rest: pending
+            return (id: e.id, state: state, recovery: Coordinator.recovery(results[e.id]))
         }
         for s in searches { s.search = s.definition.replay(states) }
     }
@@ -47,11 +47,11 @@ extension Coordinator {
     var searchesFinished: Bool { searches.allSatisfy { $0.search.finished || searchBlocked($0) } }
 
     func searchBlocked(_ s: SearchEntry) -> Bool {
-        s.definition.deps.contains { jobIndex[$0].map { jobs[$0].state == .failed } ?? true }
+        s.definition.deps.contains { jobs[$0].map { $0.state == .failed } ?? true }
     }
 
     /// A job finished or failed: tell the search it probes, if any.
-    func searchResult(_ e: JobEntry, resultJSON: String?) {
+    func searchResult(_ e: JobRecord, resultJSON: String?) {
         for s in searches {
             guard let i = s.definition.index(ofJob: e.planned.id) else { continue }
             let recovery = resultJSON == nil ? nil : Coordinator.recovery(resultJSON)
@@ -66,9 +66,9 @@ extension Coordinator {
     /// (free worker slots no queued job will fill) once its baseline is done.
     func advanceSearches() {
         if searches.isEmpty { return }
-        var idle = workers.values.filter(\.ready).reduce(0) { $0 + max(0, $1.free) } - queuedCount()
+        var idle = workers.freeReadySlots - jobs.dispatchableCount
         for s in searches where !s.search.finished && !searchBlocked(s) {
-            let baselineDone = s.definition.deps.allSatisfy { jobIndex[$0].map { jobs[$0].state == .done } ?? false }
+            let baselineDone = s.definition.deps.allSatisfy { jobs[$0].map { $0.state == .done } ?? false }
             let probes = s.search.next(count: baselineDone ? max(0, idle) : 0)
             idle -= probes.count
             for i in probes {
@@ -80,33 +80,15 @@ extension Coordinator {
         }
     }
 
-    func queuedCount() -> Int {
-        var n = 0
-        for i in readyQueue[readyHead...] where jobs[i].state == .queued { n += 1 }
-        return n
-    }
-
     func addProbe(_ d: SearchDefinition, _ index: Int) throws {
         let job = try d.job(index)
-        if jobIndex[job.id] != nil { return }  // a grid job of the same setting: its result counts
+        if jobs.index(of: job.id) != nil { return }  // a grid job of the same setting: its result counts
         // The committer writes the store while we serve: let it finish first, so the store
         // changes in the order the coordinator made them.
         try committer?.waitIdle()
-        try store.addJobs([job], maxAttempts: d.maxAttempts, planHash: nil, sweepJSON: nil, event: "search-probe")
-        let e = JobEntry(index: jobs.count, planned: job, attempt: 0, failures: 0, maxAttempts: d.maxAttempts)
-        jobs.append(e)
-        jobIndex[job.id] = e.index
-        var failedDeps: [String] = []
-        for dep in job.deps {
-            guard let di = jobIndex[dep] else { failedDeps.append(dep); continue }
-            jobs[di].dependents.append(e.index)
-            if jobs[di].state == .failed { failedDeps.append(dep) } else if jobs[di].state != .done { e.remainingDeps += 1 }
-        }
-        progressView.jobEvent("target search \(d.name): probing \(job.id)", kind: "compress", coordinator: self)
-        if !failedDeps.isEmpty {
-            failJob(e, reason: "dependency failed: \(failedDeps.joined(separator: ", "))")
-        } else if e.remainingDeps == 0 {
-            makeReady(e)
-        }
+        try store.addJobs([job], maxAttempts: d.maxAttempts, planHash: nil, sweepJSON: nil, event: SweepEventKind.searchProbe.rawValue)
+        let failed = jobs.add(job, maxAttempts: d.maxAttempts, ops: &ops)
+        progressView.jobEvent("target search \(d.name): probing \(job.id)", kind: "compress", total: jobs.count)
+        jobsFailed(failed)
     }
 }

@@ -1,67 +1,6 @@
 import Basics
 import Foundation
 
-/// One job as the coordinator tracks it (owned by the coordinator thread).
-final class JobEntry {
-    enum State { case waiting, queued, running, done, failed }
-    let index: Int
-    let planned: PlannedJob
-    var state = State.waiting
-    /// Last attempt number issued; the next dispatch uses attempt + 1.
-    var attempt: Int
-    /// Attempts that count towards `maxAttempts` (failed, or worker declared dead).
-    var failures: Int
-    let maxAttempts: Int
-    var remainingDeps = 0
-    var dependents: [Int] = []
-    /// Open attempts: attempt -> worker id (normally one; two when a reattach races a re-dispatch).
-    var runningOn: [Int: String] = [:]
-    /// Attempts interrupted by a coordinator restart -> the worker they were dispatched to: that
-    /// worker (and only it) may reattach them or report their result.
-    var orphaned: [Int: String] = [:]
-    var notBefore: Double = 0
-    var dispatchedAt: Double = 0
-    /// When each open attempt was dispatched (or reattached after a coordinator restart): the
-    /// per-job timeout counts from here.
-    var attemptStarted: [Int: Double] = [:]
-    /// Why the job failed (shown by status).
-    var reason: String?
-    lazy var specBytes: [UInt8] = Array(planned.spec.utf8)
-
-    init(index: Int, planned: PlannedJob, attempt: Int, failures: Int, maxAttempts: Int) {
-        self.index = index; self.planned = planned; self.attempt = attempt; self.failures = failures; self.maxAttempts = maxAttempts
-    }
-
-    var terminal: Bool { state == .done || state == .failed }
-}
-
-/// One connected worker: explicit record with one owner and an expiry time (zguide ppqueue).
-final class WorkerEntry {
-    let id: String
-    var route: [UInt8]
-    let host: String
-    let slots: Int
-    let threads: Int
-    var running = Set<JobRef>()
-    var ready = false
-    /// In the coordinator's dispatch line (`Coordinator.offer`).
-    var offered = false
-    var expiry: Double
-    var lastSent: Double = 0
-    /// Latest progress line per running job, for the display.
-    var progress: [String: String] = [:]
-    /// Latest epoch (and epoch count) per running attempt, for status.
-    var epochs: [JobRef: EpochProgress] = [:]
-    /// Uploads in progress (PUT), by artifact hash; closed when the worker goes or they fall silent.
-    var uploads: [String: OpenUpload] = [:]
-
-    init(id: String, route: [UInt8], host: String, slots: Int, threads: Int, expiry: Double) {
-        self.id = id; self.route = route; self.host = host; self.slots = slots; self.threads = threads; self.expiry = expiry
-    }
-
-    var free: Int { slots - running.count }
-}
-
 /// An artifact upload in progress from one worker.
 final class OpenUpload {
     let receiver: ArtifactReceiver
@@ -77,103 +16,48 @@ struct WorkerIdentity {
 }
 
 extension Coordinator {
-    // MARK: job transitions (each records its store ops; the cycle commits them together)
-
-    func makeReady(_ e: JobEntry) {
-        e.state = .queued
-        readyQueue.append(e.index)
-    }
-
-    func releaseHeld(_ now: Double) {
-        if held.isEmpty { return }
-        var still: [Int] = []
-        for i in held {
-            let e = jobs[i]
-            if e.state != .queued { continue }
-            if e.notBefore > now { still.append(i) } else { readyQueue.append(i) }
-        }
-        held = still
-    }
-
-    /// Puts a worker that may have a free slot at the back of the dispatch line (once).
-    func offer(_ w: WorkerEntry) {
-        guard !w.offered, w.ready, w.free > 0, workers[w.id] === w else { return }
-        w.offered = true
-        offered.append(w)
-    }
+    // MARK: job transitions (the tables record the store ops; the cycle commits them together)
 
     /// Gives queued jobs to workers with free slots, one job per turn in line, so work spreads:
-    /// a worker with more free slots goes to the back of the line after each job. The line holds
-    /// the workers that got a free slot since they were last served (zguide's LRU queue), so a
-    /// dispatch costs the same with 10 workers connected as with 10,000.
+    /// a worker with more free slots goes to the back of the line after each job.
     func dispatch(_ now: Double) {
-        while readyHead < readyQueue.count && offeredHead < offered.count {
-            let w = offered[offeredHead]
-            offeredHead += 1
-            w.offered = false
-            // Gone, not ready (handing back), or full since it was offered: it is offered again
-            // when that changes.
-            guard workers[w.id] === w, w.ready, w.free > 0 else { continue }
-            guard let e = nextReady(now) else {
+        while jobs.lineHasEntries && workers.lineHasEntries {
+            guard let w = workers.popOffered() else { continue }
+            guard let i = jobs.nextDispatchable(now) else {
                 // Nothing dispatchable (held back, or the rest not queued): it keeps its place.
-                offeredHead -= 1
-                w.offered = true
+                workers.keepPlace(w)
                 break
             }
-            assign(e, to: w, now: now)
-            offer(w)
+            assign(i, to: w, now: now)
+            workers.offer(w)
         }
-        if offeredHead > 4096 && offeredHead * 2 > offered.count {
-            offered.removeFirst(offeredHead)
-            offeredHead = 0
-        }
-        if readyHead > 4096 && readyHead * 2 > readyQueue.count {
-            readyQueue.removeFirst(readyHead)
-            readyHead = 0
-        }
+        workers.compactLine()
+        jobs.compactLine()
     }
 
-    func nextReady(_ now: Double) -> JobEntry? {
-        while readyHead < readyQueue.count {
-            let e = jobs[readyQueue[readyHead]]
-            readyHead += 1
-            guard e.state == .queued else { continue }
-            if e.notBefore > now { held.append(e.index); continue }
-            return e
+    func assign(_ i: Int, to w: String, now: Double) {
+        guard let inputs = resolveInputs(jobs[i]).map({ $0 + checkpointInputs(jobs[i]) }) else { return }
+        switch jobs.dispatch(i, to: w, now: now, ops: &ops) {
+        case .failed(let failed): jobsFailed(failed)
+        case .sent(let ref):
+            workers.hold(w, ref)
+            if firstDispatch == nil { firstDispatch = now }
+            let e = jobs[i]
+            send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.kind, inputs: inputs,
+                                              checkpointSeconds: checkpointSeconds(kind: e.kind)), spec: Array(e.planned.spec.utf8)))
+            Log.debug("dispatch \(ref.job) attempt \(ref.attempt) -> \(w)")
         }
-        return nil
-    }
-
-    func assign(_ e: JobEntry, to w: WorkerEntry, now: Double) {
-        guard let inputs = resolveInputs(e).map({ $0 + checkpointInputs(e) }) else { return }
-        // The store is validated on open and peers cannot raise attempt numbers, so this holds;
-        // if it ever did not, the job fails with a reason instead of the coordinator trapping.
-        guard e.attempt >= 0 && e.attempt < Wire.maxAttempt else {
-            return failJob(e, reason: "attempt number \(e.attempt) cannot be raised (limit \(Wire.maxAttempt))")
-        }
-        e.attempt += 1
-        e.state = .running
-        e.dispatchedAt = now
-        e.attemptStarted = [e.attempt: now]
-        let ref = JobRef(job: e.planned.id, attempt: e.attempt)
-        e.runningOn[e.attempt] = w.id
-        w.running.insert(ref)
-        if firstDispatch == nil { firstDispatch = now }
-        ops.append(.dispatch(ref, worker: w.id))
-        send(w, WireMessage.job(JobHeader(job: ref.job, attempt: ref.attempt, kind: e.planned.kind, inputs: inputs,
-                                          checkpointSeconds: checkpointSeconds(kind: e.planned.kind)), spec: e.specBytes))
-        Log.debug("dispatch \(ref.job) attempt \(ref.attempt) -> \(w.id)")
     }
 
     /// Turns planned inputs into artifact addresses; a dependency's output that is missing fails the job.
-    func resolveInputs(_ e: JobEntry) -> [InputRef]? {
+    func resolveInputs(_ e: JobRecord) -> [InputRef]? {
         var out: [InputRef] = []
         for i in e.planned.inputs {
             if let h = i.hash, let s = i.size {
                 out.append(InputRef(name: i.name, hash: h, size: s, unpack: i.unpack))
             } else if let from = i.fromJob, let file = i.file {
                 guard let h = producedArtifacts[from]?[file], let size = artifacts.size(h) else {
-                    failJob(e, reason: "dependency \(from) produced no \(file)")
+                    failJob(e.index, reason: "dependency \(from) produced no \(file)")
                     return nil
                 }
                 out.append(InputRef(name: i.name, hash: h, size: size, unpack: i.unpack))
@@ -182,93 +66,59 @@ extension Coordinator {
         return out
     }
 
-    /// First valid result wins: the job must not be finished and the attempt must be open on this
-    /// worker (or orphaned by a coordinator restart while dispatched to it). Anything else is a
-    /// late duplicate (dropped); nil when the result may be accepted.
-    func staleReason(_ ref: JobRef, worker: String) -> String? {
-        guard let i = jobIndex[ref.job] else { return "unknown job" }
-        let e = jobs[i]
-        if e.terminal { return "job already \(e.state == .done ? "done" : "failed")" }
-        guard e.runningOn[ref.attempt] == worker || e.orphaned[ref.attempt] == worker else {
-            return "attempt \(ref.attempt) is not open on \(worker) (current attempt \(e.attempt))"
-        }
-        return nil
-    }
-
-    /// Records the result unless `staleReason` has one (returned: the result was dropped).
+    /// Records the result unless the job table finds it stale (returned: why the result was dropped).
     @discardableResult
     func acceptDone(_ ref: JobRef, worker: String, resultJSON: String, artifactsJSON: String, seconds: Double, now: Double) -> String? {
-        if let why = staleReason(ref, worker: worker) { return why }
-        let e = jobs[jobIndex[ref.job]!]
-        ops.append(.done(ref, worker: worker, result: resultJSON, artifacts: artifactsJSON, seconds: seconds))
-        cancelOtherAttempts(e, except: ref.attempt, reason: "another attempt finished first")
-        e.state = .done
-        e.runningOn.removeAll()
-        dropCheckpoint(job: ref.job)
-        doneCount += 1
-        terminalCount += 1
-        doneThisRun += 1
-        lastResult = now
-        if e.dispatchedAt > 0 { roundTrips.append(now - e.dispatchedAt) }
-        for d in e.dependents {
-            let de = jobs[d]
-            de.remainingDeps -= 1
-            if de.remainingDeps == 0 && de.state == .waiting { makeReady(de) }
+        switch jobs.accept(ref, worker: worker, resultJSON: resultJSON, artifactsJSON: artifactsJSON, seconds: seconds, ops: &ops) {
+        case .stale(let why): return why
+        case .accepted(let i, let dispatchedAt, let cancelled):
+            for (other, wid) in cancelled where workers[wid] != nil {
+                workers.release(wid, other)
+                send(wid, WireMessage(.cancel, CancelHeader(job: other.job, attempt: other.attempt, reason: JobTable.cancelReason)))
+                workers.offer(wid)
+            }
+            dropCheckpoint(job: ref.job)
+            lastResult = now
+            if dispatchedAt > 0 { roundTrips.append(now - dispatchedAt) }
+            searchResult(jobs[i], resultJSON: resultJSON)
+            return nil
         }
-        searchResult(e, resultJSON: resultJSON)
-        return nil
     }
 
     /// An attempt ended without a result. `counts`: towards max attempts (failure, death);
     /// handbacks and cancellations do not.
     /// `permanent`: the job's input is at fault, so it fails now rather than after `maxAttempts`.
     func attemptFailed(_ ref: JobRef, outcome: AttemptOutcome, reason: String, counts: Bool, permanent: Bool = false) {
-        guard let i = jobIndex[ref.job] else { return }
-        let e = jobs[i]
-        guard let w = e.runningOn.removeValue(forKey: ref.attempt) else { return }
-        ops.append(.attemptEnded(ref, outcome: outcome, reason: reason))
-        if e.terminal || !e.runningOn.isEmpty { return }  // another attempt is still going
-        if counts { e.failures += 1 }
-        progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome.rawValue): \(reason)", kind: e.planned.kind, coordinator: self, important: true)
-        if permanent {
-            failJob(e, reason: "input error, not retried: \(reason)")
-        } else if e.failures >= e.maxAttempts {
-            try? committer?.waitIdle()  // the store as committed so far (the committer is its writer)
-            let earlier: [AttemptRow] = ((try? store.attempts(job: ref.job)) ?? []).filter { $0.attempt != ref.attempt }
+        let end = jobs.endAttempt(ref, outcome: outcome, reason: reason, counts: counts, permanent: permanent, ops: &ops) { failures, w in
+            try? self.committer?.waitIdle()  // the store as committed so far (the committer is its writer)
+            let earlier: [AttemptRow] = ((try? self.store.attempts(job: ref.job)) ?? []).filter { $0.attempt != ref.attempt }
             let lines: [String] = earlier.map { a in
                 "attempt \(a.attempt) on \(a.worker): \(a.outcome?.rawValue ?? "") (\(a.reason ?? ""))"
             }
             let reasons = lines + ["attempt \(ref.attempt) on \(w): \(outcome.rawValue) (\(reason))"]
-            failJob(e, reason: "failed after \(e.failures) attempts: " + reasons.joined(separator: "; "))
-        } else {
-            e.state = .queued
-            ops.append(.requeue(job: ref.job, failures: e.failures))
-            readyQueue.append(e.index)
+            return "failed after \(failures) attempts: " + reasons.joined(separator: "; ")
         }
+        let w: String, failed: [Int]
+        switch end {
+        case .notOpen, .superseded: return
+        case .requeued(let worker): (w, failed) = (worker, [])
+        case .failed(let worker, let jobsFailed): (w, failed) = (worker, jobsFailed)
+        }
+        progressView.jobEvent("\(ref.job) attempt \(ref.attempt) on \(w) \(outcome.rawValue): \(reason)", kind: jobs[ref.job]?.kind ?? "",
+                              total: jobs.count, important: true)
+        jobsFailed(failed)
     }
 
-    func failJob(_ e: JobEntry, reason: String) {
-        if e.terminal { return }
-        e.state = .failed
-        e.reason = reason
-        failedCount += 1
-        terminalCount += 1
-        ops.append(.failJob(job: e.planned.id, failures: e.failures, reason: reason))
-        Log.warn("job \(e.planned.id) FAILED: \(reason)")
-        searchResult(e, resultJSON: nil)
-        for d in e.dependents { failJob(jobs[d], reason: "dependency \(e.planned.id) failed") }
+    func failJob(_ i: Int, reason: String) {
+        jobsFailed(jobs.fail(i, reason: reason, ops: &ops))
     }
 
-    func cancelOtherAttempts(_ e: JobEntry, except attempt: Int, reason: String) {
-        for (a, wid) in e.runningOn where a != attempt {
-            let ref = JobRef(job: e.planned.id, attempt: a)
-            ops.append(.attemptEnded(ref, outcome: .cancelled, reason: reason))
-            if let w = workers[wid] {
-                w.running.remove(ref)
-                w.progress[ref.job] = nil; w.epochs[ref] = nil
-                send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: a, reason: reason)))
-                offer(w)
-            }
+    /// Jobs the table failed (a job, then the jobs depending on it): said, and told to their searches.
+    func jobsFailed(_ failed: [Int]) {
+        for i in failed {
+            let e = jobs[i]
+            Log.warn("job \(e.id) FAILED: \(e.reason ?? "")")
+            searchResult(e, resultJSON: nil)
         }
     }
 
@@ -279,13 +129,13 @@ extension Coordinator {
     /// theirs may be among them).
     func checkLiveness(_ now: Double, expire: Bool = true) {
         if expire { closeIdleUploads(now) }
-        for w in workers.values {
-            if expire && now > w.expiry {
-                declareDead(w, reason: "worker \(w.id) silent for \(String(format: "%.1f", timing.deadAfter))s")
-            } else if now - w.lastSent >= timing.heartbeat {
-                send(w, WireMessage(.heartbeat, header: WireMessage.emptyHeader))
-            }
+        // Decided first, then done: the table changes as workers go and heartbeats are sent.
+        var silent: [String] = [], quiet: [String] = []
+        for w in workers.all {
+            if expire && now > w.expiry { silent.append(w.id) } else if now - w.lastSent >= timing.heartbeat { quiet.append(w.id) }
         }
+        for id in silent { declareDead(id, reason: "worker \(id) silent for \(String(format: "%.1f", timing.deadAfter))s") }
+        for id in quiet { send(id, WireMessage(.heartbeat, header: WireMessage.emptyHeader)) }
     }
 
     // MARK: per-job timeout
@@ -297,24 +147,21 @@ extension Coordinator {
     /// stale (`acceptDone`: the attempt is no longer open).
     func checkJobTimeouts(_ now: Double) {
         guard let limit = jobTimeout else { return }
-        for w in workers.values {
+        for w in workers.all {
             var expired: [JobRef] = []
             for ref in w.running {
-                guard let i = jobIndex[ref.job] else { continue }
-                let e = jobs[i]
-                if now - (e.attemptStarted[ref.attempt] ?? e.dispatchedAt) > limit { expired.append(ref) }
+                guard let started = jobs.startedAt(ref) else { continue }
+                if now - started > limit { expired.append(ref) }
             }
             for ref in expired.sorted(by: { ($0.job, $0.attempt) < ($1.job, $1.attempt) }) {
                 let reason = "timed out after \(Coordinator.seconds(limit)) s"
                 Log.warn("\(ref.job) attempt \(ref.attempt) on \(w.id) \(reason): cancelled")
-                w.running.remove(ref)
-                w.progress[ref.job] = nil
-                w.epochs[ref] = nil
-                send(w, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: ref.attempt, reason: reason)))
-                ops.append(.event(kind: "timeout", job: ref.job, attempt: ref.attempt, worker: w.id, detail: reason))
+                workers.release(w.id, ref)
+                send(w.id, WireMessage(.cancel, CancelHeader(job: ref.job, attempt: ref.attempt, reason: reason)))
+                ops.append(.event(kind: SweepEventKind.timeout.rawValue, job: ref.job, attempt: ref.attempt, worker: w.id, detail: reason))
                 attemptFailed(ref, outcome: .failed, reason: reason, counts: true)
             }
-            if !expired.isEmpty { offer(w) }
+            if !expired.isEmpty { workers.offer(w.id) }
         }
     }
 
@@ -323,20 +170,18 @@ extension Coordinator {
         s == s.rounded() && abs(s) < 1e15 ? String(Int(s)) : String(format: "%g", s)
     }
 
-    func declareDead(_ w: WorkerEntry, reason: String) {
-        Log.warn("\(reason): declared dead, \(w.running.count) job(s) go back to the queue")
-        removeWorker(w, outcome: .dead, reason: reason, counts: true)
-        ops.append(.workerState(id: w.id, state: "dead"))
-        ops.append(.event(kind: "worker-dead", job: nil, attempt: nil, worker: w.id, detail: reason))
+    func declareDead(_ id: String, reason: String) {
+        Log.warn("\(reason): declared dead, \(workers[id]?.running.count ?? 0) job(s) go back to the queue")
+        removeWorker(id, outcome: .dead, reason: reason, counts: true)
+        ops.append(.workerState(id: id, state: WorkerState.dead.rawValue))
+        ops.append(.event(kind: SweepEventKind.workerDead.rawValue, job: nil, attempt: nil, worker: id, detail: reason))
     }
 
-    func removeWorker(_ w: WorkerEntry, outcome: AttemptOutcome, reason: String, counts: Bool) {
-        workers[w.id] = nil
-        if workerByRoute[w.route] == w.id { workerByRoute[w.route] = nil }
+    /// The worker is gone: every attempt it held ends with `outcome` (its jobs queued again or
+    /// failed), and its unfinished uploads go with it (temp files removed).
+    func removeWorker(_ id: String, outcome: AttemptOutcome, reason: String, counts: Bool) {
+        guard let w = workers.remove(id) else { return }
         for ref in w.running.sorted(by: { $0.job < $1.job }) { attemptFailed(ref, outcome: outcome, reason: reason, counts: counts) }
-        w.running.removeAll()
-        // Its unfinished uploads go with it (temp files removed).
-        for u in w.uploads.values { u.receiver.abort() }
-        w.uploads.removeAll()
+        for u in (uploads.removeValue(forKey: id) ?? [:]).values { u.receiver.abort() }
     }
 }

@@ -64,31 +64,22 @@ extension Coordinator {
     func statusSnapshot(now: Double) -> SweepStatus {
         var s = SweepStatus()
         s.total = jobs.count
-        var queued = 0, running = 0
-        for e in jobs {
-            switch e.state {
-            case .waiting, .queued: queued += 1
-            case .running: running += 1
-            case .done, .failed: break
-            }
-        }
-        s.jobs = [JobState.queued.rawValue: queued, JobState.running.rawValue: running, JobState.done.rawValue: doneCount,
-                  JobState.failed.rawValue: failedCount].filter { $0.value > 0 }
-        s.workers = workers.values.sorted { $0.id < $1.id }.map { w in
+        s.jobs = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, jobs.count($0)) }).filter { $0.value > 0 }
+        s.workers = workers.sortedByID.map { w in
             SweepStatus.WorkerStatus(
-                id: w.id, host: w.host, state: "alive", slots: w.slots, seenAgo: max(0, now - (w.expiry - timing.deadAfter)),
+                id: w.id, host: w.host, state: WorkerState.alive.rawValue, slots: w.slots, seenAgo: max(0, now - (w.expiry - timing.deadAfter)),
                 running: w.running.sorted { ($0.job, $0.attempt) < ($1.job, $1.attempt) }.map {
                     SweepStatus.RunningJob(job: $0.job, attempt: $0.attempt, epoch: w.epochs[$0]?.epoch, epochs: w.epochs[$0]?.epochs)
                 })
         }
         s.attempts = attemptMirror.counts.filter { $0.value > 0 }
-        if let first = firstDispatch, doneThisRun > 0, lastResult > first { s.rate = Double(doneThisRun) / (lastResult - first) }
+        if let first = firstDispatch, jobs.doneThisRun > 0, lastResult > first { s.rate = Double(jobs.doneThisRun) / (lastResult - first) }
         if !searches.isEmpty {
             s.searches = searches.map { $0.search.answer.sentence(search: $0.definition.name, method: $0.definition.method, target: $0.definition.target) }
         }
-        if failedCount > 0 {
-            s.failedJobs = jobs.filter { $0.state == .failed }.sorted { $0.planned.id < $1.planned.id }.prefix(SweepStatus.failedShown)
-                .map { SweepStatus.FailedJob(job: $0.planned.id, reason: $0.reason ?? "") }
+        if jobs.failedCount > 0 {
+            s.failedJobs = jobs.all.filter { $0.state == .failed }.sorted { $0.id < $1.id }.prefix(SweepStatus.failedShown)
+                .map { SweepStatus.FailedJob(job: $0.id, reason: $0.reason ?? "") }
         }
         return s
     }

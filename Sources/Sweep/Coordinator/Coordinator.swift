@@ -7,6 +7,8 @@ import Foundation
 /// shape). Each cycle: wait for input up to the tick, drain every queued message, dispatch to free
 /// slots, run liveness, commit all state changes of the cycle in one SQLite transaction, and only
 /// then send the replies (so nothing a worker is told depends on state that could be lost).
+/// Job and worker state live in `JobTable` and `WorkerTable`: this class is the loop that feeds
+/// them what workers say, and does the sockets, the store and the artifacts.
 public final class Coordinator {
     let options: CoordinatorOptions
     let onSweepComplete: SweepCompletionHook
@@ -15,51 +17,40 @@ public final class Coordinator {
     let store: SweepStore
     let artifacts: ArtifactStore
     /// Held while this coordinator lives: `retry` (and a second coordinator) refuse the state dir.
-    let lock: StateLock
-    let context: ZMQContext
-    var router: ZMQSocket!
+    private let lock: StateLock
+    private let context: ZMQContext
+    private var router: ZMQSocket!
 
-    // Job state (owned by the coordinator thread).
-    var jobs: [JobEntry] = []
-    var jobIndex: [String: Int] = [:]
-    var readyQueue: [Int] = []
-    var readyHead = 0
-    /// Jobs a restarted coordinator holds back until `notBefore` so their workers can reattach.
-    var held: [Int] = []
+    // Job and worker state (owned by the coordinator thread; only the tables change it).
+    var jobs = JobTable()
+    var workers: WorkerTable
     var producedArtifacts: [String: [String: String]] = [:]
     /// Targeted searches (`target:`), whose probes are added as jobs while the sweep runs.
     var searches: [SearchEntry] = []
-    var terminalCount = 0
-    var doneCount = 0
-    var failedCount = 0
-    var doneThisRun = 0
 
-    // Worker state.
-    var workers: [String: WorkerEntry] = [:]
-    var workerByRoute: [[UInt8]: String] = [:]
     /// Every worker id ever registered with this state dir -> what it is bound to (key, secret).
     var identities: [String: WorkerIdentity] = [:]
     /// Routing id -> the worker id it first said HELLO as: one connection speaks for one worker.
     var routeOwner: [[UInt8]: String] = [:]
+    /// Uploads in progress (PUT) per worker id, by artifact hash; closed when the worker goes or
+    /// they fall silent.
+    var uploads: [String: [String: OpenUpload]] = [:]
     /// Dropped and refused messages, aggregated per peer, kind and minute.
     var eventCounts = EventCounts()
     /// The last STATUS reply (a STATUS flood is answered from it for a few milliseconds).
     var statusCache: (at: Double, payload: [UInt8])?
-    var sendFailures = 0
+    private var sendFailures = 0
 
     // Per-cycle buffers.
     var ops: [SweepStore.Op] = []
-    var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
+    private var outbox: [(route: [UInt8], frames: [[UInt8]])] = []
     var acks: [String: [JobRef]] = [:]
     /// The store's writer while `run` serves (nil before and after: then `commit` writes directly).
     var committer: GroupCommitter?
     /// The poll thread's end of the committer's wake-up pair.
-    var committerWake: ZMQSocket?
+    private var committerWake: ZMQSocket?
     /// ACKs waiting for the commit that covers their results: (batch number, worker -> refs), in order.
-    var pendingAcks: [(batch: Int, acks: [String: [JobRef]])] = []
-    /// Workers that may have a free slot, in the order they got one (dispatch takes from the front).
-    var offered: [WorkerEntry] = []
-    var offeredHead = 0
+    private var pendingAcks: [(batch: Int, acks: [String: [JobRef]])] = []
     /// Messages read per poll cycle at most, before the cycle dispatches and commits.
     var receiveBatch = 5000
     /// Test hook: called at the end of every poll cycle.
@@ -71,7 +62,7 @@ public final class Coordinator {
     var livenessWaitsForDrain = true
     /// Set when a liveness check found the receive queue not drained: the next cycle that drains it
     /// runs the expiry it skipped.
-    var expiryOwed = false
+    private var expiryOwed = false
 
     // Stats and display.
     var firstDispatch: Double?
@@ -82,7 +73,7 @@ public final class Coordinator {
 
     var unknownRouteBye: [[UInt8]: Double] = [:]
     /// When the observer last got a status snapshot (`observerStatusInterval` apart).
-    var lastObserved = -Double.infinity
+    private var lastObserved = -Double.infinity
     static let observerStatusInterval = 0.5
     /// Every attempt's outcome, for STATUS (no store reads while serving).
     var attemptMirror = AttemptMirror()
@@ -91,8 +82,8 @@ public final class Coordinator {
     /// Each train/fine-tune job's newest checkpoint (Coordinator-checkpoints.swift).
     var checkpointBook = CheckpointBook()
     /// Set on a stop signal while local workers hand back (`CoordinatorOptions.onStop`): no more dispatch.
-    var stopDeadline: Double?
-    var nextStopNote = 0.0
+    private var stopDeadline: Double?
+    private var nextStopNote = 0.0
 
     public init(options: CoordinatorOptions, onSweepComplete: @escaping SweepCompletionHook = { _, _ in },
                 reporter: SweepReporter? = nil) throws {
@@ -100,6 +91,7 @@ public final class Coordinator {
         self.onSweepComplete = onSweepComplete
         self.reporter = reporter
         timing = options.timing
+        workers = WorkerTable(deadAfter: options.timing.deadAfter)
         if options.serverKeys == nil && !options.insecure && !Endpoint.isLoopback(options.bind) {
             throw SweepError.invalid("--bind \(options.bind) is not a loopback address: give CURVE keys (--keys DIR) or pass --insecure")
         }
@@ -181,7 +173,7 @@ public final class Coordinator {
             throw SweepError.invalid(merge.refusal(stateDir: options.stateDir, source: options.sweepSource))
         }
         try store.addJobs(merge.added, maxAttempts: sweep.maxAttempts, planHash: JobPlanHash.of(planned), sweepJSON: "\(sweep)",
-                          event: "sweep-extended")
+                          event: SweepEventKind.sweepExtended.rawValue)
         for j in merge.added {
             for i in j.inputs { if let h = i.hash, let s = i.size { ops.append(.artifact(hash: h, size: s, origin: "input:\(i.name)")) } }
         }
@@ -220,41 +212,9 @@ public final class Coordinator {
             orphaned[ref.job, default: [:]][ref.attempt] = worker
         }
         let grace = options.reattachGrace ?? timing.deadAfter
-        let now = Clock.now()
-        for (i, s) in stored.enumerated() {
-            let e = JobEntry(index: i, planned: s.job, attempt: s.attempt, failures: s.failures, maxAttempts: s.maxAttempts)
-            e.orphaned = orphaned[s.job.id] ?? [:]
-            switch s.state {
-            case .done: e.state = .done
-            case .failed: e.state = .failed; e.reason = s.reason
-            case .running:
-                e.state = .waiting
-                ops.append(.requeue(job: s.job.id, failures: s.failures))
-                e.notBefore = now + grace
-            case .queued: e.state = .waiting
-            }
-            jobs.append(e)
-            jobIndex[s.job.id] = i
-        }
-        for e in jobs {
-            for d in e.planned.deps {
-                guard let di = jobIndex[d] else { throw SweepError.invalid("job \(e.planned.id) depends on unknown job \(d)") }
-                jobs[di].dependents.append(e.index)
-                if jobs[di].state != .done { e.remainingDeps += 1 }
-            }
-        }
-        for e in jobs {
-            if e.state == .done { doneCount += 1; terminalCount += 1 } else if e.state == .failed { failedCount += 1; terminalCount += 1 }
-        }
-        for e in jobs where e.state == .waiting {
-            if e.planned.deps.contains(where: { jobIndex[$0].map { jobs[$0].state == .failed } ?? false }) {
-                failJob(e, reason: "dependency failed: \(e.planned.deps.filter { jobs[jobIndex[$0]!].state == .failed }.joined(separator: ", "))")
-            } else if e.remainingDeps == 0 {
-                makeReady(e)
-            }
-        }
+        jobsFailed(try jobs.resume(stored, orphaned: orphaned, now: Clock.now(), grace: grace, ops: &ops))
         try commit()
-        Log.info("\(jobs.count) jobs: \(doneCount) done, \(failedCount) failed, \(jobs.count - terminalCount) to run")
+        Log.info("\(jobs.count) jobs: \(jobs.doneCount) done, \(jobs.failedCount) failed, \(jobs.count - jobs.terminalCount) to run")
     }
 
     // MARK: run loop
@@ -293,7 +253,7 @@ public final class Coordinator {
 
         var completedAt: Double? = nil
         advanceSearches()
-        if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
+        if jobs.allTerminal && searchesFinished { completedAt = try complete() }
         var nextLiveness = Clock.now() + timing.heartbeat
         while true {
             if csupport_stop_requested() != 0, try stopping(now: Clock.now()) {
@@ -314,7 +274,7 @@ public final class Coordinator {
             }
             let now = Clock.now()
             if completedAt == nil && stopDeadline == nil {
-                releaseHeld(now)
+                jobs.releaseHeld(now)
                 advanceSearches()
                 dispatch(now)
             }
@@ -340,10 +300,10 @@ public final class Coordinator {
                 lastObserved = now
             }
             if completedAt == nil {
-                progressView.update(now: now, coordinator: self)
-                if terminalCount == jobs.count && searchesFinished { completedAt = try complete() }
+                progressView.update(now: now, jobs: jobs, workers: workers)
+                if jobs.allTerminal && searchesFinished { completedAt = try complete() }
             }
-            let reportPending = reporter?.cycle(now: now, finished: doneCount + failedCount, complete: completedAt != nil) ?? false
+            let reportPending = reporter?.cycle(now: now, finished: jobs.terminalCount, complete: completedAt != nil) ?? false
             cycleHook?(self)
             if let completedAt, now - completedAt > timing.heartbeat, !reportPending {
                 // Linger one heartbeat after completion so workers hear BYE (and until the final
@@ -371,19 +331,19 @@ public final class Coordinator {
         }
         if !workers.isEmpty, let deadline = stopDeadline, now < deadline {
             if now >= nextStopNote {
-                Log.info("still waiting for \(workers.count) worker(s) to hand back: \(workers.keys.sorted().joined(separator: ", "))")
+                Log.info("still waiting for \(workers.count) worker(s) to hand back: \(workers.sortedByID.map(\.id).joined(separator: ", "))")
                 nextStopNote = now + 5
             }
             return false
         }
-        for w in workers.values.sorted(by: { $0.id < $1.id }) {
+        for w in workers.sortedByID {
             // Not seen to leave. A local worker that did not hand back in time is gone with us: its
             // jobs are queued again. A remote one may live on and reattach (its result still counts).
             if options.onStop != nil {
                 Log.warn("\(w.id) did not hand back in time: its job(s) are queued again")
-                removeWorker(w, outcome: .handback, reason: "coordinator stopped", counts: false)
+                removeWorker(w.id, outcome: .handback, reason: "coordinator stopped", counts: false)
             }
-            ops.append(.workerState(id: w.id, state: "detached"))
+            ops.append(.workerState(id: w.id, state: WorkerState.detached.rawValue))
         }
         Log.info("stopped on signal \(signal); state is saved, restart with the same --state-dir to resume")
         try commit(); flush()
@@ -402,24 +362,23 @@ public final class Coordinator {
     /// Everything done or failed: commit, tell the hook, say BYE to every worker.
     func complete() throws -> Double {
         try commit()
-        progressView.finish(coordinator: self)
+        progressView.finish(jobs: jobs, workers: workers)
         let s = summary(interrupted: false)
         Log.info("sweep complete: \(s.done) done, \(s.failed) failed of \(s.total)")
         try onSweepComplete(s, store)
-        for w in workers.values {
-            send(w, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
-            ops.append(.workerState(id: w.id, state: "finished"))
+        for w in workers.all {
+            send(w.id, WireMessage(.bye, ByeHeader(code: .sweepComplete, reason: "sweep complete")))
+            ops.append(.workerState(id: w.id, state: WorkerState.finished.rawValue))
         }
         flush()
         // They are leaving: no more heartbeats to them. Late HELLOs still get the rehello BYE path.
         workers.removeAll()
-        workerByRoute.removeAll()
         try commit()
         return Clock.now()
     }
 
     func summary(interrupted: Bool) -> SweepSummary {
-        SweepSummary(stateDir: options.stateDir, total: jobs.count, done: doneCount, failed: failedCount, doneThisRun: doneThisRun,
+        SweepSummary(stateDir: options.stateDir, total: jobs.count, done: jobs.doneCount, failed: jobs.failedCount, doneThisRun: jobs.doneThisRun,
                      seconds: firstDispatch.map { max(0, lastResult - $0) } ?? 0, roundTrips: roundTrips.sorted(), interrupted: interrupted)
     }
 
@@ -461,11 +420,11 @@ public final class Coordinator {
         }
         pendingAcks.removeFirst(n)
         for (id, refs) in merged {
-            guard let w = workers[id] else { continue }
+            guard workers[id] != nil else { continue }
             var start = 0
             while start < refs.count {
                 let end = min(refs.count, start + Coordinator.maxRefsPerAck)
-                send(w, WireMessage.ack(Array(refs[start ..< end])))
+                send(id, WireMessage.ack(Array(refs[start ..< end])))
                 start = end
             }
         }
@@ -501,9 +460,11 @@ public final class Coordinator {
         queueAcks()
     }
 
-    func send(_ w: WorkerEntry, _ m: WireMessage) {
-        outbox.append((w.route, m.frames))
-        w.lastSent = Clock.now()
+    /// Queues a message to a connected worker (none when it is gone).
+    func send(_ id: String, _ m: WireMessage) {
+        guard let route = workers[id]?.route else { return }
+        outbox.append((route, m.frames))
+        workers.sent(id, now: Clock.now())
     }
 
     func sendTo(route: [UInt8], _ m: WireMessage) { outbox.append((route, m.frames)) }
@@ -513,7 +474,7 @@ public final class Coordinator {
             do { try router.send([route] + frames, dontWait: true) } catch let e as ZMQError {
                 // Gone (EHOSTUNREACH) or its queue is full (EAGAIN): liveness deals with the worker.
                 // A peer that never reads fills its queue: say so now and then, not per message.
-                if let id = workerByRoute[route] {
+                if let id = workers.id(route: route) {
                     sendFailures += 1
                     if sendFailures <= 20 || sendFailures % 1000 == 0 { Log.warn("cannot send to \(id): \(e) (\(sendFailures) so far)") }
                 }
@@ -524,7 +485,7 @@ public final class Coordinator {
 
     func queueAcks() {
         for (id, refs) in acks {
-            if let w = workers[id] { send(w, WireMessage.ack(refs)) }
+            send(id, WireMessage.ack(refs))
         }
         acks.removeAll(keepingCapacity: true)
     }

@@ -28,9 +28,10 @@ public final class ProgressView {
 
     var terminal: Bool { display.isTerminal }
 
-    func jobEvent(_ text: @autoclosure () -> String, kind: String, coordinator c: Coordinator, important: Bool = false) {
+    /// A job event in a sweep of `total` jobs (noop/sleep events only in small sweeps).
+    func jobEvent(_ text: @autoclosure () -> String, kind: String, total: Int, important: Bool = false) {
         guard enabled, !terminal || important else { return }
-        if important || (kind != "noop" && kind != "sleep") || c.jobs.count <= 100 { Log.info(text()) }
+        if important || (kind != "noop" && kind != "sleep") || total <= 100 { Log.info(text()) }
     }
 
     /// A job finished in `seconds` (feeds the ETA).
@@ -46,38 +47,38 @@ public final class ProgressView {
         secondsPerEpoch[kind] = seconds
     }
 
-    func update(now: Double, coordinator c: Coordinator) {
+    func update(now: Double, jobs: JobTable, workers: WorkerTable) {
         guard enabled else { return }
-        let running = c.jobs.reduce(0) { $0 + ($1.state == .running ? 1 : 0) }
-        let eta = estimate(c)
+        let running = jobs.count(.running)
+        let eta = estimate(jobs: jobs, workers: workers)
         if terminal {
             var lines: [String] = []
-            for w in c.workers.values.sorted(by: { $0.id < $1.id }).prefix(20) {
+            for w in workers.sortedByID.prefix(20) {
                 let jobs = w.running.map { r in "\(r.job)#\(r.attempt)" + (w.progress[r.job].map { " \($0)" } ?? "") }.sorted()
                 lines.append("  \(w.id): " + (jobs.isEmpty ? "idle" : jobs.joined(separator: ", ")))
             }
-            display.update("sweep", done: c.terminalCount, total: c.jobs.count, eta: eta,
-                           detail: "\(running) running, \(c.failedCount) failed", lines: lines)
+            display.update("sweep", done: jobs.terminalCount, total: jobs.count, eta: eta,
+                           detail: "\(running) running, \(jobs.failedCount) failed", lines: lines)
         } else {
-            display.update("progress:", done: c.terminalCount, total: c.jobs.count, eta: eta,
-                           detail: "done or failed; \(running) running, \(c.failedCount) failed, \(c.workers.count) worker(s)")
+            display.update("progress:", done: jobs.terminalCount, total: jobs.count, eta: eta,
+                           detail: "done or failed; \(running) running, \(jobs.failedCount) failed, \(workers.count) worker(s)")
         }
     }
 
-    func finish(coordinator c: Coordinator) {
+    func finish(jobs: JobTable, workers: WorkerTable) {
         guard enabled else { return }
         // Plain mode already logged the final count when the last job ended.
-        if terminal { update(now: Clock.now(), coordinator: c) }
+        if terminal { update(now: Clock.now(), jobs: jobs, workers: workers) }
         display.finish()
     }
 
     /// Seconds left for the whole sweep, or nil while some remaining job's length is unknown.
-    func estimate(_ c: Coordinator) -> Double? {
+    func estimate(jobs: JobTable, workers: WorkerTable) -> Double? {
         var runningLeft: [Double] = []
         var queuedWork = 0.0
-        for w in c.workers.values {
+        for w in workers.all {
             for r in w.running {
-                guard let j = c.jobIndex[r.job].map({ c.jobs[$0] }) else { continue }
+                guard let j = jobs[r.job] else { continue }
                 let kind = j.planned.kind
                 if let e = w.epochs[r], let epoch = e.epoch, let epochs = e.epochs, let spe = secondsPerEpoch[kind] {
                     runningLeft.append(Double(max(0, epochs - epoch)) * spe)
@@ -86,18 +87,18 @@ public final class ProgressView {
                 } else { return nil }
             }
         }
-        for j in c.jobs where j.state == .queued || j.state == .waiting {
+        for j in jobs.all where j.state == .queued {
             guard let d = typicalSeconds(j) else { return nil }
             queuedWork += d
         }
-        if runningLeft.isEmpty && queuedWork == 0 { return c.terminalCount == c.jobs.count ? 0 : nil }
-        let slots = Double(max(1, c.workers.values.reduce(0) { $0 + $1.slots }))
+        if runningLeft.isEmpty && queuedWork == 0 { return jobs.allTerminal ? 0 : nil }
+        let slots = Double(max(1, workers.all.reduce(0) { $0 + $1.slots }))
         let longest = runningLeft.max() ?? 0
         return max(longest + queuedWork / slots, (runningLeft.reduce(0, +) + queuedWork) / slots)
     }
 
     /// How long a job of this kind is expected to take.
-    func typicalSeconds(_ job: JobEntry) -> Double? {
+    func typicalSeconds(_ job: JobRecord) -> Double? {
         let kind = job.planned.kind
         if let done = finishedSeconds[kind], done.count > 0 { return done.total / Double(done.count) }
         // Training-like jobs: their epochs at the seconds per epoch seen so far (a compress job

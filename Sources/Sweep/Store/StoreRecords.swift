@@ -25,6 +25,39 @@ public enum AttemptOutcome: String, Sendable, Codable, CaseIterable {
     case lost
 }
 
+/// A worker's state (`workers.state`), as the coordinator records it.
+public enum WorkerState: String, Sendable, Codable, CaseIterable {
+    /// Connected (said HELLO).
+    case alive
+    /// Said BYE.
+    case left
+    /// Silent past the liveness limit.
+    case dead
+    /// Told BYE when the sweep completed.
+    case finished
+    /// Still attached when its coordinator stopped.
+    case detached
+}
+
+/// The kind of an `events` row the coordinator writes.
+public enum SweepEventKind: String, Sendable, CaseIterable {
+    /// A message dropped before it was understood (oversized, malformed).
+    case dropped
+    /// A message refused: it speaks for something its sender does not hold.
+    case refused
+    /// A worker said (HELLO) it holds an attempt that is not open on it.
+    case staleAttempt = "stale-attempt"
+    /// A late or duplicate DONE.
+    case duplicateDone = "duplicate-done"
+    /// An attempt ran past the per-job timeout.
+    case timeout
+    case workerDead = "worker-dead"
+    /// A sweep file added jobs to the state dir's sweep.
+    case sweepExtended = "sweep-extended"
+    /// A targeted search added a probe job.
+    case searchProbe = "search-probe"
+}
+
 /// One row of `jobs`, as the store's readers see it.
 public struct JobRow: Sendable, Equatable {
     public var id: String
@@ -91,7 +124,7 @@ public struct WorkerRow: Sendable, Equatable {
     public var cores: Int
     public var slots: Int
     public var threads: Int
-    /// `alive`, `left`, `dead`, `finished`, or `detached` (still attached when its coordinator stopped).
+    /// A `WorkerState`'s raw value.
     public var state: String
     public var firstSeen: Double
     public var lastSeen: Double
