@@ -17,13 +17,9 @@ public func processCPUSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-public enum Clock {
-    /// Monotonic seconds.
-    public static func now() -> Double { monotonicSeconds() }
-
-    /// Wall-clock seconds since 1970, for records in the store.
-    public static func wall() -> Double { Date().timeIntervalSince1970 }
-}
+/// Wall-clock seconds since 1970, for records in the store and log lines (not for durations:
+/// wall time jumps; use `monotonicSeconds`).
+public func wallClockSeconds() -> Double { Date().timeIntervalSince1970 }
 
 /// "42s", "3m07s", "1h05m": durations and ETAs in every progress display and log.
 public func formatDuration(_ s: Double) -> String {

@@ -222,20 +222,20 @@ public final class DashboardServer: Sendable {
     /// Server-Sent Events: the summary now and after every change, at most one a second (a burst of
     /// changes is one event), a comment every 15 s to keep proxies from closing it.
     static func stream(_ m: SweepModel, writer: inout any ResponseBodyWriter, lifetime: Double) async throws {
-        let start = Clock.now()
+        let start = monotonicSeconds()
         var sent = -1
         var lastWrite = start
         try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-        while !Task.isCancelled && Clock.now() - start < lifetime {
+        while !Task.isCancelled && monotonicSeconds() - start < lifetime {
             let version = await m.version
             if version != sent {
                 let data = await m.summaryJSON()
                 try await writer.write(ByteBuffer(string: "event: update\ndata: " + String(decoding: data, as: UTF8.self) + "\n\n"))
                 sent = version
-                lastWrite = Clock.now()
-            } else if Clock.now() - lastWrite > 15 {
+                lastWrite = monotonicSeconds()
+            } else if monotonicSeconds() - lastWrite > 15 {
                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                lastWrite = Clock.now()
+                lastWrite = monotonicSeconds()
             }
             try await Task.sleep(nanoseconds: 1_000_000_000)
         }

@@ -54,10 +54,10 @@ public final class LocalWorkers: @unchecked Sendable {
     /// Waits up to `seconds` for the workers to leave by themselves, then SIGTERMs the rest.
     public func stop(within seconds: Double) {
         lock.lock(); var running = children.compactMap { $0 }; children = []; lock.unlock()
-        let end = Clock.now() + seconds
+        let end = monotonicSeconds() + seconds
         while !running.isEmpty {
             running = running.filter { $0.exitIfEnded() == nil }
-            if running.isEmpty || Clock.now() >= end { break }
+            if running.isEmpty || monotonicSeconds() >= end { break }
             usleep(20_000)
         }
         for child in running { child.terminate() }

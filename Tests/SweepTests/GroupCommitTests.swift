@@ -131,11 +131,11 @@ final class GroupCommitTests: XCTestCase {
         // Every JOB answered at once (the DONEs of the first two queue up during the stall), until
         // each peer has heard BYE: the sweep's end, or "say HELLO again" for one declared dead.
         var seen = [0, 0]
-        let end = Clock.now() + 60
+        let end = monotonicSeconds() + 60
         while peers.contains(where: { !$0.received.contains { $0.0 == "BYE" } }) {
-            guard Clock.now() < end else { throw SweepError.io("no BYE within 60 s: \(peers.map { $0.received.map(\.0) })") }
+            guard monotonicSeconds() < end else { throw SweepError.io("no BYE within 60 s: \(peers.map { $0.received.map(\.0) })") }
             for (k, p) in peers.enumerated() {
-                if Clock.now() - p.lastSent >= 0.1 { try p.send("HEARTBEAT", "{\"v\":\(Self.v)}") } else { p.drain() }
+                if monotonicSeconds() - p.lastSent >= 0.1 { try p.send("HEARTBEAT", "{\"v\":\(Self.v)}") } else { p.drain() }
                 while seen[k] < p.received.count {
                     let (command, fields) = p.received[seen[k]]
                     seen[k] += 1

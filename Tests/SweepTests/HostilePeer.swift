@@ -33,7 +33,7 @@ final class HostilePeer {
 
     func sendFrames(_ frames: [[UInt8]]) throws {
         try socket.send(frames)
-        lastSent = Clock.now()
+        lastSent = monotonicSeconds()
         drain()
     }
 
@@ -79,10 +79,10 @@ final class HostilePeer {
     /// Waits for a message with this command not returned before (heartbeating meanwhile);
     /// returns its header fields. It may have arrived already, while the test was sending.
     func waitFor(_ command: String, _ seconds: Double, heartbeat: Bool = true) throws -> [String: Any] {
-        let end = Clock.now() + seconds
+        let end = monotonicSeconds() + seconds
         var seen = consumed
-        while Clock.now() < end {
-            if heartbeat && Clock.now() - lastSent >= 0.1 { try send("HEARTBEAT", "{\"v\":\(Wire.version)}") }
+        while monotonicSeconds() < end {
+            if heartbeat && monotonicSeconds() - lastSent >= 0.1 { try send("HEARTBEAT", "{\"v\":\(Wire.version)}") }
             if try ZMQPoll.readable([socket], timeoutMs: 50)[0] {
                 while let frames = try socket.receive(dontWait: true) { record(frames) }
             }
@@ -99,8 +99,8 @@ final class HostilePeer {
     func roundTrip(_ seconds: Double = 20) throws {
         let before = counts["STATUS-REPLY"] ?? 0
         try send("STATUS", "{\"v\":\(Wire.version)}")
-        let end = Clock.now() + seconds
-        while Clock.now() < end {
+        let end = monotonicSeconds() + seconds
+        while monotonicSeconds() < end {
             if try ZMQPoll.readable([socket], timeoutMs: 50)[0] {
                 while let frames = try socket.receive(dontWait: true) { record(frames) }
             }

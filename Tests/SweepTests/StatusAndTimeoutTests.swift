@@ -166,7 +166,7 @@ final class FakeWorker {
 
     func send(_ m: WireMessage) throws {
         try socket.send(m.frames)
-        lastSent = Clock.now()
+        lastSent = monotonicSeconds()
     }
 
     func done(job: String, attempt: Int) throws {
@@ -175,9 +175,9 @@ final class FakeWorker {
 
     /// Waits for a message with this command (heartbeating meanwhile); returns its header fields.
     func waitFor(_ command: String, _ seconds: Double) throws -> [String: Any] {
-        let end = Clock.now() + seconds
-        while Clock.now() < end {
-            if Clock.now() - lastSent >= 0.1 { try send(WireMessage(.heartbeat, header: WireMessage.emptyHeader)) }
+        let end = monotonicSeconds() + seconds
+        while monotonicSeconds() < end {
+            if monotonicSeconds() - lastSent >= 0.1 { try send(WireMessage(.heartbeat, header: WireMessage.emptyHeader)) }
             guard try ZMQPoll.readable([socket], timeoutMs: 50)[0], let frames = try socket.receive(dontWait: true) else { continue }
             let m = try WireMessage.parse(frames[...])
             if m.command.rawValue == command {

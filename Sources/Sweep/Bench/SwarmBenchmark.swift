@@ -129,13 +129,13 @@ public enum SwarmBenchmark {
             hellos.append(WireMessage(.hello, HelloHeader(worker: "sim-\(getpid())-\(k)", host: "swarm", pid: getpid(), cores: 1, slots: 1,
                                                           threads: 1, running: [])).frames)
         }
-        let start = Clock.now()
+        let start = monotonicSeconds()
         let cpuStart = processCPUSeconds()
         // Every worker connects in the same instant, HELLO queued behind the connection.
         for (k, w) in sims.enumerated() {
             try w.socket.connect(endpoint)
             try w.socket.send(hellos[k], dontWait: true)
-            w.connectedAt = Clock.now()
+            w.connectedAt = monotonicSeconds()
             w.lastSent = w.connectedAt
         }
         hellos = []
@@ -167,7 +167,7 @@ public enum SwarmBenchmark {
         let deadline = start + 120 + Double(settings.jobsPerWorker) * settings.jobSeconds * 4 + Double(n) / 100
 
         while finishedCount < n {
-            let now0 = Clock.now()
+            let now0 = monotonicSeconds()
             guard now0 < deadline else {
                 throw SweepError.io("swarm did not finish in \(Int(deadline - start)) s: \(doneSent) of \(total) DONE sent, \(finishedCount) of \(n) workers told the sweep is complete (coordinator log: \(settings.directory)/coordinator.log)")
             }
@@ -180,7 +180,7 @@ public enum SwarmBenchmark {
             swap(&ready, &recheck)
             recheck.removeAll(keepingCapacity: true)
             try epoll.wait(timeoutMs: timeout) { ready.append(Int($0)) }
-            var now = Clock.now()
+            var now = monotonicSeconds()
             for k in ready { sims[k].recheck = false }
             if !ready.isEmpty {
                 for k in ready {
@@ -212,7 +212,7 @@ public enum SwarmBenchmark {
                     }
                 }
             }
-            now = Clock.now()
+            now = monotonicSeconds()
             while dueHead < due.count && due[dueHead].at <= now {
                 let d = due[dueHead]
                 dueHead += 1
@@ -250,9 +250,9 @@ public enum SwarmBenchmark {
         // The coordinator leaves one heartbeat after completion; its rusage comes with the reaping.
         var status: Int32 = 0
         var usage = rusage()
-        let reapDeadline = Clock.now() + 30
+        let reapDeadline = monotonicSeconds() + 30
         while wait4(coordinator.pid, &status, WNOHANG, &usage) == 0 {
-            if Clock.now() > reapDeadline { kill(coordinator.pid, SIGTERM) }
+            if monotonicSeconds() > reapDeadline { kill(coordinator.pid, SIGTERM) }
             usleep(20_000)
         }
         reaped = true
@@ -379,8 +379,8 @@ public enum SwarmBenchmark {
 
     /// Waits until something accepts TCP connections on `port` (the coordinator has bound).
     static func waitForListener(port: Int, coordinator: SpawnedChild, log: String) throws {
-        let end = Clock.now() + 60
-        while Clock.now() < end {
+        let end = monotonicSeconds() + 60
+        while monotonicSeconds() < end {
             if coordinator.exitIfEnded() != nil {
                 let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 throw SweepError.io("the coordinator did not start: \(text.split(separator: "\n").last ?? "see \(log)")")

@@ -67,7 +67,7 @@ extension Coordinator {
         }
         let old = checkpointBook.newest[h.job]
         if let old, old.epoch >= h.epoch { return }  // an older or repeated one (a resend after reconnecting)
-        let row = CheckpointRow(job: h.job, attempt: h.attempt, epoch: h.epoch, hash: h.hash, size: h.size, worker: w.id, recorded: Clock.wall())
+        let row = CheckpointRow(job: h.job, attempt: h.attempt, epoch: h.epoch, hash: h.hash, size: h.size, worker: w.id, recorded: wallClockSeconds())
         checkpointBook.newest[h.job] = row
         ops.append(.checkpoint(.record(row)))
         if let old, old.hash != h.hash { removeCheckpointFile(old.hash) }

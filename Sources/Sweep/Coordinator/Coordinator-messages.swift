@@ -30,7 +30,7 @@ extension Coordinator {
         if size > Coordinator.maxMessageBytes { return drop("oversized (\(size) bytes)") }
         let msg: WireMessage
         do { msg = try WireMessage.parse(frames.dropFirst()) } catch { return drop("\(error)") }
-        let now = Clock.now()
+        let now = monotonicSeconds()
         // A status client is not a worker: answered from memory, never registered, no state written.
         if msg.command == .status { return answerStatus(route: route, now: now) }
         if msg.command == .hello { return guarded({ try hello(msg, route: route, userKey: userKey, now: now) }, drop) }
@@ -82,7 +82,7 @@ extension Coordinator {
         let peer = registered ?? userKey.map { "key \($0)" } ?? "unregistered"
         let opened = eventCounts.note(kind: kind.rawValue, peer: peer, job: job, attempt: attempt,
                                       detail: registered == nil ? "\(why) (connection \(WireMessage.printable(route)))" : why,
-                                      wall: Clock.wall())
+                                      wall: wallClockSeconds())
         malformedLogged += 1
         if opened || malformedLogged <= 50 || malformedLogged % 1000 == 0 {
             let who = registered ?? "unknown peer \(WireMessage.printable(route))"

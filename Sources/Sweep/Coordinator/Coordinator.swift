@@ -212,7 +212,7 @@ public final class Coordinator {
             orphaned[ref.job, default: [:]][ref.attempt] = worker
         }
         let grace = options.reattachGrace ?? timing.deadAfter
-        jobsFailed(try jobs.resume(stored, orphaned: orphaned, now: Clock.now(), grace: grace, ops: &ops))
+        jobsFailed(try jobs.resume(stored, orphaned: orphaned, now: monotonicSeconds(), grace: grace, ops: &ops))
         try commit()
         Log.info("\(jobs.count) jobs: \(jobs.doneCount) done, \(jobs.failedCount) failed, \(jobs.count - jobs.terminalCount) to run")
     }
@@ -254,9 +254,9 @@ public final class Coordinator {
         var completedAt: Double? = nil
         advanceSearches()
         if jobs.allTerminal && searchesFinished { completedAt = try complete() }
-        var nextLiveness = Clock.now() + timing.heartbeat
+        var nextLiveness = monotonicSeconds() + timing.heartbeat
         while true {
-            if csupport_stop_requested() != 0, try stopping(now: Clock.now()) {
+            if csupport_stop_requested() != 0, try stopping(now: monotonicSeconds()) {
                 return summary(interrupted: true)
             }
             let tick = min(timing.heartbeatMs, 250)
@@ -272,7 +272,7 @@ public final class Coordinator {
                 handle(frames, userKey: userKey)
                 handled += 1
             }
-            let now = Clock.now()
+            let now = monotonicSeconds()
             if completedAt == nil && stopDeadline == nil {
                 jobs.releaseHeld(now)
                 advanceSearches()
@@ -296,7 +296,7 @@ public final class Coordinator {
             try releaseCommittedAcks()
             flush()
             if let observer = options.observer, now - lastObserved >= Coordinator.observerStatusInterval {
-                observer.publish(status: statusSnapshot(now: now), at: Clock.wall())
+                observer.publish(status: statusSnapshot(now: now), at: wallClockSeconds())
                 lastObserved = now
             }
             if completedAt == nil {
@@ -374,7 +374,7 @@ public final class Coordinator {
         // They are leaving: no more heartbeats to them. Late HELLOs still get the rehello BYE path.
         workers.removeAll()
         try commit()
-        return Clock.now()
+        return monotonicSeconds()
     }
 
     func summary(interrupted: Bool) -> SweepSummary {
@@ -387,7 +387,7 @@ public final class Coordinator {
     /// Hands this cycle's ops to the committer (or, before `run` serves, writes them at once), and
     /// ties the cycle's ACKs to that commit.
     func submitCycle() throws {
-        ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
+        ops.append(contentsOf: eventCounts.drain(wall: wallClockSeconds()))
         guard let committer else { return try commit() }
         // A failed commit stops the committer: the coordinator stops with its error (as a failed
         // commit on the poll thread did), not serving on with nothing written.
@@ -442,7 +442,7 @@ public final class Coordinator {
     /// Commits everything recorded so far and waits for it: the store is then as the coordinator
     /// sees it (before reads of the store, and on the way out). ACKs covered are queued.
     func commit() throws {
-        ops.append(contentsOf: eventCounts.drain(wall: Clock.wall()))
+        ops.append(contentsOf: eventCounts.drain(wall: wallClockSeconds()))
         if let committer {
             try submitCycle()
             try committer.waitIdle()
@@ -464,7 +464,7 @@ public final class Coordinator {
     func send(_ id: String, _ m: WireMessage) {
         guard let route = workers[id]?.route else { return }
         outbox.append((route, m.frames))
-        workers.sent(id, now: Clock.now())
+        workers.sent(id, now: monotonicSeconds())
     }
 
     func sendTo(route: [UInt8], _ m: WireMessage) { outbox.append((route, m.frames)) }

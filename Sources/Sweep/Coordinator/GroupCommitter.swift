@@ -121,7 +121,7 @@ final class GroupCommitter: @unchecked Sendable {
             cond.lock()
             while queue.isEmpty && !stopping { cond.wait() }
             while !stopping && !urgent {
-                let wait = lastCommit + GroupCommitter.window - Clock.now()
+                let wait = lastCommit + GroupCommitter.window - monotonicSeconds()
                 if wait <= 0 { break }
                 _ = cond.wait(until: Date(timeIntervalSinceNow: wait))
             }
@@ -136,7 +136,7 @@ final class GroupCommitter: @unchecked Sendable {
             let covers = submitted
             cond.unlock()
 
-            lastCommit = Clock.now()
+            lastCommit = monotonicSeconds()
             beforeCommit?()
             var crashAfter = false
             if let fault {

@@ -68,7 +68,7 @@ public final class ProgressView {
     func finish(jobs: JobTable, workers: WorkerTable) {
         guard enabled else { return }
         // Plain mode already logged the final count when the last job ended.
-        if terminal { update(now: Clock.now(), jobs: jobs, workers: workers) }
+        if terminal { update(now: monotonicSeconds(), jobs: jobs, workers: workers) }
         display.finish()
     }
 

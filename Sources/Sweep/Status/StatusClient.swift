@@ -27,9 +27,9 @@ public enum StatusClient {
         // Queued on the pipe connect created; sent once the handshake is done.
         try socket.send(WireMessage(.status, StatusHeader()).frames, dontWait: true)
 
-        let end = Clock.now() + Double(timeoutMs) / 1000
+        let end = monotonicSeconds() + Double(timeoutMs) / 1000
         while true {
-            let left = Int((end - Clock.now()) * 1000)
+            let left = Int((end - monotonicSeconds()) * 1000)
             if left <= 0 { break }
             let ready = try ZMQPoll.readable([socket, monitor], timeoutMs: left)
             if ready[1], let ev = try monitor.receive(dontWait: true), let first = ev.first, first.count >= 6 {

@@ -102,7 +102,7 @@ public final class SweepStore {
 
     /// Writes the planned jobs and the sweep's identity in one transaction.
     public func createSweep(jobs: [PlannedJob], maxAttempts: Int, planHash: String, sweepJSON: String) throws {
-        let now = Clock.wall()
+        let now = wallClockSeconds()
         try db.write { db in
             for (k, v) in [("plan_hash", planHash), ("sweep", sweepJSON), ("created", String(now))] {
                 try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v])
@@ -129,7 +129,7 @@ public final class SweepStore {
     /// Appends jobs to an existing sweep (a grown sweep file, or a targeted search's next probes)
     /// after the ones it has, and records the new plan hash when given, in one transaction.
     public func addJobs(_ jobs: [PlannedJob], maxAttempts: Int, planHash: String?, sweepJSON: String?, event: String) throws {
-        let now = Clock.wall()
+        let now = wallClockSeconds()
         try db.write { db in
             for (k, v) in [("plan_hash", planHash), ("sweep", sweepJSON)] {
                 if let v { try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v]) }
@@ -145,7 +145,7 @@ public final class SweepStore {
     /// Puts failed jobs back in the queue with a fresh attempt budget (`failures` 0; the attempt
     /// number goes on, so attempts stay unique), in one transaction, with a `retry` event each.
     public func requeueForRetry(_ ids: [String]) throws {
-        let now = Clock.wall()
+        let now = wallClockSeconds()
         try db.write { db in
             for id in ids {
                 try db.execute(sql: "UPDATE jobs SET state = 'queued', failures = 0, reason = NULL, worker = NULL, updated = ? WHERE id = ? AND state = 'failed'",
@@ -309,7 +309,7 @@ public final class SweepStore {
     /// Applies all ops in one transaction.
     public func apply(_ ops: [Op]) throws {
         if ops.isEmpty { return }
-        let now = Clock.wall()
+        let now = wallClockSeconds()
         try db.write { db in
             for op in ops {
                 switch op {

@@ -69,7 +69,7 @@ enum JobRunner {
         let t = Thread {
             guard let push = try? ZMQSocket(context, .push) else { return }
             guard (try? push.connect(eventsEndpoint)) != nil else { return }
-            let started = Clock.now()
+            let started = monotonicSeconds()
             func post(_ event: String, _ payload: [[UInt8]]) {
                 try? push.send([Array(event.utf8), Array(s.ref.job.utf8), Array(String(s.ref.attempt).utf8)] + payload)
             }
@@ -77,11 +77,11 @@ enum JobRunner {
                 if s.inChild {
                     let (result, outputs) = try runChild(s, control: control) { post("progress", [$0]) }
                     if control.cancelled { return }
-                    post("done", [result, Array(try JSONEncoder().encode(outputs)), Array(String(Clock.now() - started).utf8)])
+                    post("done", [result, Array(try JSONEncoder().encode(outputs)), Array(String(monotonicSeconds() - started).utf8)])
                 } else {
                     try runInProcess(s, control: control)
                     if control.cancelled { return }
-                    post("done", [Array("{\"slept\":true}".utf8), Array("[]".utf8), Array(String(Clock.now() - started).utf8)])
+                    post("done", [Array("{\"slept\":true}".utf8), Array("[]".utf8), Array(String(monotonicSeconds() - started).utf8)])
                 }
             } catch {
                 // An input error fails the job for good; anything else may pass on another try.
@@ -95,8 +95,8 @@ enum JobRunner {
     /// `sleep` in a worker thread, in small steps so a cancel is noticed.
     static func runInProcess(_ s: Setup, control: JobControl) throws {
         let spec = try JSONDecoder().decode(SleepSpec.self, from: Data(s.spec))
-        let end = Clock.now() + spec.seconds
-        while Clock.now() < end && !control.cancelled { usleep(UInt32(min(0.02, max(0, end - Clock.now())) * 1e6)) }
+        let end = monotonicSeconds() + spec.seconds
+        while monotonicSeconds() < end && !control.cancelled { usleep(UInt32(min(0.02, max(0, end - monotonicSeconds())) * 1e6)) }
     }
 
     /// Runs `ranksweep exec-job` in a child process: a crash or OOM there is a FAILED result with

@@ -22,7 +22,7 @@ extension Worker {
     func maybeUploadCheckpoint(_ ref: JobRef, _ job: ActiveJob) {
         guard welcomed, let interval = job.header.checkpointSeconds, let c = job.newestCheckpoint,
               c.epoch > job.sentCheckpointEpoch, job.uploadingCheckpoint == nil else { return }
-        let now = Clock.now()
+        let now = monotonicSeconds()
         guard csupport_stop_requested() != 0 || now - job.lastCheckpointUpload >= interval else { return }
         job.uploadingCheckpoint = c
         job.lastCheckpointUpload = now
@@ -53,8 +53,8 @@ extension Worker {
     func uploadCheckpointsBeforeStopping() {
         guard welcomed, let d = dealer else { return }
         for (ref, job) in active { maybeUploadCheckpoint(ref, job) }
-        let end = Clock.now() + Worker.stopUploadSeconds
-        while welcomed, Clock.now() < end, active.values.contains(where: { $0.uploadingCheckpoint != nil }) {
+        let end = monotonicSeconds() + Worker.stopUploadSeconds
+        while welcomed, monotonicSeconds() < end, active.values.contains(where: { $0.uploadingCheckpoint != nil }) {
             if let r = try? ZMQPoll.readable([d], timeoutMs: 50), r[0] {
                 while let f = try? d.receive(dontWait: true) { handleCoordinator(f) }
             }

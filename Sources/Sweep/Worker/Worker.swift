@@ -27,7 +27,7 @@ public final class Worker {
     var connectedAt = 0.0
     var backoffMs: Int
     /// When a coordinator last said anything (or the worker started): for `giveUpAfter`.
-    var lastContact = Clock.now()
+    var lastContact = monotonicSeconds()
 
     // Jobs.
     var active: [JobRef: ActiveJob] = [:]
@@ -79,7 +79,7 @@ public final class Worker {
         try s.connect(options.connect)
         dealer = s
         welcomed = false
-        connectedAt = Clock.now()
+        connectedAt = monotonicSeconds()
         lastHeard = connectedAt
         sendHello()
     }
@@ -96,7 +96,7 @@ public final class Worker {
         do { try d.send(m.frames, dontWait: true) } catch {
             // EAGAIN: the pipe to an absent coordinator is full; heartbeats/liveness will recover.
         }
-        lastSent = Clock.now()
+        lastSent = monotonicSeconds()
     }
 
     // MARK: main loop
@@ -112,7 +112,7 @@ public final class Worker {
             let ready = try ZMQPoll.readable([d, events], timeoutMs: min(timing.heartbeatMs, 250))
             if ready[1] { while let f = try? events.receive(dontWait: true) { handleJobEvent(f) } }
             if ready[0] { while let f = try? d.receive(dontWait: true) { handleCoordinator(f); if dealer !== d { break } } }
-            let now = Clock.now()
+            let now = monotonicSeconds()
             if now - lastHeard > timing.deadAfter {
                 if let limit = options.giveUpAfter, now - lastContact > limit, active.isEmpty {
                     Log.error("no coordinator answered at \(options.connect) for \(Int(now - lastContact)) s (\(everWelcomed ? "it fell silent" : "never welcomed")): giving up; the sweep there may be complete (--give-up-after 0: keep trying)")
@@ -136,9 +136,9 @@ public final class Worker {
 
     /// Back-off wait that still takes job events (so job threads never block on a full pipe).
     func waitDrainingEvents(ms: Int) {
-        let end = Clock.now() + Double(ms) / 1000
-        while Clock.now() < end && csupport_stop_requested() == 0 {
-            if let r = try? ZMQPoll.readable([events], timeoutMs: max(1, Int((end - Clock.now()) * 1000))), r[0] {
+        let end = monotonicSeconds() + Double(ms) / 1000
+        while monotonicSeconds() < end && csupport_stop_requested() == 0 {
+            if let r = try? ZMQPoll.readable([events], timeoutMs: max(1, Int((end - monotonicSeconds()) * 1000))), r[0] {
                 while let f = try? events.receive(dontWait: true) { handleJobEvent(f) }
             }
         }
@@ -150,7 +150,7 @@ public final class Worker {
             Log.warn("dropped message from coordinator: \(error)")
             return
         }
-        lastHeard = Clock.now()
+        lastHeard = monotonicSeconds()
         lastContact = lastHeard
         do {
             switch msg.command {
@@ -215,8 +215,8 @@ public final class Worker {
         active.removeAll()
         if welcomed { send(WireMessage(.bye, ByeHeader(code: .leaving, reason: "worker stopping"))) }
         // Results in flight deserve a moment to be acknowledged; then close (linger 0).
-        let end = Clock.now() + min(1.0, timing.heartbeat * 2)
-        while !pending.isEmpty && Clock.now() < end, let d = dealer {
+        let end = monotonicSeconds() + min(1.0, timing.heartbeat * 2)
+        while !pending.isEmpty && monotonicSeconds() < end, let d = dealer {
             if let r = try? ZMQPoll.readable([d], timeoutMs: 50), r[0] {
                 while let f = try? d.receive(dontWait: true) { handleCoordinator(f) }
             }
