@@ -6,6 +6,7 @@
 //   SweepJobs (where the two stacks meet: the job kinds' executors, spec mapping, preflight, local
 //     workers, the live report) -> Reports (above it) -> ranksweep (CLI: parses and calls)
 //   Dashboard (above Sweep only: the live web view and /metrics; never the training stack) -> ranksweep
+//   CommandLineOptions (the option groups the commands share, parse-only) -> ranksweep
 // Every target lists every module it imports.
 import PackageDescription
 
@@ -91,9 +92,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // The option groups several commands share (data, dataset layout, threads, comma lists,
+        // progress, logging, heartbeat timing), parse-only and unit-tested without a process.
+        .target(name: "CommandLineOptions", dependencies: [
+            "Basics", "Engine", "Pipeline", "Sweep", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // The command-line tool: thin, calls the modules.
         .executableTarget(name: "ranksweep", dependencies: [
             "Basics", "Engine", "Imaging", "Compression", "ModelInterop", "Pipeline", "Sweep", "SweepJobs", "Reports", "Dashboard", "CSupport",
+            "CommandLineOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -111,6 +118,9 @@ let package = Package(
         // Snapshots/ holds each command's help screen (read by path, not a resource).
         .testTarget(name: "CLITests", dependencies: ["Basics", "Engine", "Imaging", "Pipeline", "TestSupport"], exclude: ["Snapshots"]),
         .testTarget(name: "DashboardTests", dependencies: ["Basics", "Sweep", "Dashboard"]),
+        .testTarget(name: "CommandLineOptionsTests", dependencies: [
+            "Basics", "Sweep", "CommandLineOptions", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ModelInteropTests", dependencies: ["Engine", "Compression", "ModelInterop", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,5 @@
 import ArgumentParser
-import Basics
-import Foundation
+import CommandLineOptions
 import Sweep
 import SweepJobs
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Basics
 import Compression
 import Engine
-import Foundation
 
 /// `ranksweep bench compression`: the seed's sweep grid on randomly initialised U-Nets (by default
 /// unet-small, 3 channels, and the held-out-style 1-channel model, both base 16) — parameter and

@@ -1,7 +1,5 @@
 import ArgumentParser
-import Basics
 import Engine
-import Foundation
 
 /// `ranksweep bench engine`: parses and calls `EngineComparison` (Engine/Bench).
 struct BenchEngine: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import CSupport
 import Compression
-import Engine
 import Foundation
 import Pipeline
 

@@ -1,7 +1,6 @@
 import Basics
 import CSupport
 import Engine
-import Foundation
 
 /// Process entry: pick OpenBLAS's fast kernels (by re-exec, since the library reads its environment
 /// when it loads), make logs line-buffered, accept the seed pipeline's flag spelling, then hand

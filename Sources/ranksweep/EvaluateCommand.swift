@@ -1,8 +1,7 @@
 import ArgumentParser
 import Basics
-import Engine
+import CommandLineOptions
 import Foundation
-import Imaging
 import ModelInterop
 import Pipeline
 

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Basics
-import Engine
 import Foundation
 import ModelInterop
 import Reports

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Basics
-import Engine
 import ModelInterop
 
 /// `ranksweep import-keras`: a Keras U-Net as a ranksweep model file.

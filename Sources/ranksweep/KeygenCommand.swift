@@ -1,6 +1,4 @@
-import Basics
 import ArgumentParser
-import Foundation
 import Sweep
 
 struct KeygenCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import Compression
-import Engine
 import Foundation
 import ModelInterop
 import Pipeline

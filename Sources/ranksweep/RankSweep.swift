@@ -1,7 +1,5 @@
 import ArgumentParser
-import Basics
 import CSupport
-import Foundation
 import Sweep
 
 /// The command-line tool. Each subcommand lives in its own file and only parses, validates and
@@ -48,26 +46,6 @@ struct Version: ParsableCommand {
 }
 
 let ranksweepVersion = "0.2.0"
-
-/// Log verbosity, on every command. Child processes (local workers, job children) inherit it
-/// through RANKSWEEP_LOG_LEVEL.
-struct LoggingOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"), help: "debug, info, warn or error (default info).") var logLevel: String?
-    @Flag(name: .shortAndLong, help: "Only warnings and errors (same as --log-level warn).") var quiet = false
-    @Flag(name: .shortAndLong, help: "Debug detail (same as --log-level debug).") var verbose = false
-
-    func validate() throws {
-        if let logLevel, Log.Level(name: logLevel) == nil {
-            throw ValidationError("--log-level must be debug, info, warn or error, got '\(logLevel)'")
-        }
-        if quiet && verbose { throw ValidationError("give -q or -v, not both") }
-    }
-
-    /// Sets the level for this process and its children.
-    func apply() {
-        if let level = logLevel.flatMap(Log.Level.init(name:)) ?? (quiet ? .warn : verbose ? .debug : nil) { Log.setLevelForThisProcessAndChildren(level) }
-    }
-}
 
 /// What a command that was interrupted returns, after saving: 128 + the signal (130 for SIGINT,
 /// 143 for SIGTERM), so `train && compress` stops after a preemption.

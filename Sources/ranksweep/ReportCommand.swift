@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Reports
 
 /// `ranksweep report`: the comparison report of a sweep's state dir (finished or not).

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Basics
-import Foundation
+import CommandLineOptions
 import Sweep
 
 struct RetryCommand: ParsableCommand {

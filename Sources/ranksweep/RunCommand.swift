@@ -1,7 +1,7 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import Foundation
-import Imaging
 import Sweep
 import SweepJobs
 

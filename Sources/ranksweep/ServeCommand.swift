@@ -1,10 +1,10 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import CSupport
 import Dashboard
 import Foundation
 import ModelInterop
-import Sweep
 
 /// `--http ADDR` and `--http-token` on `run` and `coordinator`: the live dashboard of the sweep.
 struct DashboardOptions: ParsableArguments {

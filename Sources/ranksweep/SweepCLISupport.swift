@@ -1,5 +1,6 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import CSupport
 import Foundation
 import Sweep
@@ -24,34 +25,8 @@ enum SweepCLI {
     static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
 }
 
-/// The live report's throttle, shared by coordinator and run.
-struct ReportOptions: ParsableArguments {
-    @Option(name: .customLong("report-interval"), help: "Refresh STATE_DIR/report at most every this many seconds while the sweep runs, when new results arrived.")
-    var reportInterval: Double = 30
-
-    func validate() throws {
-        if !(reportInterval >= 1 && reportInterval <= 86_400) { throw ValidationError("--report-interval must be in 1...86400 seconds") }
-    }
-
+extension ReportOptions {
     func reporter(stateDir: String) -> LiveReport { LiveReport(stateDir: stateDir, interval: reportInterval, executable: SweepCLI.executable) }
-}
-
-/// Heartbeat flags shared by coordinator, worker and run (tests use short ones).
-struct TimingOptions: ParsableArguments {
-    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in ms (default 1000, env RANKSWEEP_HEARTBEAT_MS).") var heartbeatMs: Int?
-    @Option(help: "Missed heartbeats before a peer is dead (default 5, env RANKSWEEP_LIVENESS).") var liveness: Int?
-
-    func validate() throws {
-        if let h = heartbeatMs, h < 10 || h > 600_000 { throw ValidationError("--heartbeat-ms must be in 10...600000") }
-        if let l = liveness, l < 1 || l > 1000 { throw ValidationError("--liveness must be in 1...1000") }
-    }
-
-    var timing: Timing {
-        var t = Timing.fromEnvironment()
-        if let h = heartbeatMs { t.heartbeatMs = h }
-        if let l = liveness { t.liveness = l }
-        return t
-    }
 }
 
 /// Where the executable plugs into the coordinator: the completion line, and the report kept

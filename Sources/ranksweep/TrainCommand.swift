@@ -1,8 +1,8 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import CSupport
 import Engine
-import Foundation
 import Pipeline
 
 /// `ranksweep train`: the baseline model every sweep compresses.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Basics
+import CommandLineOptions
 import CSupport
-import Foundation
 import Sweep
 
 struct WorkerCommand: ParsableCommand {

@@ -97,7 +97,7 @@ public enum SwarmBenchmark {
         // Each simulated worker holds a TCP connection and a libzmq mailbox here.
         let descriptors = raiseDescriptorLimit(needed: 2 * n + 256)
         guard descriptors >= 2 * n + 256 else {
-            throw SweepError.invalid("--simulated-workers \(n) needs \(2 * n + 256) file descriptors in this process; the limit is \(descriptors) (ulimit -Hn; raising it needs root): run fewer")
+            throw SweepError.invalid("--simulated-workers \(n) needs \(2 * n + 256) file descriptors in this process; the limit is \(descriptors) (ulimit -Hn; raising it needs CAP_SYS_RESOURCE): run fewer")
         }
         let sweepFile = settings.directory + "/swarm.yaml", state = settings.directory + "/state"
         try AtomicFile.write("noop: \(total)\n", to: sweepFile)
