@@ -6,7 +6,7 @@ import Foundation
 import Sweep
 import SweepJobs
 
-/// Shared bits of the sweep commands: one-line errors, our own executable's path, timing flags.
+/// Shared bits of the commands: one-line errors, our own executable's path, the core count.
 enum SweepCLI {
     /// Runs a command body; any error becomes one line `Error: ...` on stderr (the parser's own
     /// spelling, so every command reports alike) and exit status 1.

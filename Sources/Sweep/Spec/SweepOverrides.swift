@@ -24,7 +24,8 @@ public struct SweepOverrides: Sendable, Equatable {
 
     public init() {}
 
-    /// What is wrong with the values given (nil: nothing), naming the flag.
+    /// What is wrong with the values given (nil: nothing), naming the flag. `--job-timeout` is
+    /// checked where the flag is declared, for `coordinator` too (CoordinatorRunOptions).
     public var problem: String? {
         if let e = epochs, e < 1 { return "--epochs must be at least 1" }
         if let b = batchSize, b < 1 { return "--batch-size must be at least 1" }
@@ -33,7 +34,6 @@ public struct SweepOverrides: Sendable, Equatable {
         if let v = baseFilters, v < 1 || v > 1024 { return "--base-filters must be in 1...1024" }
         if let v = depth, v < 1 || v > 8 { return "--depth must be in 1...8" }
         if let v = learningRate, !(v > 0 && v.isFinite) { return "--lr must be a positive number" }
-        if let t = jobTimeout, !(t > 0 && t.isFinite) { return "--job-timeout must be a positive number of seconds" }
         return nil
     }
 
