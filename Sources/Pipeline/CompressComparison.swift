@@ -19,12 +19,12 @@ public struct CompressComparison {
     /// then the table, printed.
     public static func run(_ methods: [CompressionMethod], _ spec: CompressSpec, baselinePath: String, outDir: String,
                            progress: ProgressDisplay) throws -> CompressComparison {
-        let folder: (CompressionMethod) -> String = { methods.count == 1 ? "." : $0.slug }
+        let folder: (CompressionMethod) -> String = { methods.count == 1 ? "." : $0.slug }   // relative, for the CSV
         var rows: [(CompressionMethod, CompressResult)] = []
         for method in methods {
             var spec = spec
             spec.method = method
-            let dir = methods.count == 1 ? outDir : outDir + "/" + method.slug
+            let dir = outputFolder(of: method, among: methods, in: outDir)
             if Log.level <= .info { progress.line("== \(method.description) -> \(dir)") }
             let r = try CompressJob.run(spec, baselinePath: baselinePath, outDir: dir, events: trainingEventPrinter(progress, label: "fine-tune"))
             warnIfNothingFactorised(method, r)
@@ -35,6 +35,12 @@ public struct CompressComparison {
         progress.line("")
         for line in comparison.markdownLines { progress.line(line) }
         return comparison
+    }
+
+    /// Where one setting's files go: `outDir` itself for a single setting, else its own subfolder
+    /// (`svd_r50`, `arsvd_tau0.9`, …).
+    public static func outputFolder(of method: CompressionMethod, among methods: [CompressionMethod], in outDir: String) -> String {
+        methods.count == 1 ? outDir : outDir + "/" + method.slug
     }
 
     /// The table is a result: kept beside the settings' folders as comparison.csv and comparison.md.

@@ -69,7 +69,7 @@ struct Compress: ParsableCommand {
         let all = try methods()
         try SweepCLI.guarded {
             guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("--model \(model): no such file") }
-            for m in all { try checkOutDir(all.count == 1 ? outDir : outDir + "/" + m.slug, overwrite: overwrite) }
+            for m in all { try checkOutDir(CompressComparison.outputFolder(of: m, among: all, in: outDir), overwrite: overwrite) }
         }
         var spec = CompressSpec(method: all[0])
         spec.latencyProfile = latencyProfile.map { UserPath.absolute($0) }
